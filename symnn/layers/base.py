@@ -1,0 +1,223 @@
+"""The layer base class: parameters with tags, calling on a symbolic tensor, state updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.traversal import ancestors
+
+from ..errors import SymnnTypeError, SymnnValueError
+from ..init import Initializer
+from ..init import get as get_init
+from ..utils import as_float_dtype, as_rng, describe
+
+__all__ = ["Layer", "get_updates", "attach_updates"]
+
+_UPDATES_TAG = "symnn_updates"
+
+
+def attach_updates(output, updates: dict) -> Any:
+    """Record state updates (batch-norm statistics, RNG states) on a layer's output.
+
+    :func:`get_updates` finds them again from any expression built on that output.
+    """
+    if updates:
+        setattr(output.tag, _UPDATES_TAG, dict(updates))
+    return output
+
+
+def get_updates(*outputs) -> dict:
+    """The state updates of every layer in the graphs of ``outputs``.
+
+    These are the non-gradient updates a training function must apply: batch-norm running
+    statistics and the random-generator states of dropout. Layers called with
+    ``deterministic=True`` record none.
+
+    >>> import pytensor.tensor as pt
+    >>> from symnn.layers import Dropout
+    >>> x = pt.matrix("x", dtype="float32")
+    >>> len(get_updates(Dropout(0.5, rng=0)(x))), len(get_updates(x))
+    (1, 0)
+    """
+    found: dict = {}
+    for var in ancestors(list(outputs)):
+        for k, v in getattr(var.tag, _UPDATES_TAG, {}).items():
+            found[k] = v
+    return found
+
+
+class Layer:
+    """Base class of symnn layers.
+
+    A layer owns its parameters as ``pytensor.shared`` variables, each tagged
+    ``trainable`` and/or ``regularizable`` (Lasagne's tags). Calling a layer on a symbolic
+    tensor returns a symbolic tensor; ``deterministic=True`` selects inference behaviour.
+    Subclasses implement :meth:`get_output_for` and, for save/load, :meth:`get_config`.
+    """
+
+    #: number of input features (last axis) the layer expects, or None if any
+    n_in: int | None = None
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
+        if name is not None and not isinstance(name, str):
+            raise SymnnTypeError(f"name must be a string or None; got {describe(name)}.")
+        self.name = name
+        self.dtype = as_float_dtype(dtype)
+        self._params: dict[SharedVariable, set[str]] = {}
+
+    # -- parameters -----------------------------------------------------------------
+    def add_param(
+        self,
+        spec: Any,
+        shape: Sequence[int],
+        name: str,
+        rng: np.random.Generator | None = None,
+        *,
+        trainable: bool = True,
+        regularizable: bool = True,
+    ) -> SharedVariable:
+        """Create (or adopt) a parameter and register it with its tags.
+
+        ``spec`` is an initialiser, an array of the right shape, or a shared variable.
+        """
+        shape = tuple(int(s) for s in shape)
+        full_name = f"{self.name}.{name}" if self.name else name
+        if isinstance(spec, SharedVariable):
+            value = spec.get_value(borrow=True)
+            if value.shape != shape:
+                raise SymnnValueError(
+                    f"{name} is a shared variable of shape {value.shape}; expected {shape}."
+                )
+            var = spec
+        else:
+            if isinstance(spec, (Initializer, str, type)):
+                value = get_init(spec, name=name)(shape, as_rng(rng), self.dtype)
+            else:
+                try:
+                    value = np.asarray(spec, dtype=self.dtype)
+                except (TypeError, ValueError):
+                    raise SymnnTypeError(
+                        f"{name} must be an initialiser, an array or a shared variable; "
+                        f"got {describe(spec)}."
+                    ) from None
+                if value.shape != shape:
+                    raise SymnnValueError(f"{name} has shape {value.shape}; expected {shape}.")
+                if not np.all(np.isfinite(value)):
+                    raise SymnnValueError(f"{name} contains NaN or infinity; expected finite values.")
+            var = pytensor.shared(value.copy(), name=full_name)
+        tags = {t for t, on in (("trainable", trainable), ("regularizable", regularizable)) if on}
+        self._params[var] = tags
+        return var
+
+    def get_params(self, *, trainable: bool | None = None, regularizable: bool | None = None):
+        """Parameters in creation order, filtered by tag (``None`` means either)."""
+        out = []
+        for var, tags in self._params.items():
+            if trainable is not None and ("trainable" in tags) != trainable:
+                continue
+            if regularizable is not None and ("regularizable" in tags) != regularizable:
+                continue
+            out.append(var)
+        return out
+
+    @property
+    def params(self) -> list[SharedVariable]:
+        """Trainable parameters, each layer's ``W`` before its ``b``."""
+        return self.get_params(trainable=True)
+
+    @property
+    def regularizable_params(self) -> list[SharedVariable]:
+        """Trainable parameters that weight decay applies to (weights; not biases)."""
+        return self.get_params(trainable=True, regularizable=True)
+
+    def get_values(self) -> list[np.ndarray]:
+        """Copies of every parameter's value, including non-trainable state (batch-norm
+        statistics), in :meth:`get_params` order."""
+        return [p.get_value() for p in self.get_params()]
+
+    def set_values(self, values: Iterable[Any]) -> None:
+        """Set every parameter from arrays in :meth:`get_params` order.
+
+        All shapes are checked before anything is written, so a wrong list leaves the
+        layer unchanged.
+        """
+        params = self.get_params()
+        values = list(values)
+        if len(values) != len(params):
+            raise SymnnValueError(
+                f"values has {len(values)} arrays; expected {len(params)} "
+                f"({', '.join(str(p.name) for p in params)})."
+            )
+        cast = []
+        for p, v in zip(params, values):
+            want = p.get_value(borrow=True)
+            arr = np.asarray(v)
+            if arr.shape != want.shape:
+                raise SymnnValueError(
+                    f"values for {p.name} has shape {arr.shape}; expected {want.shape}."
+                )
+            if arr.dtype.kind not in "biuf" or not np.all(np.isfinite(arr)):
+                raise SymnnValueError(f"values for {p.name} must be finite numbers.")
+            cast.append(arr.astype(want.dtype))
+        for p, arr in zip(params, cast):
+            p.set_value(arr)
+
+    # -- calling ----------------------------------------------------------------------
+    def __call__(self, x, *, deterministic: bool = False):
+        """Apply the layer to a symbolic tensor (or an array, which becomes a constant)."""
+        x = self._check_input(x)
+        return self.get_output_for(x, deterministic=deterministic)
+
+    def _check_input(self, x):
+        if isinstance(x, np.ndarray | list | tuple):
+            x = pt.as_tensor_variable(np.asarray(x, dtype=self.dtype))
+        if not isinstance(x, pt.TensorVariable):
+            raise SymnnTypeError(
+                f"{type(self).__name__} input must be a symbolic tensor "
+                f"(e.g. pt.matrix('x', dtype='{self.dtype}')); got {describe(x)}."
+            )
+        if x.type.dtype not in ("float32", "float64"):
+            raise SymnnTypeError(
+                f"{type(self).__name__} input has dtype {x.type.dtype}; expected {self.dtype}."
+            )
+        if self.n_in is not None:
+            if x.type.ndim < 1:
+                raise SymnnValueError(
+                    f"{type(self).__name__} input is a scalar; expected a matrix (n, {self.n_in})."
+                )
+            width = x.type.shape[-1]
+            if width is not None and width != self.n_in:
+                raise SymnnValueError(
+                    f"{type(self).__name__}{self._label()} expects {self.n_in} input features; "
+                    f"the input has {width} (type {x.type})."
+                )
+        return x
+
+    def _label(self) -> str:
+        return f" '{self.name}'" if self.name else ""
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        """The symbolic output for a checked input ``x``."""
+        raise SymnnTypeError(f"{type(self).__name__} does not define get_output_for.")
+
+    # -- description --------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer (JSON-serialisable)."""
+        raise SymnnTypeError(f"{type(self).__name__} cannot describe its configuration.")
+
+    def output_size(self, input_size: int | None) -> int | None:
+        """Number of output features given ``input_size`` input features."""
+        return input_size
+
+    def __repr__(self) -> str:
+        try:
+            cfg = self.get_config()
+        except SymnnTypeError:
+            cfg = {}
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("dtype",))
+        return f"{type(self).__name__}({args})"

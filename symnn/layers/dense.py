@@ -1,0 +1,131 @@
+"""Fully connected layers: ``Dense`` and the learnable-slope rectifier ``PReLU``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from .. import nonlinearities
+from ..errors import SymnnValueError
+from ..init import Constant, GlorotUniform
+from ..utils import check_positive
+from .base import Layer
+
+__all__ = ["Dense", "PReLU"]
+
+
+def _activation_name(fn) -> str | None:
+    for key, value in nonlinearities.NAMES.items():
+        if value is fn:
+            return key
+    return None
+
+
+class Dense(Layer):
+    """A fully connected layer computing ``activation(x @ W + b)``.
+
+    Parameters
+    ----------
+    n_in, n_out
+        Number of input and output features; ``W`` has shape ``(n_in, n_out)``.
+    activation
+        A name from :mod:`symnn.nonlinearities` or a callable (default: linear).
+    W, b
+        Initialisers, arrays or shared variables; ``b=None`` for no bias.
+    name
+        Prefix of the parameter names (``"hidden.W"``).
+    rng
+        Seed or ``numpy.random.Generator`` for the initialisers.
+    dtype
+        ``"float32"`` (default) or ``"float64"``.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> layer = Dense(784, 100, activation="relu", rng=0)
+    >>> [p.name for p in layer.params]
+    ['W', 'b']
+    >>> layer(pt.matrix("x", dtype="float32")).type
+    TensorType(float32, shape=(None, 100))
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        activation: Any = "linear",
+        W: Any = None,
+        b: Any = Constant(0.0),
+        name: str | None = None,
+        *,
+        rng: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__(name, dtype)
+        self.n_in = check_positive(n_in, "n_in", integer=True)
+        self.n_out = check_positive(n_out, "n_out", integer=True)
+        self.activation = nonlinearities.get(activation)
+        self.W = self.add_param(GlorotUniform() if W is None else W, (n_in, n_out), "W", rng)
+        self.b = (
+            None
+            if b is None
+            else self.add_param(b, (n_out,), "b", rng, regularizable=False)
+        )
+
+    def preactivation(self, x):
+        """``x @ W + b``: the layer's output before its nonlinearity."""
+        x = self._check_input(x)
+        z = pt.dot(x, self.W)
+        return z if self.b is None else z + self.b
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return self.activation(self.preactivation(x))
+
+    def output_size(self, input_size):
+        return self.n_out
+
+    def get_config(self) -> dict[str, Any]:
+        name = _activation_name(self.activation)
+        if name is None:
+            raise SymnnValueError(
+                f"Dense{self._label()} uses a custom activation {self.activation!r}, which "
+                "cannot be described by name; use one of symnn.nonlinearities.NAMES."
+            )
+        return {"n_in": self.n_in, "n_out": self.n_out, "activation": name,
+                "bias": self.b is not None, "name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dense:
+        cfg = dict(config)
+        bias = cfg.pop("bias", True)
+        return cls(**cfg, W=np.zeros((cfg["n_in"], cfg["n_out"])),
+                   b=Constant(0.0) if bias else None)
+
+
+class PReLU(Layer):
+    """Parametric rectifier: ``x`` for ``x > 0``, ``alpha * x`` otherwise, one learnable
+    ``alpha`` per feature (not regularised).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.matrix("x", dtype="float32")
+    >>> PReLU(2, alpha=0.5)(x).eval({x: np.array([[-2.0, 3.0]], dtype="float32")})
+    array([[-1.,  3.]], dtype=float32)
+    """
+
+    def __init__(self, n_units: int, alpha: Any = 0.25, name: str | None = None, *, dtype=None):
+        super().__init__(name, dtype)
+        self.n_in = check_positive(n_units, "n_units", integer=True)
+        spec = Constant(float(alpha)) if np.isscalar(alpha) else alpha
+        self.alpha = self.add_param(spec, (n_units,), "alpha", None, regularizable=False)
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return pt.switch(x > 0, x, self.alpha * x)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_units": self.n_in, "name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PReLU:
+        return cls(**config)

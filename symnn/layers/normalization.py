@@ -1,0 +1,74 @@
+"""Batch normalisation with running statistics updated through update pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..errors import SymnnValueError
+from ..init import Constant
+from ..utils import check_positive
+from .base import Layer, attach_updates
+
+__all__ = ["BatchNorm"]
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over the batch axis (Ioffe & Szegedy, 2015).
+
+    Training (``deterministic=False``) normalises with the minibatch mean and variance and
+    records state updates that move the running statistics towards them by ``momentum``;
+    inference (``deterministic=True``) uses the running statistics. ``beta`` and ``gamma``
+    are trainable and not regularised; ``mean`` and ``inv_std`` are state (not trainable).
+
+    >>> import numpy as np, pytensor, pytensor.tensor as pt
+    >>> from symnn.layers import get_updates
+    >>> bn = BatchNorm(2)
+    >>> x = pt.matrix("x", dtype="float32")
+    >>> y = bn(x)
+    >>> f = pytensor.function([x], y, updates=get_updates(y), mode="FAST_COMPILE")
+    >>> out = f(np.array([[0, 1], [2, 3]], dtype="float32"))
+    >>> np.round(out, 2), np.round(bn.mean.get_value(), 2)
+    (array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32), array([0.1, 0.2], dtype=float32))
+    """
+
+    def __init__(self, n_units: int, *, epsilon: float = 1e-4, momentum: float = 0.1,
+                 name: str | None = None, dtype: Any = None):
+        super().__init__(name, dtype)
+        self.n_in = check_positive(n_units, "n_units", integer=True)
+        check_positive(epsilon, "epsilon")
+        if not 0.0 < float(momentum) <= 1.0:
+            raise SymnnValueError(f"momentum={momentum!r} is not valid; expected 0 < momentum <= 1.")
+        self.epsilon, self.momentum = float(epsilon), float(momentum)
+        shape = (n_units,)
+        self.beta = self.add_param(Constant(0.0), shape, "beta", None, regularizable=False)
+        self.gamma = self.add_param(Constant(1.0), shape, "gamma", None, regularizable=False)
+        self.mean = self.add_param(Constant(0.0), shape, "mean", None, trainable=False,
+                                   regularizable=False)
+        self.inv_std = self.add_param(Constant(1.0), shape, "inv_std", None, trainable=False,
+                                      regularizable=False)
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        if deterministic:
+            return (x - self.mean) * (self.gamma * self.inv_std) + self.beta
+        eps = np.asarray(self.epsilon, dtype=x.dtype)
+        a = np.asarray(self.momentum, dtype=x.dtype)
+        batch_mean = pt.mean(x, axis=0)
+        batch_inv_std = 1.0 / pt.sqrt(pt.var(x, axis=0) + eps)
+        out = (x - batch_mean) * (self.gamma * batch_inv_std) + self.beta
+        updates = {
+            self.mean: (1 - a) * self.mean + a * batch_mean,
+            self.inv_std: (1 - a) * self.inv_std + a * batch_inv_std,
+        }
+        return attach_updates(out, updates)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_units": self.n_in, "epsilon": self.epsilon, "momentum": self.momentum,
+                "name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BatchNorm:
+        return cls(**config)

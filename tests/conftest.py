@@ -1,0 +1,22 @@
+"""Test configuration: graph-logic tests compile with PyTensor's cheap FAST_COMPILE mode
+(no C compilation, as PyTensor's own CI does); tests marked ``slow`` pass ``mode="C"`` to
+exercise the real backend."""
+
+import os
+
+os.environ.setdefault("SYMNN_MODE", "FAST_COMPILE")
+
+import numpy as np  # noqa: E402
+import pytensor  # noqa: E402
+import pytest  # noqa: E402
+
+pytensor.config.mode = "FAST_COMPILE"  # for .eval() in tests and doctests
+
+import symnn  # noqa: E402
+
+symnn.set_default_mode("FAST_COMPILE")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261124)

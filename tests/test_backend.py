@@ -1,0 +1,102 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+import symnn
+from symnn import backend
+from symnn.errors import SymnnTypeError, SymnnValueError
+
+HAS_CXX = bool(pytensor.config.cxx)
+
+
+@pytest.mark.skipif(not HAS_CXX, reason="no C compiler: symnn falls back to NUMBA")
+def test_c_backend_is_linked_to_scipys_openblas():
+    status = backend.blas_status()
+    assert status.backend == "C", status.reason
+    assert status.verified
+    assert "libscipy_openblas" in status.library
+    assert "-Dsgemm_=scipy_sgemm_" in pytensor.config.blas__ldflags
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_CXX, reason="no C compiler")
+def test_c_mode_compiles_a_gemm_that_calls_blas(rng):
+    x = pt.matrix("x", dtype="float32")
+    w = pytensor.shared(rng.standard_normal((30, 20)).astype("float32"))
+    b = pytensor.shared(np.zeros(20, dtype="float32"))
+    f = symnn.function([x], pt.dot(x, w) + b, mode="C")
+    xv = rng.standard_normal((10, 30)).astype("float32")
+    np.testing.assert_allclose(f(xv), xv @ w.get_value(), rtol=1e-5, atol=1e-5)
+    ops = {type(node.op).__name__ for node in f.maker.fgraph.toposort()}
+    assert ops & {"Gemm", "CGemv", "Dot22", "Dot22Scalar", "Gemv"}, ops
+
+
+def test_function_applies_the_default_mode_and_updates_dict():
+    w = pytensor.shared(np.float32(1.0))
+    f = symnn.function([], w, updates={w: w * 2})
+    assert f() == 1.0 and w.get_value() == 2.0
+    assert symnn.default_mode() == "FAST_COMPILE"  # set by the test configuration
+
+
+def test_resolve_mode_names_and_errors():
+    assert backend.resolve_mode("numba") == "numba"
+    assert backend.resolve_mode("C").linker.__class__.__name__.startswith("VM")
+    with pytest.raises(SymnnValueError, match="mode='TURBO' is not a PyTensor mode"):
+        backend.resolve_mode("TURBO")
+    with pytest.raises(SymnnTypeError, match="mode must be a string"):
+        backend.resolve_mode(3)
+
+
+def test_info_reports_backend_blas_float_type_and_versions():
+    data = symnn.info()
+    for key in ("backend", "blas_library", "float_type", "compiledir", "pytensor", "symnn"):
+        assert key in data
+    assert data["float_type"] == "float32"
+    assert data["pytensor_floatX"] == pytensor.config.floatX  # global setting left alone
+
+
+def _run(code, **env):
+    full = {**os.environ, **env}
+    full.pop("SYMNN_MODE", None)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full,
+                          timeout=300)
+
+
+def test_python_m_symnn_info_prints_the_backend():
+    out = subprocess.run([sys.executable, "-m", "symnn", "info"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "backend: C" in out.stdout or "backend: NUMBA" in out.stdout
+    assert "blas_library" in out.stdout and "compiledir" in out.stdout
+
+
+def test_user_blas_flags_are_respected():
+    code = "import symnn, pytensor; print(repr(pytensor.config.blas__ldflags))"
+    out = _run(code, PYTENSOR_FLAGS="blas__ldflags=-lmyblas")
+    assert out.stdout.strip() == "'-lmyblas'", out.stderr
+
+
+def test_failed_link_check_falls_back_to_numba_with_one_warning():
+    code = (
+        "import warnings, pytensor\n"
+        "pytensor.config.blas__ldflags = '-lthis_blas_does_not_exist'\n"
+        "import symnn\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    s = symnn.backend.blas_status(); symnn.backend.blas_status()\n"
+        "print(s.backend, len([x for x in w if 'NUMBA' in str(x.message)]))\n"
+    )
+    out = _run(code)
+    assert out.stdout.strip() == "NUMBA 1", out.stderr
+
+
+def test_cli_rejects_unknown_command():
+    out = subprocess.run([sys.executable, "-m", "symnn", "fly"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "invalid choice" in out.stderr
