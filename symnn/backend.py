@@ -119,7 +119,13 @@ def _find_scipy_openblas() -> str | None:
 def _flags_for(library: str) -> str:
     libdir, fname = os.path.split(library)
     defines = " ".join(f"-D{r}_=scipy_{r}_" for r in _BLAS_ROUTINES)
-    return f"-L{libdir} -l:{fname} -Wl,-rpath,{libdir} {defines}"
+    # ``-lNAME`` for ``libNAME.so`` (PyTensor's library check understands it); ``-l:FILE``
+    # for any other file name (a versioned ``.so.0``).
+    if fname.startswith("lib") and fname.endswith(".so"):
+        lib = f"-l{fname[3:-3]}"
+    else:
+        lib = f"-l:{fname}"
+    return f"-L{libdir} {lib} -Wl,-rpath,{libdir} {defines}"
 
 
 def _user_set_ldflags() -> bool:

@@ -64,7 +64,7 @@ def as_rng(seed: Any = None, *, name: str = "rng") -> np.random.Generator:
     ``None`` gives a fresh generator seeded from the operating system (not reproducible).
     There is no module-level random state in symnn.
 
-    >>> as_rng(0).integers(10) == as_rng(0).integers(10)
+    >>> bool(as_rng(0).integers(10) == as_rng(0).integers(10))
     True
     """
     if isinstance(seed, np.random.Generator):
@@ -181,7 +181,7 @@ def check_labels(value: Any, name: str, n_classes: int, *, n_samples: int | None
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():
         raise SymnnValueError(
-            f"{name} has labels outside [0, {n_classes}): found {arr[bad][0]!r}; "
+            f"{name} has labels outside [0, {n_classes}): found {arr[bad][0].item()!r}; "
             f"expected integers 0..{n_classes - 1}."
         )
     if n_samples is not None and arr.shape[0] != n_samples:

@@ -8,7 +8,7 @@ number or a shared variable (so schedules can change it between calls).
 >>> import numpy as np, pytensor
 >>> w = pytensor.shared(np.array([1.0, 2.0], dtype="float32"), name="w")
 >>> step = pytensor.function([], [], updates=sgd((w ** 2).sum(), [w], 0.1), mode="FAST_COMPILE")
->>> step(); w.get_value()
+>>> _ = step(); w.get_value()
 array([0.8, 1.6], dtype=float32)
 """
 

@@ -20,3 +20,6 @@ symnn.set_default_mode("FAST_COMPILE")
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261124)
+
+
+collect_ignore = ["symnn/__main__.py", "benchmarks", "examples"]

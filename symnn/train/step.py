@@ -1,0 +1,149 @@
+"""One compiled training step: cost, metrics and every update in a single function.
+
+The training data live in shared variables on the compiled side; each call passes only the
+indices of its minibatch (the Theano tutorials' ``givens`` pattern, with an index vector so
+that any shuffle costs nothing to set up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.ifelse import ifelse
+
+from ..backend import function
+from ..errors import SymnnTypeError, SymnnValueError
+from ..utils import describe
+
+__all__ = ["TrainStep", "compile_train_step", "guard_updates"]
+
+
+def guard_updates(loss, updates: Mapping) -> tuple[dict, Any]:
+    """Make ``updates`` apply only when the step is finite.
+
+    Returns new updates in which every shared variable keeps its value unless the loss and
+    every new value are finite, and the symbolic flag ``ok``. A step that would write NaN or
+    infinity into the parameters or the optimiser state is skipped on the compiled side, so
+    the weights after a non-finite loss are those of the last finite step.
+    """
+    keys = [k for k in updates if isinstance(k.type, pt.TensorType)]
+    others = {k: v for k, v in updates.items() if k not in keys}  # RNG states pass through
+    news = [pt.as_tensor_variable(updates[k]) for k in keys]
+    total = pt.cast(loss, "float64")
+    for v in news:
+        if v.dtype.startswith("float"):
+            total = total + pt.cast(pt.sum(v), "float64")
+    ok = pt.isfinite(total)
+    guarded = ifelse(ok, news, list(keys))
+    if not isinstance(guarded, list | tuple):
+        guarded = [guarded]
+    return {**dict(zip(keys, guarded)), **others}, ok
+
+
+@dataclass
+class TrainStep:
+    """A compiled training step over data held in shared variables.
+
+    Call it with an ``int64`` index vector (the minibatch); it returns the outputs as
+    floats (``names`` says which) after applying every update once.
+    """
+
+    fn: Any
+    storage: list[SharedVariable]
+    names: list[str]
+    guarded: bool
+    n_samples: int = 0
+    _dtypes: list[str] = field(default_factory=list)
+
+    def set_data(self, *arrays: np.ndarray) -> None:
+        """Put the training arrays on the compiled side (no recompile for new data)."""
+        if len(arrays) != len(self.storage):
+            raise SymnnValueError(f"set_data got {len(arrays)} arrays; expected {len(self.storage)}.")
+        n = {len(a) for a in arrays}
+        if len(n) != 1:
+            raise SymnnValueError(f"set_data arrays have different lengths {sorted(n)}.")
+        for s, a, d in zip(self.storage, arrays, self._dtypes):
+            s.set_value(np.ascontiguousarray(a, dtype=d), borrow=True)
+        self.n_samples = n.pop()
+
+    def __call__(self, indices: np.ndarray) -> list[float]:
+        return self.fn(indices)
+
+
+def compile_train_step(
+    loss,
+    updates: Mapping,
+    *,
+    inputs: Sequence,
+    outputs: Mapping[str, Any] | None = None,
+    data: Sequence[np.ndarray] | None = None,
+    guard: bool = True,
+    mode: Any = None,
+) -> TrainStep:
+    """Compile ONE function that computes ``loss`` (and ``outputs``) on a minibatch and
+    applies ``updates`` (parameters, optimiser state, layer statistics).
+
+    Parameters
+    ----------
+    loss
+        Scalar symbolic loss, built from the symbolic ``inputs``.
+    updates
+        ``shared -> expression``, e.g. ``symnn.updates.adam(loss, params)`` merged with
+        ``symnn.layers.get_updates(loss)``.
+    inputs
+        The symbolic inputs (``x``, ``y``, ...) that the data replace; each gets shared storage.
+    outputs
+        Extra scalar outputs by name (``{"accuracy": ...}``).
+    data
+        Arrays to put on the compiled side now (``TrainStep.set_data`` changes them later).
+    guard
+        Skip any update that is not finite (see :func:`guard_updates`).
+    mode
+        Compile mode (default: symnn's).
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, pytensor.tensor as pt
+    >>> from symnn import updates
+    >>> x = pt.vector("x", dtype="float32")
+    >>> w = pytensor.shared(np.float32(0.0), name="w")
+    >>> loss = pt.mean((x - w) ** 2)
+    >>> step = compile_train_step(loss, updates.sgd(loss, [w], 0.5), inputs=[x],
+    ...                           data=[np.full(4, 2.0, dtype="float32")], mode="FAST_COMPILE")
+    >>> [float(v) for v in step(np.arange(4))], float(w.get_value())
+    ([4.0], 2.0)
+    """
+    loss = pt.as_tensor_variable(loss)
+    if loss.type.ndim != 0:
+        raise SymnnValueError(f"loss must be a scalar; got {loss.type}.")
+    inputs = list(inputs)
+    for v in inputs:
+        if not isinstance(v, pt.TensorVariable) or v.owner is not None:
+            raise SymnnTypeError(f"inputs must be symbolic input variables; got {describe(v)}.")
+    for k in updates:
+        if not isinstance(k, SharedVariable):
+            raise SymnnTypeError(f"updates keys must be shared variables; got {describe(k)}.")
+    outputs = dict(outputs or {})
+    index = pt.lvector("minibatch_indices")
+    storage = [
+        pytensor.shared(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype), name=f"{v.name or 'data'}_storage")
+        for v in inputs
+    ]
+    givens = {v: s[index] for v, s in zip(inputs, storage)}
+    ups = dict(updates)
+    if guard:
+        ups, _ = guard_updates(loss, ups)
+    names = ["loss", *outputs]
+    outs = [loss, *(pt.as_tensor_variable(o) for o in outputs.values())]
+    fn = function([index], outs, updates=ups, givens=givens, mode=mode, on_unused_input="ignore")
+    fn.trust_input = True
+    step = TrainStep(fn, storage, names, guard, 0, [v.type.dtype for v in inputs])
+    if data is not None:
+        step.set_data(*data)
+    return step

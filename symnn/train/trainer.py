@@ -1,0 +1,465 @@
+"""The ``Trainer``: a network, a loss and an update rule, compiled once and driven over
+shuffled minibatches by :meth:`Trainer.fit`."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from .. import costs
+from .. import regularization as reg
+from ..backend import function
+from ..errors import SymnnTypeError, SymnnValueError
+from ..layers import Layer, get_updates
+from ..updates import RULES, shared_learning_rate, total_norm_constraint
+from ..updates.rules import get_or_compute_grads
+from ..utils import as_rng, check_array, check_choice, check_labels, check_positive, describe
+from .callbacks import Callback, ProgressBar, StopTraining
+from .history import History
+from .step import TrainStep, compile_train_step
+
+__all__ = ["Trainer", "LOSSES"]
+
+#: Per-example losses by name: ``loss(predictions, targets) -> per-example values``.
+LOSSES: dict[str, Callable] = {
+    "categorical_crossentropy": costs.categorical_crossentropy,
+    "crossentropy": costs.categorical_crossentropy,
+    "categorical_crossentropy_from_logits": costs.categorical_crossentropy_from_logits,
+    "binary_crossentropy": costs.binary_crossentropy,
+    "squared_error": costs.squared_error,
+}
+
+_EVAL_CHUNK = 4096
+
+
+class Trainer:
+    """Compile a network's training step once and fit it over minibatches.
+
+    Parameters
+    ----------
+    network
+        A :class:`symnn.layers.Layer` (e.g. from :func:`symnn.layers.mlp`).
+    loss
+        A name from :data:`LOSSES` or a callable ``(predictions, targets) -> per-example``.
+    optimizer
+        A name from :data:`symnn.updates.RULES` or an update rule with Lasagne's signature.
+    learning_rate
+        Initial learning rate (kept in a shared variable; schedules change it).
+    l1, l2
+        Penalty coefficients on the regularisable parameters (weights, not biases); the
+        objective adds ``l1 * sum|W| + l2 / 2 * sum W**2``.
+    max_norm
+        Rescale the joint gradient norm to at most this (``total_norm_constraint``).
+    guard
+        Skip non-finite updates on the compiled side (default on; see ``benchmarks/``).
+    seed
+        Seed of the shuffling generator (the network's own seed set its weights).
+    mode
+        Compile mode (default: symnn's C backend with BLAS).
+    **optimizer_kwargs
+        Passed to the update rule (``momentum=0.9``, ``beta1=...``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from symnn.layers import mlp
+    >>> from symnn.datasets import xor
+    >>> X, y = xor()
+    >>> trainer = Trainer(mlp([2, 8, 2], hidden="tanh", rng=0), optimizer="adam",
+    ...                   learning_rate=0.05, mode="FAST_COMPILE")
+    >>> history = trainer.fit(X, y, epochs=200, batch_size=4, progress=False)
+    >>> trainer.evaluate(X, y)["accuracy"]
+    1.0
+    """
+
+    def __init__(
+        self,
+        network: Layer,
+        *,
+        loss: str | Callable = "categorical_crossentropy",
+        optimizer: str | Callable = "sgd",
+        learning_rate: float = 0.01,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        max_norm: float | None = None,
+        guard: bool = True,
+        seed: Any = 0,
+        mode: Any = None,
+        **optimizer_kwargs: Any,
+    ):
+        if not isinstance(network, Layer):
+            raise SymnnTypeError(f"network must be a symnn Layer (e.g. symnn.layers.mlp); got "
+                                 f"{describe(network)}.")
+        if network.n_in is None:
+            raise SymnnValueError("network has no known input width; start it with a Dense layer.")
+        self.network = network
+        if isinstance(loss, str):
+            self.loss_name = check_choice(loss, "loss", LOSSES)
+            self.loss_fn = LOSSES[self.loss_name]
+        elif callable(loss):
+            self.loss_name, self.loss_fn = getattr(loss, "__name__", "custom"), loss
+        else:
+            raise SymnnTypeError(f"loss must be a name or a callable; got {describe(loss)}.")
+        if isinstance(optimizer, str):
+            self.optimizer_name = check_choice(optimizer, "optimizer", RULES)
+            self.rule = RULES[self.optimizer_name]
+        elif callable(optimizer):
+            self.optimizer_name, self.rule = getattr(optimizer, "__name__", "custom"), optimizer
+        else:
+            raise SymnnTypeError(f"optimizer must be a name or an update rule; got "
+                                 f"{describe(optimizer)}.")
+        check_positive(learning_rate, "learning_rate")
+        self.l1 = float(check_positive(l1, "l1", allow_zero=True))
+        self.l2 = float(check_positive(l2, "l2", allow_zero=True))
+        self.max_norm = None if max_norm is None else float(check_positive(max_norm, "max_norm"))
+        self.guard, self.mode = bool(guard), mode
+        self.optimizer_kwargs = optimizer_kwargs
+        self.dtype = network.dtype
+        self.learning_rate = shared_learning_rate(learning_rate, self.dtype)
+        self.rng = as_rng(seed, name="seed")
+        self.n_updates = 0
+        self.n_epochs = 0
+        self.history = History()
+        self._compiled: dict[str, dict[str, Any]] = {}
+        self._optimizer_state: list = []
+
+    # -- graphs -------------------------------------------------------------------------
+    def _targets_kind(self, y: np.ndarray) -> str:
+        return "labels" if y.dtype.kind in "biu" else "values"
+
+    def _symbols(self, kind: str):
+        x = pt.matrix("x", dtype=self.dtype, shape=(None, self.network.n_in))
+        y = pt.ivector("y") if kind == "labels" else pt.matrix("y", dtype=self.dtype)
+        return x, y
+
+    def _objective(self, x, y, kind: str, deterministic: bool):
+        out = self.network(x, deterministic=deterministic)
+        target = y
+        if kind == "labels" and self.loss_fn in (costs.squared_error, costs.binary_crossentropy):
+            n_out = out.type.shape[-1]
+            target = pt.eye(n_out, dtype=self.dtype)[y] if n_out and n_out > 1 else pt.cast(
+                y, self.dtype).dimshuffle(0, "x")
+        data_loss = costs.aggregate(self.loss_fn(out, target))
+        if data_loss.type.ndim != 0:
+            raise SymnnValueError(f"loss {self.loss_name!r} did not reduce to a scalar.")
+        penalty = 0
+        weights = self.network.regularizable_params
+        if self.l2 and weights:
+            penalty = penalty + np.asarray(self.l2 / 2, dtype=self.dtype) * reg.l2(weights)
+        if self.l1 and weights:
+            penalty = penalty + np.asarray(self.l1, dtype=self.dtype) * reg.l1(weights)
+        objective = pt.cast(data_loss + penalty, self.dtype)
+        metrics = {}
+        if kind == "labels":
+            metrics["accuracy"] = costs.accuracy(out, y)
+        return objective, out, metrics
+
+    def _compile(self, kind: str) -> dict[str, Any]:
+        if kind in self._compiled:
+            return self._compiled[kind]
+        x, y = self._symbols(kind)
+        loss, _, metrics = self._objective(x, y, kind, deterministic=False)
+        params = self.network.params
+        grads = get_or_compute_grads(loss, params)
+        if self.max_norm is not None:
+            grads = total_norm_constraint(grads, self.max_norm)
+        try:
+            ups = dict(self.rule(grads, params, learning_rate=self.learning_rate,
+                                 **self.optimizer_kwargs))
+        except TypeError as exc:
+            raise SymnnTypeError(f"optimizer {self.optimizer_name!r} rejected its arguments "
+                                 f"{sorted(self.optimizer_kwargs)}: {exc}") from None
+        state = [k for k in ups if k not in params]
+        ups.update(get_updates(loss))
+        step = compile_train_step(loss, ups, inputs=[x, y], outputs=metrics, guard=self.guard,
+                                  mode=self.mode)
+        ex, ey = self._symbols(kind)
+        eloss, eout, emetrics = self._objective(ex, ey, kind, deterministic=True)
+        evaluate = function([ex, ey], [eloss, *emetrics.values()], mode=self.mode)
+        predict = function([ex], eout, mode=self.mode)
+        self._optimizer_state = state
+        self._compiled[kind] = {"step": step, "evaluate": evaluate, "predict": predict,
+                                "metric_names": ["loss", *emetrics]}
+        return self._compiled[kind]
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def optimizer_state(self) -> list:
+        """Shared variables of the update rule (velocities, moments, step counter)."""
+        return list(self._optimizer_state)
+
+    def get_state(self) -> list[np.ndarray]:
+        """Copies of every parameter, layer state, optimiser state and the learning rate."""
+        return [v.get_value() for v in self._state_vars()]
+
+    def set_state(self, values: Sequence[np.ndarray]) -> None:
+        for var, val in zip(self._state_vars(), values, strict=True):
+            var.set_value(np.array(val, copy=True))
+
+    def _state_vars(self) -> list:
+        return [*self.network.get_params(), *self._optimizer_state, self.learning_rate]
+
+    # -- data checks --------------------------------------------------------------------
+    def _check_xy(self, X, y, xname: str = "X", yname: str = "y"):
+        X = check_array(X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in)
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind in "biu" or (y_arr.ndim == 1 and self.loss_fn in (
+                costs.categorical_crossentropy, costs.categorical_crossentropy_from_logits)):
+            n_out = getattr(self.network, "n_out", None) or 2
+            y_arr = check_labels(y_arr, yname, max(n_out, 2), n_samples=len(X))
+        else:
+            y_arr = check_array(y_arr, yname, ndim=(1, 2), dtype=self.dtype)
+            if y_arr.ndim == 1:
+                y_arr = y_arr[:, None]
+            if len(y_arr) != len(X):
+                raise SymnnValueError(f"{yname} has {len(y_arr)} rows but {xname} has {len(X)} "
+                                      "samples; expected equal lengths.")
+        return X, y_arr
+
+    # -- evaluation ---------------------------------------------------------------------
+    def evaluate(self, X, y) -> dict[str, float]:
+        """Loss (the objective, inference mode) and accuracy over ``(X, y)``, in chunks."""
+        X, y = self._check_xy(X, y)
+        fns = self._compile(self._targets_kind(y))
+        totals = np.zeros(len(fns["metric_names"]))
+        for start in range(0, len(X), _EVAL_CHUNK):
+            xb, yb = X[start:start + _EVAL_CHUNK], y[start:start + _EVAL_CHUNK]
+            totals += len(xb) * np.array([float(v) for v in fns["evaluate"](xb, yb)])
+        return dict(zip(fns["metric_names"], (totals / len(X)).tolist()))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The network's output (inference mode) for ``X``."""
+        X = check_array(X, "X", ndim=2, dtype=self.dtype, n_features=self.network.n_in)
+        kind = next(iter(self._compiled), "labels")
+        fn = self._compile(kind)["predict"]
+        return np.concatenate([fn(X[s:s + _EVAL_CHUNK]) for s in range(0, len(X), _EVAL_CHUNK)])
+
+    def predict(self, X) -> np.ndarray:
+        """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
+        out = self.predict_proba(X)
+        return (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        epochs: int = 10,
+        batch_size: int = 100,
+        validation_data: tuple | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks: Sequence[Callback] = (),
+        max_updates: int | None = None,
+        tol: float | None = None,
+        schedule: Callable[[int], float] | None = None,
+        schedule_every: str = "epoch",
+        progress: bool | None = None,
+    ) -> History:
+        """Train over ``epochs`` passes of shuffled minibatches; returns this run's History.
+
+        Parameters
+        ----------
+        X, y
+            Inputs ``(n, n_in)`` and targets: integer class labels, or float values.
+        epochs
+            Maximum number of epochs in this call.
+        batch_size
+            Minibatch size (the last minibatch of an epoch may be smaller).
+        validation_data, validation_split
+            ``(X_val, y_val)``, or the fraction of ``(X, y)`` held out (seeded, stratified
+            by nothing: a random subset); adds ``val_loss``/``val_accuracy`` each epoch.
+        callbacks
+            :class:`~symnn.train.callbacks.Callback` objects (early stopping, patience, ...).
+        max_updates
+            Stop after this many updates in this call (seed 000's ``maxiter``).
+        tol
+            Stop when the epoch's training loss changes by less than ``tol``.
+        schedule, schedule_every
+            A learning-rate schedule ``t -> rate`` applied per ``"epoch"`` or per ``"step"``.
+        progress
+            Show a progress bar (default: only when stderr is a terminal).
+
+        Notes
+        -----
+        Ctrl-C (``KeyboardInterrupt``) is deferred to the end of the current update: the
+        network keeps the weights of the last completed update and ``fit`` returns the history
+        so far with ``interrupted=True``; calling ``fit`` again continues from there. A
+        non-finite loss stops training with the weights of the last finite update and a
+        ``RuntimeWarning`` that says so (``history.stop_reason`` too).
+        """
+        epochs = check_positive(epochs, "epochs", integer=True)
+        batch_size = check_positive(batch_size, "batch_size", integer=True)
+        schedule_every = check_choice(schedule_every, "schedule_every", ["epoch", "step"])
+        if max_updates is not None:
+            check_positive(max_updates, "max_updates", integer=True)
+        if tol is not None:
+            check_positive(tol, "tol", allow_zero=True)
+        if schedule is not None and not callable(schedule):
+            raise SymnnTypeError(f"schedule must be callable t -> learning rate; got "
+                                 f"{describe(schedule)}.")
+        X, y = self._check_xy(X, y)
+        if validation_split:
+            if validation_data is not None:
+                raise SymnnValueError("pass validation_data or validation_split, not both.")
+            if not 0.0 < float(validation_split) < 1.0:
+                raise SymnnValueError(f"validation_split={validation_split!r} is not valid; "
+                                      "expected a fraction between 0 and 1.")
+            order = self.rng.permutation(len(X))
+            n_val = max(1, int(round(len(X) * float(validation_split))))
+            validation_data = (X[order[:n_val]], y[order[:n_val]])
+            X, y = X[order[n_val:]], y[order[n_val:]]
+        if validation_data is not None:
+            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+                raise SymnnTypeError("validation_data must be a pair (X_val, y_val).")
+            Xv, yv = self._check_xy(*validation_data, xname="validation_data[0]",
+                                    yname="validation_data[1]")
+            if self._targets_kind(yv) != self._targets_kind(y):
+                raise SymnnValueError("validation_data targets are not of the same kind as y.")
+        if batch_size > len(X):
+            raise SymnnValueError(f"batch_size={batch_size} is larger than the {len(X)} training "
+                                  "samples; expected batch_size <= number of samples.")
+
+        fns = self._compile(self._targets_kind(y))
+        step: TrainStep = fns["step"]
+        step.set_data(X, y)
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise SymnnTypeError(f"callbacks must be Callback objects; got {describe(cb)}.")
+        n_batches = math.ceil(len(X) / batch_size)
+        if progress is None:
+            import sys
+
+            progress = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        if progress:
+            total = epochs * n_batches if max_updates is None else min(max_updates,
+                                                                       epochs * n_batches)
+            callbacks.append(ProgressBar(total))
+
+        history = History()
+        names = step.names
+        start_updates = self.n_updates
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        prev_loss = None
+        try:
+            with _deferred_interrupt() as interrupted:
+                for _ in range(epochs):
+                    if schedule is not None and schedule_every == "epoch":
+                        self._set_lr(schedule(self.n_epochs))
+                    t0 = time.perf_counter()
+                    order = self.rng.permutation(len(X)) if shuffle else np.arange(len(X))
+                    sums = np.zeros(len(names))
+                    seen = 0
+                    stop = ""
+                    for b in range(n_batches):
+                        if schedule is not None and schedule_every == "step":
+                            self._set_lr(schedule(self.n_updates))
+                        idx = order[b * batch_size:(b + 1) * batch_size]
+                        values = [float(v) for v in step(idx)]
+                        if not math.isfinite(values[0]):
+                            stop = (f"non-finite training loss ({values[0]}) at update "
+                                    f"{self.n_updates + 1}; the update was not applied, the "
+                                    "network keeps the weights of the last finite update. Lower "
+                                    "the learning rate or check the data.")
+                            if not self.guard:
+                                stop += " (guard=False: the weights may hold NaN.)"
+                            break
+                        self.n_updates += 1
+                        sums += len(idx) * np.array(values)
+                        seen += len(idx)
+                        history.batch_loss.append(values[0])
+                        logs = dict(zip(names, values))
+                        if any(_call(cb.on_batch_end, self, self.n_updates, logs) for cb in callbacks):
+                            stop = "a callback stopped training"
+                            break
+                        if interrupted():
+                            stop = "interrupted"
+                            break
+                        if max_updates is not None and self.n_updates - start_updates >= max_updates:
+                            stop = f"max_updates={max_updates} reached"
+                            break
+                    if seen == 0:
+                        history.stop_reason = stop
+                        break
+                    self.n_epochs += 1
+                    logs = dict(zip(names, (sums / seen).tolist()))
+                    if validation_data is not None:
+                        logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv).items()})
+                    logs.update(epoch=self.n_epochs, updates=self.n_updates,
+                                learning_rate=float(self.learning_rate.get_value()),
+                                seconds=time.perf_counter() - t0)
+                    history.epochs.append(logs)
+                    if stop:
+                        history.stop_reason = stop
+                        break
+                    if any(_call(cb.on_epoch_end, self, self.n_epochs, logs) for cb in callbacks):
+                        history.stop_reason = "a callback stopped training"
+                        break
+                    if interrupted():
+                        history.stop_reason = "interrupted"
+                        break
+                    if tol is not None and prev_loss is not None and abs(prev_loss - logs["loss"]) < tol:
+                        history.stop_reason = f"training loss changed by less than tol={tol}"
+                        break
+                    prev_loss = logs["loss"]
+                else:
+                    history.stop_reason = f"epochs={epochs} completed"
+        except KeyboardInterrupt:  # raised by a callback, or a second Ctrl-C
+            history.stop_reason = "interrupted"
+        history.interrupted = history.stop_reason == "interrupted"
+        for cb in callbacks:
+            cb.on_train_end(self, history)
+        if history.stop_reason.startswith("non-finite"):
+            warnings.warn(f"symnn: training stopped: {history.stop_reason}", RuntimeWarning,
+                          stacklevel=2)
+        self.history.extend(history)
+        return history
+
+    def _set_lr(self, value: float) -> None:
+        value = float(value)
+        if not math.isfinite(value) or value <= 0:
+            raise SymnnValueError(f"the schedule gave learning rate {value}; expected a number > 0.")
+        self.learning_rate.set_value(np.asarray(value, dtype=self.dtype))
+
+
+def _call(hook, *args) -> bool:
+    try:
+        return bool(hook(*args))
+    except StopTraining:
+        return True
+
+
+@contextmanager
+def _deferred_interrupt():
+    """Turn SIGINT into a flag checked between updates (main thread only)."""
+    flag = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if flag["hit"]:  # a second Ctrl-C interrupts at once
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: flag["hit"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+
+

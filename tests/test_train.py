@@ -1,0 +1,253 @@
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from symnn.datasets import load_digits, xor
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.layers import mlp
+from symnn.train import (
+    Callback,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    PatienceRule,
+    StopTraining,
+    Trainer,
+)
+from symnn.updates import ExponentialDecay
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    return digits.X_train[:300], digits.y_train[:300]
+
+
+def _trainer(seed=0, **kw):
+    kw.setdefault("optimizer", "adam")
+    kw.setdefault("learning_rate", 0.01)
+    return Trainer(mlp([64, 16, 10], rng=seed), seed=seed, **kw)
+
+
+@pytest.mark.slow
+def test_digits_mlp_reaches_97_percent_on_the_real_backend(digits):
+    trainer = Trainer(mlp([64, 100, 10], hidden="relu", rng=0), optimizer="adam",
+                      learning_rate=1e-3, seed=0, mode="C")
+    history = trainer.fit(digits.X_train, digits.y_train, epochs=40, batch_size=32,
+                          validation_data=(digits.X_test, digits.y_test), progress=False)
+    test = trainer.evaluate(digits.X_test, digits.y_test)
+    assert test["accuracy"] >= 0.97, test
+    assert history["val_accuracy"][-1] == pytest.approx(test["accuracy"])
+    assert (trainer.predict(digits.X_test) == digits.y_test).mean() == pytest.approx(test["accuracy"])
+
+
+def test_xor_reaches_100_percent():
+    X, y = xor()
+    trainer = Trainer(mlp([2, 8, 2], hidden="tanh", rng=0), optimizer="adam", learning_rate=0.05)
+    trainer.fit(X, y, epochs=300, batch_size=4)
+    assert trainer.evaluate(X, y)["accuracy"] == 1.0
+    np.testing.assert_array_equal(trainer.predict(X), y)
+
+
+def test_same_seed_gives_identical_weights_and_history(small):
+    runs = []
+    for _ in range(2):
+        t = _trainer(seed=3)
+        h = t.fit(*small, epochs=2, batch_size=50)
+        runs.append((t.network.get_values(), h.batch_loss))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1]
+
+
+def test_history_records_metrics_and_serialises(small, digits):
+    t = _trainer()
+    h = t.fit(*small, epochs=3, batch_size=100, validation_split=0.2)
+    assert len(h) == 3 and len(h.batch_loss) == 3 * 3  # 240 samples -> 3 batches per epoch
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"):
+        assert len(h[key]) == 3
+    assert h["loss"][-1] < h["loss"][0]
+    again = History.from_dict(h.as_dict())
+    assert again.epochs == h.epochs and again.stop_reason == "epochs=3 completed"
+
+
+def test_callbacks_see_every_update_and_epoch_and_can_stop(small):
+    seen = {"batches": 0, "epochs": []}
+
+    def on_batch(trainer, step, logs):
+        seen["batches"] += 1
+        assert set(logs) == {"loss", "accuracy"}
+
+    def on_epoch(trainer, epoch, logs):
+        seen["epochs"].append(epoch)
+        return epoch == 2
+
+    t = _trainer()
+    h = t.fit(*small, epochs=10, batch_size=100,
+              callbacks=[LambdaCallback(on_epoch_end=on_epoch, on_batch_end=on_batch)])
+    assert seen == {"batches": 6, "epochs": [1, 2]}
+    assert h.stop_reason == "a callback stopped training"
+
+    class StopAtFive(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            if step == 5:
+                raise StopTraining
+
+    assert _trainer().fit(*small, epochs=10, batch_size=100, callbacks=[StopAtFive()]).epochs[-1][
+        "updates"] == 5
+
+
+def test_max_updates_and_tol_stop_training(small):
+    t = _trainer()
+    h = t.fit(*small, epochs=100, batch_size=30, max_updates=25)
+    assert t.n_updates == 25 and h.stop_reason == "max_updates=25 reached"
+    t = _trainer(learning_rate=1e-9, optimizer="sgd")
+    h = t.fit(*small, epochs=100, batch_size=300, tol=1e-4)
+    assert len(h) == 2 and "tol" in h.stop_reason
+
+
+def test_keyboard_interrupt_keeps_last_completed_update_and_resume_continues(small):
+    straight = _trainer()
+    straight.fit(*small, epochs=2, batch_size=100)
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            raise KeyboardInterrupt
+
+    t = _trainer()
+    h = t.fit(*small, epochs=2, batch_size=100, callbacks=[Interrupt()])
+    assert h.interrupted and len(h) == 1 and t.n_updates == 3
+    t.fit(*small, epochs=1, batch_size=100)
+    for a, b in zip(straight.network.get_values(), t.network.get_values()):
+        np.testing.assert_array_equal(a, b)
+    assert len(t.history) == 2
+
+
+def test_real_sigint_is_deferred_to_the_end_of_the_update(small):
+    reference = _trainer()
+    reference.fit(*small, epochs=1, batch_size=50, max_updates=4)
+
+    class SendSigint(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            if step == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    t = _trainer()
+    h = t.fit(*small, epochs=5, batch_size=50, callbacks=[SendSigint()])
+    assert h.interrupted and t.n_updates == 4
+    for a, b in zip(reference.network.get_values(), t.network.get_values()):
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_early_stopping_restores_best_weights(small, digits):
+    best = {}
+
+    class Record(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            best[epoch] = (logs["val_loss"], trainer.network.get_values())
+
+    t = _trainer(learning_rate=0.05)
+    h = t.fit(*small, epochs=40, batch_size=50, validation_data=(digits.X_test, digits.y_test),
+              callbacks=[Record(), EarlyStopping(patience=2)])
+    assert h.stop_reason == "a callback stopped training" and len(h) < 40
+    epoch = min(best, key=lambda e: best[e][0])
+    assert h.best_epoch == epoch
+    for a, b in zip(best[epoch][1], t.network.get_values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_patience_rule_counts_updates(small, digits):
+    t = _trainer(learning_rate=0.05)
+    rule = PatienceRule(patience=12, patience_increase=2.0, improvement_threshold=0.995)
+    h = t.fit(*small, epochs=50, batch_size=100, validation_data=(digits.X_test, digits.y_test),
+              callbacks=[rule])
+    assert h.stop_reason == "a callback stopped training"
+    assert t.n_updates >= 12 and t.n_updates >= rule.patience
+    assert h.best_epoch is not None
+
+
+def test_learning_rate_schedule_per_step_and_epoch(small):
+    t = _trainer(optimizer="sgd", learning_rate=0.5)
+    h = t.fit(*small, epochs=3, batch_size=100, schedule=ExponentialDecay(0.5, 0.5))
+    np.testing.assert_allclose(h["learning_rate"], [0.5, 0.25, 0.125])
+    t = _trainer(optimizer="sgd", learning_rate=0.5)
+    t.fit(*small, epochs=1, batch_size=100, schedule=ExponentialDecay(0.5, 0.5),
+          schedule_every="step")
+    assert float(t.learning_rate.get_value()) == pytest.approx(0.5 * 0.5**2)
+
+
+def test_non_finite_loss_stops_with_the_last_finite_weights(small):
+    X, y = small
+    t = Trainer(mlp([64, 16, 10], hidden="relu", output="linear", rng=0), optimizer="sgd",
+                learning_rate=1e6, loss="squared_error")
+    with pytest.warns(RuntimeWarning, match="non-finite training loss"):
+        h = t.fit(X * 100, y, epochs=50, batch_size=50)
+    assert h.stop_reason.startswith("non-finite")
+    assert all(np.all(np.isfinite(v)) for v in t.network.get_values())
+    assert t.n_updates < 50 * 6
+
+
+def test_batchnorm_and_dropout_network_trains_and_updates_statistics(small):
+    net = mlp([64, 32, 10], rng=0, dropout=0.2, batch_norm=True)
+    t = Trainer(net, optimizer="adam", learning_rate=0.01)
+    h = t.fit(*small, epochs=5, batch_size=50)
+    bn = net.layers[1]
+    assert np.any(bn.mean.get_value() != 0)
+    assert h["loss"][-1] < h["loss"][0]
+
+
+def test_regression_with_squared_error(rng):
+    X = rng.uniform(-1, 1, (200, 3)).astype("float32")
+    y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3).astype("float32")
+    t = Trainer(mlp([3, 1], output="linear", rng=0), loss="squared_error", optimizer="adam",
+                learning_rate=0.05)
+    t.fit(X, y, epochs=100, batch_size=50)
+    assert t.evaluate(X, y)["loss"] < 1e-3
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"y": np.zeros(5, dtype=int)}, SymnnValueError, "y has 5 labels but X has 300 samples"),
+        ({"X": np.zeros((300, 10))}, SymnnValueError, "X has 10 features"),
+        ({"batch_size": 0}, SymnnValueError, "batch_size=0"),
+        ({"batch_size": 301}, SymnnValueError, "batch_size=301 is larger than the 300"),
+        ({"y": np.full(300, 10)}, SymnnValueError, r"labels outside \[0, 10\)"),
+        ({"X": np.full((300, 64), np.nan)}, SymnnValueError, "X contains NaN"),
+        ({"epochs": -1}, SymnnValueError, "epochs=-1"),
+        ({"schedule_every": "minute"}, SymnnValueError, "schedule_every='minute'"),
+        ({"validation_split": 1.5}, SymnnValueError, "validation_split=1.5"),
+        ({"callbacks": [print]}, SymnnTypeError, "callbacks must be Callback"),
+        ({"X": np.array([["a"] * 64] * 300)}, SymnnTypeError, "X must hold numbers"),
+    ],
+)
+def test_bad_fit_arguments_are_named(small, kwargs, error, match):
+    X, y = small
+    args = {"X": X, "y": y, **kwargs}
+    with pytest.raises(error, match=match):
+        _trainer().fit(args.pop("X"), args.pop("y"), **args)
+
+
+def test_bad_trainer_arguments_are_named():
+    with pytest.raises(SymnnValueError, match="optimizer='adamw' is not known"):
+        Trainer(mlp([2, 2], rng=0), optimizer="adamw")
+    with pytest.raises(SymnnValueError, match="loss='hinge' is not known"):
+        Trainer(mlp([2, 2], rng=0), loss="hinge")
+    with pytest.raises(SymnnValueError, match="learning_rate=-1"):
+        Trainer(mlp([2, 2], rng=0), learning_rate=-1)
+    with pytest.raises(SymnnTypeError, match="network must be a symnn Layer"):
+        Trainer("mlp")
+
+
+def test_nan_in_loss_history_never_recorded(small):
+    t = _trainer()
+    h = t.fit(*small, epochs=1, batch_size=100)
+    assert all(math.isfinite(v) for v in h.batch_loss)
