@@ -1,0 +1,29 @@
+"""Input optimisation: the training machinery turned around, with the weights fixed.
+
+:func:`maximize` runs projected gradient ascent (or scipy with box bounds) on the inputs of
+any symbolic objective; :func:`activation_maximization` maximises units of a network, many
+units in one compiled call; :func:`exhaustive_binary_maximum` checks binary problems exactly.
+"""
+
+from .activation import ActivationReport, activation_maximization, parse_units, unit_activations
+from .binary import (
+    BinaryMaximum,
+    evaluate_objective,
+    exhaustive_binary_maximum,
+    round_to_binary,
+)
+from .maximize import METHODS, MaximizeResult, maximize
+
+__all__ = [
+    "maximize",
+    "MaximizeResult",
+    "METHODS",
+    "activation_maximization",
+    "ActivationReport",
+    "unit_activations",
+    "parse_units",
+    "exhaustive_binary_maximum",
+    "evaluate_objective",
+    "BinaryMaximum",
+    "round_to_binary",
+]

@@ -1,0 +1,342 @@
+"""Activation maximisation: the input that most excites a unit, for many units at once.
+
+Row ``k`` of one compiled batch maximises unit ``units[k]`` (repeated ``n_starts`` times), so
+all ten class units of a classifier take one compiled call. Regularisers (L2 decay, L1, total
+variation, jitter, a diversity penalty across starts of the same unit) are part of the
+objective; Gaussian blur is applied to the inputs every ``blur_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from ..backend import function
+from ..errors import SymnnTypeError, SymnnValueError
+from ..layers import Dense, Layer, Sequential, attach_updates
+from ..nonlinearities import softmax
+from ..utils import as_rng, check_array, check_positive, describe
+from .maximize import MaximizeResult, maximize
+
+__all__ = ["activation_maximization", "ActivationReport", "unit_activations", "parse_units"]
+
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layers(network: Layer) -> list[Layer]:
+    return list(network.layers) if isinstance(network, Sequential) else [network]
+
+
+def _resolve_layer(network: Layer, layer: int) -> int:
+    layers = _layers(network)
+    if not isinstance(layer, int | np.integer) or not -len(layers) <= layer < len(layers):
+        raise SymnnValueError(f"layer={layer!r} is out of range; the network has {len(layers)} "
+                              f"layers (0..{len(layers) - 1}, or negative from the end).")
+    return int(layer) % len(layers)
+
+
+def _is_softmax_output(network: Layer, index: int) -> bool:
+    layers = _layers(network)
+    return index == len(layers) - 1 and getattr(layers[index], "activation", None) is softmax
+
+
+def unit_activations(network: Layer, x, layer: int = -1, *, preactivation: bool = False):
+    """The symbolic activations ``(n, n_units)`` of one layer (inference mode).
+
+    ``preactivation=True`` gives a Dense layer's ``x @ W + b`` before its nonlinearity (for
+    the output layer of a classifier: the logits).
+    """
+    index = _resolve_layer(network, layer)
+    layers = _layers(network)
+    h = x
+    for i, la in enumerate(layers):
+        if i == index:
+            if preactivation:
+                if not isinstance(la, Dense):
+                    raise SymnnValueError(f"layer {index} is a {type(la).__name__}; "
+                                          "preactivation needs a Dense layer.")
+                return la.preactivation(h)
+            return la(h, deterministic=True)
+        h = la(h, deterministic=True)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def parse_units(units: Any, n_units: int) -> np.ndarray:
+    """Units as an int array: an int, a sequence, ``range``, ``"all"`` or ``"0-9"``/``"1,3,5"``.
+
+    >>> parse_units("0-2,5", 10).tolist()
+    [0, 1, 2, 5]
+    """
+    if isinstance(units, str):
+        if units == "all":
+            return np.arange(n_units)
+        out: list[int] = []
+        try:
+            for part in units.split(","):
+                a, _, b = part.strip().partition("-")
+                out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+        except ValueError:
+            raise SymnnValueError(f"units={units!r} is not a unit list; expected e.g. '0-9' or "
+                                  "'1,3,5'.") from None
+        units = out
+    arr = np.atleast_1d(np.asarray(units))
+    if arr.dtype.kind not in "iu" or arr.ndim != 1 or arr.size == 0:
+        raise SymnnValueError(f"units={units!r} is not valid; expected unit indices (ints).")
+    bad = (arr < 0) | (arr >= n_units)
+    if bad.any():
+        raise SymnnValueError(f"units has index {int(arr[bad][0])} out of range; the layer has "
+                              f"{n_units} units (0..{n_units - 1}).")
+    return arr.astype(np.int64)
+
+
+def _total_variation(img):
+    dh = img[:, 1:, :] - img[:, :-1, :]
+    dw = img[:, :, 1:] - img[:, :, :-1]
+    eps = np.asarray(1e-8, dtype=img.dtype)
+    return pt.sum(pt.sqrt(dh[:, :, :-1] ** 2 + dw[:, :-1, :] ** 2 + eps), axis=(1, 2))
+
+
+@dataclass
+class _Graph:
+    x: Any
+    objective: Any
+    unit_index: Any  # shared int64 vector: the unit of each row
+    same_unit: Any  # shared (n, n) mask of other starts of the same unit
+    coef: dict[str, Any]  # shared regulariser coefficients
+    measure: Any  # compiled x -> [activations, (probabilities)]
+    n_units: int
+    has_probs: bool
+
+
+def _graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
+    key = (index, preactivation, probability, image_shape, int(jitter), repr(mode))
+    per_net = _GRAPHS.setdefault(network, {})
+    if key in per_net:
+        return per_net[key]
+    dtype = network.dtype
+    x = pt.matrix("x", dtype=dtype, shape=(None, network.n_in))
+    unit_index = pytensor.shared(np.zeros(1, dtype=np.int64), name="unit_index")
+    same_unit = pytensor.shared(np.zeros((1, 1), dtype=dtype), name="same_unit")
+    coef = {k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
+            for k in ("l2", "l1", "tv", "diversity")}
+    inp, rng_updates = x, {}
+    if jitter:
+        rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
+        next_rng, shift = rng.integers(-int(jitter), int(jitter) + 1, size=(2,))
+        img = x.reshape((x.shape[0], *image_shape))
+        img = pt.roll(pt.roll(img, shift[0], axis=1), shift[1], axis=2)
+        inp = img.reshape((x.shape[0], network.n_in))
+        rng_updates = {rng: next_rng}
+    act = unit_activations(network, inp, index, preactivation=preactivation and not probability)
+    rows = pt.arange(x.shape[0])
+    objective = act[rows, unit_index]
+    objective = objective - coef["l2"] * pt.sum(pt.square(x), axis=1)
+    objective = objective - coef["l1"] * pt.sum(pt.abs(x), axis=1)
+    if image_shape is not None:
+        img = x.reshape((x.shape[0], *image_shape))
+        objective = objective - coef["tv"] * _total_variation(img)
+    sim = pt.dot(x, x.T) / np.asarray(network.n_in, dtype=dtype)
+    objective = objective - coef["diversity"] * pt.sum(same_unit * sim, axis=1)
+    objective = attach_updates(objective, rng_updates)
+    plain = unit_activations(network, x, index, preactivation=preactivation and not probability)
+    outs = [plain]
+    has_probs = _is_softmax_output(network, index)
+    if has_probs:
+        outs.append(network(x, deterministic=True))
+    measure = function([x], outs, mode=mode)
+    n_units = _layers(network)[index].output_size(None) or int(
+        np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1])
+    graph = _Graph(x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs)
+    per_net[key] = graph
+    return graph
+
+
+@dataclass
+class ActivationReport:
+    """Inputs found per (unit, start) and a per-row report (a list of dicts)."""
+
+    units: np.ndarray
+    x: np.ndarray
+    rows: list[dict[str, Any]]
+    result: MaximizeResult
+    image_shape: tuple[int, ...] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def images(self) -> np.ndarray:
+        """The inputs reshaped to ``image_shape`` (for plotting)."""
+        if self.image_shape is None:
+            raise SymnnValueError("no image_shape was given; the inputs are not images.")
+        return self.x.reshape((len(self.x), *self.image_shape))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain numbers and lists for ``json.dump``."""
+        return {"settings": self.settings, "units": self.rows,
+                "seconds": self.result.seconds, "steps": self.result.n_steps,
+                "method": self.result.method}
+
+    def to_table(self) -> str:
+        """The per-row report as a fixed-width text table."""
+        cols = [("unit", "unit", "{:>4d}"), ("start", "start", "{:>5d}"),
+                ("final", "final", "{:>9.3f}"), ("best", "best", "{:>9.3f}"),
+                ("reference_max", "ref max", "{:>9.3f}"), ("probability", "p(class)", "{:>8.4f}"),
+                ("at_bounds", "at bounds", "{:>9.1%}"), ("steps", "steps", "{:>5d}"),
+                ("seconds", "seconds", "{:>7.2f}")]
+        cols = [c for c in cols if any(r.get(c[0]) is not None for r in self.rows)]
+        widths = [max(len(h), len(f.format(0 if "d}" in f else 0.0))) for _, h, f in cols]
+        lines = ["  ".join(h.rjust(w) for (_, h, _), w in zip(cols, widths))]
+        for r in self.rows:
+            cells = []
+            for (k, _, f), w in zip(cols, widths):
+                v = r.get(k)
+                cells.append(("-" if v is None else f.format(v)).rjust(w))
+            lines.append("  ".join(cells))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+
+def _blur(image_shape, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    def blur(X):
+        imgs = X.reshape((len(X), *image_shape))
+        out = gaussian_filter(imgs, sigma=(0,) + (sigma,) * len(image_shape))
+        return out.reshape(len(X), -1)
+
+    return blur
+
+
+def activation_maximization(
+    network: Layer,
+    units: Any = "all",
+    *,
+    layer: int = -1,
+    preactivation: bool | None = None,
+    probability: bool = False,
+    n_starts: int = 1,
+    x0=None,
+    seed: Any = 0,
+    bounds=(0.0, 1.0),
+    steps: int = 200,
+    learning_rate: float = 0.05,
+    method: str = "adam",
+    tol: float | None = None,
+    l2: float = 0.0,
+    l1: float = 0.0,
+    tv: float = 0.0,
+    image_shape: tuple[int, ...] | None = None,
+    blur_every: int = 0,
+    blur_sigma: float = 0.5,
+    jitter: int = 0,
+    diversity: float = 0.0,
+    reference=None,
+    mode: Any = None,
+) -> ActivationReport:
+    """Maximise units of a layer, many units in one compiled call.
+
+    Parameters
+    ----------
+    network
+        A trained network (a :class:`~symnn.layers.Sequential` such as ``mlp(...)``).
+    units
+        Unit indices (``[0, 3]``, ``range(10)``, ``"0-9"``, ``"all"``); row ``k`` of the batch
+        maximises ``units[k]``, each repeated ``n_starts`` times.
+    layer
+        Which layer (index into ``network.layers``; default the output layer).
+    preactivation
+        Maximise ``x @ W + b`` before the nonlinearity. Default: True for a softmax output
+        layer (the class logit), False otherwise. ``probability=True`` maximises the softmax
+        probability of the class instead.
+    l2, l1, tv
+        Penalties on the input: L2 decay, L1, total variation (needs ``image_shape``).
+    blur_every, blur_sigma
+        Gaussian blur of every input every ``blur_every`` steps (needs ``image_shape``).
+    jitter
+        Random shifts of up to ``jitter`` pixels before each forward pass (needs ``image_shape``).
+    diversity
+        Penalty on the similarity between starts of the same unit.
+    reference
+        Inputs (e.g. the training set) to report each unit's highest activation on real data.
+    Other arguments are those of :func:`symnn.inputopt.maximize`.
+    """
+    if not isinstance(network, Layer) or network.n_in is None:
+        raise SymnnTypeError(f"network must be a symnn network with a known input width; got "
+                             f"{describe(network)}.")
+    index = _resolve_layer(network, layer)
+    if probability and not _is_softmax_output(network, index):
+        raise SymnnValueError("probability=True needs the softmax output layer (layer=-1 of a "
+                              "classifier).")
+    if preactivation is None:
+        preactivation = _is_softmax_output(network, index) and not probability
+    if image_shape is not None:
+        image_shape = tuple(int(s) for s in image_shape)
+        if int(np.prod(image_shape)) != network.n_in:
+            raise SymnnValueError(f"image_shape={image_shape} has {int(np.prod(image_shape))} "
+                                  f"pixels; the network takes {network.n_in} inputs.")
+    for name, value in (("tv", tv), ("blur_every", blur_every), ("jitter", jitter)):
+        if value and image_shape is None:
+            raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
+    for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity),
+                        ("jitter", jitter), ("blur_every", blur_every)):
+        check_positive(value, name, allow_zero=True)
+    check_positive(n_starts, "n_starts", integer=True)
+    graph = _graph(network, index, bool(preactivation), bool(probability), image_shape,
+                   int(jitter), mode)
+    unit_list = parse_units(units, graph.n_units)
+    row_units = np.repeat(unit_list, n_starts)
+    row_start = np.tile(np.arange(n_starts), len(unit_list))
+    n = len(row_units)
+    if x0 is None:
+        rng = as_rng(seed, name="seed")
+        lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), (network.n_in,)) for b in bounds)
+        x0 = lo + (hi - lo) * rng.random((n, network.n_in))
+    graph.unit_index.set_value(row_units)
+    same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
+    graph.same_unit.set_value(same.astype(network.dtype))
+    for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
+        graph.coef[name].set_value(np.asarray(value, dtype=network.dtype))
+    every = (int(blur_every), _blur(image_shape, float(blur_sigma))) if blur_every else None
+    result = maximize(graph.objective, graph.x, x0=x0, bounds=bounds, steps=steps,
+                      learning_rate=learning_rate, method=method, tol=tol, mode=mode, every=every)
+
+    measured = graph.measure(result.x.astype(network.dtype))
+    best_act = np.asarray(measured[0])[np.arange(n), row_units]
+    probs = np.asarray(measured[1])[np.arange(n), row_units] if graph.has_probs else None
+    last = result.x_last if result.x_last is not None else result.x
+    final_act = np.asarray(graph.measure(last.astype(network.dtype))[0])[np.arange(n), row_units]
+    ref_max = None
+    if reference is not None:
+        ref = check_array(reference, "reference", ndim=2, dtype=network.dtype,
+                          n_features=network.n_in)
+        acts = np.concatenate([np.asarray(graph.measure(ref[s:s + 4096])[0])
+                               for s in range(0, len(ref), 4096)])
+        ref_max = acts.max(axis=0)
+    rows = []
+    for k in range(n):
+        u = int(row_units[k])
+        rows.append({
+            "unit": u, "start": int(row_start[k]), "final": float(final_act[k]),
+            "best": float(best_act[k]),
+            "reference_max": None if ref_max is None else float(ref_max[u]),
+            "exceeds_reference": None if ref_max is None else bool(best_act[k] > ref_max[u]),
+            "probability": None if probs is None else float(probs[k]),
+            "at_bounds": float(result.at_bounds[k]), "steps": result.n_steps,
+            "seconds": result.seconds,
+        })
+    settings = {"layer": index, "preactivation": bool(preactivation),
+                "probability": bool(probability), "method": result.method, "steps": steps,
+                "learning_rate": learning_rate, "l2": l2, "l1": l1, "tv": tv,
+                "blur_every": blur_every, "blur_sigma": blur_sigma, "jitter": jitter,
+                "diversity": diversity, "n_starts": n_starts, "bounds": [float(np.min(bounds[0])),
+                                                                          float(np.max(bounds[1]))]}
+    return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)

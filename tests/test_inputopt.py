@@ -1,0 +1,206 @@
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from symnn.datasets import load_digits
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.inputopt import (
+    activation_maximization,
+    evaluate_objective,
+    exhaustive_binary_maximum,
+    maximize,
+    round_to_binary,
+)
+from symnn.inputopt import engine
+from symnn.layers import mlp
+from symnn.train import Trainer
+
+PATTERNS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def seed004():
+    """Seed 004's toy: a 2-3-1 sigmoid network trained so that only [0, 1] -> 1."""
+    net = mlp([2, 3, 1], hidden="sigmoid", output="sigmoid", rng=1)
+    targets = np.array([0, 1, 0, 0], dtype="float32")
+    trainer = Trainer(net, loss="squared_error", optimizer="adam", learning_rate=0.1)
+    trainer.fit(PATTERNS, targets, epochs=1500, batch_size=4)
+    x = pt.matrix("x", dtype="float32", shape=(None, 2))
+    return net, x, net(x, deterministic=True)[:, 0]
+
+
+def test_seed004_network_learned_the_patterns(seed004):
+    net, x, objective = seed004
+    out = evaluate_objective(objective, x, PATTERNS)
+    assert out[1] > 0.9 and np.all(out[[0, 2, 3]] < 0.1)
+
+
+@pytest.mark.parametrize(
+    "method, learning_rate, steps",
+    # the sigmoid network is flat far from [0, 1]: plain gradient steps must be large there
+    [("gradient", 20.0, 1000), ("normalized", 0.05, 500), ("momentum", 2.0, 1000),
+     ("adam", 0.05, 500), ("l-bfgs-b", 1.0, 500), ("tnc", 1.0, 500)],
+)
+def test_seed004_ascent_converges_to_0_1_inside_the_box(seed004, method, learning_rate, steps):
+    net, x, objective = seed004
+    result = maximize(objective, x, n_starts=8, seed=0, steps=steps, learning_rate=learning_rate,
+                      method=method)
+    assert np.all(result.x >= 0) and np.all(result.x <= 1)
+    np.testing.assert_allclose(result.x, np.tile([0.0, 1.0], (8, 1)), atol=1e-3)
+    at_01 = evaluate_objective(objective, x, np.array([[0.0, 1.0]]))[0]
+    assert np.all(result.value >= at_01 - 1e-6)
+    assert np.all(result.at_bounds == 1.0)
+
+
+def test_seed004_unconstrained_ascent_leaves_the_unit_box(seed004):
+    """What seed 004 saw: without the projection onto [0, 1] the input drifts out."""
+    net, x, objective = seed004
+    result = maximize(objective, x, x0=np.array([[0.5, 0.5]]), bounds=(-50, 50), steps=500,
+                      learning_rate=0.5)
+    assert result.x.min() < 0 or result.x.max() > 1
+
+
+def test_seed004_exhaustive_and_rounding_agree(seed004):
+    net, x, objective = seed004
+    best = exhaustive_binary_maximum(objective, x)
+    np.testing.assert_array_equal(best.x, [0.0, 1.0])
+    assert best.values.shape == (4,)
+    xb, values = round_to_binary(objective, x, np.array([[0.1, 0.8], [0.7, 0.2]]))
+    np.testing.assert_array_equal(xb, [[0, 1], [1, 0]])
+    assert values[0] == pytest.approx(best.value)
+
+
+@pytest.fixture(scope="module")
+def digits_net():
+    data = load_digits()
+    trainer = Trainer(mlp([64, 100, 10], rng=0), optimizer="adam", learning_rate=1e-3)
+    trainer.fit(data.X_train, data.y_train, epochs=30, batch_size=32)
+    assert trainer.evaluate(data.X_test, data.y_test)["accuracy"] > 0.95
+    return trainer, data
+
+
+def test_ten_class_units_in_one_call_end_as_their_class(digits_net):
+    trainer, data = digits_net
+    report = activation_maximization(trainer.network, range(10), steps=200, learning_rate=0.05,
+                                     image_shape=(8, 8), reference=data.X_train)
+    assert report.x.shape == (10, 64)
+    assert np.all(report.x >= 0) and np.all(report.x <= 1)
+    np.testing.assert_array_equal(trainer.predict(report.x), np.arange(10))
+    probs = trainer.predict_proba(report.x)[np.arange(10), np.arange(10)]
+    assert np.all(probs >= 0.99)
+    for row in report.rows:
+        assert row["probability"] >= 0.99 and row["exceeds_reference"]
+        assert row["best"] >= row["final"] - 1e-4
+    table = report.to_table()
+    assert "p(class)" in table and len(table.splitlines()) == 11
+    assert report.to_json()["units"][3]["unit"] == 3
+
+
+def test_second_call_reuses_the_compiled_step(digits_net):
+    trainer, _ = digits_net
+    activation_maximization(trainer.network, [1, 2], steps=5)
+    before = {id(f) for per in engine._CACHE.values() for f in per.values()}
+    report = activation_maximization(trainer.network, [4, 5, 6], steps=7, learning_rate=0.01,
+                                     seed=3)
+    after = {id(f) for per in engine._CACHE.values() for f in per.values()}
+    assert after == before and report.result.n_steps == 7
+
+
+def test_regularisers_change_the_result(digits_net):
+    trainer, _ = digits_net
+    net = trainer.network
+    plain = activation_maximization(net, [0], steps=100, image_shape=(8, 8))
+    smooth = activation_maximization(net, [0], steps=100, image_shape=(8, 8), tv=1.0, l2=0.5,
+                                     blur_every=10, jitter=1)
+
+    def tv(img):
+        return np.abs(np.diff(img, axis=0)).sum() + np.abs(np.diff(img, axis=1)).sum()
+
+    assert tv(smooth.images()[0]) < tv(plain.images()[0])
+    two = activation_maximization(net, [0], n_starts=2, steps=50, diversity=5.0, seed=1)
+    assert not np.allclose(two.x[0], two.x[1])
+
+
+def test_hidden_units_and_probability(digits_net):
+    trainer, _ = digits_net
+    report = activation_maximization(trainer.network, "0-4", layer=0, steps=50)
+    assert len(report.rows) == 5 and report.rows[0]["probability"] is None
+    prob = activation_maximization(trainer.network, [7], probability=True, steps=50)
+    assert prob.rows[0]["best"] > 0.9
+
+
+def test_projected_methods_and_lbfgsb_agree_on_a_known_box_optimum():
+    x = pt.matrix("x", dtype="float64", shape=(None, 3))
+    target = np.array([0.25, 1.7, -0.4])  # the box optimum is [0.25, 1, 0]
+    objective = -pt.sum((x - target) ** 2, axis=1) + 0.1 * pt.sum(pt.sin(x), axis=1)
+    # stationary point of -(x - t)^2 + 0.1 sin(x) in the first coordinate, by bisection
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if -2 * (mid - 0.25) + 0.1 * np.cos(mid) > 0 else (lo, mid)
+    want = np.array([lo, 1.0, 0.0])
+    for method, lr in [("gradient", 0.1), ("normalized", 0.01), ("momentum", 0.05),
+                       ("adam", 0.02), ("l-bfgs-b", 0.1), ("tnc", 0.1)]:
+        r = maximize(objective, x, n_starts=4, steps=1000, learning_rate=lr, method=method)
+        np.testing.assert_allclose(r.x, np.tile(want, (4, 1)), atol=2e-3, err_msg=method)
+
+
+def test_tol_stops_early_and_none_runs_every_step():
+    x = pt.matrix("x", dtype="float64", shape=(None, 2))
+    objective = -pt.sum((x - 0.5) ** 2, axis=1)
+    r = maximize(objective, x, n_starts=2, steps=500, tol=1e-10)
+    assert r.n_steps < 500 and "tol" in r.stop_reason
+    r = maximize(objective, x, n_starts=2, steps=50)
+    assert r.n_steps == 50 and r.history.shape == (50, 2)
+
+
+def test_bounds_per_coordinate():
+    x = pt.matrix("x", dtype="float64", shape=(None, 2))
+    r = maximize(pt.sum(x, axis=1), x, bounds=([0, -1], [2, 3]), steps=100)
+    np.testing.assert_allclose(r.x, [[2, 3]])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"bounds": (1.0, 0.0)}, SymnnValueError, "lo >= hi"),
+        ({"x0": np.array([[0.5, 1.5]])}, SymnnValueError, "outside the bounds"),
+        ({"x0": np.array([[0.5, 0.5, 0.5]])}, SymnnValueError, "x0 has 3 columns"),
+        ({"x0": np.array([[np.nan, 0.5]])}, SymnnValueError, "x0 contains NaN"),
+        ({"method": "newton"}, SymnnValueError, "method='newton' is not known"),
+        ({"steps": 0}, SymnnValueError, "steps=0"),
+        ({"learning_rate": -1.0}, SymnnValueError, "learning_rate=-1.0"),
+        ({"bounds": 5}, SymnnTypeError, "bounds must be a pair"),
+    ],
+)
+def test_bad_maximize_arguments_are_named(kwargs, error, match):
+    x = pt.matrix("x", dtype="float64", shape=(None, 2))
+    with pytest.raises(error, match=match):
+        maximize(pt.sum(x, axis=1), x, **kwargs)
+
+
+def test_bad_objectives_are_named():
+    x = pt.matrix("x", dtype="float64", shape=(None, 2))
+    w = pytensor.shared(np.ones(2))
+    with pytest.raises(SymnnValueError, match="does not depend on x"):
+        maximize(pt.stack([pt.sum(w)]), x)
+    with pytest.raises(SymnnValueError, match="one value per row"):
+        maximize(pt.sum(x), x)
+    with pytest.raises(SymnnValueError, match="no static width"):
+        y = pt.matrix("y", dtype="float64")
+        maximize(pt.sum(y, axis=1), y)
+    with pytest.raises(SymnnTypeError, match="x must be a symbolic input matrix"):
+        maximize(pt.sum(x, axis=1), w)
+
+
+def test_bad_activation_maximization_arguments(digits_net):
+    net = digits_net[0].network
+    with pytest.raises(SymnnValueError, match="index 10 out of range"):
+        activation_maximization(net, [3, 10])
+    with pytest.raises(SymnnValueError, match="layer=5 is out of range"):
+        activation_maximization(net, [0], layer=5)
+    with pytest.raises(SymnnValueError, match="tv=1.0 needs image_shape"):
+        activation_maximization(net, [0], tv=1.0)
+    with pytest.raises(SymnnValueError, match="image_shape=\\(7, 7\\) has 49 pixels"):
+        activation_maximization(net, [0], image_shape=(7, 7))
