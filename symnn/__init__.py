@@ -11,18 +11,24 @@ __version__ = "0.1.0"
 from . import (  # noqa: E402 - the version must exist before backend.info imports it
     backend,
     costs,
+    datasets,
     errors,
+    fullbatch,
     gradcheck,
     init,
+    inputopt,
+    io,
     layers,
     nonlinearities,
     regularization,
+    train,
     updates,
     utils,
 )
 from .backend import default_mode, function, info, set_default_mode  # noqa: E402
 from .errors import SymnnError, SymnnTypeError, SymnnValueError  # noqa: E402
 from .gradcheck import check_grad  # noqa: E402
+from .io import load, save  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -36,6 +42,13 @@ __all__ = [
     "regularization",
     "updates",
     "utils",
+    "datasets",
+    "fullbatch",
+    "inputopt",
+    "io",
+    "train",
+    "save",
+    "load",
     "function",
     "info",
     "default_mode",

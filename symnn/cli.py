@@ -1,10 +1,18 @@
-"""The ``symnn`` command line: the only part of symnn that prints."""
+"""The ``symnn`` command line: the only part of symnn that prints.
+
+Commands: ``train``, ``maximize``, ``compare``, ``demo``, ``info``. Bad arguments give a
+one-line error and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -17,6 +25,80 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _UsageError(Exception):
+    """A bad argument found after parsing (reported in one line, exit code 2)."""
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _load_data(spec: str, seed: int, dtype: str = "float32"):
+    from . import datasets
+
+    if spec == "digits":
+        return datasets.load_digits(seed=seed, dtype=dtype)
+    if spec == "iris":
+        return datasets.load_iris(seed=seed, dtype=dtype)
+    if spec == "moons":
+        from sklearn.model_selection import train_test_split
+
+        X, y = datasets.make_moons(1000, noise=0.2, seed=seed, dtype=dtype)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+        return datasets.Dataset("moons", Xtr, ytr, Xte, yte, classes=["0", "1"])
+    if spec == "fashion-mnist":
+        return datasets.load_fashion_mnist(dtype=dtype)
+    if spec.startswith("mnist:"):
+        return datasets.load_mnist(spec.split(":", 1)[1], dtype=dtype)
+    raise _UsageError(f"--data {spec!r} is not known; expected digits, iris, moons, "
+                      "fashion-mnist or mnist:PATH")
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise _UsageError(f"{name} {text!r} must be comma-separated integers, e.g. 64,100,10") from None
+    if not values:
+        raise _UsageError(f"{name} is empty")
+    return values
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise _UsageError(f"--image-shape {text!r} must look like 28x28") from None
+
+
+def _print_epoch(write, logs: dict[str, float], header: list[bool]) -> None:
+    keys = [k for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+            if k in logs]
+    if not header[0]:
+        write("  ".join(f"{k:>12}" for k in keys))
+        header[0] = True
+    cells = [f"{int(logs[k]):>12d}" if k == "epoch" else f"{logs[k]:>12.4f}" for k in keys]
+    write("  ".join(cells))
+
+
+def _epoch_printer(progress: bool):
+    from .train import LambdaCallback
+
+    header = [False]
+    if progress:
+        from tqdm.auto import tqdm
+
+        write = tqdm.write
+    else:
+        write = print
+    return LambdaCallback(on_epoch_end=lambda t, e, logs: _print_epoch(write, logs, header))
+
+
+def _compile_note(what: str) -> None:
+    print(f"compiling {what} (a cold cache compiles C code: about 20 s per graph; PyTensor caches "
+          "it, later runs take about 1 s)...", flush=True)
+
+
+# -- commands ------------------------------------------------------------------------------
 def _cmd_info(args: argparse.Namespace) -> int:
     from .backend import info
 
@@ -25,11 +107,233 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import io, plot
+    from .layers import mlp
+    from .train import EarlyStopping, Trainer
+
+    data = _load_data(args.data, args.seed)
+    sizes = _int_list(args.layers, "--layers")
+    if len(sizes) < 2 or sizes[0] != data.n_features or sizes[-1] != data.n_classes:
+        raise _UsageError(f"--layers {args.layers} does not fit {data.name}: it has "
+                          f"{data.n_features} features and {data.n_classes} classes "
+                          f"(e.g. --layers {data.n_features},100,{data.n_classes})")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = mlp(sizes, hidden=args.activation, rng=args.seed, dropout=args.dropout)
+    trainer = Trainer(net, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2,
+                      seed=args.seed)
+    print(f"data: {data!r}\nnetwork: {sizes} {args.activation} + softmax, optimizer "
+          f"{args.optimizer} (lr {args.lr})")
+    _compile_note("the training step")
+    t0 = time.perf_counter()
+    trainer.compile()
+    print(f"compiled in {time.perf_counter() - t0:.1f} s")
+    progress = sys.stderr.isatty() and not args.no_progress
+    callbacks = [_epoch_printer(progress)]
+    if args.patience:
+        callbacks.append(EarlyStopping(patience=args.patience))
+    t0 = time.perf_counter()
+    history = trainer.fit(data.X_train, data.y_train, epochs=args.epochs,
+                          batch_size=args.batch_size, validation_split=args.validation_split,
+                          callbacks=callbacks, progress=progress)
+    seconds = time.perf_counter() - t0
+    test = trainer.evaluate(data.X_test, data.y_test)
+    print(f"stopped: {history.stop_reason} after {seconds:.1f} s ({trainer.n_updates} updates)")
+    print(f"test accuracy: {test['accuracy']:.4f}  test loss: {test['loss']:.4f}")
+    model = io.save(trainer, out / "model.npz")
+    (out / "history.json").write_text(json.dumps(history.as_dict(), indent=2))
+    plot.plot_history(history, out / "curves.png", title=f"{data.name}: {sizes}")
+    if data.image_shape is not None and len(data.image_shape) == 2:
+        plot.plot_weights(net.params[0].get_value(), data.image_shape, out / "weights.png")
+    print(f"wrote {model}, {out / 'history.json'}, {out / 'curves.png'}")
+    return 0
+
+
+def _report_am(report, out: Path, classes: list[str] | None, title: str) -> None:
+    from . import plot
+
+    print(report.to_table())
+    (out / "report.json").write_text(report.dumps())
+    if report.image_shape is not None and len(report.image_shape) == 2:
+        names = [classes[r["unit"]] if classes and r["unit"] < len(classes) else f"unit {r['unit']}"
+                 for r in report.rows]
+        titles = [f"{n}\n{r['best']:.1f}" + (f" p={r['probability']:.2f}" if r["probability"]
+                                               is not None else "")
+                  for n, r in zip(names, report.rows)]
+        plot.plot_image_grid(report.images(), out / "maximized.png", titles=titles, title=title)
+        print(f"wrote {out / 'maximized.png'} and {out / 'report.json'}")
+    else:
+        print(f"wrote {out / 'report.json'}")
+
+
+def _cmd_maximize(args: argparse.Namespace) -> int:
+    from . import io
+    from .inputopt import activation_maximization
+    from .layers import Layer
+
+    try:
+        obj = io.load(args.model)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    network = obj if isinstance(obj, Layer) else obj.network
+    shape = _shape(args.image_shape)
+    if shape is None:
+        side = int(round(network.n_in ** 0.5))
+        shape = (side, side) if side * side == network.n_in else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _compile_note("the ascent step")
+    report = activation_maximization(
+        network, args.units, layer=args.layer, steps=args.steps, method=args.method,
+        learning_rate=args.lr, n_starts=args.starts, seed=args.seed, l2=args.l2, tv=args.tv,
+        jitter=args.jitter if shape else 0, blur_every=args.blur_every if shape else 0,
+        image_shape=shape, probability=args.probability)
+    _report_am(report, out, None, f"units {args.units} of layer {args.layer}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import plot
+    from .compare import compare_optimizers
+
+    data = _load_data(args.data, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"data: {data!r}; network {data.n_features}-{args.hidden}-{data.n_classes} sigmoid, "
+          f"{args.updates} updates of {args.batch_size}")
+    _compile_note("one training step per method")
+    results = compare_optimizers(data, hidden=_int_list(str(args.hidden), "--hidden"),
+                                 n_updates=args.updates, batch_size=args.batch_size,
+                                 full_cost=args.full_cost, seed=args.seed)
+    print(f"{'method':>14}  {'seconds':>8}  {'compile s':>9}  {'accuracy':>8}  {'loss':>8}")
+    for r in results:
+        print(f"{r['method']:>14}  {r['seconds']:>8.3f}  {r['compile_seconds']:>9.1f}  "
+              f"{r['accuracy']:>8.4f}  {r['loss']:>8.4f}")
+    (out / "comparison.json").write_text(json.dumps(results, indent=2))
+    plot.plot_comparison(results, out / "comparison.png", title=f"optimisers on {data.name}")
+    print(f"wrote {out / 'comparison.png'} and {out / 'comparison.json'}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import io, plot
+    from .backend import blas_status
+    from .datasets import load_digits
+    from .inputopt import activation_maximization
+    from .layers import mlp
+    from .train import Trainer
+
+    t_start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    status = blas_status()
+    print(f"symnn demo: backend {status.backend}"
+          + (" (C with scipy's OpenBLAS)" if status.backend == "C" else f" ({status.reason})"))
+    data = load_digits(seed=args.seed)
+    print(f"data: {data!r}")
+    trainer = Trainer(mlp([64, 100, 10], hidden="relu", rng=args.seed), optimizer="adam",
+                      learning_rate=1e-3, seed=args.seed)
+    _compile_note("the training step, evaluation and prediction")
+    t0 = time.perf_counter()
+    trainer.compile()
+    print(f"compiled in {time.perf_counter() - t0:.1f} s")
+    progress = sys.stderr.isatty() and not args.no_progress
+    t0 = time.perf_counter()
+    history = trainer.fit(data.X_train, data.y_train, epochs=args.epochs, batch_size=32,
+                          validation_data=(data.X_test, data.y_test),
+                          callbacks=[_epoch_printer(progress)] if args.verbose else [],
+                          progress=progress)
+    train_s = time.perf_counter() - t0
+    test = trainer.evaluate(data.X_test, data.y_test)
+    print(f"trained 64-100-10 relu on digits: {len(history)} epochs, {trainer.n_updates} updates "
+          f"in {train_s:.2f} s")
+    print(f"test accuracy: {test['accuracy']:.4f}")
+    _compile_note("the activation-maximisation step")
+    t0 = time.perf_counter()
+    report = activation_maximization(trainer.network, range(10), steps=args.steps,
+                                     learning_rate=0.05, image_shape=(8, 8), l2=0.1, tv=0.3,
+                                     reference=data.X_train)
+    print(f"maximised all ten class units in one compiled call: {report.result.n_steps} steps "
+          f"in {report.result.seconds:.3f} s ({time.perf_counter() - t0:.1f} s with compiling)")
+    print(f"predicted classes of the maximised inputs: "
+          f"{trainer.predict(report.x).tolist()}")
+    _report_am(report, out, data.classes, "digits: inputs that maximise each class logit")
+    io.save(trainer, out / "model.npz")
+    plot.plot_history(history, out / "curves.png", title="digits 64-100-10")
+    plot.plot_weights(trainer.network.params[0].get_value(), (8, 8), out / "weights.png")
+    print(f"wrote {out / 'model.npz'}, {out / 'curves.png'}, {out / 'weights.png'}")
+    print(f"total {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symnn", description="Neural networks as symbolic PyTensor graphs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
     p = sub.add_parser("info", help="print backend, BLAS library, float type, compile dir, versions")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("train", help="train an MLP and write the model, history and plots")
+    p.add_argument("--data", default="digits",
+                   help="digits, iris, moons, fashion-mnist or mnist:PATH (default digits)")
+    p.add_argument("--layers", default="64,100,10", help="layer sizes, e.g. 784,100,10")
+    p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
+    p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov_momentum, "
+                   "adagrad, rmsprop, adadelta, adam, adamax (default adam)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout after hidden layers")
+    p.add_argument("--validation-split", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=0, help="early-stopping patience (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="symnn-train", help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("maximize", help="activation maximisation on a saved model")
+    p.add_argument("model", help="a model file written by `symnn train` or symnn.save")
+    p.add_argument("--units", default="0-9", help="units, e.g. 0-9 or 1,3,5 (default 0-9)")
+    p.add_argument("--layer", type=int, default=-1, help="layer index (default: output)")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--method", default="adam",
+                   help="gradient, normalized, momentum, adam, l-bfgs-b, tnc (default adam)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--starts", type=int, default=1, help="starts per unit")
+    p.add_argument("--l2", type=float, default=0.0)
+    p.add_argument("--tv", type=float, default=0.0, help="total-variation penalty (images)")
+    p.add_argument("--jitter", type=int, default=0, help="random shifts in pixels (images)")
+    p.add_argument("--blur-every", type=int, default=0, help="blur every k steps (images)")
+    p.add_argument("--image-shape", default=None, help="e.g. 28x28 (default: square inputs)")
+    p.add_argument("--probability", action="store_true",
+                   help="maximise the class probability instead of the logit")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="symnn-maximize")
+    p.set_defaults(func=_cmd_maximize)
+
+    p = sub.add_parser("compare", help="seed 000's optimiser comparison (time and accuracy)")
+    p.add_argument("--data", default="fashion-mnist-or-digits",
+                   help="fashion-mnist (when installed), digits, iris or mnist:PATH")
+    p.add_argument("--hidden", type=int, default=25)
+    p.add_argument("--updates", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--full-cost", action="store_true",
+                   help="evaluate the full training cost after every update (as seed 000)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--out", default="symnn-compare")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("demo", help="train on digits, maximise the ten class units, write figures")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="symnn-demo")
+    p.add_argument("--verbose", action="store_true", help="print a row per epoch")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
@@ -39,4 +343,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    if getattr(args, "data", None) == "fashion-mnist-or-digits":
+        from .datasets import FASHION_MNIST_PATH
+
+        args.data = "fashion-mnist" if Path(FASHION_MNIST_PATH).is_dir() else "digits"
+    try:
+        return int(args.func(args) or 0)
+    except _UsageError as exc:
+        sys.stderr.write(f"symnn {args.command}: error: {exc}\n")
+        return 2
+    except (ValueError, TypeError) as exc:
+        from .errors import SymnnError
+
+        if isinstance(exc, SymnnError):
+            sys.stderr.write(f"symnn {args.command}: error: {exc}\n")
+            return 2
+        raise
+
+

@@ -91,6 +91,12 @@ class ScipyTrainer(Trainer):
         self.options = dict(options or {})
         self._flat: dict[str, Any] = {}
 
+    def compile(self, targets: str = "labels") -> ScipyTrainer:
+        """Compile the flat ``(cost, gradient)`` function and the evaluation functions now."""
+        super().compile(targets)
+        self._compile_flat(targets)
+        return self
+
     def _compile_flat(self, kind: str):
         if kind in self._flat:
             return self._flat[kind]

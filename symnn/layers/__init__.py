@@ -6,14 +6,19 @@ A layer or network is called on a symbolic tensor and returns a symbolic tensor
 
 from .base import Layer, attach_updates, get_updates
 from .containers import Sequential, mlp
-from .dense import Dense, PReLU
+from .dense import Activation, Dense, PReLU
 from .noise import Dropout
 from .normalization import BatchNorm
+from .registry import LAYER_CLASSES, layer_from_spec, layer_to_spec
 
 __all__ = [
     "Layer",
     "Dense",
     "PReLU",
+    "Activation",
+    "LAYER_CLASSES",
+    "layer_from_spec",
+    "layer_to_spec",
     "Dropout",
     "BatchNorm",
     "Sequential",

@@ -69,6 +69,7 @@ class Layer:
         self.name = name
         self.dtype = as_float_dtype(dtype)
         self._params: dict[SharedVariable, set[str]] = {}
+        self._rngs: list = []  # shared random generators (dropout masks)
 
     # -- parameters -----------------------------------------------------------------
     def add_param(
@@ -166,6 +167,10 @@ class Layer:
             cast.append(arr.astype(want.dtype))
         for p, arr in zip(params, cast):
             p.set_value(arr)
+
+    def get_rngs(self) -> list:
+        """The layer's shared random generators (their state is part of a saved run)."""
+        return list(self._rngs)
 
     # -- calling ----------------------------------------------------------------------
     def __call__(self, x, *, deterministic: bool = False):

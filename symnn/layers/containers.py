@@ -10,7 +10,7 @@ from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import as_float_dtype, as_rng, describe
 from .base import Layer
-from .dense import Dense
+from .dense import Activation, Dense
 from .noise import Dropout
 from .normalization import BatchNorm
 
@@ -55,6 +55,7 @@ class Sequential(Layer):
         self.n_out = size
         for layer in layers:
             self._params.update(layer._params)
+            self._rngs.extend(layer._rngs)
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
@@ -83,6 +84,12 @@ class Sequential(Layer):
     def get_config(self) -> dict[str, Any]:
         return {"layers": [{"class": type(la).__name__, "config": la.get_config()}
                            for la in self.layers], "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        from .registry import layer_from_spec
+
+        return cls([layer_from_spec(spec) for spec in config["layers"]], name=config.get("name"))
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(la) for la in self.layers)
@@ -136,7 +143,7 @@ def mlp(
         raise SymnnValueError(
             f"sizes={sizes} is not valid; expected at least two positive widths such as [784, 100, 10]."
         )
-    hidden_fn = nonlinearities.get(hidden, name="hidden")
+    nonlinearities.get(hidden, name="hidden")
     nonlinearities.get(output, name="output")
     dtype = as_float_dtype(dtype)
     gen = as_rng(rng)
@@ -150,7 +157,7 @@ def mlp(
             layers.append(Dense(n_in, n_out, "linear", W=w_init, b=None, rng=gen, dtype=dtype,
                                 name=f"dense{i}"))
             layers.append(BatchNorm(n_out, dtype=dtype, name=f"bn{i}"))
-            layers.append(_ActivationOnly(n_out, hidden_fn, dtype))
+            layers.append(Activation(n_out, hidden, dtype=dtype, name=f"act{i}"))
         else:
             layers.append(Dense(n_in, n_out, act, W=w_init, rng=gen, dtype=dtype, name=f"dense{i}"))
         if dropout and not last:
@@ -158,21 +165,3 @@ def mlp(
     net = Sequential(layers)
     net.sizes = sizes
     return net
-
-
-class _ActivationOnly(Layer):
-    """A nonlinearity as a layer (used after batch normalisation)."""
-
-    def __init__(self, n_units: int, activation: Any, dtype: Any = None):
-        super().__init__(None, dtype)
-        self.n_in = n_units
-        self.activation = nonlinearities.get(activation)
-
-    def get_output_for(self, x, *, deterministic: bool = False):
-        return self.activation(x)
-
-    def get_config(self) -> dict[str, Any]:
-        from .dense import _activation_name
-
-        return {"n_units": self.n_in, "activation": _activation_name(self.activation),
-                "dtype": self.dtype}

@@ -13,7 +13,7 @@ from ..init import Constant, GlorotUniform
 from ..utils import check_positive
 from .base import Layer
 
-__all__ = ["Dense", "PReLU"]
+__all__ = ["Dense", "PReLU", "Activation"]
 
 
 def _activation_name(fn) -> str | None:
@@ -128,4 +128,34 @@ class PReLU(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PReLU:
+        return cls(**config)
+
+
+class Activation(Layer):
+    """A nonlinearity as a layer of ``n_units`` features (used after batch normalisation).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.matrix("x", dtype="float32")
+    >>> Activation(2, "relu")(x).eval({x: np.array([[-1.0, 2.0]], dtype="float32")})
+    array([[0., 2.]], dtype=float32)
+    """
+
+    def __init__(self, n_units: int, activation: Any = "linear", name: str | None = None, *,
+                 dtype: Any = None):
+        super().__init__(name, dtype)
+        self.n_in = check_positive(n_units, "n_units", integer=True)
+        self.activation = nonlinearities.get(activation)
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return self.activation(x)
+
+    def get_config(self) -> dict[str, Any]:
+        name = _activation_name(self.activation)
+        if name is None:
+            raise SymnnValueError(f"Activation{self._label()} uses a custom function, which "
+                                  "cannot be described by name.")
+        return {"n_units": self.n_in, "activation": name, "name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Activation:
         return cls(**config)

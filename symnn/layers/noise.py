@@ -41,6 +41,7 @@ class Dropout(Layer):
         self.rescale = bool(rescale)
         seed = int(as_rng(rng).integers(2**31 - 1))
         self.rng_state = pt.random.shared_rng(seed=seed, name=f"{name or 'dropout'}.rng")
+        self._rngs.append(self.rng_state)
 
     def get_output_for(self, x, *, deterministic: bool = False):
         if deterministic or self.p == 0.0:

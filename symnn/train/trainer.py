@@ -131,6 +131,7 @@ class Trainer:
         self.history = History()
         self._compiled: dict[str, dict[str, Any]] = {}
         self._optimizer_state: list = []
+        self._pending_state: tuple[str, list[np.ndarray]] | None = None  # set by symnn.load
 
     # -- graphs -------------------------------------------------------------------------
     def _targets_kind(self, y: np.ndarray) -> str:
@@ -187,9 +188,19 @@ class Trainer:
         evaluate = function([ex, ey], [eloss, *emetrics.values()], mode=self.mode)
         predict = function([ex], eout, mode=self.mode)
         self._optimizer_state = state
+        if self._pending_state is not None and self._pending_state[0] == kind:
+            self._restore_optimizer_state(self._pending_state[1])
+            self._pending_state = None
         self._compiled[kind] = {"step": step, "evaluate": evaluate, "predict": predict,
                                 "metric_names": ["loss", *emetrics]}
         return self._compiled[kind]
+
+    def compile(self, targets: str = "labels") -> Trainer:
+        """Compile the step, evaluation and prediction functions now (``fit`` otherwise
+        compiles them on first use). ``targets`` is ``"labels"`` (integer classes) or
+        ``"values"`` (float targets). Returns the trainer."""
+        self._compile(check_choice(targets, "targets", ["labels", "values"]))
+        return self
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -204,6 +215,23 @@ class Trainer:
     def set_state(self, values: Sequence[np.ndarray]) -> None:
         for var, val in zip(self._state_vars(), values, strict=True):
             var.set_value(np.array(val, copy=True))
+
+    @property
+    def targets_kind(self) -> str | None:
+        """``"labels"`` or ``"values"`` once compiled (what ``fit`` was given), else None."""
+        return next(iter(self._compiled), None)
+
+    def _restore_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
+        if len(values) != len(self._optimizer_state):
+            raise SymnnValueError(f"the saved optimiser state has {len(values)} arrays; the "
+                                  f"{self.optimizer_name} rule has {len(self._optimizer_state)}.")
+        for var, val in zip(self._optimizer_state, values):
+            want = var.get_value(borrow=True)
+            if np.shape(val) != want.shape:
+                raise SymnnValueError(f"the saved optimiser state {var.name} has shape "
+                                      f"{np.shape(val)}; expected {want.shape}.")
+        for var, val in zip(self._optimizer_state, values):
+            var.set_value(np.asarray(val, dtype=var.get_value(borrow=True).dtype))
 
     def _state_vars(self) -> list:
         return [*self.network.get_params(), *self._optimizer_state, self.learning_rate]

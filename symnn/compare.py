@@ -1,0 +1,98 @@
+"""Seed 000's experiment: optimisers compared on the same network, data and initial weights.
+
+A 784-25-10 sigmoid network (by default), 100 updates on minibatches of 100 examples, and
+optionally the full-training-set cost after every update (as the seed recorded). Gradient
+methods take one update per minibatch; CG and L-BFGS-B take ``iterations_per_batch`` scipy
+iterations per minibatch (the seed's ``mb_maxiter``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .datasets import Dataset
+from .fullbatch import ScipyTrainer
+from .layers import mlp
+from .train import LambdaCallback, Trainer
+
+__all__ = ["MethodSpec", "DEFAULT_METHODS", "compare_optimizers"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One contender: a label, an update rule or scipy method, and its settings."""
+
+    label: str
+    optimizer: str
+    learning_rate: float = 0.1
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+DEFAULT_METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec("GD", "sgd", 0.3),  # the seed's learning rate
+    MethodSpec("GD + momentum", "momentum", 0.3, (("momentum", 0.9),)),
+    MethodSpec("RMSprop", "rmsprop", 0.01),
+    MethodSpec("Adam", "adam", 0.01),
+    MethodSpec("CG", "cg"),
+    MethodSpec("L-BFGS-B", "l-bfgs-b"),
+)
+
+
+def compare_optimizers(
+    data: Dataset,
+    *,
+    methods: Sequence[MethodSpec] = DEFAULT_METHODS,
+    hidden: Sequence[int] = (25,),
+    activation: str = "sigmoid",
+    n_updates: int = 100,
+    batch_size: int = 100,
+    iterations_per_batch: int = 10,
+    full_cost: bool = False,
+    seed: int = 1234,
+    mode: Any = None,
+) -> list[dict[str, Any]]:
+    """Train one network per method from the same initial weights; return one dict per
+    method with ``method``, ``seconds`` (training, compile excluded), ``compile_seconds``,
+    ``accuracy`` (test), ``loss`` (final training cost) and, with ``full_cost``, the
+    full-training-set cost after every update (``costs``)."""
+    sizes = [data.n_features, *hidden, data.n_classes]
+    results = []
+    for spec in methods:
+        net = mlp(sizes, hidden=activation, output="softmax", rng=seed, dtype=data.X_train.dtype)
+        scipy_method = spec.optimizer in ("cg", "l-bfgs-b", "tnc", "bfgs")
+        if scipy_method:
+            trainer: Trainer = ScipyTrainer(net, method=spec.optimizer, seed=seed, mode=mode)
+        else:
+            trainer = Trainer(net, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
+                              seed=seed, mode=mode, **dict(spec.kwargs))
+        t0 = time.perf_counter()
+        trainer.compile()
+        compile_seconds = time.perf_counter() - t0
+        costs: list[float] = []
+        callbacks = []
+        if full_cost:
+            callbacks.append(LambdaCallback(on_batch_end=lambda t, s, logs: costs.append(
+                t.evaluate(data.X_train, data.y_train)["loss"])))
+        n = min(len(data.X_train), n_updates * batch_size)
+        X, y = data.X_train[:n], data.y_train[:n]
+        t0 = time.perf_counter()
+        if scipy_method:
+            trainer.fit(X, y, batch_size=batch_size, iterations_per_batch=iterations_per_batch,
+                        epochs=1, callbacks=callbacks)
+        else:
+            trainer.fit(X, y, batch_size=batch_size, epochs=1, max_updates=n_updates,
+                        callbacks=callbacks, progress=False)
+        seconds = time.perf_counter() - t0
+        results.append({
+            "method": spec.label,
+            "seconds": seconds,
+            "compile_seconds": compile_seconds,
+            "accuracy": trainer.evaluate(data.X_test, data.y_test)["accuracy"],
+            "loss": trainer.evaluate(data.X_train, data.y_train)["loss"],
+            "updates": trainer.n_updates,
+            "costs": costs,
+        })
+    return results

@@ -1,0 +1,229 @@
+"""Saving and loading networks and training runs: one file, no pickle, atomic writes.
+
+The file is a ``.npz`` archive (a zip of ``.npy`` arrays): a JSON header (architecture,
+training settings, counters, random-generator states and history) stored as UTF-8 bytes,
+plus one plain numeric array per parameter and optimiser state. Loading reads it with
+``numpy.load(..., allow_pickle=False)``, so nothing in a file is ever executed; files with a
+pickle payload, a truncated archive, another format version or arrays that do not fit the
+architecture are refused with a clear error. Writes go to a temporary file in the same
+folder, are flushed to disk (fsync) and renamed over the target, so a save killed midway
+leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SymnnTypeError, SymnnValueError
+from .layers import Layer, layer_from_spec, layer_to_spec
+from .train.history import History
+from .train.trainer import LOSSES, Trainer
+from .updates import RULES
+from .utils import describe
+
+__all__ = ["save", "load", "FORMAT", "VERSION"]
+
+FORMAT = "symnn"
+VERSION = 1
+_HEADER = "__symnn__"
+
+
+def _rng_states(layer: Layer) -> list[dict]:
+    return [r.get_value(borrow=True).bit_generator.state for r in layer.get_rngs()]
+
+
+def _set_rng_states(layer: Layer, states: list[dict]) -> None:
+    rngs = layer.get_rngs()
+    if len(states) != len(rngs):
+        raise SymnnValueError(f"the file has {len(states)} random-generator states; the network "
+                              f"has {len(rngs)}.")
+    for r, state in zip(rngs, states):
+        gen = np.random.default_rng()
+        gen.bit_generator.state = state
+        r.set_value(gen)
+
+
+def _network_part(network: Layer, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    params = network.get_params()
+    for i, p in enumerate(params):
+        arrays[f"param_{i}"] = np.array(p.get_value(), order="C")
+    return {"architecture": layer_to_spec(network), "params": [str(p.name) for p in params],
+            "rng_states": _rng_states(network)}
+
+
+def _trainer_part(trainer: Trainer, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    from .fullbatch import ScipyTrainer
+
+    for name, table in (("loss", LOSSES), ("optimizer", RULES)):
+        value = getattr(trainer, f"{name}_name")
+        if value not in table:
+            raise SymnnValueError(f"the trainer's {name} {value!r} is a custom function, which a "
+                                  f"file cannot describe; use one of {', '.join(table)}.")
+    for i, var in enumerate(trainer.optimizer_state):
+        arrays[f"opt_{i}"] = np.array(var.get_value(), order="C")
+    try:
+        kwargs = json.loads(json.dumps(trainer.optimizer_kwargs))
+    except TypeError:
+        raise SymnnValueError("optimizer keyword arguments must be plain numbers to be saved; "
+                              f"got {trainer.optimizer_kwargs!r}.") from None
+    return {
+        "loss": trainer.loss_name, "optimizer": trainer.optimizer_name,
+        "learning_rate": float(trainer.learning_rate.get_value()),
+        "l1": trainer.l1, "l2": trainer.l2, "max_norm": trainer.max_norm, "guard": trainer.guard,
+        "optimizer_kwargs": kwargs, "n_updates": trainer.n_updates, "n_epochs": trainer.n_epochs,
+        "rng_state": trainer.rng.bit_generator.state, "history": trainer.history.as_dict(),
+        "targets_kind": trainer.targets_kind, "n_optimizer_state": len(trainer.optimizer_state),
+        "scipy_method": trainer.method if isinstance(trainer, ScipyTrainer) else None,
+    }
+
+
+def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
+    """Save a network (any symnn layer) or a training run (a ``Trainer``) to ``path``.
+
+    A ``Trainer`` is saved with its optimiser state, counters, shuffling generator and
+    history, so that training resumed from the file continues exactly as if never stopped.
+    Returns the path written (``.npz`` is added when missing).
+
+    >>> import tempfile, os
+    >>> from symnn.layers import mlp
+    >>> net = mlp([4, 3, 2], rng=0)
+    >>> path = save(net, os.path.join(tempfile.mkdtemp(), "net"))
+    >>> path.name, [v.shape for v in load(path).get_values()]
+    ('net.npz', [(4, 3), (3,), (3, 2), (2,)])
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(obj, Trainer):
+        header = {"kind": "trainer", **_network_part(obj.network, arrays),
+                  "trainer": _trainer_part(obj, arrays)}
+    elif isinstance(obj, Layer):
+        header = {"kind": "network", **_network_part(obj, arrays)}
+    else:
+        raise SymnnTypeError(f"obj must be a symnn network or Trainer; got {describe(obj)}.")
+    header = {"format": FORMAT, "version": VERSION, **header}
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    if not path.parent.exists():
+        raise SymnnValueError(f"path={str(path)!r}: the folder {str(path.parent)!r} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:  # pragma: no cover - some filesystems refuse directory fsync
+        pass
+    return path
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if not path.is_file():
+        raise SymnnValueError(f"path={str(path)!r} is not a file; expected a symnn .npz file.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if _HEADER not in names:
+                raise SymnnValueError(f"{path} is not a symnn file (no {_HEADER} header).")
+            arrays = {n: archive[n] for n in names}
+    except SymnnValueError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise SymnnValueError(f"{path} holds a pickled object; symnn files hold plain arrays "
+                                  "only and nothing in them is executed, so it is refused.") from None
+        raise SymnnValueError(f"{path} is not a readable symnn file: {exc}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise SymnnValueError(f"{path} is damaged or truncated ({type(exc).__name__}: {exc}); "
+                              "expected a complete symnn .npz file.") from None
+    raw = arrays.pop(_HEADER)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise SymnnValueError(f"{path} has a malformed header.")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SymnnValueError(f"{path} has a malformed header: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise SymnnValueError(f"{path} is not a symnn file (format {header.get('format')!r}).")
+    if header.get("version") != VERSION:
+        raise SymnnValueError(f"{path} has format version {header.get('version')!r}; this symnn "
+                              f"reads version {VERSION}.")
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "biuf":
+            raise SymnnValueError(f"{path}: array {name} has dtype {arr.dtype}; expected numbers.")
+    return header, arrays
+
+
+def _build_network(header: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> Layer:
+    network = layer_from_spec(header.get("architecture"))
+    params = network.get_params()
+    names = header.get("params", [])
+    if len(names) != len(params):
+        raise SymnnValueError(f"{path} has {len(names)} parameters; its architecture has "
+                              f"{len(params)}.")
+    values = []
+    for i, p in enumerate(params):
+        key = f"param_{i}"
+        if key not in arrays:
+            raise SymnnValueError(f"{path} is missing the array {key} ({names[i]}).")
+        want = p.get_value(borrow=True)
+        if arrays[key].shape != want.shape:
+            raise SymnnValueError(f"{path}: parameter {names[i]} has shape {arrays[key].shape}; "
+                                  f"the architecture needs {want.shape}.")
+        values.append(arrays[key])
+    network.set_values(values)
+    _set_rng_states(network, header.get("rng_states", []))
+    return network
+
+
+def load(path: str | os.PathLike) -> Layer | Trainer:
+    """Load what :func:`save` wrote: a network, or a ``Trainer`` ready to continue ``fit``."""
+    path = Path(path)
+    header, arrays = _read(path)
+    network = _build_network(header, arrays, path)
+    if header.get("kind") == "network":
+        return network
+    if header.get("kind") != "trainer":
+        raise SymnnValueError(f"{path} holds an unknown kind {header.get('kind')!r}.")
+    t = header.get("trainer", {})
+    try:
+        if t.get("scipy_method"):
+            from .fullbatch import ScipyTrainer
+
+            trainer: Trainer = ScipyTrainer(network, method=t["scipy_method"], loss=t["loss"],
+                                            l1=t["l1"], l2=t["l2"])
+        else:
+            trainer = Trainer(network, loss=t["loss"], optimizer=t["optimizer"],
+                              learning_rate=t["learning_rate"], l1=t["l1"], l2=t["l2"],
+                              max_norm=t["max_norm"], guard=t["guard"], **t["optimizer_kwargs"])
+        trainer.n_updates, trainer.n_epochs = int(t["n_updates"]), int(t["n_epochs"])
+        trainer.rng.bit_generator.state = t["rng_state"]
+        trainer.history = History.from_dict(t["history"])
+        n_state = int(t["n_optimizer_state"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SymnnValueError(f"{path} has malformed training settings: {exc}") from None
+    state = []
+    for i in range(n_state):
+        if f"opt_{i}" not in arrays:
+            raise SymnnValueError(f"{path} is missing the optimiser state array opt_{i}.")
+        state.append(arrays[f"opt_{i}"])
+    if n_state and t.get("targets_kind"):
+        trainer._pending_state = (t["targets_kind"], state)
+    return trainer

@@ -1,0 +1,86 @@
+"""Each command through its real entry point (``python -m symnn``), in a cheap compile mode."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd=None):
+    env = {**os.environ, "SYMNN_MODE": "FAST_COMPILE"}
+    return subprocess.run([sys.executable, "-m", "symnn", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    res = run("train", "--data", "digits", "--layers", "64,32,10", "--epochs", "3",
+              "--batch-size", "64", "--out", str(out), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    return out, res.stdout
+
+
+def test_train_prints_a_table_and_writes_model_history_plots(trained):
+    out, stdout = trained
+    assert "test accuracy:" in stdout and "val_accuracy" in stdout
+    assert len([ln for ln in stdout.splitlines() if ln.strip().startswith(("1 ", "2 ", "3 "))]) == 3
+    for name in ("model.npz", "history.json", "curves.png", "weights.png"):
+        assert (out / name).is_file(), name
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["metrics"]["loss"]) == 3
+
+
+def test_maximize_writes_grid_and_report(trained, tmp_path):
+    out, _ = trained
+    res = run("maximize", str(out / "model.npz"), "--units", "0-3", "--steps", "10",
+              "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [u["unit"] for u in report["units"]] == [0, 1, 2, 3]
+    assert (tmp_path / "maximized.png").is_file()
+    assert "p(class)" in res.stdout
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    res = run("demo", "--epochs", "2", "--steps", "10", "--out", str(tmp_path / "demo"))
+    assert res.returncode == 0, res.stderr
+    assert "test accuracy:" in res.stdout and "compiling" in res.stdout
+    assert "one compiled call" in res.stdout
+    for name in ("maximized.png", "report.json", "model.npz", "curves.png", "weights.png"):
+        assert (tmp_path / "demo" / name).is_file(), name
+
+
+def test_compare_writes_table_and_plot(tmp_path):
+    res = run("compare", "--data", "digits", "--updates", "3", "--batch-size", "20",
+              "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "L-BFGS-B" in res.stdout and (tmp_path / "comparison.png").is_file()
+    assert len(json.loads((tmp_path / "comparison.json").read_text())) == 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "cifar"], "--data 'cifar' is not known"),
+        (["train", "--layers", "64,x,10"], "must be comma-separated integers"),
+        (["train", "--layers", "5,10"], "does not fit digits"),
+        (["train", "--optimizer", "adamw"], "optimizer='adamw' is not known"),
+        (["train", "--epochs", "abc"], "invalid int value"),
+        (["maximize", "no-such-model.npz"], "is not a file"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_code_2(args, message, tmp_path):
+    res = run(*args, "--out", str(tmp_path)) if args[0] in ("train", "maximize") else run(*args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "maximize", "compare", "demo", "info"])
+def test_help_everywhere(command):
+    res = run(command, "--help")
+    assert res.returncode == 0 and "usage: symnn" in res.stdout

@@ -1,0 +1,124 @@
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+import symnn
+from symnn.datasets import load_digits
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.layers import mlp
+from symnn.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = load_digits()
+    return d.X_train[:300], d.y_train[:300]
+
+
+def _trainer():
+    return Trainer(mlp([64, 16, 10], rng=0, dropout=0.2, batch_norm=True), optimizer="adam",
+                   learning_rate=0.01, seed=5)
+
+
+def test_network_round_trip(tmp_path):
+    net = mlp([5, 4, 3], hidden="tanh", rng=0, batch_norm=True)
+    path = symnn.save(net, tmp_path / "net.npz")
+    again = symnn.load(path)
+    assert repr(again) == repr(net)
+    for a, b in zip(net.get_values(), again.get_values()):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
+def test_two_epochs_save_load_two_epochs_equals_four_straight(tmp_path, data):
+    straight = _trainer()
+    straight.fit(*data, epochs=4, batch_size=50)
+    first = _trainer()
+    first.fit(*data, epochs=2, batch_size=50)
+    resumed = symnn.load(symnn.save(first, tmp_path / "run"))
+    resumed.fit(*data, epochs=2, batch_size=50)
+    for a, b in zip(straight.network.get_values(), resumed.network.get_values()):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.history.batch_loss == straight.history.batch_loss
+    assert resumed.n_updates == straight.n_updates == 24
+
+
+def test_pickle_payload_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, __symnn__=np.frombuffer(b'{"format": "symnn", "version": 1}', np.uint8),
+             param_0=np.array([Payload()], dtype=object))
+    with pytest.raises(SymnnValueError, match="pickled object"):
+        symnn.load(path)
+    assert not marker.exists()
+    raw = tmp_path / "raw.npz"
+    raw.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(SymnnValueError):
+        symnn.load(raw)
+    assert not marker.exists()
+
+
+def test_truncated_wrong_version_and_mismatched_files_are_refused(tmp_path):
+    path = symnn.save(mlp([4, 3, 2], rng=0), tmp_path / "net.npz")
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SymnnValueError, match="damaged or truncated"):
+        symnn.load(tmp_path / "cut.npz")
+    with zipfile.ZipFile(path) as z:
+        arrays = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
+    header = arrays["__symnn__"].tobytes().replace(b'"version": 1', b'"version": 99')
+    np.savez(tmp_path / "v99.npz", **{**arrays, "__symnn__": np.frombuffer(header, np.uint8)})
+    with pytest.raises(SymnnValueError, match="format version 99"):
+        symnn.load(tmp_path / "v99.npz")
+    np.savez(tmp_path / "shape.npz", **{**arrays, "param_0": np.zeros((5, 3), np.float32)})
+    with pytest.raises(SymnnValueError, match=r"shape \(5, 3\); the architecture needs \(4, 3\)"):
+        symnn.load(tmp_path / "shape.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(SymnnValueError, match="not a symnn file"):
+        symnn.load(tmp_path / "other.npz")
+    with pytest.raises(SymnnValueError, match="is not a file"):
+        symnn.load(tmp_path / "missing.npz")
+
+
+def test_save_rejects_what_it_cannot_describe(tmp_path):
+    with pytest.raises(SymnnTypeError, match="must be a symnn network or Trainer"):
+        symnn.save({"W": 1}, tmp_path / "x.npz")
+    t = Trainer(mlp([2, 2], rng=0), optimizer=lambda loss, params, learning_rate: {})
+    with pytest.raises(SymnnValueError, match="custom function"):
+        symnn.save(t, tmp_path / "x.npz")
+
+
+def test_save_killed_midway_leaves_the_previous_file_loadable(tmp_path):
+    path = symnn.save(mlp([4, 3, 2], rng=0), tmp_path / "net.npz")
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import os, numpy as np, symnn
+        from symnn.layers import mlp
+        real = np.savez
+        def slow_savez(fh, **arrays):
+            fh.write(b"partial")
+            fh.flush()
+            print("writing", flush=True)
+            import time; time.sleep(60)
+        np.savez = slow_savez
+        symnn.save(mlp([4, 3, 2], rng=1), {str(path)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "SYMNN_MODE": "FAST_COMPILE"})
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert path.read_bytes() == before
+    assert len(symnn.load(path).get_values()) == 4
