@@ -158,7 +158,10 @@ def _check_link(ldflags: str) -> tuple[bool, str]:
 
     try:
         res = GCC_compiler.try_compile_tmp(
-            _CHECK_PROGRAM, tmp_prefix="symnn_blas_", flags=ldflags.split(), try_run=True,
+            _CHECK_PROGRAM,
+            tmp_prefix="symnn_blas_",
+            flags=ldflags.split(),
+            try_run=True,
             output=True,
         )
     except Exception as exc:  # pragma: no cover - compiler missing or broken
@@ -184,11 +187,23 @@ def blas_status() -> BlasStatus:
         ldflags = pytensor.config.blas__ldflags
         source = "scipy wheel OpenBLAS" if _blas_library else ("user" if ldflags else "none")
         if not pytensor.config.cxx:
-            _status = BlasStatus("NUMBA", None, ldflags, source, False,
-                                 "no C++ compiler found (pytensor.config.cxx is empty)")
+            _status = BlasStatus(
+                "NUMBA",
+                None,
+                ldflags,
+                source,
+                False,
+                "no C++ compiler found (pytensor.config.cxx is empty)",
+            )
         elif not ldflags:
-            _status = BlasStatus("NUMBA", None, ldflags, source, False,
-                                 "no BLAS library found to link the C backend to")
+            _status = BlasStatus(
+                "NUMBA",
+                None,
+                ldflags,
+                source,
+                False,
+                "no BLAS library found to link the C backend to",
+            )
         else:
             ok, reason = _check_link(ldflags)
             _status = BlasStatus("C" if ok else "NUMBA", _blas_library, ldflags, source, ok, reason)
@@ -238,7 +253,9 @@ def resolve_mode(mode: str | Mode | None = None) -> str | Mode:
     if isinstance(mode, Mode):
         return mode
     if not isinstance(mode, str):
-        raise SymnnTypeError(f"mode must be a string or a pytensor Mode; got {type(mode).__name__}.")
+        raise SymnnTypeError(
+            f"mode must be a string or a pytensor Mode; got {type(mode).__name__}."
+        )
     if mode.upper() == "C":
         return _c_mode()
     try:
@@ -247,11 +264,15 @@ def resolve_mode(mode: str | Mode | None = None) -> str | Mode:
         from pytensor.compile.mode import predefined_modes
 
         names = ", ".join(["C", *sorted(predefined_modes)])
-        raise SymnnValueError(f"mode={mode!r} is not a PyTensor mode; expected one of {names}.") from None
+        raise SymnnValueError(
+            f"mode={mode!r} is not a PyTensor mode; expected one of {names}."
+        ) from None
     return mode
 
 
-def function(inputs, outputs=None, updates=None, *, mode=None, **kwargs) -> pytensor.compile.Function:
+def function(
+    inputs, outputs=None, updates=None, *, mode=None, **kwargs
+) -> pytensor.compile.Function:
     """Compile a PyTensor function with symnn's mode: a thin wrapper over ``pytensor.function``.
 
     Parameters

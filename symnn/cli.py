@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -47,15 +46,18 @@ def _load_data(spec: str, seed: int, dtype: str = "float32"):
         return datasets.load_fashion_mnist(dtype=dtype)
     if spec.startswith("mnist:"):
         return datasets.load_mnist(spec.split(":", 1)[1], dtype=dtype)
-    raise _UsageError(f"--data {spec!r} is not known; expected digits, iris, moons, "
-                      "fashion-mnist or mnist:PATH")
+    raise _UsageError(
+        f"--data {spec!r} is not known; expected digits, iris, moons, fashion-mnist or mnist:PATH"
+    )
 
 
 def _int_list(text: str, name: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise _UsageError(f"{name} {text!r} must be comma-separated integers, e.g. 64,100,10") from None
+        raise _UsageError(
+            f"{name} {text!r} must be comma-separated integers, e.g. 64,100,10"
+        ) from None
     if not values:
         raise _UsageError(f"{name} is empty")
     return values
@@ -71,8 +73,9 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def _print_epoch(write, logs: dict[str, float], header: list[bool]) -> None:
-    keys = [k for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-            if k in logs]
+    keys = [
+        k for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds") if k in logs
+    ]
     if not header[0]:
         write("  ".join(f"{k:>12}" for k in keys))
         header[0] = True
@@ -94,8 +97,11 @@ def _epoch_printer(progress: bool):
 
 
 def _compile_note(what: str) -> None:
-    print(f"compiling {what} (a cold cache compiles C code: about 20 s per graph; PyTensor caches "
-          "it, later runs take about 1 s)...", flush=True)
+    print(
+        f"compiling {what} (a cold cache compiles C code: about 20 s per graph; PyTensor caches "
+        "it, later runs take about 1 s)...",
+        flush=True,
+    )
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -115,16 +121,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = _load_data(args.data, args.seed)
     sizes = _int_list(args.layers, "--layers")
     if len(sizes) < 2 or sizes[0] != data.n_features or sizes[-1] != data.n_classes:
-        raise _UsageError(f"--layers {args.layers} does not fit {data.name}: it has "
-                          f"{data.n_features} features and {data.n_classes} classes "
-                          f"(e.g. --layers {data.n_features},100,{data.n_classes})")
+        raise _UsageError(
+            f"--layers {args.layers} does not fit {data.name}: it has "
+            f"{data.n_features} features and {data.n_classes} classes "
+            f"(e.g. --layers {data.n_features},100,{data.n_classes})"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     net = mlp(sizes, hidden=args.activation, rng=args.seed, dropout=args.dropout)
-    trainer = Trainer(net, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2,
-                      seed=args.seed)
-    print(f"data: {data!r}\nnetwork: {sizes} {args.activation} + softmax, optimizer "
-          f"{args.optimizer} (lr {args.lr})")
+    trainer = Trainer(
+        net, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2, seed=args.seed
+    )
+    print(
+        f"data: {data!r}\nnetwork: {sizes} {args.activation} + softmax, optimizer "
+        f"{args.optimizer} (lr {args.lr})"
+    )
     _compile_note("the training step")
     t0 = time.perf_counter()
     trainer.compile()
@@ -134,9 +145,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.patience:
         callbacks.append(EarlyStopping(patience=args.patience))
     t0 = time.perf_counter()
-    history = trainer.fit(data.X_train, data.y_train, epochs=args.epochs,
-                          batch_size=args.batch_size, validation_split=args.validation_split,
-                          callbacks=callbacks, progress=progress)
+    history = trainer.fit(
+        data.X_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.validation_split,
+        callbacks=callbacks,
+        progress=progress,
+    )
     seconds = time.perf_counter() - t0
     test = trainer.evaluate(data.X_test, data.y_test)
     print(f"stopped: {history.stop_reason} after {seconds:.1f} s ({trainer.n_updates} updates)")
@@ -156,11 +173,15 @@ def _report_am(report, out: Path, classes: list[str] | None, title: str) -> None
     print(report.to_table())
     (out / "report.json").write_text(report.dumps())
     if report.image_shape is not None and len(report.image_shape) == 2:
-        names = [classes[r["unit"]] if classes and r["unit"] < len(classes) else f"unit {r['unit']}"
-                 for r in report.rows]
-        titles = [f"{n}\n{r['best']:.1f}" + (f" p={r['probability']:.2f}" if r["probability"]
-                                               is not None else "")
-                  for n, r in zip(names, report.rows)]
+        names = [
+            classes[r["unit"]] if classes and r["unit"] < len(classes) else f"unit {r['unit']}"
+            for r in report.rows
+        ]
+        titles = [
+            f"{n}\n{r['best']:.1f}"
+            + (f" p={r['probability']:.2f}" if r["probability"] is not None else "")
+            for n, r in zip(names, report.rows)
+        ]
         plot.plot_image_grid(report.images(), out / "maximized.png", titles=titles, title=title)
         print(f"wrote {out / 'maximized.png'} and {out / 'report.json'}")
     else:
@@ -179,16 +200,27 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
     network = obj if isinstance(obj, Layer) else obj.network
     shape = _shape(args.image_shape)
     if shape is None:
-        side = int(round(network.n_in ** 0.5))
+        side = int(round(network.n_in**0.5))
         shape = (side, side) if side * side == network.n_in else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _compile_note("the ascent step")
     report = activation_maximization(
-        network, args.units, layer=args.layer, steps=args.steps, method=args.method,
-        learning_rate=args.lr, n_starts=args.starts, seed=args.seed, l2=args.l2, tv=args.tv,
-        jitter=args.jitter if shape else 0, blur_every=args.blur_every if shape else 0,
-        image_shape=shape, probability=args.probability)
+        network,
+        args.units,
+        layer=args.layer,
+        steps=args.steps,
+        method=args.method,
+        learning_rate=args.lr,
+        n_starts=args.starts,
+        seed=args.seed,
+        l2=args.l2,
+        tv=args.tv,
+        jitter=args.jitter if shape else 0,
+        blur_every=args.blur_every if shape else 0,
+        image_shape=shape,
+        probability=args.probability,
+    )
     _report_am(report, out, None, f"units {args.units} of layer {args.layer}")
     return 0
 
@@ -200,16 +232,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     data = _load_data(args.data, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"data: {data!r}; network {data.n_features}-{args.hidden}-{data.n_classes} sigmoid, "
-          f"{args.updates} updates of {args.batch_size}")
+    print(
+        f"data: {data!r}; network {data.n_features}-{args.hidden}-{data.n_classes} sigmoid, "
+        f"{args.updates} updates of {args.batch_size}"
+    )
     _compile_note("one training step per method")
-    results = compare_optimizers(data, hidden=_int_list(str(args.hidden), "--hidden"),
-                                 n_updates=args.updates, batch_size=args.batch_size,
-                                 full_cost=args.full_cost, seed=args.seed)
+    results = compare_optimizers(
+        data,
+        hidden=_int_list(str(args.hidden), "--hidden"),
+        n_updates=args.updates,
+        batch_size=args.batch_size,
+        full_cost=args.full_cost,
+        seed=args.seed,
+    )
     print(f"{'method':>14}  {'seconds':>8}  {'compile s':>9}  {'accuracy':>8}  {'loss':>8}")
     for r in results:
-        print(f"{r['method']:>14}  {r['seconds']:>8.3f}  {r['compile_seconds']:>9.1f}  "
-              f"{r['accuracy']:>8.4f}  {r['loss']:>8.4f}")
+        print(
+            f"{r['method']:>14}  {r['seconds']:>8.3f}  {r['compile_seconds']:>9.1f}  "
+            f"{r['accuracy']:>8.4f}  {r['loss']:>8.4f}"
+        )
     (out / "comparison.json").write_text(json.dumps(results, indent=2))
     plot.plot_comparison(results, out / "comparison.png", title=f"optimisers on {data.name}")
     print(f"wrote {out / 'comparison.png'} and {out / 'comparison.json'}")
@@ -228,36 +269,57 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     status = blas_status()
-    print(f"symnn demo: backend {status.backend}"
-          + (" (C with scipy's OpenBLAS)" if status.backend == "C" else f" ({status.reason})"))
+    print(
+        f"symnn demo: backend {status.backend}"
+        + (" (C with scipy's OpenBLAS)" if status.backend == "C" else f" ({status.reason})")
+    )
     data = load_digits(seed=args.seed)
     print(f"data: {data!r}")
-    trainer = Trainer(mlp([64, 100, 10], hidden="relu", rng=args.seed), optimizer="adam",
-                      learning_rate=1e-3, seed=args.seed)
+    trainer = Trainer(
+        mlp([64, 100, 10], hidden="relu", rng=args.seed),
+        optimizer="adam",
+        learning_rate=1e-3,
+        seed=args.seed,
+    )
     _compile_note("the training step, evaluation and prediction")
     t0 = time.perf_counter()
     trainer.compile()
     print(f"compiled in {time.perf_counter() - t0:.1f} s")
     progress = sys.stderr.isatty() and not args.no_progress
     t0 = time.perf_counter()
-    history = trainer.fit(data.X_train, data.y_train, epochs=args.epochs, batch_size=32,
-                          validation_data=(data.X_test, data.y_test),
-                          callbacks=[_epoch_printer(progress)] if args.verbose else [],
-                          progress=progress)
+    history = trainer.fit(
+        data.X_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=32,
+        validation_data=(data.X_test, data.y_test),
+        callbacks=[_epoch_printer(progress)] if args.verbose else [],
+        progress=progress,
+    )
     train_s = time.perf_counter() - t0
     test = trainer.evaluate(data.X_test, data.y_test)
-    print(f"trained 64-100-10 relu on digits: {len(history)} epochs, {trainer.n_updates} updates "
-          f"in {train_s:.2f} s")
+    print(
+        f"trained 64-100-10 relu on digits: {len(history)} epochs, {trainer.n_updates} updates "
+        f"in {train_s:.2f} s"
+    )
     print(f"test accuracy: {test['accuracy']:.4f}")
     _compile_note("the activation-maximisation step")
     t0 = time.perf_counter()
-    report = activation_maximization(trainer.network, range(10), steps=args.steps,
-                                     learning_rate=0.05, image_shape=(8, 8), l2=0.1, tv=0.3,
-                                     reference=data.X_train)
-    print(f"maximised all ten class units in one compiled call: {report.result.n_steps} steps "
-          f"in {report.result.seconds:.3f} s ({time.perf_counter() - t0:.1f} s with compiling)")
-    print(f"predicted classes of the maximised inputs: "
-          f"{trainer.predict(report.x).tolist()}")
+    report = activation_maximization(
+        trainer.network,
+        range(10),
+        steps=args.steps,
+        learning_rate=0.05,
+        image_shape=(8, 8),
+        l2=0.1,
+        tv=0.3,
+        reference=data.X_train,
+    )
+    print(
+        f"maximised all ten class units in one compiled call: {report.result.n_steps} steps "
+        f"in {report.result.seconds:.3f} s ({time.perf_counter() - t0:.1f} s with compiling)"
+    )
+    print(f"predicted classes of the maximised inputs: {trainer.predict(report.x).tolist()}")
     _report_am(report, out, data.classes, "digits: inputs that maximise each class logit")
     io.save(trainer, out / "model.npz")
     plot.plot_history(history, out / "curves.png", title="digits 64-100-10")
@@ -272,16 +334,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symnn", description="Neural networks as symbolic PyTensor graphs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("info", help="print backend, BLAS library, float type, compile dir, versions")
+    p = sub.add_parser(
+        "info", help="print backend, BLAS library, float type, compile dir, versions"
+    )
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="train an MLP and write the model, history and plots")
-    p.add_argument("--data", default="digits",
-                   help="digits, iris, moons, fashion-mnist or mnist:PATH (default digits)")
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits, iris, moons, fashion-mnist or mnist:PATH (default digits)",
+    )
     p.add_argument("--layers", default="64,100,10", help="layer sizes, e.g. 784,100,10")
     p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
-    p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov_momentum, "
-                   "adagrad, rmsprop, adadelta, adam, adamax (default adam)")
+    p.add_argument(
+        "--optimizer",
+        default="adam",
+        help="sgd, momentum, nesterov_momentum, "
+        "adagrad, rmsprop, adadelta, adam, adamax (default adam)",
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
@@ -299,8 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", default="0-9", help="units, e.g. 0-9 or 1,3,5 (default 0-9)")
     p.add_argument("--layer", type=int, default=-1, help="layer index (default: output)")
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--method", default="adam",
-                   help="gradient, normalized, momentum, adam, l-bfgs-b, tnc (default adam)")
+    p.add_argument(
+        "--method",
+        default="adam",
+        help="gradient, normalized, momentum, adam, l-bfgs-b, tnc (default adam)",
+    )
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--starts", type=int, default=1, help="starts per unit")
     p.add_argument("--l2", type=float, default=0.0)
@@ -308,20 +382,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=int, default=0, help="random shifts in pixels (images)")
     p.add_argument("--blur-every", type=int, default=0, help="blur every k steps (images)")
     p.add_argument("--image-shape", default=None, help="e.g. 28x28 (default: square inputs)")
-    p.add_argument("--probability", action="store_true",
-                   help="maximise the class probability instead of the logit")
+    p.add_argument(
+        "--probability",
+        action="store_true",
+        help="maximise the class probability instead of the logit",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="symnn-maximize")
     p.set_defaults(func=_cmd_maximize)
 
     p = sub.add_parser("compare", help="seed 000's optimiser comparison (time and accuracy)")
-    p.add_argument("--data", default="fashion-mnist-or-digits",
-                   help="fashion-mnist (when installed), digits, iris or mnist:PATH")
+    p.add_argument(
+        "--data",
+        default="fashion-mnist-or-digits",
+        help="fashion-mnist (when installed), digits, iris or mnist:PATH",
+    )
     p.add_argument("--hidden", type=int, default=25)
     p.add_argument("--updates", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--full-cost", action="store_true",
-                   help="evaluate the full training cost after every update (as seed 000)")
+    p.add_argument(
+        "--full-cost",
+        action="store_true",
+        help="evaluate the full training cost after every update (as seed 000)",
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", default="symnn-compare")
     p.set_defaults(func=_cmd_compare)
@@ -359,5 +442,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"symnn {args.command}: error: {exc}\n")
             return 2
         raise
-
-

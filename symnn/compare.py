@@ -16,7 +16,7 @@ from typing import Any
 from .datasets import Dataset
 from .fullbatch import ScipyTrainer
 from .layers import mlp
-from .train import LambdaCallback, Trainer
+from .train import Callback, Trainer
 
 __all__ = ["MethodSpec", "DEFAULT_METHODS", "compare_optimizers"]
 
@@ -39,6 +39,16 @@ DEFAULT_METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("CG", "cg"),
     MethodSpec("L-BFGS-B", "l-bfgs-b"),
 )
+
+
+class _FullCost(Callback):
+    """Record the full-training-set cost after every update (seed 000's curve)."""
+
+    def __init__(self, data: Dataset, costs: list[float]):
+        self.data, self.costs = data, costs
+
+    def on_batch_end(self, trainer, step, logs):
+        self.costs.append(trainer.evaluate(self.data.X_train, self.data.y_train)["loss"])
 
 
 def compare_optimizers(
@@ -66,33 +76,51 @@ def compare_optimizers(
         if scipy_method:
             trainer: Trainer = ScipyTrainer(net, method=spec.optimizer, seed=seed, mode=mode)
         else:
-            trainer = Trainer(net, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
-                              seed=seed, mode=mode, **dict(spec.kwargs))
+            trainer = Trainer(
+                net,
+                optimizer=spec.optimizer,
+                learning_rate=spec.learning_rate,
+                seed=seed,
+                mode=mode,
+                **dict(spec.kwargs),
+            )
         t0 = time.perf_counter()
         trainer.compile()
         compile_seconds = time.perf_counter() - t0
         costs: list[float] = []
-        callbacks = []
-        if full_cost:
-            callbacks.append(LambdaCallback(on_batch_end=lambda t, s, logs: costs.append(
-                t.evaluate(data.X_train, data.y_train)["loss"])))
+        callbacks = [_FullCost(data, costs)] if full_cost else []
         n = min(len(data.X_train), n_updates * batch_size)
         X, y = data.X_train[:n], data.y_train[:n]
         t0 = time.perf_counter()
         if scipy_method:
-            trainer.fit(X, y, batch_size=batch_size, iterations_per_batch=iterations_per_batch,
-                        epochs=1, callbacks=callbacks)
+            trainer.fit(
+                X,
+                y,
+                batch_size=batch_size,
+                iterations_per_batch=iterations_per_batch,
+                epochs=1,
+                callbacks=callbacks,
+            )
         else:
-            trainer.fit(X, y, batch_size=batch_size, epochs=1, max_updates=n_updates,
-                        callbacks=callbacks, progress=False)
+            trainer.fit(
+                X,
+                y,
+                batch_size=batch_size,
+                epochs=1,
+                max_updates=n_updates,
+                callbacks=callbacks,
+                progress=False,
+            )
         seconds = time.perf_counter() - t0
-        results.append({
-            "method": spec.label,
-            "seconds": seconds,
-            "compile_seconds": compile_seconds,
-            "accuracy": trainer.evaluate(data.X_test, data.y_test)["accuracy"],
-            "loss": trainer.evaluate(data.X_train, data.y_train)["loss"],
-            "updates": trainer.n_updates,
-            "costs": costs,
-        })
+        results.append(
+            {
+                "method": spec.label,
+                "seconds": seconds,
+                "compile_seconds": compile_seconds,
+                "accuracy": trainer.evaluate(data.X_test, data.y_test)["accuracy"],
+                "loss": trainer.evaluate(data.X_train, data.y_train)["loss"],
+                "updates": trainer.n_updates,
+                "costs": costs,
+            }
+        )
     return results

@@ -61,8 +61,11 @@ def _softmax_input(predictions):
     if node is not None and isinstance(node.op, Softmax):
         axis = node.op.axis
         last = predictions.type.ndim - 1
-        axes = tuple(a % predictions.type.ndim for a in axis) if isinstance(axis, tuple) else (
-            (axis % predictions.type.ndim,) if axis is not None else None)
+        axes = (
+            tuple(a % predictions.type.ndim for a in axis)
+            if isinstance(axis, tuple)
+            else ((axis % predictions.type.ndim,) if axis is not None else None)
+        )
         if axes is None and predictions.type.ndim == 1 or axes == (last,):
             return node.inputs[0]
     return None
@@ -71,7 +74,11 @@ def _softmax_input(predictions):
 def _sigmoid_input(predictions):
     """The logits when ``predictions`` is ``sigmoid(logits)``, else None."""
     node = predictions.owner
-    if node is not None and isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, Sigmoid):
+    if (
+        node is not None
+        and isinstance(node.op, Elemwise)
+        and isinstance(node.op.scalar_op, Sigmoid)
+    ):
         return node.inputs[0]
     return None
 

@@ -39,8 +39,18 @@ __all__ = [
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
 FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 @dataclass
@@ -71,12 +81,22 @@ class Dataset:
 
     def __repr__(self) -> str:
         valid = f", valid={len(self.X_valid)}" if self.X_valid is not None else ""
-        return (f"Dataset({self.name!r}, train={len(self.X_train)}, test={len(self.X_test)}"
-                f"{valid}, features={self.n_features}, classes={self.n_classes})")
+        return (
+            f"Dataset({self.name!r}, train={len(self.X_train)}, test={len(self.X_test)}"
+            f"{valid}, features={self.n_features}, classes={self.n_classes})"
+        )
 
 
-def _finish(ds: Dataset, *, dtype, binarize: bool | float, flatten: bool, one_hot: bool,
-            validation_split: float, seed: Any) -> Dataset:
+def _finish(
+    ds: Dataset,
+    *,
+    dtype,
+    binarize: bool | float,
+    flatten: bool,
+    one_hot: bool,
+    validation_split: float,
+    seed: Any,
+) -> Dataset:
     """Apply the common options to raw [0, 1] float64 arrays."""
     dtype = as_float_dtype(dtype)
     threshold = 0.5 if binarize is True else (float(binarize) if binarize else None)
@@ -101,17 +121,31 @@ def _finish(ds: Dataset, *, dtype, binarize: bool | float, flatten: bool, one_ho
         a = np.asarray(a).astype(np.int32)
         return np.eye(n_classes, dtype=dtype)[a] if one_hot else a
 
-    out = replace(ds, X_train=xs(ds.X_train), y_train=ys(ds.y_train), X_test=xs(ds.X_test),
-                  y_test=ys(ds.y_test), X_valid=xs(ds.X_valid), y_valid=ys(ds.y_valid))
+    out = replace(
+        ds,
+        X_train=xs(ds.X_train),
+        y_train=ys(ds.y_train),
+        X_test=xs(ds.X_test),
+        y_test=ys(ds.y_test),
+        X_valid=xs(ds.X_valid),
+        y_valid=ys(ds.y_valid),
+    )
     if validation_split:
         if not 0.0 < float(validation_split) < 1.0:
-            raise SymnnValueError(f"validation_split={validation_split!r} is not valid; "
-                                  "expected a fraction between 0 and 1.")
+            raise SymnnValueError(
+                f"validation_split={validation_split!r} is not valid; "
+                "expected a fraction between 0 and 1."
+            )
         order = as_rng(seed, name="seed").permutation(len(out.X_train))
         n_val = max(1, int(round(len(order) * float(validation_split))))
         v, t = order[:n_val], order[n_val:]
-        out = replace(out, X_valid=out.X_train[v], y_valid=out.y_train[v],
-                      X_train=out.X_train[t], y_train=out.y_train[t])
+        out = replace(
+            out,
+            X_valid=out.X_train[v],
+            y_valid=out.y_train[v],
+            X_train=out.X_train[t],
+            y_train=out.y_train[t],
+        )
     return out
 
 
@@ -123,32 +157,69 @@ def _sklearn_split(name, X, y, classes, image_shape, test_size, seed, **options)
     return _finish(ds, seed=seed, **options)
 
 
-def load_digits(*, test_size: float = 0.25, seed: int = 0, dtype=None, binarize=False,
-                flatten: bool = True, one_hot: bool = False, validation_split: float = 0.0) -> Dataset:
+def load_digits(
+    *,
+    test_size: float = 0.25,
+    seed: int = 0,
+    dtype=None,
+    binarize=False,
+    flatten: bool = True,
+    one_hot: bool = False,
+    validation_split: float = 0.0,
+) -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1797 images), pixels scaled to [0, 1], split
     stratified into train and test (75/25 with seed 0 by default)."""
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
-    return _sklearn_split("digits", d.data / 16.0, d.target, [str(i) for i in range(10)], (8, 8),
-                          test_size, seed, dtype=dtype, binarize=binarize, flatten=flatten,
-                          one_hot=one_hot, validation_split=validation_split)
+    return _sklearn_split(
+        "digits",
+        d.data / 16.0,
+        d.target,
+        [str(i) for i in range(10)],
+        (8, 8),
+        test_size,
+        seed,
+        dtype=dtype,
+        binarize=binarize,
+        flatten=flatten,
+        one_hot=one_hot,
+        validation_split=validation_split,
+    )
 
 
-def load_iris(*, test_size: float = 0.25, seed: int = 0, dtype=None, one_hot: bool = False,
-              validation_split: float = 0.0) -> Dataset:
+def load_iris(
+    *,
+    test_size: float = 0.25,
+    seed: int = 0,
+    dtype=None,
+    one_hot: bool = False,
+    validation_split: float = 0.0,
+) -> Dataset:
     """scikit-learn's iris (150 flowers, 4 features min-max scaled to [0, 1], 3 classes)."""
     from sklearn.datasets import load_iris as sk_iris
 
     d = sk_iris()
     X = (d.data - d.data.min(axis=0)) / np.ptp(d.data, axis=0)
-    return _sklearn_split("iris", X, d.target, list(d.target_names), None, test_size, seed,
-                          dtype=dtype, binarize=False, flatten=True, one_hot=one_hot,
-                          validation_split=validation_split)
+    return _sklearn_split(
+        "iris",
+        X,
+        d.target,
+        list(d.target_names),
+        None,
+        test_size,
+        seed,
+        dtype=dtype,
+        binarize=False,
+        flatten=True,
+        one_hot=one_hot,
+        validation_split=validation_split,
+    )
 
 
-def make_moons(n_samples: int = 200, noise: float = 0.2, *, seed: int = 0, n_classes: int = 2,
-               dtype=None) -> tuple[np.ndarray, np.ndarray]:
+def make_moons(
+    n_samples: int = 200, noise: float = 0.2, *, seed: int = 0, n_classes: int = 2, dtype=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (seed 002); ``n_classes=3`` adds a third blob class.
 
     >>> X, y = make_moons(10)
@@ -201,24 +272,33 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise SymnnValueError(f"path={str(path)!r} is not a file; expected an IDX file.")
     data = _open(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise SymnnValueError(f"{path} is not an IDX file: bad magic number "
-                              f"{data[:4].hex() or '(empty)'}; expected 0000 08 01 or 0000 08 03.")
+        raise SymnnValueError(
+            f"{path} is not an IDX file: bad magic number "
+            f"{data[:4].hex() or '(empty)'}; expected 0000 08 01 or 0000 08 03."
+        )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise SymnnValueError(f"{path} is truncated: its header needs {header} bytes, "
-                              f"the file has {len(data)}.")
+        raise SymnnValueError(
+            f"{path} is truncated: its header needs {header} bytes, the file has {len(data)}."
+        )
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_IDX_TYPES[data[2]])
     need = header + int(np.prod(dims)) * dtype.itemsize
     if len(data) < need:
-        raise SymnnValueError(f"{path} is truncated: shape {dims} needs {need} bytes, the file "
-                              f"has {len(data)}.")
+        raise SymnnValueError(
+            f"{path} is truncated: shape {dims} needs {need} bytes, the file has {len(data)}."
+        )
     return np.frombuffer(data, dtype=dtype, count=int(np.prod(dims)), offset=header).reshape(dims)
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -228,15 +308,21 @@ def _read_idx_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     img_path = _find(folder, f"{prefix}-images-idx3-ubyte")
     lab_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
     if img_path is None or lab_path is None:
-        raise SymnnValueError(f"{folder} has no {prefix}-images-idx3-ubyte[.gz] and "
-                              f"{prefix}-labels-idx1-ubyte[.gz] files.")
+        raise SymnnValueError(
+            f"{folder} has no {prefix}-images-idx3-ubyte[.gz] and "
+            f"{prefix}-labels-idx1-ubyte[.gz] files."
+        )
     images, labels = read_idx(img_path), read_idx(lab_path)
     if images.ndim != 3 or labels.ndim != 1:
-        raise SymnnValueError(f"{img_path.name} must hold 3-D images and {lab_path.name} 1-D "
-                              f"labels; got shapes {images.shape} and {labels.shape}.")
+        raise SymnnValueError(
+            f"{img_path.name} must hold 3-D images and {lab_path.name} 1-D "
+            f"labels; got shapes {images.shape} and {labels.shape}."
+        )
     if len(images) != len(labels):
-        raise SymnnValueError(f"{img_path.name} has {len(images)} images but {lab_path.name} has "
-                              f"{len(labels)} labels; expected equal counts.")
+        raise SymnnValueError(
+            f"{img_path.name} has {len(images)} images but {lab_path.name} has "
+            f"{len(labels)} labels; expected equal counts."
+        )
     return images.astype(np.float64) / 255.0, labels.astype(np.int32)
 
 
@@ -244,16 +330,21 @@ class _ArraysOnly(pickle.Unpickler):
     """Unpickles numpy arrays and tuples only: anything else in the file is refused."""
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
-        raise SymnnValueError(f"the pickle refers to {module}.{name}; only numpy arrays are "
-                              "accepted in an MNIST pickle (nothing in it is executed).")
+        raise SymnnValueError(
+            f"the pickle refers to {module}.{name}; only numpy arrays are "
+            "accepted in an MNIST pickle (nothing in it is executed)."
+        )
 
 
 def _read_mnist_pickle(path: Path):
@@ -264,43 +355,83 @@ def _read_mnist_pickle(path: Path):
         raise
     except Exception as exc:
         raise SymnnValueError(f"{path} is not a readable mnist.pkl.gz: {exc}") from None
-    if not (isinstance(parts, tuple | list) and len(parts) == 3
-            and all(isinstance(p, tuple | list) and len(p) == 2 for p in parts)):
-        raise SymnnValueError(f"{path} must hold ((train_x, train_y), (valid_x, valid_y), "
-                              "(test_x, test_y)) as in deeplearning.net's mnist.pkl.gz.")
+    if not (
+        isinstance(parts, tuple | list)
+        and len(parts) == 3
+        and all(isinstance(p, tuple | list) and len(p) == 2 for p in parts)
+    ):
+        raise SymnnValueError(
+            f"{path} must hold ((train_x, train_y), (valid_x, valid_y), "
+            "(test_x, test_y)) as in deeplearning.net's mnist.pkl.gz."
+        )
     out = []
     for (x, y), part in zip(parts, ("train", "valid", "test")):
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
         if len(x) != len(y):
-            raise SymnnValueError(f"{path}: the {part} part has {len(x)} images but {len(y)} labels.")
+            raise SymnnValueError(
+                f"{path}: the {part} part has {len(x)} images but {len(y)} labels."
+            )
         out += [x.reshape(len(x), -1), y.astype(np.int32)]
     return out
 
 
-def load_mnist(path: str | os.PathLike, *, dtype=None, binarize=False, flatten: bool = True,
-               one_hot: bool = False, validation_split: float = 0.0, seed: int = 0,
-               name: str = "mnist", classes: list[str] | None = None) -> Dataset:
+def load_mnist(
+    path: str | os.PathLike,
+    *,
+    dtype=None,
+    binarize=False,
+    flatten: bool = True,
+    one_hot: bool = False,
+    validation_split: float = 0.0,
+    seed: int = 0,
+    name: str = "mnist",
+    classes: list[str] | None = None,
+) -> Dataset:
     """MNIST from the user's own files: ``mnist.pkl.gz`` (train/valid/test, as in seeds 000
     and 003) or a folder of IDX files (``train-images-idx3-ubyte[.gz]``, ...), detected
     automatically."""
     path = Path(path)
     if not path.exists():
-        raise SymnnValueError(f"path={str(path)!r} does not exist; expected mnist.pkl.gz or a "
-                              "folder of IDX files.")
+        raise SymnnValueError(
+            f"path={str(path)!r} does not exist; expected mnist.pkl.gz or a folder of IDX files."
+        )
     if path.is_dir():
         Xtr, ytr = _read_idx_pair(path, "train")
         Xte, yte = _read_idx_pair(path, "t10k")
         shape = Xtr.shape[1:]
-        ds = Dataset(name, Xtr, ytr, Xte, yte, image_shape=shape,
-                     classes=classes or [str(i) for i in range(10)])
+        ds = Dataset(
+            name,
+            Xtr,
+            ytr,
+            Xte,
+            yte,
+            image_shape=shape,
+            classes=classes or [str(i) for i in range(10)],
+        )
     else:
         Xtr, ytr, Xva, yva, Xte, yte = _read_mnist_pickle(path)
         side = int(round(np.sqrt(Xtr.shape[1])))
         shape = (side, side) if side * side == Xtr.shape[1] else None
-        ds = Dataset(name, Xtr, ytr, Xte, yte, Xva, yva, image_shape=shape,
-                     classes=classes or [str(i) for i in range(10)])
-    return _finish(ds, dtype=dtype, binarize=binarize, flatten=flatten, one_hot=one_hot,
-                   validation_split=validation_split, seed=seed)
+        ds = Dataset(
+            name,
+            Xtr,
+            ytr,
+            Xte,
+            yte,
+            Xva,
+            yva,
+            image_shape=shape,
+            classes=classes or [str(i) for i in range(10)],
+        )
+    return _finish(
+        ds,
+        dtype=dtype,
+        binarize=binarize,
+        flatten=flatten,
+        one_hot=one_hot,
+        validation_split=validation_split,
+        seed=seed,
+    )
 
 
 def load_fashion_mnist(path: str | os.PathLike | None = None, **options: Any) -> Dataset:
@@ -317,5 +448,3 @@ def load_fashion_mnist(path: str | os.PathLike | None = None, **options: Any) ->
             "holding train-images-idx3-ubyte.gz and the other IDX files."
         )
     return load_mnist(folder, name="fashion-mnist", classes=FASHION_MNIST_CLASSES, **options)
-
-

@@ -35,7 +35,8 @@ METHODS = {"cg": "CG", "l-bfgs-b": "L-BFGS-B", "lbfgs": "L-BFGS-B", "tnc": "TNC"
 def pack(params: Sequence) -> np.ndarray:
     """The values of ``params`` as one float64, C-contiguous vector (scipy's format)."""
     return np.ascontiguousarray(
-        np.concatenate([p.get_value(borrow=True).ravel() for p in params]), dtype=np.float64)
+        np.concatenate([p.get_value(borrow=True).ravel() for p in params]), dtype=np.float64
+    )
 
 
 def unpack(params: Sequence, theta: np.ndarray) -> None:
@@ -47,7 +48,7 @@ def unpack(params: Sequence, theta: np.ndarray) -> None:
     start = 0
     for p in params:
         v = p.get_value(borrow=True)
-        p.set_value(theta[start:start + v.size].reshape(v.shape).astype(v.dtype))
+        p.set_value(theta[start : start + v.size].reshape(v.shape).astype(v.dtype))
         start += v.size
 
 
@@ -82,11 +83,28 @@ class ScipyTrainer(Trainer):
     1.0
     """
 
-    def __init__(self, network, *, method: str = "l-bfgs-b", loss="categorical_crossentropy",
-                 l1: float = 0.0, l2: float = 0.0, seed: Any = 0, mode: Any = None,
-                 options: dict | None = None):
-        super().__init__(network, loss=loss, optimizer="sgd", learning_rate=1.0, l1=l1, l2=l2,
-                         seed=seed, mode=mode)
+    def __init__(
+        self,
+        network,
+        *,
+        method: str = "l-bfgs-b",
+        loss="categorical_crossentropy",
+        l1: float = 0.0,
+        l2: float = 0.0,
+        seed: Any = 0,
+        mode: Any = None,
+        options: dict | None = None,
+    ):
+        super().__init__(
+            network,
+            loss=loss,
+            optimizer="sgd",
+            learning_rate=1.0,
+            l1=l1,
+            l2=l2,
+            seed=seed,
+            mode=mode,
+        )
         self.method = METHODS[check_choice(method, "method", METHODS)]
         self.options = dict(options or {})
         self._flat: dict[str, Any] = {}
@@ -108,28 +126,43 @@ class ScipyTrainer(Trainer):
         for p in params:
             shape = p.get_value(borrow=True).shape
             size = int(np.prod(shape))
-            replace[p] = pt.cast(theta[start:start + size], p.dtype).reshape(shape)
+            replace[p] = pt.cast(theta[start : start + size], p.dtype).reshape(shape)
             start += size
         flat_loss = clone_replace(loss, replace)
         grad = pytensor.grad(flat_loss, theta)
         lo, hi = pt.lscalar("start"), pt.lscalar("stop")
-        storage = [pytensor.shared(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype)) for v in (x, y)]
+        storage = [
+            pytensor.shared(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype)) for v in (x, y)
+        ]
         givens = {x: storage[0][lo:hi], y: storage[1][lo:hi]}
-        fn = function([theta, lo, hi], [pt.cast(flat_loss, "float64"), grad], givens=givens,
-                      mode=self.mode)
+        fn = function(
+            [theta, lo, hi], [pt.cast(flat_loss, "float64"), grad], givens=givens, mode=self.mode
+        )
         self._flat[kind] = (fn, storage)
         return self._flat[kind]
 
-    def fit(self, X, y, *, maxiter: int = 100, batch_size: int | None = None,
-            iterations_per_batch: int = 10, epochs: int = 1, validation_data=None,
-            callbacks: Sequence[Callback] = (), tol: float | None = None,
-            progress: bool | None = False, **_: Any) -> History:
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        maxiter: int = 100,
+        batch_size: int | None = None,
+        iterations_per_batch: int = 10,
+        epochs: int = 1,
+        validation_data=None,
+        callbacks: Sequence[Callback] = (),
+        tol: float | None = None,
+        progress: bool | None = False,
+        **_: Any,
+    ) -> History:
         """Minimise the objective; returns the History (one entry per scipy iteration in
         full-batch mode, one per pass over the data with ``batch_size``).
 
-        ``maxiter`` bounds the iterations of a full-batch run (function evaluations for TNC); with ``batch_size``, each
-        minibatch gets ``iterations_per_batch`` iterations, for ``epochs`` passes. ``tol`` is
-        handed to scipy (and, per epoch, stops when the loss changes by less).
+        ``maxiter`` bounds the iterations of a full-batch run (function evaluations for
+        TNC); with ``batch_size``, each minibatch gets ``iterations_per_batch`` iterations,
+        for ``epochs`` passes. ``tol`` is handed to scipy (and, per epoch, stops when the loss
+        changes by less).
         """
         check_positive(maxiter, "maxiter", integer=True)
         check_positive(iterations_per_batch, "iterations_per_batch", integer=True)
@@ -138,11 +171,13 @@ class ScipyTrainer(Trainer):
         if batch_size is not None:
             check_positive(batch_size, "batch_size", integer=True)
             if batch_size > len(X):
-                raise SymnnValueError(f"batch_size={batch_size} is larger than the {len(X)} "
-                                      "training samples.")
+                raise SymnnValueError(
+                    f"batch_size={batch_size} is larger than the {len(X)} training samples."
+                )
         if validation_data is not None:
-            Xv, yv = self._check_xy(*validation_data, xname="validation_data[0]",
-                                    yname="validation_data[1]")
+            Xv, yv = self._check_xy(
+                *validation_data, xname="validation_data[0]", yname="validation_data[1]"
+            )
         kind = self._targets_kind(y)
         fn, storage = self._compile_flat(kind)
         params = self.network.params
@@ -166,7 +201,9 @@ class ScipyTrainer(Trainer):
 
             def callback(xk, *args):
                 best["theta"] = np.array(xk, dtype=np.float64)
-                value = cache["value"] if np.array_equal(cache.get("theta"), xk) else fun(xk, lo, hi)[0]
+                value = (
+                    cache["value"] if np.array_equal(cache.get("theta"), xk) else fun(xk, lo, hi)[0]
+                )
                 self.n_updates += 1
                 history.batch_loss.append(value)
                 logs = {"loss": value}
@@ -185,9 +222,16 @@ class ScipyTrainer(Trainer):
             key = "maxfun" if self.method == "TNC" else "maxiter"
             options = {key: int(iterations), **self.options}
             try:
-                res = scipy.optimize.minimize(fun, theta0, args=(lo, hi), jac=True,
-                                              method=self.method, tol=tol, callback=callback,
-                                              options=options)
+                res = scipy.optimize.minimize(
+                    fun,
+                    theta0,
+                    args=(lo, hi),
+                    jac=True,
+                    method=self.method,
+                    tol=tol,
+                    callback=callback,
+                    options=options,
+                )
                 final = res.x if np.isfinite(res.fun) else best["theta"]
                 unpack(params, final)
                 return res.message if isinstance(res.message, str) else str(res.message)
@@ -204,8 +248,12 @@ class ScipyTrainer(Trainer):
 
                     def per_iteration(value, xk):
                         self.n_epochs += 1
-                        logs = {"loss": value, "epoch": self.n_epochs, "updates": self.n_updates,
-                                "seconds": time.perf_counter() - t0}
+                        logs = {
+                            "loss": value,
+                            "epoch": self.n_epochs,
+                            "updates": self.n_updates,
+                            "seconds": time.perf_counter() - t0,
+                        }
                         if validation_data is not None:
                             unpack(params, xk)
                             logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv).items()})
@@ -224,13 +272,22 @@ class ScipyTrainer(Trainer):
                         storage[1].set_value(y[order])
                         reason = ""
                         for lo in range(0, len(X), batch_size):
-                            reason = run(lo, min(lo + batch_size, len(X)), iterations_per_batch,
-                                         interrupted, None)
+                            reason = run(
+                                lo,
+                                min(lo + batch_size, len(X)),
+                                iterations_per_batch,
+                                interrupted,
+                                None,
+                            )
                             if reason in ("interrupted", "a callback stopped training"):
                                 break
                         self.n_epochs += 1
-                        logs = {"loss": self.evaluate(X, y)["loss"], "epoch": self.n_epochs,
-                                "updates": self.n_updates, "seconds": time.perf_counter() - t0}
+                        logs = {
+                            "loss": self.evaluate(X, y)["loss"],
+                            "epoch": self.n_epochs,
+                            "updates": self.n_updates,
+                            "seconds": time.perf_counter() - t0,
+                        }
                         if validation_data is not None:
                             logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv).items()})
                         history.epochs.append(logs)

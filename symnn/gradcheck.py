@@ -89,9 +89,12 @@ def check_grad(
         )
     givens = dict(givens or {})
     free = [
-        v for v in graph_inputs([cost])
-        if v.owner is None and not isinstance(v, SharedVariable | Constant)
-        and v not in symbolic and v not in givens
+        v
+        for v in graph_inputs([cost])
+        if v.owner is None
+        and not isinstance(v, SharedVariable | Constant)
+        and v not in symbolic
+        and v not in givens
     ]
     if free:
         raise SymnnValueError(

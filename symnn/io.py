@@ -42,8 +42,9 @@ def _rng_states(layer: Layer) -> list[dict]:
 def _set_rng_states(layer: Layer, states: list[dict]) -> None:
     rngs = layer.get_rngs()
     if len(states) != len(rngs):
-        raise SymnnValueError(f"the file has {len(states)} random-generator states; the network "
-                              f"has {len(rngs)}.")
+        raise SymnnValueError(
+            f"the file has {len(states)} random-generator states; the network has {len(rngs)}."
+        )
     for r, state in zip(rngs, states):
         gen = np.random.default_rng()
         gen.bit_generator.state = state
@@ -54,8 +55,11 @@ def _network_part(network: Layer, arrays: dict[str, np.ndarray]) -> dict[str, An
     params = network.get_params()
     for i, p in enumerate(params):
         arrays[f"param_{i}"] = np.array(p.get_value(), order="C")
-    return {"architecture": layer_to_spec(network), "params": [str(p.name) for p in params],
-            "rng_states": _rng_states(network)}
+    return {
+        "architecture": layer_to_spec(network),
+        "params": [str(p.name) for p in params],
+        "rng_states": _rng_states(network),
+    }
 
 
 def _trainer_part(trainer: Trainer, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -64,22 +68,34 @@ def _trainer_part(trainer: Trainer, arrays: dict[str, np.ndarray]) -> dict[str, 
     for name, table in (("loss", LOSSES), ("optimizer", RULES)):
         value = getattr(trainer, f"{name}_name")
         if value not in table:
-            raise SymnnValueError(f"the trainer's {name} {value!r} is a custom function, which a "
-                                  f"file cannot describe; use one of {', '.join(table)}.")
+            raise SymnnValueError(
+                f"the trainer's {name} {value!r} is a custom function, which a "
+                f"file cannot describe; use one of {', '.join(table)}."
+            )
     for i, var in enumerate(trainer.optimizer_state):
         arrays[f"opt_{i}"] = np.array(var.get_value(), order="C")
     try:
         kwargs = json.loads(json.dumps(trainer.optimizer_kwargs))
     except TypeError:
-        raise SymnnValueError("optimizer keyword arguments must be plain numbers to be saved; "
-                              f"got {trainer.optimizer_kwargs!r}.") from None
+        raise SymnnValueError(
+            "optimizer keyword arguments must be plain numbers to be saved; "
+            f"got {trainer.optimizer_kwargs!r}."
+        ) from None
     return {
-        "loss": trainer.loss_name, "optimizer": trainer.optimizer_name,
+        "loss": trainer.loss_name,
+        "optimizer": trainer.optimizer_name,
         "learning_rate": float(trainer.learning_rate.get_value()),
-        "l1": trainer.l1, "l2": trainer.l2, "max_norm": trainer.max_norm, "guard": trainer.guard,
-        "optimizer_kwargs": kwargs, "n_updates": trainer.n_updates, "n_epochs": trainer.n_epochs,
-        "rng_state": trainer.rng.bit_generator.state, "history": trainer.history.as_dict(),
-        "targets_kind": trainer.targets_kind, "n_optimizer_state": len(trainer.optimizer_state),
+        "l1": trainer.l1,
+        "l2": trainer.l2,
+        "max_norm": trainer.max_norm,
+        "guard": trainer.guard,
+        "optimizer_kwargs": kwargs,
+        "n_updates": trainer.n_updates,
+        "n_epochs": trainer.n_epochs,
+        "rng_state": trainer.rng.bit_generator.state,
+        "history": trainer.history.as_dict(),
+        "targets_kind": trainer.targets_kind,
+        "n_optimizer_state": len(trainer.optimizer_state),
         "scipy_method": trainer.method if isinstance(trainer, ScipyTrainer) else None,
     }
 
@@ -103,8 +119,11 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
         path = path.with_name(path.name + ".npz")
     arrays: dict[str, np.ndarray] = {}
     if isinstance(obj, Trainer):
-        header = {"kind": "trainer", **_network_part(obj.network, arrays),
-                  "trainer": _trainer_part(obj, arrays)}
+        header = {
+            "kind": "trainer",
+            **_network_part(obj.network, arrays),
+            "trainer": _trainer_part(obj, arrays),
+        }
     elif isinstance(obj, Layer):
         header = {"kind": "network", **_network_part(obj, arrays)}
     else:
@@ -112,7 +131,9 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
     header = {"format": FORMAT, "version": VERSION, **header}
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     if not path.parent.exists():
-        raise SymnnValueError(f"path={str(path)!r}: the folder {str(path.parent)!r} does not exist.")
+        raise SymnnValueError(
+            f"path={str(path)!r}: the folder {str(path.parent)!r} does not exist."
+        )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -147,12 +168,16 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise SymnnValueError(f"{path} holds a pickled object; symnn files hold plain arrays "
-                                  "only and nothing in them is executed, so it is refused.") from None
+            raise SymnnValueError(
+                f"{path} holds a pickled object; symnn files hold plain arrays "
+                "only and nothing in them is executed, so it is refused."
+            ) from None
         raise SymnnValueError(f"{path} is not a readable symnn file: {exc}") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise SymnnValueError(f"{path} is damaged or truncated ({type(exc).__name__}: {exc}); "
-                              "expected a complete symnn .npz file.") from None
+        raise SymnnValueError(
+            f"{path} is damaged or truncated ({type(exc).__name__}: {exc}); "
+            "expected a complete symnn .npz file."
+        ) from None
     raw = arrays.pop(_HEADER)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise SymnnValueError(f"{path} has a malformed header.")
@@ -163,8 +188,10 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SymnnValueError(f"{path} is not a symnn file (format {header.get('format')!r}).")
     if header.get("version") != VERSION:
-        raise SymnnValueError(f"{path} has format version {header.get('version')!r}; this symnn "
-                              f"reads version {VERSION}.")
+        raise SymnnValueError(
+            f"{path} has format version {header.get('version')!r}; this symnn "
+            f"reads version {VERSION}."
+        )
     for name, arr in arrays.items():
         if arr.dtype.kind not in "biuf":
             raise SymnnValueError(f"{path}: array {name} has dtype {arr.dtype}; expected numbers.")
@@ -176,8 +203,9 @@ def _build_network(header: dict[str, Any], arrays: dict[str, np.ndarray], path: 
     params = network.get_params()
     names = header.get("params", [])
     if len(names) != len(params):
-        raise SymnnValueError(f"{path} has {len(names)} parameters; its architecture has "
-                              f"{len(params)}.")
+        raise SymnnValueError(
+            f"{path} has {len(names)} parameters; its architecture has {len(params)}."
+        )
     values = []
     for i, p in enumerate(params):
         key = f"param_{i}"
@@ -185,8 +213,10 @@ def _build_network(header: dict[str, Any], arrays: dict[str, np.ndarray], path: 
             raise SymnnValueError(f"{path} is missing the array {key} ({names[i]}).")
         want = p.get_value(borrow=True)
         if arrays[key].shape != want.shape:
-            raise SymnnValueError(f"{path}: parameter {names[i]} has shape {arrays[key].shape}; "
-                                  f"the architecture needs {want.shape}.")
+            raise SymnnValueError(
+                f"{path}: parameter {names[i]} has shape {arrays[key].shape}; "
+                f"the architecture needs {want.shape}."
+            )
         values.append(arrays[key])
     network.set_values(values)
     _set_rng_states(network, header.get("rng_states", []))
@@ -207,12 +237,21 @@ def load(path: str | os.PathLike) -> Layer | Trainer:
         if t.get("scipy_method"):
             from .fullbatch import ScipyTrainer
 
-            trainer: Trainer = ScipyTrainer(network, method=t["scipy_method"], loss=t["loss"],
-                                            l1=t["l1"], l2=t["l2"])
+            trainer: Trainer = ScipyTrainer(
+                network, method=t["scipy_method"], loss=t["loss"], l1=t["l1"], l2=t["l2"]
+            )
         else:
-            trainer = Trainer(network, loss=t["loss"], optimizer=t["optimizer"],
-                              learning_rate=t["learning_rate"], l1=t["l1"], l2=t["l2"],
-                              max_norm=t["max_norm"], guard=t["guard"], **t["optimizer_kwargs"])
+            trainer = Trainer(
+                network,
+                loss=t["loss"],
+                optimizer=t["optimizer"],
+                learning_rate=t["learning_rate"],
+                l1=t["l1"],
+                l2=t["l2"],
+                max_norm=t["max_norm"],
+                guard=t["guard"],
+                **t["optimizer_kwargs"],
+            )
         trainer.n_updates, trainer.n_epochs = int(t["n_updates"]), int(t["n_epochs"])
         trainer.rng.bit_generator.state = t["rng_state"]
         trainer.history = History.from_dict(t["history"])

@@ -17,8 +17,13 @@ from matplotlib.figure import Figure
 from .errors import SymnnValueError
 from .train.history import History
 
-__all__ = ["plot_history", "plot_decision_boundary", "plot_image_grid", "plot_comparison",
-           "plot_weights"]
+__all__ = [
+    "plot_history",
+    "plot_decision_boundary",
+    "plot_image_grid",
+    "plot_comparison",
+    "plot_weights",
+]
 
 
 def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
@@ -38,8 +43,9 @@ def plot_history(history: History, path=None, *, title: str | None = None) -> Fi
         ax = fig.add_subplot(1, len(panels), i + 1)
         ax.plot(epochs, history[metric], marker="o", ms=3, label=f"training {metric}")
         if f"val_{metric}" in history.metrics:
-            ax.plot(epochs, history[f"val_{metric}"], marker="s", ms=3,
-                    label=f"validation {metric}")
+            ax.plot(
+                epochs, history[f"val_{metric}"], marker="s", ms=3, label=f"validation {metric}"
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         if metric == "loss" and min(history[metric]) > 0:
@@ -51,9 +57,16 @@ def plot_history(history: History, path=None, *, title: str | None = None) -> Fi
     return _save(fig, path)
 
 
-def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray,
-                           y: np.ndarray, path=None, *, ax=None, title: str | None = None,
-                           resolution: int = 300) -> Figure:
+def plot_decision_boundary(
+    predict: Callable[[np.ndarray], np.ndarray],
+    X: np.ndarray,
+    y: np.ndarray,
+    path=None,
+    *,
+    ax=None,
+    title: str | None = None,
+    resolution: int = 300,
+) -> Figure:
     """Filled class regions of ``predict`` over a grid around 2-D data ``X``, with the points."""
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != 2:
@@ -74,9 +87,17 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
     return _save(fig, path)
 
 
-def plot_image_grid(images: np.ndarray, path=None, *, titles: Sequence[str] | None = None,
-                    ncols: int | None = None, cmap: str = "gray", vmin: float | None = 0.0,
-                    vmax: float | None = 1.0, title: str | None = None) -> Figure:
+def plot_image_grid(
+    images: np.ndarray,
+    path=None,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    cmap: str = "gray",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    title: str | None = None,
+) -> Figure:
     """Images ``(n, h, w)`` in a grid, each with an optional title."""
     images = np.asarray(images)
     if images.ndim != 3:
@@ -97,20 +118,28 @@ def plot_image_grid(images: np.ndarray, path=None, *, titles: Sequence[str] | No
     return _save(fig, path)
 
 
-def plot_weights(W: np.ndarray, image_shape: tuple[int, int], path=None, *, n: int = 20,
-                 title: str | None = "first-layer weights") -> Figure:
+def plot_weights(
+    W: np.ndarray,
+    image_shape: tuple[int, int],
+    path=None,
+    *,
+    n: int = 20,
+    title: str | None = "first-layer weights",
+) -> Figure:
     """The first ``n`` columns of a first-layer weight matrix as images (each scaled alone)."""
     W = np.asarray(W)
     cols = W[:, :n].T.reshape((-1, *image_shape))
     lo = cols.min(axis=(1, 2), keepdims=True)
     hi = cols.max(axis=(1, 2), keepdims=True)
     scaled = (cols - lo) / np.maximum(hi - lo, 1e-12)
-    return plot_image_grid(scaled, path, titles=[f"unit {i}" for i in range(len(cols))],
-                           cmap="coolwarm", title=title)
+    return plot_image_grid(
+        scaled, path, titles=[f"unit {i}" for i in range(len(cols))], cmap="coolwarm", title=title
+    )
 
 
-def plot_comparison(results: Sequence[dict[str, Any]], path=None, *,
-                    title: str | None = "optimiser comparison") -> Figure:
+def plot_comparison(
+    results: Sequence[dict[str, Any]], path=None, *, title: str | None = "optimiser comparison"
+) -> Figure:
     """Bars of seconds and accuracy per method from ``[{"method", "seconds", "accuracy"}]``."""
     if not results:
         raise SymnnValueError("results is empty.")

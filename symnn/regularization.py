@@ -35,5 +35,8 @@ def l1(params):
 
 
 def apply_penalty(params, penalty, coefficient: float = 1.0):
-    """``coefficient * penalty(params)``: e.g. ``apply_penalty(net.regularizable_params, l2, 1e-4)``."""
+    """``coefficient * penalty(params)``.
+
+    For example ``apply_penalty(net.regularizable_params, l2, 1e-4)``.
+    """
     return coefficient * penalty(_check(params))

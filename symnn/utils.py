@@ -45,7 +45,9 @@ def as_float_dtype(dtype: Any = None, *, name: str = "dtype") -> str:
     except TypeError:
         d = None
     if d not in ("float32", "float64"):
-        raise SymnnValueError(f"{name}={dtype!r} is not supported; expected 'float32' or 'float64'.")
+        raise SymnnValueError(
+            f"{name}={dtype!r} is not supported; expected 'float32' or 'float64'."
+        )
     return d
 
 
@@ -113,7 +115,7 @@ def check_array(
     >>> check_array([[0.0, float("nan")]], "X")
     Traceback (most recent call last):
     ...
-    symnn.errors.SymnnValueError: X contains NaN or infinity (1 of 2 values); expected finite numbers.
+    symnn.errors.SymnnValueError: X contains NaN or infinity (1 of 2 values); expected finite...
     """
     if hasattr(value, "owner") and hasattr(value, "type"):
         raise SymnnTypeError(f"{name} must be numeric data (a numpy array), got {describe(value)}.")
@@ -124,8 +126,9 @@ def check_array(
     if arr.dtype.kind not in "biuf":
         raise SymnnTypeError(
             f"{name} must hold numbers; got an array of dtype {arr.dtype} "
-            f"(first value {arr.flat[0]!r})." if arr.size else
-            f"{name} must hold numbers; got an array of dtype {arr.dtype}."
+            f"(first value {arr.flat[0]!r})."
+            if arr.size
+            else f"{name} must hold numbers; got an array of dtype {arr.dtype}."
         )
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -137,8 +140,9 @@ def check_array(
     if not allow_empty and arr.size == 0:
         raise SymnnValueError(f"{name} is empty (shape {arr.shape}); expected at least one sample.")
     if dtype is not None:
-        arr = arr.astype(as_float_dtype(dtype) if np.dtype(dtype).kind == "f" else dtype,
-                         copy=False)
+        arr = arr.astype(
+            as_float_dtype(dtype) if np.dtype(dtype).kind == "f" else dtype, copy=False
+        )
     elif arr.dtype.kind != "f":
         arr = arr.astype(DEFAULT_FLOAT)
     if finite and arr.dtype.kind == "f":
@@ -150,12 +154,15 @@ def check_array(
             )
     if n_features is not None and arr.ndim >= 2 and arr.shape[1] != n_features:
         raise SymnnValueError(
-            f"{name} has {arr.shape[1]} features (shape {arr.shape}); the model expects {n_features}."
+            f"{name} has {arr.shape[1]} features (shape {arr.shape}); "
+            f"the model expects {n_features}."
         )
     return np.ascontiguousarray(arr)
 
 
-def check_labels(value: Any, name: str, n_classes: int, *, n_samples: int | None = None) -> np.ndarray:
+def check_labels(
+    value: Any, name: str, n_classes: int, *, n_samples: int | None = None
+) -> np.ndarray:
     """Validate integer class labels in ``[0, n_classes)`` and return them as int32.
 
     >>> check_labels([0, 2], "y", 3)
@@ -176,8 +183,10 @@ def check_labels(value: Any, name: str, n_classes: int, *, n_samples: int | None
         raise SymnnValueError(f"{name} is empty; expected at least one label.")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise SymnnValueError(f"{name} must hold whole numbers (class indices); got {arr.dtype} "
-                                  "values with a fractional part or NaN.")
+            raise SymnnValueError(
+                f"{name} must hold whole numbers (class indices); got {arr.dtype} "
+                "values with a fractional part or NaN."
+            )
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():
         raise SymnnValueError(
@@ -186,12 +195,15 @@ def check_labels(value: Any, name: str, n_classes: int, *, n_samples: int | None
         )
     if n_samples is not None and arr.shape[0] != n_samples:
         raise SymnnValueError(
-            f"{name} has {arr.shape[0]} labels but X has {n_samples} samples; expected equal lengths."
+            f"{name} has {arr.shape[0]} labels but X has {n_samples} samples; "
+            "expected equal lengths."
         )
     return arr.astype(np.int32)
 
 
-def check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: bool = False) -> Any:
+def check_positive(
+    value: Any, name: str, *, integer: bool = False, allow_zero: bool = False
+) -> Any:
     """Check that ``value`` is a (strictly) positive finite number and return it.
 
     >>> check_positive(0, "batch_size", integer=True)

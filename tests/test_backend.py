@@ -63,13 +63,15 @@ def test_info_reports_backend_blas_float_type_and_versions():
 def _run(code, **env):
     full = {**os.environ, **env}
     full.pop("SYMNN_MODE", None)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=300
+    )
 
 
 def test_python_m_symnn_info_prints_the_backend():
-    out = subprocess.run([sys.executable, "-m", "symnn", "info"], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "symnn", "info"], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert "backend: C" in out.stdout or "backend: NUMBA" in out.stdout
     assert "blas_library" in out.stdout and "compiledir" in out.stdout
@@ -96,7 +98,8 @@ def test_failed_link_check_falls_back_to_numba_with_one_warning():
 
 
 def test_cli_rejects_unknown_command():
-    out = subprocess.run([sys.executable, "-m", "symnn", "fly"], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "symnn", "fly"], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "invalid choice" in out.stderr

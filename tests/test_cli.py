@@ -10,15 +10,33 @@ import pytest
 
 def run(*args, cwd=None):
     env = {**os.environ, "SYMNN_MODE": "FAST_COMPILE"}
-    return subprocess.run([sys.executable, "-m", "symnn", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "symnn", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
-    res = run("train", "--data", "digits", "--layers", "64,32,10", "--epochs", "3",
-              "--batch-size", "64", "--out", str(out), "--no-progress")
+    res = run(
+        "train",
+        "--data",
+        "digits",
+        "--layers",
+        "64,32,10",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert res.returncode == 0, res.stderr
     return out, res.stdout
 
@@ -35,8 +53,16 @@ def test_train_prints_a_table_and_writes_model_history_plots(trained):
 
 def test_maximize_writes_grid_and_report(trained, tmp_path):
     out, _ = trained
-    res = run("maximize", str(out / "model.npz"), "--units", "0-3", "--steps", "10",
-              "--out", str(tmp_path))
+    res = run(
+        "maximize",
+        str(out / "model.npz"),
+        "--units",
+        "0-3",
+        "--steps",
+        "10",
+        "--out",
+        str(tmp_path),
+    )
     assert res.returncode == 0, res.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert [u["unit"] for u in report["units"]] == [0, 1, 2, 3]
@@ -54,8 +80,17 @@ def test_demo_runs_end_to_end(tmp_path):
 
 
 def test_compare_writes_table_and_plot(tmp_path):
-    res = run("compare", "--data", "digits", "--updates", "3", "--batch-size", "20",
-              "--out", str(tmp_path))
+    res = run(
+        "compare",
+        "--data",
+        "digits",
+        "--updates",
+        "3",
+        "--batch-size",
+        "20",
+        "--out",
+        str(tmp_path),
+    )
     assert res.returncode == 0, res.stderr
     assert "L-BFGS-B" in res.stdout and (tmp_path / "comparison.png").is_file()
     assert len(json.loads((tmp_path / "comparison.json").read_text())) == 6

@@ -2,7 +2,8 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy.special import log_softmax as scipy_log_softmax, softmax as scipy_softmax
+from scipy.special import log_softmax as scipy_log_softmax
+from scipy.special import softmax as scipy_softmax
 
 from symnn import check_grad, costs, regularization
 from symnn.errors import SymnnTypeError, SymnnValueError
@@ -22,11 +23,14 @@ def test_crossentropy_from_probabilities_integer_and_onehot(data):
     probs = scipy_softmax(logits, axis=1)
     want = -np.log(probs[np.arange(6), labels])
     t = pt.ivector("t")
-    np.testing.assert_allclose(costs.categorical_crossentropy(p, t).eval({p: probs, t: labels}), want)
+    np.testing.assert_allclose(
+        costs.categorical_crossentropy(p, t).eval({p: probs, t: labels}), want
+    )
     onehot = np.eye(4)[labels]
     tm = pt.matrix("tm", dtype="float64")
     np.testing.assert_allclose(
-        costs.categorical_crossentropy(p, tm).eval({p: probs, tm: onehot}), want)
+        costs.categorical_crossentropy(p, tm).eval({p: probs, tm: onehot}), want
+    )
     np.testing.assert_allclose(costs.nll(p, t).eval({p: probs, t: labels}), want)
 
 
@@ -67,7 +71,8 @@ def test_binary_crossentropy_after_sigmoid_is_stable():
     z = pt.vector("z", dtype="float32")
     loss = pt.sum(costs.binary_crossentropy(pt.sigmoid(z), np.array([1.0, 0.0], "float32")))
     value, grad = pytensor.function([z], [loss, pytensor.grad(loss, z)])(
-        np.array([-200.0, 200.0], dtype="float32"))
+        np.array([-200.0, 200.0], dtype="float32")
+    )
     np.testing.assert_allclose(value, 400.0, rtol=1e-6)
     np.testing.assert_allclose(grad, [-1.0, 1.0])
 
@@ -120,11 +125,14 @@ def test_regularization(rng):
     w1 = pytensor.shared(rng.standard_normal((3, 2)))
     w2 = pytensor.shared(rng.standard_normal(4))
     np.testing.assert_allclose(
-        regularization.l2([w1, w2]).eval(), (w1.get_value() ** 2).sum() + (w2.get_value() ** 2).sum())
+        regularization.l2([w1, w2]).eval(),
+        (w1.get_value() ** 2).sum() + (w2.get_value() ** 2).sum(),
+    )
     np.testing.assert_allclose(regularization.l1([w1]).eval(), np.abs(w1.get_value()).sum())
     np.testing.assert_allclose(
         regularization.apply_penalty([w2], regularization.l2, 0.5).eval(),
-        0.5 * (w2.get_value() ** 2).sum())
+        0.5 * (w2.get_value() ** 2).sum(),
+    )
     assert check_grad(regularization.l2([w1, w2]), [w1, w2]) < 1e-6
     with pytest.raises(SymnnValueError, match="params is empty"):
         regularization.l2([])

@@ -18,10 +18,16 @@ def _write_idx(path, array, code=0x08, gz=False):
 @pytest.fixture
 def idx_folder(tmp_path, rng):
     for prefix, n in (("train", 12), ("t10k", 5)):
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
-                   rng.integers(0, 256, (n, 4, 4)).astype(np.uint8), gz=True)
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz",
-                   (np.arange(n) % 10).astype(np.uint8), gz=True)
+        _write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 4, 4)).astype(np.uint8),
+            gz=True,
+        )
+        _write_idx(
+            tmp_path / f"{prefix}-labels-idx1-ubyte.gz",
+            (np.arange(n) % 10).astype(np.uint8),
+            gz=True,
+        )
     return tmp_path
 
 

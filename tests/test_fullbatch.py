@@ -33,7 +33,9 @@ def test_compiled_gradient_matches_finite_differences(data, rng):
     for i in rng.choice(theta.size, 20, replace=False):
         e = np.zeros_like(theta)
         e[i] = 1e-6
-        numeric = (t.loss_and_grad(theta + e, *data)[0] - t.loss_and_grad(theta - e, *data)[0]) / 2e-6
+        numeric = (
+            t.loss_and_grad(theta + e, *data)[0] - t.loss_and_grad(theta - e, *data)[0]
+        ) / 2e-6
         assert abs(numeric - grad[i]) <= 1e-6 * max(1.0, abs(numeric))
 
 

@@ -7,12 +7,12 @@ from symnn.datasets import load_digits
 from symnn.errors import SymnnTypeError, SymnnValueError
 from symnn.inputopt import (
     activation_maximization,
+    engine,
     evaluate_objective,
     exhaustive_binary_maximum,
     maximize,
     round_to_binary,
 )
-from symnn.inputopt import engine
 from symnn.layers import mlp
 from symnn.train import Trainer
 
@@ -39,13 +39,20 @@ def test_seed004_network_learned_the_patterns(seed004):
 @pytest.mark.parametrize(
     "method, learning_rate, steps",
     # the sigmoid network is flat far from [0, 1]: plain gradient steps must be large there
-    [("gradient", 20.0, 1000), ("normalized", 0.05, 500), ("momentum", 2.0, 1000),
-     ("adam", 0.05, 500), ("l-bfgs-b", 1.0, 500), ("tnc", 1.0, 500)],
+    [
+        ("gradient", 20.0, 1000),
+        ("normalized", 0.05, 500),
+        ("momentum", 2.0, 1000),
+        ("adam", 0.05, 500),
+        ("l-bfgs-b", 1.0, 500),
+        ("tnc", 1.0, 500),
+    ],
 )
 def test_seed004_ascent_converges_to_0_1_inside_the_box(seed004, method, learning_rate, steps):
     net, x, objective = seed004
-    result = maximize(objective, x, n_starts=8, seed=0, steps=steps, learning_rate=learning_rate,
-                      method=method)
+    result = maximize(
+        objective, x, n_starts=8, seed=0, steps=steps, learning_rate=learning_rate, method=method
+    )
     assert np.all(result.x >= 0) and np.all(result.x <= 1)
     np.testing.assert_allclose(result.x, np.tile([0.0, 1.0], (8, 1)), atol=1e-3)
     at_01 = evaluate_objective(objective, x, np.array([[0.0, 1.0]]))[0]
@@ -56,8 +63,9 @@ def test_seed004_ascent_converges_to_0_1_inside_the_box(seed004, method, learnin
 def test_seed004_unconstrained_ascent_leaves_the_unit_box(seed004):
     """What seed 004 saw: without the projection onto [0, 1] the input drifts out."""
     net, x, objective = seed004
-    result = maximize(objective, x, x0=np.array([[0.5, 0.5]]), bounds=(-50, 50), steps=500,
-                      learning_rate=0.5)
+    result = maximize(
+        objective, x, x0=np.array([[0.5, 0.5]]), bounds=(-50, 50), steps=500, learning_rate=0.5
+    )
     assert result.x.min() < 0 or result.x.max() > 1
 
 
@@ -82,8 +90,14 @@ def digits_net():
 
 def test_ten_class_units_in_one_call_end_as_their_class(digits_net):
     trainer, data = digits_net
-    report = activation_maximization(trainer.network, range(10), steps=200, learning_rate=0.05,
-                                     image_shape=(8, 8), reference=data.X_train)
+    report = activation_maximization(
+        trainer.network,
+        range(10),
+        steps=200,
+        learning_rate=0.05,
+        image_shape=(8, 8),
+        reference=data.X_train,
+    )
     assert report.x.shape == (10, 64)
     assert np.all(report.x >= 0) and np.all(report.x <= 1)
     np.testing.assert_array_equal(trainer.predict(report.x), np.arange(10))
@@ -101,8 +115,9 @@ def test_second_call_reuses_the_compiled_step(digits_net):
     trainer, _ = digits_net
     activation_maximization(trainer.network, [1, 2], steps=5)
     before = {id(f) for per in engine._CACHE.values() for f in per.values()}
-    report = activation_maximization(trainer.network, [4, 5, 6], steps=7, learning_rate=0.01,
-                                     seed=3)
+    report = activation_maximization(
+        trainer.network, [4, 5, 6], steps=7, learning_rate=0.01, seed=3
+    )
     after = {id(f) for per in engine._CACHE.values() for f in per.values()}
     assert after == before and report.result.n_steps == 7
 
@@ -111,8 +126,9 @@ def test_regularisers_change_the_result(digits_net):
     trainer, _ = digits_net
     net = trainer.network
     plain = activation_maximization(net, [0], steps=100, image_shape=(8, 8))
-    smooth = activation_maximization(net, [0], steps=100, image_shape=(8, 8), tv=1.0, l2=0.5,
-                                     blur_every=10, jitter=1)
+    smooth = activation_maximization(
+        net, [0], steps=100, image_shape=(8, 8), tv=1.0, l2=0.5, blur_every=10, jitter=1
+    )
 
     def tv(img):
         return np.abs(np.diff(img, axis=0)).sum() + np.abs(np.diff(img, axis=1)).sum()
@@ -140,8 +156,14 @@ def test_projected_methods_and_lbfgsb_agree_on_a_known_box_optimum():
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if -2 * (mid - 0.25) + 0.1 * np.cos(mid) > 0 else (lo, mid)
     want = np.array([lo, 1.0, 0.0])
-    for method, lr in [("gradient", 0.1), ("normalized", 0.01), ("momentum", 0.05),
-                       ("adam", 0.02), ("l-bfgs-b", 0.1), ("tnc", 0.1)]:
+    for method, lr in [
+        ("gradient", 0.1),
+        ("normalized", 0.01),
+        ("momentum", 0.05),
+        ("adam", 0.02),
+        ("l-bfgs-b", 0.1),
+        ("tnc", 0.1),
+    ]:
         r = maximize(objective, x, n_starts=4, steps=1000, learning_rate=lr, method=method)
         np.testing.assert_allclose(r.x, np.tile(want, (4, 1)), atol=2e-3, err_msg=method)
 

@@ -23,8 +23,12 @@ def data():
 
 
 def _trainer():
-    return Trainer(mlp([64, 16, 10], rng=0, dropout=0.2, batch_norm=True), optimizer="adam",
-                   learning_rate=0.01, seed=5)
+    return Trainer(
+        mlp([64, 16, 10], rng=0, dropout=0.2, batch_norm=True),
+        optimizer="adam",
+        learning_rate=0.01,
+        seed=5,
+    )
 
 
 def test_network_round_trip(tmp_path):
@@ -58,8 +62,11 @@ def test_pickle_payload_is_refused_and_not_executed(tmp_path):
             return (open, (str(marker), "w"))
 
     path = tmp_path / "evil.npz"
-    np.savez(path, __symnn__=np.frombuffer(b'{"format": "symnn", "version": 1}', np.uint8),
-             param_0=np.array([Payload()], dtype=object))
+    np.savez(
+        path,
+        __symnn__=np.frombuffer(b'{"format": "symnn", "version": 1}', np.uint8),
+        param_0=np.array([Payload()], dtype=object),
+    )
     with pytest.raises(SymnnValueError, match="pickled object"):
         symnn.load(path)
     assert not marker.exists()
@@ -115,8 +122,12 @@ def test_save_killed_midway_leaves_the_previous_file_loadable(tmp_path):
         np.savez = slow_savez
         symnn.save(mlp([4, 3, 2], rng=1), {str(path)!r})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "SYMNN_MODE": "FAST_COMPILE"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SYMNN_MODE": "FAST_COMPILE"},
+    )
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

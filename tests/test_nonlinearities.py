@@ -1,9 +1,12 @@
 import numpy as np
 import pytensor.tensor as pt
 import pytest
-from scipy.special import expit, log_softmax as scipy_log_softmax, softmax as scipy_softmax
+from scipy.special import expit
+from scipy.special import log_softmax as scipy_log_softmax
+from scipy.special import softmax as scipy_softmax
 
-from symnn import check_grad, nonlinearities as nl
+from symnn import check_grad
+from symnn import nonlinearities as nl
 from symnn.errors import SymnnValueError
 
 REFERENCE = {

@@ -38,14 +38,27 @@ def _trainer(seed=0, **kw):
 
 @pytest.mark.slow
 def test_digits_mlp_reaches_97_percent_on_the_real_backend(digits):
-    trainer = Trainer(mlp([64, 100, 10], hidden="relu", rng=0), optimizer="adam",
-                      learning_rate=1e-3, seed=0, mode="C")
-    history = trainer.fit(digits.X_train, digits.y_train, epochs=40, batch_size=32,
-                          validation_data=(digits.X_test, digits.y_test), progress=False)
+    trainer = Trainer(
+        mlp([64, 100, 10], hidden="relu", rng=0),
+        optimizer="adam",
+        learning_rate=1e-3,
+        seed=0,
+        mode="C",
+    )
+    history = trainer.fit(
+        digits.X_train,
+        digits.y_train,
+        epochs=40,
+        batch_size=32,
+        validation_data=(digits.X_test, digits.y_test),
+        progress=False,
+    )
     test = trainer.evaluate(digits.X_test, digits.y_test)
     assert test["accuracy"] >= 0.97, test
     assert history["val_accuracy"][-1] == pytest.approx(test["accuracy"])
-    assert (trainer.predict(digits.X_test) == digits.y_test).mean() == pytest.approx(test["accuracy"])
+    assert (trainer.predict(digits.X_test) == digits.y_test).mean() == pytest.approx(
+        test["accuracy"]
+    )
 
 
 def test_xor_reaches_100_percent():
@@ -90,8 +103,12 @@ def test_callbacks_see_every_update_and_epoch_and_can_stop(small):
         return epoch == 2
 
     t = _trainer()
-    h = t.fit(*small, epochs=10, batch_size=100,
-              callbacks=[LambdaCallback(on_epoch_end=on_epoch, on_batch_end=on_batch)])
+    h = t.fit(
+        *small,
+        epochs=10,
+        batch_size=100,
+        callbacks=[LambdaCallback(on_epoch_end=on_epoch, on_batch_end=on_batch)],
+    )
     assert seen == {"batches": 6, "epochs": [1, 2]}
     assert h.stop_reason == "a callback stopped training"
 
@@ -100,8 +117,12 @@ def test_callbacks_see_every_update_and_epoch_and_can_stop(small):
             if step == 5:
                 raise StopTraining
 
-    assert _trainer().fit(*small, epochs=10, batch_size=100, callbacks=[StopAtFive()]).epochs[-1][
-        "updates"] == 5
+    assert (
+        _trainer()
+        .fit(*small, epochs=10, batch_size=100, callbacks=[StopAtFive()])
+        .epochs[-1]["updates"]
+        == 5
+    )
 
 
 def test_max_updates_and_tol_stop_training(small):
@@ -155,8 +176,13 @@ def test_early_stopping_restores_best_weights(small, digits):
             best[epoch] = (logs["val_loss"], trainer.network.get_values())
 
     t = _trainer(learning_rate=0.05)
-    h = t.fit(*small, epochs=40, batch_size=50, validation_data=(digits.X_test, digits.y_test),
-              callbacks=[Record(), EarlyStopping(patience=2)])
+    h = t.fit(
+        *small,
+        epochs=40,
+        batch_size=50,
+        validation_data=(digits.X_test, digits.y_test),
+        callbacks=[Record(), EarlyStopping(patience=2)],
+    )
     assert h.stop_reason == "a callback stopped training" and len(h) < 40
     epoch = min(best, key=lambda e: best[e][0])
     assert h.best_epoch == epoch
@@ -167,8 +193,13 @@ def test_early_stopping_restores_best_weights(small, digits):
 def test_patience_rule_counts_updates(small, digits):
     t = _trainer(learning_rate=0.05)
     rule = PatienceRule(patience=12, patience_increase=2.0, improvement_threshold=0.995)
-    h = t.fit(*small, epochs=50, batch_size=100, validation_data=(digits.X_test, digits.y_test),
-              callbacks=[rule])
+    h = t.fit(
+        *small,
+        epochs=50,
+        batch_size=100,
+        validation_data=(digits.X_test, digits.y_test),
+        callbacks=[rule],
+    )
     assert h.stop_reason == "a callback stopped training"
     assert t.n_updates >= 12 and t.n_updates >= rule.patience
     assert h.best_epoch is not None
@@ -179,15 +210,20 @@ def test_learning_rate_schedule_per_step_and_epoch(small):
     h = t.fit(*small, epochs=3, batch_size=100, schedule=ExponentialDecay(0.5, 0.5))
     np.testing.assert_allclose(h["learning_rate"], [0.5, 0.25, 0.125])
     t = _trainer(optimizer="sgd", learning_rate=0.5)
-    t.fit(*small, epochs=1, batch_size=100, schedule=ExponentialDecay(0.5, 0.5),
-          schedule_every="step")
+    t.fit(
+        *small, epochs=1, batch_size=100, schedule=ExponentialDecay(0.5, 0.5), schedule_every="step"
+    )
     assert float(t.learning_rate.get_value()) == pytest.approx(0.5 * 0.5**2)
 
 
 def test_non_finite_loss_stops_with_the_last_finite_weights(small):
     X, y = small
-    t = Trainer(mlp([64, 16, 10], hidden="relu", output="linear", rng=0), optimizer="sgd",
-                learning_rate=1e6, loss="squared_error")
+    t = Trainer(
+        mlp([64, 16, 10], hidden="relu", output="linear", rng=0),
+        optimizer="sgd",
+        learning_rate=1e6,
+        loss="squared_error",
+    )
     with pytest.warns(RuntimeWarning, match="non-finite training loss"):
         h = t.fit(X * 100, y, epochs=50, batch_size=50)
     assert h.stop_reason.startswith("non-finite")
@@ -207,8 +243,12 @@ def test_batchnorm_and_dropout_network_trains_and_updates_statistics(small):
 def test_regression_with_squared_error(rng):
     X = rng.uniform(-1, 1, (200, 3)).astype("float32")
     y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3).astype("float32")
-    t = Trainer(mlp([3, 1], output="linear", rng=0), loss="squared_error", optimizer="adam",
-                learning_rate=0.05)
+    t = Trainer(
+        mlp([3, 1], output="linear", rng=0),
+        loss="squared_error",
+        optimizer="adam",
+        learning_rate=0.05,
+    )
     t.fit(X, y, epochs=100, batch_size=50)
     assert t.evaluate(X, y)["loss"] < 1e-3
 

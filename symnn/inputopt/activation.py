@@ -36,8 +36,10 @@ def _layers(network: Layer) -> list[Layer]:
 def _resolve_layer(network: Layer, layer: int) -> int:
     layers = _layers(network)
     if not isinstance(layer, int | np.integer) or not -len(layers) <= layer < len(layers):
-        raise SymnnValueError(f"layer={layer!r} is out of range; the network has {len(layers)} "
-                              f"layers (0..{len(layers) - 1}, or negative from the end).")
+        raise SymnnValueError(
+            f"layer={layer!r} is out of range; the network has {len(layers)} "
+            f"layers (0..{len(layers) - 1}, or negative from the end)."
+        )
     return int(layer) % len(layers)
 
 
@@ -59,8 +61,10 @@ def unit_activations(network: Layer, x, layer: int = -1, *, preactivation: bool 
         if i == index:
             if preactivation:
                 if not isinstance(la, Dense):
-                    raise SymnnValueError(f"layer {index} is a {type(la).__name__}; "
-                                          "preactivation needs a Dense layer.")
+                    raise SymnnValueError(
+                        f"layer {index} is a {type(la).__name__}; "
+                        "preactivation needs a Dense layer."
+                    )
                 return la.preactivation(h)
             return la(h, deterministic=True)
         h = la(h, deterministic=True)
@@ -82,16 +86,19 @@ def parse_units(units: Any, n_units: int) -> np.ndarray:
                 a, _, b = part.strip().partition("-")
                 out += list(range(int(a), int(b) + 1)) if b else [int(a)]
         except ValueError:
-            raise SymnnValueError(f"units={units!r} is not a unit list; expected e.g. '0-9' or "
-                                  "'1,3,5'.") from None
+            raise SymnnValueError(
+                f"units={units!r} is not a unit list; expected e.g. '0-9' or '1,3,5'."
+            ) from None
         units = out
     arr = np.atleast_1d(np.asarray(units))
     if arr.dtype.kind not in "iu" or arr.ndim != 1 or arr.size == 0:
         raise SymnnValueError(f"units={units!r} is not valid; expected unit indices (ints).")
     bad = (arr < 0) | (arr >= n_units)
     if bad.any():
-        raise SymnnValueError(f"units has index {int(arr[bad][0])} out of range; the layer has "
-                              f"{n_units} units (0..{n_units - 1}).")
+        raise SymnnValueError(
+            f"units has index {int(arr[bad][0])} out of range; the layer has "
+            f"{n_units} units (0..{n_units - 1})."
+        )
     return arr.astype(np.int64)
 
 
@@ -123,8 +130,10 @@ def _graph(network, index, preactivation, probability, image_shape, jitter, mode
     x = pt.matrix("x", dtype=dtype, shape=(None, network.n_in))
     unit_index = pytensor.shared(np.zeros(1, dtype=np.int64), name="unit_index")
     same_unit = pytensor.shared(np.zeros((1, 1), dtype=dtype), name="same_unit")
-    coef = {k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
-            for k in ("l2", "l1", "tv", "diversity")}
+    coef = {
+        k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
+        for k in ("l2", "l1", "tv", "diversity")
+    }
     inp, rng_updates = x, {}
     if jitter:
         rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
@@ -151,7 +160,8 @@ def _graph(network, index, preactivation, probability, image_shape, jitter, mode
         outs.append(network(x, deterministic=True))
     measure = function([x], outs, mode=mode)
     n_units = _layers(network)[index].output_size(None) or int(
-        np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1])
+        np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1]
+    )
     graph = _Graph(x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs)
     per_net[key] = graph
     return graph
@@ -176,17 +186,27 @@ class ActivationReport:
 
     def to_json(self) -> dict[str, Any]:
         """Plain numbers and lists for ``json.dump``."""
-        return {"settings": self.settings, "units": self.rows,
-                "seconds": self.result.seconds, "steps": self.result.n_steps,
-                "method": self.result.method}
+        return {
+            "settings": self.settings,
+            "units": self.rows,
+            "seconds": self.result.seconds,
+            "steps": self.result.n_steps,
+            "method": self.result.method,
+        }
 
     def to_table(self) -> str:
         """The per-row report as a fixed-width text table."""
-        cols = [("unit", "unit", "{:>4d}"), ("start", "start", "{:>5d}"),
-                ("final", "final", "{:>9.3f}"), ("best", "best", "{:>9.3f}"),
-                ("reference_max", "ref max", "{:>9.3f}"), ("probability", "p(class)", "{:>8.4f}"),
-                ("at_bounds", "at bounds", "{:>9.1%}"), ("steps", "steps", "{:>5d}"),
-                ("seconds", "seconds", "{:>7.2f}")]
+        cols = [
+            ("unit", "unit", "{:>4d}"),
+            ("start", "start", "{:>5d}"),
+            ("final", "final", "{:>9.3f}"),
+            ("best", "best", "{:>9.3f}"),
+            ("reference_max", "ref max", "{:>9.3f}"),
+            ("probability", "p(class)", "{:>8.4f}"),
+            ("at_bounds", "at bounds", "{:>9.1%}"),
+            ("steps", "steps", "{:>5d}"),
+            ("seconds", "seconds", "{:>7.2f}"),
+        ]
         cols = [c for c in cols if any(r.get(c[0]) is not None for r in self.rows)]
         widths = [max(len(h), len(f.format(0 if "d}" in f else 0.0))) for _, h, f in cols]
         lines = ["  ".join(h.rjust(w) for (_, h, _), w in zip(cols, widths))]
@@ -270,28 +290,39 @@ def activation_maximization(
     Other arguments are those of :func:`symnn.inputopt.maximize`.
     """
     if not isinstance(network, Layer) or network.n_in is None:
-        raise SymnnTypeError(f"network must be a symnn network with a known input width; got "
-                             f"{describe(network)}.")
+        raise SymnnTypeError(
+            f"network must be a symnn network with a known input width; got {describe(network)}."
+        )
     index = _resolve_layer(network, layer)
     if probability and not _is_softmax_output(network, index):
-        raise SymnnValueError("probability=True needs the softmax output layer (layer=-1 of a "
-                              "classifier).")
+        raise SymnnValueError(
+            "probability=True needs the softmax output layer (layer=-1 of a classifier)."
+        )
     if preactivation is None:
         preactivation = _is_softmax_output(network, index) and not probability
     if image_shape is not None:
         image_shape = tuple(int(s) for s in image_shape)
         if int(np.prod(image_shape)) != network.n_in:
-            raise SymnnValueError(f"image_shape={image_shape} has {int(np.prod(image_shape))} "
-                                  f"pixels; the network takes {network.n_in} inputs.")
+            raise SymnnValueError(
+                f"image_shape={image_shape} has {int(np.prod(image_shape))} "
+                f"pixels; the network takes {network.n_in} inputs."
+            )
     for name, value in (("tv", tv), ("blur_every", blur_every), ("jitter", jitter)):
         if value and image_shape is None:
             raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
-    for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity),
-                        ("jitter", jitter), ("blur_every", blur_every)):
+    for name, value in (
+        ("l2", l2),
+        ("l1", l1),
+        ("tv", tv),
+        ("diversity", diversity),
+        ("jitter", jitter),
+        ("blur_every", blur_every),
+    ):
         check_positive(value, name, allow_zero=True)
     check_positive(n_starts, "n_starts", integer=True)
-    graph = _graph(network, index, bool(preactivation), bool(probability), image_shape,
-                   int(jitter), mode)
+    graph = _graph(
+        network, index, bool(preactivation), bool(probability), image_shape, int(jitter), mode
+    )
     unit_list = parse_units(units, graph.n_units)
     row_units = np.repeat(unit_list, n_starts)
     row_start = np.tile(np.arange(n_starts), len(unit_list))
@@ -306,8 +337,18 @@ def activation_maximization(
     for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
         graph.coef[name].set_value(np.asarray(value, dtype=network.dtype))
     every = (int(blur_every), _blur(image_shape, float(blur_sigma))) if blur_every else None
-    result = maximize(graph.objective, graph.x, x0=x0, bounds=bounds, steps=steps,
-                      learning_rate=learning_rate, method=method, tol=tol, mode=mode, every=every)
+    result = maximize(
+        graph.objective,
+        graph.x,
+        x0=x0,
+        bounds=bounds,
+        steps=steps,
+        learning_rate=learning_rate,
+        method=method,
+        tol=tol,
+        mode=mode,
+        every=every,
+    )
 
     measured = graph.measure(result.x.astype(network.dtype))
     best_act = np.asarray(measured[0])[np.arange(n), row_units]
@@ -316,27 +357,45 @@ def activation_maximization(
     final_act = np.asarray(graph.measure(last.astype(network.dtype))[0])[np.arange(n), row_units]
     ref_max = None
     if reference is not None:
-        ref = check_array(reference, "reference", ndim=2, dtype=network.dtype,
-                          n_features=network.n_in)
-        acts = np.concatenate([np.asarray(graph.measure(ref[s:s + 4096])[0])
-                               for s in range(0, len(ref), 4096)])
+        ref = check_array(
+            reference, "reference", ndim=2, dtype=network.dtype, n_features=network.n_in
+        )
+        acts = np.concatenate(
+            [np.asarray(graph.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
+        )
         ref_max = acts.max(axis=0)
     rows = []
     for k in range(n):
         u = int(row_units[k])
-        rows.append({
-            "unit": u, "start": int(row_start[k]), "final": float(final_act[k]),
-            "best": float(best_act[k]),
-            "reference_max": None if ref_max is None else float(ref_max[u]),
-            "exceeds_reference": None if ref_max is None else bool(best_act[k] > ref_max[u]),
-            "probability": None if probs is None else float(probs[k]),
-            "at_bounds": float(result.at_bounds[k]), "steps": result.n_steps,
-            "seconds": result.seconds,
-        })
-    settings = {"layer": index, "preactivation": bool(preactivation),
-                "probability": bool(probability), "method": result.method, "steps": steps,
-                "learning_rate": learning_rate, "l2": l2, "l1": l1, "tv": tv,
-                "blur_every": blur_every, "blur_sigma": blur_sigma, "jitter": jitter,
-                "diversity": diversity, "n_starts": n_starts, "bounds": [float(np.min(bounds[0])),
-                                                                          float(np.max(bounds[1]))]}
+        rows.append(
+            {
+                "unit": u,
+                "start": int(row_start[k]),
+                "final": float(final_act[k]),
+                "best": float(best_act[k]),
+                "reference_max": None if ref_max is None else float(ref_max[u]),
+                "exceeds_reference": None if ref_max is None else bool(best_act[k] > ref_max[u]),
+                "probability": None if probs is None else float(probs[k]),
+                "at_bounds": float(result.at_bounds[k]),
+                "steps": result.n_steps,
+                "seconds": result.seconds,
+            }
+        )
+    settings = {
+        "layer": index,
+        "preactivation": bool(preactivation),
+        "probability": bool(probability),
+        "method": result.method,
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "l2": l2,
+        "l1": l1,
+        "tv": tv,
+        "blur_every": blur_every,
+        "blur_sigma": blur_sigma,
+        "jitter": jitter,
+        "diversity": diversity,
+        "n_starts": n_starts,
+        "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
+    }
     return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)

@@ -25,14 +25,19 @@ class BinaryMaximum:
     values: np.ndarray
 
 
-def evaluate_objective(objective, x, inputs: np.ndarray, *, mode: Any = None,
-                       batch_size: int = 65536) -> np.ndarray:
+def evaluate_objective(
+    objective, x, inputs: np.ndarray, *, mode: Any = None, batch_size: int = 65536
+) -> np.ndarray:
     """The objective's value for each row of ``inputs`` (compiled once per call)."""
     check_objective(objective, x)
     fn = function([x], objective, mode=mode)
     inputs = np.asarray(inputs, dtype=x.type.dtype)
-    return np.concatenate([np.asarray(fn(inputs[s:s + batch_size]), dtype=np.float64)
-                           for s in range(0, len(inputs), batch_size)])
+    return np.concatenate(
+        [
+            np.asarray(fn(inputs[s : s + batch_size]), dtype=np.float64)
+            for s in range(0, len(inputs), batch_size)
+        ]
+    )
 
 
 def _binary_rows(start: int, stop: int, k: int, dtype) -> np.ndarray:
@@ -41,8 +46,9 @@ def _binary_rows(start: int, stop: int, k: int, dtype) -> np.ndarray:
     return bits.astype(dtype)
 
 
-def exhaustive_binary_maximum(objective, x, *, k: int | None = None, mode: Any = None,
-                              batch_size: int = 65536) -> BinaryMaximum:
+def exhaustive_binary_maximum(
+    objective, x, *, k: int | None = None, mode: Any = None, batch_size: int = 65536
+) -> BinaryMaximum:
     """Evaluate all ``2**k`` binary inputs in vectorised batches and return the global best.
 
     ``k`` is ``x``'s width (static shape) unless given; at most 20. Use it to check what a
@@ -67,12 +73,14 @@ def exhaustive_binary_maximum(objective, x, *, k: int | None = None, mode: Any =
         stop = min(start + batch_size, 2**k)
         values[start:stop] = np.asarray(fn(_binary_rows(start, stop, k, x.type.dtype)))
     best = int(np.argmax(values))
-    return BinaryMaximum(_binary_rows(best, best + 1, k, x.type.dtype)[0], float(values[best]),
-                         values)
+    return BinaryMaximum(
+        _binary_rows(best, best + 1, k, x.type.dtype)[0], float(values[best]), values
+    )
 
 
-def round_to_binary(objective, x, inputs: np.ndarray, *, threshold: float = 0.5,
-                    mode: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def round_to_binary(
+    objective, x, inputs: np.ndarray, *, threshold: float = 0.5, mode: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Round inputs (e.g. ``maximize(...).x``) to {0, 1} and report the objective there.
 
     >>> import numpy as np, pytensor.tensor as pt

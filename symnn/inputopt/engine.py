@@ -22,8 +22,14 @@ from .. import updates as rules
 from ..backend import function
 from ..layers import get_updates
 
-__all__ = ["AscentFunctions", "ScipyFunctions", "compiled_ascent", "compiled_scipy",
-           "PROJECTED", "SCIPY"]
+__all__ = [
+    "AscentFunctions",
+    "ScipyFunctions",
+    "compiled_ascent",
+    "compiled_scipy",
+    "PROJECTED",
+    "SCIPY",
+]
 
 PROJECTED = ("gradient", "normalized", "momentum", "adam")
 SCIPY = ("l-bfgs-b", "tnc")

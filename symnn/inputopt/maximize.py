@@ -56,18 +56,26 @@ def check_objective(objective, x):
     if x.type.dtype not in ("float32", "float64"):
         raise SymnnTypeError(f"x has dtype {x.type.dtype}; expected float32 or float64.")
     if not isinstance(objective, pt.TensorVariable):
-        raise SymnnTypeError(f"objective must be a symbolic expression of x; got "
-                             f"{describe(objective)}.")
-    inputs = [v for v in graph_inputs([objective])
-              if v.owner is None and not isinstance(v, SharedVariable | Constant)]
+        raise SymnnTypeError(
+            f"objective must be a symbolic expression of x; got {describe(objective)}."
+        )
+    inputs = [
+        v
+        for v in graph_inputs([objective])
+        if v.owner is None and not isinstance(v, SharedVariable | Constant)
+    ]
     if x not in inputs:
-        raise SymnnValueError("objective does not depend on x; expected an expression built "
-                              "from x (e.g. network(x)[:, 0]).")
+        raise SymnnValueError(
+            "objective does not depend on x; expected an expression built "
+            "from x (e.g. network(x)[:, 0])."
+        )
     others = [v for v in inputs if v is not x]
     if others:
-        raise SymnnValueError(f"objective depends on other symbolic inputs "
-                              f"({', '.join(str(v) for v in others)}); make them shared "
-                              "variables or constants.")
+        raise SymnnValueError(
+            f"objective depends on other symbolic inputs "
+            f"({', '.join(str(v) for v in others)}); make them shared "
+            "variables or constants."
+        )
     if objective.type.ndim != 1:
         raise SymnnValueError(
             f"objective must have one value per row of x (a vector); got {objective.type}. "
@@ -87,8 +95,10 @@ def resolve_bounds(bounds, width: int, dtype: str) -> tuple[np.ndarray, np.ndarr
         raise SymnnValueError("bounds must be finite numbers.")
     if np.any(lo >= hi):
         i = int(np.argmax(lo >= hi))
-        raise SymnnValueError(f"bounds have lo >= hi at coordinate {i} ({lo[i]} >= {hi[i]}); "
-                              "expected lo < hi everywhere.")
+        raise SymnnValueError(
+            f"bounds have lo >= hi at coordinate {i} ({lo[i]} >= {hi[i]}); "
+            "expected lo < hi everywhere."
+        )
     return lo, hi
 
 
@@ -106,8 +116,10 @@ def _starts(x, x0, n_starts, seed, lo, hi, width) -> np.ndarray:
     outside = (x0 < lo) | (x0 > hi)
     if outside.any():
         r, c = np.argwhere(outside)[0]
-        raise SymnnValueError(f"x0 has starts outside the bounds: x0[{r}, {c}] = {x0[r, c]} is not "
-                              f"in [{lo[c]}, {hi[c]}].")
+        raise SymnnValueError(
+            f"x0 has starts outside the bounds: x0[{r}, {c}] = {x0[r, c]} is not "
+            f"in [{lo[c]}, {hi[c]}]."
+        )
     return x0
 
 
@@ -202,12 +214,14 @@ def maximize(
             raise SymnnTypeError(f"every[1] must be callable; got {describe(fn)}.")
     if method in SCIPY:
         return _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width)
-    return _maximize_projected(objective, x, starts, lo, hi, steps, learning_rate, method, tol,
-                               mode, width, every)
+    return _maximize_projected(
+        objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every
+    )
 
 
-def _maximize_projected(objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode,
-                        width, every) -> MaximizeResult:
+def _maximize_projected(
+    objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every
+) -> MaximizeResult:
     from ..train.trainer import _deferred_interrupt
 
     fns = compiled_ascent(objective, x, method, width, mode)
@@ -265,10 +279,16 @@ def _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, widt
     box = list(zip(np.tile(lo, n).astype(np.float64), np.tile(hi, n).astype(np.float64)))
     key = "maxfun" if method == "tnc" else "maxiter"
     t0 = time.perf_counter()
-    res = scipy.optimize.minimize(fun, starts.astype(np.float64).ravel(), jac=True,
-                                  method="L-BFGS-B" if method == "l-bfgs-b" else "TNC",
-                                  bounds=box, tol=tol, callback=callback,
-                                  options={key: int(steps)})
+    res = scipy.optimize.minimize(
+        fun,
+        starts.astype(np.float64).ravel(),
+        jac=True,
+        method="L-BFGS-B" if method == "l-bfgs-b" else "TNC",
+        bounds=box,
+        tol=tol,
+        callback=callback,
+        options={key: int(steps)},
+    )
     X = np.clip(res.x.reshape(n, width), lo, hi).astype(x.type.dtype)
     rows = np.asarray(fns.fn(X.astype(np.float64).ravel())[0], dtype=np.float64)
     reason = res.message if isinstance(res.message, str) else str(res.message)
@@ -279,12 +299,19 @@ def _result(X, value, history, lo, hi, n_steps, seconds, method, reason) -> Maxi
     X = np.asarray(X)
     scale = np.maximum(np.abs(hi - lo), 1.0)
     on_bound = (np.abs(X - lo) <= 1e-6 * scale) | (np.abs(X - hi) <= 1e-6 * scale)
-    hist = np.asarray(history, dtype=np.float64).reshape(len(history), len(X)) if history else (
-        np.zeros((0, len(X))))
-    return MaximizeResult(
-        x=X, value=np.asarray(value, dtype=np.float64), history=hist,
-        at_bounds=on_bound.mean(axis=1), n_steps=int(n_steps), seconds=float(seconds),
-        method=method, stop_reason=reason, interrupted=reason == "interrupted",
+    hist = (
+        np.asarray(history, dtype=np.float64).reshape(len(history), len(X))
+        if history
+        else (np.zeros((0, len(X))))
     )
-
-
+    return MaximizeResult(
+        x=X,
+        value=np.asarray(value, dtype=np.float64),
+        history=hist,
+        at_bounds=on_bound.mean(axis=1),
+        n_steps=int(n_steps),
+        seconds=float(seconds),
+        method=method,
+        stop_reason=reason,
+        interrupted=reason == "interrupted",
+    )

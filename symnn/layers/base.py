@@ -109,7 +109,9 @@ class Layer:
                 if value.shape != shape:
                     raise SymnnValueError(f"{name} has shape {value.shape}; expected {shape}.")
                 if not np.all(np.isfinite(value)):
-                    raise SymnnValueError(f"{name} contains NaN or infinity; expected finite values.")
+                    raise SymnnValueError(
+                        f"{name} contains NaN or infinity; expected finite values."
+                    )
             var = pytensor.shared(value.copy(), name=full_name, shape=value.shape)
         tags = {t for t, on in (("trainable", trainable), ("regularizable", regularizable)) if on}
         self._params[var] = tags

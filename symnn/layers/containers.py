@@ -82,8 +82,12 @@ class Sequential(Layer):
         return self.n_out
 
     def get_config(self) -> dict[str, Any]:
-        return {"layers": [{"class": type(la).__name__, "config": la.get_config()}
-                           for la in self.layers], "name": self.name}
+        return {
+            "layers": [
+                {"class": type(la).__name__, "config": la.get_config()} for la in self.layers
+            ],
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
@@ -141,7 +145,8 @@ def mlp(
         raise SymnnTypeError(f"sizes must be a sequence of ints; got {sizes!r}.") from None
     if len(sizes) < 2 or min(sizes) < 1:
         raise SymnnValueError(
-            f"sizes={sizes} is not valid; expected at least two positive widths such as [784, 100, 10]."
+            f"sizes={sizes} is not valid; expected at least two positive widths "
+            "such as [784, 100, 10]."
         )
     nonlinearities.get(hidden, name="hidden")
     nonlinearities.get(output, name="output")
@@ -154,8 +159,11 @@ def mlp(
         act = output if last else hidden
         w_init = init if init is not None else _default_init(act if isinstance(act, str) else None)
         if batch_norm and not last:
-            layers.append(Dense(n_in, n_out, "linear", W=w_init, b=None, rng=gen, dtype=dtype,
-                                name=f"dense{i}"))
+            layers.append(
+                Dense(
+                    n_in, n_out, "linear", W=w_init, b=None, rng=gen, dtype=dtype, name=f"dense{i}"
+                )
+            )
             layers.append(BatchNorm(n_out, dtype=dtype, name=f"bn{i}"))
             layers.append(Activation(n_out, hidden, dtype=dtype, name=f"act{i}"))
         else:

@@ -68,11 +68,7 @@ class Dense(Layer):
         self.n_out = check_positive(n_out, "n_out", integer=True)
         self.activation = nonlinearities.get(activation)
         self.W = self.add_param(GlorotUniform() if W is None else W, (n_in, n_out), "W", rng)
-        self.b = (
-            None
-            if b is None
-            else self.add_param(b, (n_out,), "b", rng, regularizable=False)
-        )
+        self.b = None if b is None else self.add_param(b, (n_out,), "b", rng, regularizable=False)
 
     def preactivation(self, x):
         """``x @ W + b``: the layer's output before its nonlinearity."""
@@ -93,15 +89,22 @@ class Dense(Layer):
                 f"Dense{self._label()} uses a custom activation {self.activation!r}, which "
                 "cannot be described by name; use one of symnn.nonlinearities.NAMES."
             )
-        return {"n_in": self.n_in, "n_out": self.n_out, "activation": name,
-                "bias": self.b is not None, "name": self.name, "dtype": self.dtype}
+        return {
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "activation": name,
+            "bias": self.b is not None,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Dense:
         cfg = dict(config)
         bias = cfg.pop("bias", True)
-        return cls(**cfg, W=np.zeros((cfg["n_in"], cfg["n_out"])),
-                   b=Constant(0.0) if bias else None)
+        return cls(
+            **cfg, W=np.zeros((cfg["n_in"], cfg["n_out"])), b=Constant(0.0) if bias else None
+        )
 
 
 class PReLU(Layer):
@@ -140,8 +143,14 @@ class Activation(Layer):
     array([[0., 2.]], dtype=float32)
     """
 
-    def __init__(self, n_units: int, activation: Any = "linear", name: str | None = None, *,
-                 dtype: Any = None):
+    def __init__(
+        self,
+        n_units: int,
+        activation: Any = "linear",
+        name: str | None = None,
+        *,
+        dtype: Any = None,
+    ):
         super().__init__(name, dtype)
         self.n_in = check_positive(n_units, "n_units", integer=True)
         self.activation = nonlinearities.get(activation)
@@ -152,8 +161,10 @@ class Activation(Layer):
     def get_config(self) -> dict[str, Any]:
         name = _activation_name(self.activation)
         if name is None:
-            raise SymnnValueError(f"Activation{self._label()} uses a custom function, which "
-                                  "cannot be described by name.")
+            raise SymnnValueError(
+                f"Activation{self._label()} uses a custom function, which "
+                "cannot be described by name."
+            )
         return {"n_units": self.n_in, "activation": name, "name": self.name, "dtype": self.dtype}
 
     @classmethod

@@ -32,8 +32,15 @@ class Dropout(Layer):
     [0.0, 2.0]
     """
 
-    def __init__(self, p: float = 0.5, *, rescale: bool = True, rng: Any = None,
-                 name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        rescale: bool = True,
+        rng: Any = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name, dtype)
         if not isinstance(p, (int, float, np.floating)) or not 0.0 <= float(p) < 1.0:
             raise SymnnValueError(f"p={p!r} is not a dropout probability; expected 0 <= p < 1.")

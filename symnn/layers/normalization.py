@@ -35,21 +35,32 @@ class BatchNorm(Layer):
            [ 1.,  1.]], dtype=float32), array([0.1, 0.2], dtype=float32))
     """
 
-    def __init__(self, n_units: int, *, epsilon: float = 1e-4, momentum: float = 0.1,
-                 name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        n_units: int,
+        *,
+        epsilon: float = 1e-4,
+        momentum: float = 0.1,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name, dtype)
         self.n_in = check_positive(n_units, "n_units", integer=True)
         check_positive(epsilon, "epsilon")
         if not 0.0 < float(momentum) <= 1.0:
-            raise SymnnValueError(f"momentum={momentum!r} is not valid; expected 0 < momentum <= 1.")
+            raise SymnnValueError(
+                f"momentum={momentum!r} is not valid; expected 0 < momentum <= 1."
+            )
         self.epsilon, self.momentum = float(epsilon), float(momentum)
         shape = (n_units,)
         self.beta = self.add_param(Constant(0.0), shape, "beta", None, regularizable=False)
         self.gamma = self.add_param(Constant(1.0), shape, "gamma", None, regularizable=False)
-        self.mean = self.add_param(Constant(0.0), shape, "mean", None, trainable=False,
-                                   regularizable=False)
-        self.inv_std = self.add_param(Constant(1.0), shape, "inv_std", None, trainable=False,
-                                      regularizable=False)
+        self.mean = self.add_param(
+            Constant(0.0), shape, "mean", None, trainable=False, regularizable=False
+        )
+        self.inv_std = self.add_param(
+            Constant(1.0), shape, "inv_std", None, trainable=False, regularizable=False
+        )
 
     def get_output_for(self, x, *, deterministic: bool = False):
         if deterministic:
@@ -66,8 +77,13 @@ class BatchNorm(Layer):
         return attach_updates(out, updates)
 
     def get_config(self) -> dict[str, Any]:
-        return {"n_units": self.n_in, "epsilon": self.epsilon, "momentum": self.momentum,
-                "name": self.name, "dtype": self.dtype}
+        return {
+            "n_units": self.n_in,
+            "epsilon": self.epsilon,
+            "momentum": self.momentum,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BatchNorm:

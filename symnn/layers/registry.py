@@ -22,20 +22,25 @@ def layer_to_spec(layer: Layer) -> dict[str, Any]:
     """``{"class": name, "config": {...}}`` for a layer symnn can rebuild."""
     name = type(layer).__name__
     if LAYER_CLASSES.get(name) is not type(layer):
-        raise SymnnValueError(f"{name} is not a symnn layer that can be saved; expected one of "
-                              f"{', '.join(LAYER_CLASSES)}.")
+        raise SymnnValueError(
+            f"{name} is not a symnn layer that can be saved; expected one of "
+            f"{', '.join(LAYER_CLASSES)}."
+        )
     return {"class": name, "config": layer.get_config()}
 
 
 def layer_from_spec(spec: Any) -> Layer:
     """Rebuild a layer (weights freshly allocated; the caller sets their values)."""
     if not isinstance(spec, dict) or "class" not in spec or "config" not in spec:
-        raise SymnnValueError("the architecture is malformed: expected {'class': ..., "
-                              "'config': ...} for each layer.")
+        raise SymnnValueError(
+            "the architecture is malformed: expected {'class': ..., 'config': ...} for each layer."
+        )
     cls = LAYER_CLASSES.get(spec["class"])
     if cls is None:
-        raise SymnnValueError(f"unknown layer class {spec['class']!r} in the architecture; "
-                              f"expected one of {', '.join(LAYER_CLASSES)}.")
+        raise SymnnValueError(
+            f"unknown layer class {spec['class']!r} in the architecture; "
+            f"expected one of {', '.join(LAYER_CLASSES)}."
+        )
     try:
         return cls.from_config(dict(spec["config"]))
     except (TypeError, KeyError) as exc:

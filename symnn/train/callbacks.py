@@ -49,8 +49,13 @@ class Callback:
 class LambdaCallback(Callback):
     """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda t, e, logs: ...)``."""
 
-    def __init__(self, on_epoch_end: Callable | None = None, on_batch_end: Callable | None = None,
-                 on_train_begin: Callable | None = None, on_train_end: Callable | None = None):
+    def __init__(
+        self,
+        on_epoch_end: Callable | None = None,
+        on_batch_end: Callable | None = None,
+        on_train_begin: Callable | None = None,
+        on_train_end: Callable | None = None,
+    ):
         self._epoch, self._batch = on_epoch_end, on_batch_end
         self._begin, self._end = on_train_begin, on_train_end
 
@@ -85,8 +90,14 @@ class EarlyStopping(Callback):
     'max'
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best: bool = True):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best: bool = True,
+    ):
         if int(patience) < 0:
             raise SymnnValueError(f"patience={patience!r} is not valid; expected an integer >= 0.")
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
@@ -135,8 +146,13 @@ class PatienceRule(Callback):
     of updates reaches the patience. The best weights are restored at the end.
     """
 
-    def __init__(self, patience: int = 5000, patience_increase: float = 2.0,
-                 improvement_threshold: float = 0.995, monitor: str = "val_loss"):
+    def __init__(
+        self,
+        patience: int = 5000,
+        patience_increase: float = 2.0,
+        improvement_threshold: float = 0.995,
+        monitor: str = "val_loss",
+    ):
         self.initial_patience = int(patience)
         self.patience_increase = float(patience_increase)
         self.improvement_threshold = float(improvement_threshold)
@@ -174,8 +190,14 @@ class ProgressBar(Callback):
     def on_train_begin(self, trainer):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, unit="upd", file=self.file or sys.stderr,
-                        leave=self.leave, dynamic_ncols=True, mininterval=0.25)
+        self.bar = tqdm(
+            total=self.total,
+            unit="upd",
+            file=self.file or sys.stderr,
+            leave=self.leave,
+            dynamic_ncols=True,
+            mininterval=0.25,
+        )
 
     def on_batch_end(self, trainer, step, logs):
         if self.bar is not None:

@@ -66,5 +66,10 @@ class History:
         metrics = data.get("metrics", {})
         n = max((len(v) for v in metrics.values()), default=0)
         epochs = [{k: v[i] for k, v in metrics.items() if v[i] is not None} for i in range(n)]
-        return cls(epochs, list(data.get("batch_loss", [])), data.get("stop_reason", ""),
-                   bool(data.get("interrupted", False)), data.get("best_epoch"))
+        return cls(
+            epochs,
+            list(data.get("batch_loss", [])),
+            data.get("stop_reason", ""),
+            bool(data.get("interrupted", False)),
+            data.get("best_epoch"),
+        )

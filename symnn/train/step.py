@@ -64,7 +64,9 @@ class TrainStep:
     def set_data(self, *arrays: np.ndarray) -> None:
         """Put the training arrays on the compiled side (no recompile for new data)."""
         if len(arrays) != len(self.storage):
-            raise SymnnValueError(f"set_data got {len(arrays)} arrays; expected {len(self.storage)}.")
+            raise SymnnValueError(
+                f"set_data got {len(arrays)} arrays; expected {len(self.storage)}."
+            )
         n = {len(a) for a in arrays}
         if len(n) != 1:
             raise SymnnValueError(f"set_data arrays have different lengths {sorted(n)}.")
@@ -132,7 +134,9 @@ def compile_train_step(
     outputs = dict(outputs or {})
     index = pt.lvector("minibatch_indices")
     storage = [
-        pytensor.shared(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype), name=f"{v.name or 'data'}_storage")
+        pytensor.shared(
+            np.zeros((0,) * v.type.ndim, dtype=v.type.dtype), name=f"{v.name or 'data'}_storage"
+        )
         for v in inputs
     ]
     givens = {v: s[index] for v, s in zip(inputs, storage)}

@@ -97,8 +97,9 @@ class Trainer:
         **optimizer_kwargs: Any,
     ):
         if not isinstance(network, Layer):
-            raise SymnnTypeError(f"network must be a symnn Layer (e.g. symnn.layers.mlp); got "
-                                 f"{describe(network)}.")
+            raise SymnnTypeError(
+                f"network must be a symnn Layer (e.g. symnn.layers.mlp); got {describe(network)}."
+            )
         if network.n_in is None:
             raise SymnnValueError("network has no known input width; start it with a Dense layer.")
         self.network = network
@@ -115,8 +116,9 @@ class Trainer:
         elif callable(optimizer):
             self.optimizer_name, self.rule = getattr(optimizer, "__name__", "custom"), optimizer
         else:
-            raise SymnnTypeError(f"optimizer must be a name or an update rule; got "
-                                 f"{describe(optimizer)}.")
+            raise SymnnTypeError(
+                f"optimizer must be a name or an update rule; got {describe(optimizer)}."
+            )
         check_positive(learning_rate, "learning_rate")
         self.l1 = float(check_positive(l1, "l1", allow_zero=True))
         self.l2 = float(check_positive(l2, "l2", allow_zero=True))
@@ -147,8 +149,11 @@ class Trainer:
         target = y
         if kind == "labels" and self.loss_fn in (costs.squared_error, costs.binary_crossentropy):
             n_out = out.type.shape[-1]
-            target = pt.eye(n_out, dtype=self.dtype)[y] if n_out and n_out > 1 else pt.cast(
-                y, self.dtype).dimshuffle(0, "x")
+            target = (
+                pt.eye(n_out, dtype=self.dtype)[y]
+                if n_out and n_out > 1
+                else pt.cast(y, self.dtype).dimshuffle(0, "x")
+            )
         data_loss = costs.aggregate(self.loss_fn(out, target))
         if data_loss.type.ndim != 0:
             raise SymnnValueError(f"loss {self.loss_name!r} did not reduce to a scalar.")
@@ -174,15 +179,19 @@ class Trainer:
         if self.max_norm is not None:
             grads = total_norm_constraint(grads, self.max_norm)
         try:
-            ups = dict(self.rule(grads, params, learning_rate=self.learning_rate,
-                                 **self.optimizer_kwargs))
+            ups = dict(
+                self.rule(grads, params, learning_rate=self.learning_rate, **self.optimizer_kwargs)
+            )
         except TypeError as exc:
-            raise SymnnTypeError(f"optimizer {self.optimizer_name!r} rejected its arguments "
-                                 f"{sorted(self.optimizer_kwargs)}: {exc}") from None
+            raise SymnnTypeError(
+                f"optimizer {self.optimizer_name!r} rejected its arguments "
+                f"{sorted(self.optimizer_kwargs)}: {exc}"
+            ) from None
         state = [k for k in ups if k not in params]
         ups.update(get_updates(loss))
-        step = compile_train_step(loss, ups, inputs=[x, y], outputs=metrics, guard=self.guard,
-                                  mode=self.mode)
+        step = compile_train_step(
+            loss, ups, inputs=[x, y], outputs=metrics, guard=self.guard, mode=self.mode
+        )
         ex, ey = self._symbols(kind)
         eloss, eout, emetrics = self._objective(ex, ey, kind, deterministic=True)
         evaluate = function([ex, ey], [eloss, *emetrics.values()], mode=self.mode)
@@ -191,8 +200,12 @@ class Trainer:
         if self._pending_state is not None and self._pending_state[0] == kind:
             self._restore_optimizer_state(self._pending_state[1])
             self._pending_state = None
-        self._compiled[kind] = {"step": step, "evaluate": evaluate, "predict": predict,
-                                "metric_names": ["loss", *emetrics]}
+        self._compiled[kind] = {
+            "step": step,
+            "evaluate": evaluate,
+            "predict": predict,
+            "metric_names": ["loss", *emetrics],
+        }
         return self._compiled[kind]
 
     def compile(self, targets: str = "labels") -> Trainer:
@@ -223,13 +236,17 @@ class Trainer:
 
     def _restore_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
         if len(values) != len(self._optimizer_state):
-            raise SymnnValueError(f"the saved optimiser state has {len(values)} arrays; the "
-                                  f"{self.optimizer_name} rule has {len(self._optimizer_state)}.")
+            raise SymnnValueError(
+                f"the saved optimiser state has {len(values)} arrays; the "
+                f"{self.optimizer_name} rule has {len(self._optimizer_state)}."
+            )
         for var, val in zip(self._optimizer_state, values):
             want = var.get_value(borrow=True)
             if np.shape(val) != want.shape:
-                raise SymnnValueError(f"the saved optimiser state {var.name} has shape "
-                                      f"{np.shape(val)}; expected {want.shape}.")
+                raise SymnnValueError(
+                    f"the saved optimiser state {var.name} has shape "
+                    f"{np.shape(val)}; expected {want.shape}."
+                )
         for var, val in zip(self._optimizer_state, values):
             var.set_value(np.asarray(val, dtype=var.get_value(borrow=True).dtype))
 
@@ -240,8 +257,11 @@ class Trainer:
     def _check_xy(self, X, y, xname: str = "X", yname: str = "y"):
         X = check_array(X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in)
         y_arr = np.asarray(y)
-        if y_arr.dtype.kind in "biu" or (y_arr.ndim == 1 and self.loss_fn in (
-                costs.categorical_crossentropy, costs.categorical_crossentropy_from_logits)):
+        if y_arr.dtype.kind in "biu" or (
+            y_arr.ndim == 1
+            and self.loss_fn
+            in (costs.categorical_crossentropy, costs.categorical_crossentropy_from_logits)
+        ):
             n_out = getattr(self.network, "n_out", None) or 2
             y_arr = check_labels(y_arr, yname, max(n_out, 2), n_samples=len(X))
         else:
@@ -249,8 +269,10 @@ class Trainer:
             if y_arr.ndim == 1:
                 y_arr = y_arr[:, None]
             if len(y_arr) != len(X):
-                raise SymnnValueError(f"{yname} has {len(y_arr)} rows but {xname} has {len(X)} "
-                                      "samples; expected equal lengths.")
+                raise SymnnValueError(
+                    f"{yname} has {len(y_arr)} rows but {xname} has {len(X)} "
+                    "samples; expected equal lengths."
+                )
         return X, y_arr
 
     # -- evaluation ---------------------------------------------------------------------
@@ -260,7 +282,7 @@ class Trainer:
         fns = self._compile(self._targets_kind(y))
         totals = np.zeros(len(fns["metric_names"]))
         for start in range(0, len(X), _EVAL_CHUNK):
-            xb, yb = X[start:start + _EVAL_CHUNK], y[start:start + _EVAL_CHUNK]
+            xb, yb = X[start : start + _EVAL_CHUNK], y[start : start + _EVAL_CHUNK]
             totals += len(xb) * np.array([float(v) for v in fns["evaluate"](xb, yb)])
         return dict(zip(fns["metric_names"], (totals / len(X)).tolist()))
 
@@ -269,7 +291,7 @@ class Trainer:
         X = check_array(X, "X", ndim=2, dtype=self.dtype, n_features=self.network.n_in)
         kind = next(iter(self._compiled), "labels")
         fn = self._compile(kind)["predict"]
-        return np.concatenate([fn(X[s:s + _EVAL_CHUNK]) for s in range(0, len(X), _EVAL_CHUNK)])
+        return np.concatenate([fn(X[s : s + _EVAL_CHUNK]) for s in range(0, len(X), _EVAL_CHUNK)])
 
     def predict(self, X) -> np.ndarray:
         """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
@@ -334,15 +356,18 @@ class Trainer:
         if tol is not None:
             check_positive(tol, "tol", allow_zero=True)
         if schedule is not None and not callable(schedule):
-            raise SymnnTypeError(f"schedule must be callable t -> learning rate; got "
-                                 f"{describe(schedule)}.")
+            raise SymnnTypeError(
+                f"schedule must be callable t -> learning rate; got {describe(schedule)}."
+            )
         X, y = self._check_xy(X, y)
         if validation_split:
             if validation_data is not None:
                 raise SymnnValueError("pass validation_data or validation_split, not both.")
             if not 0.0 < float(validation_split) < 1.0:
-                raise SymnnValueError(f"validation_split={validation_split!r} is not valid; "
-                                      "expected a fraction between 0 and 1.")
+                raise SymnnValueError(
+                    f"validation_split={validation_split!r} is not valid; "
+                    "expected a fraction between 0 and 1."
+                )
             order = self.rng.permutation(len(X))
             n_val = max(1, int(round(len(X) * float(validation_split))))
             validation_data = (X[order[:n_val]], y[order[:n_val]])
@@ -350,13 +375,16 @@ class Trainer:
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
                 raise SymnnTypeError("validation_data must be a pair (X_val, y_val).")
-            Xv, yv = self._check_xy(*validation_data, xname="validation_data[0]",
-                                    yname="validation_data[1]")
+            Xv, yv = self._check_xy(
+                *validation_data, xname="validation_data[0]", yname="validation_data[1]"
+            )
             if self._targets_kind(yv) != self._targets_kind(y):
                 raise SymnnValueError("validation_data targets are not of the same kind as y.")
         if batch_size > len(X):
-            raise SymnnValueError(f"batch_size={batch_size} is larger than the {len(X)} training "
-                                  "samples; expected batch_size <= number of samples.")
+            raise SymnnValueError(
+                f"batch_size={batch_size} is larger than the {len(X)} training "
+                "samples; expected batch_size <= number of samples."
+            )
 
         fns = self._compile(self._targets_kind(y))
         step: TrainStep = fns["step"]
@@ -371,8 +399,9 @@ class Trainer:
 
             progress = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         if progress:
-            total = epochs * n_batches if max_updates is None else min(max_updates,
-                                                                       epochs * n_batches)
+            total = (
+                epochs * n_batches if max_updates is None else min(max_updates, epochs * n_batches)
+            )
             callbacks.append(ProgressBar(total))
 
         history = History()
@@ -394,13 +423,15 @@ class Trainer:
                     for b in range(n_batches):
                         if schedule is not None and schedule_every == "step":
                             self._set_lr(schedule(self.n_updates))
-                        idx = order[b * batch_size:(b + 1) * batch_size]
+                        idx = order[b * batch_size : (b + 1) * batch_size]
                         values = [float(v) for v in step(idx)]
                         if not math.isfinite(values[0]):
-                            stop = (f"non-finite training loss ({values[0]}) at update "
-                                    f"{self.n_updates + 1}; the update was not applied, the "
-                                    "network keeps the weights of the last finite update. Lower "
-                                    "the learning rate or check the data.")
+                            stop = (
+                                f"non-finite training loss ({values[0]}) at update "
+                                f"{self.n_updates + 1}; the update was not applied, the "
+                                "network keeps the weights of the last finite update. Lower "
+                                "the learning rate or check the data."
+                            )
                             if not self.guard:
                                 stop += " (guard=False: the weights may hold NaN.)"
                             break
@@ -409,13 +440,18 @@ class Trainer:
                         seen += len(idx)
                         history.batch_loss.append(values[0])
                         logs = dict(zip(names, values))
-                        if any(_call(cb.on_batch_end, self, self.n_updates, logs) for cb in callbacks):
+                        if any(
+                            _call(cb.on_batch_end, self, self.n_updates, logs) for cb in callbacks
+                        ):
                             stop = "a callback stopped training"
                             break
                         if interrupted():
                             stop = "interrupted"
                             break
-                        if max_updates is not None and self.n_updates - start_updates >= max_updates:
+                        if (
+                            max_updates is not None
+                            and self.n_updates - start_updates >= max_updates
+                        ):
                             stop = f"max_updates={max_updates} reached"
                             break
                     if seen == 0:
@@ -425,9 +461,12 @@ class Trainer:
                     logs = dict(zip(names, (sums / seen).tolist()))
                     if validation_data is not None:
                         logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv).items()})
-                    logs.update(epoch=self.n_epochs, updates=self.n_updates,
-                                learning_rate=float(self.learning_rate.get_value()),
-                                seconds=time.perf_counter() - t0)
+                    logs.update(
+                        epoch=self.n_epochs,
+                        updates=self.n_updates,
+                        learning_rate=float(self.learning_rate.get_value()),
+                        seconds=time.perf_counter() - t0,
+                    )
                     history.epochs.append(logs)
                     if stop:
                         history.stop_reason = stop
@@ -438,7 +477,11 @@ class Trainer:
                     if interrupted():
                         history.stop_reason = "interrupted"
                         break
-                    if tol is not None and prev_loss is not None and abs(prev_loss - logs["loss"]) < tol:
+                    if (
+                        tol is not None
+                        and prev_loss is not None
+                        and abs(prev_loss - logs["loss"]) < tol
+                    ):
                         history.stop_reason = f"training loss changed by less than tol={tol}"
                         break
                     prev_loss = logs["loss"]
@@ -450,15 +493,18 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_end(self, history)
         if history.stop_reason.startswith("non-finite"):
-            warnings.warn(f"symnn: training stopped: {history.stop_reason}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"symnn: training stopped: {history.stop_reason}", RuntimeWarning, stacklevel=2
+            )
         self.history.extend(history)
         return history
 
     def _set_lr(self, value: float) -> None:
         value = float(value)
         if not math.isfinite(value) or value <= 0:
-            raise SymnnValueError(f"the schedule gave learning rate {value}; expected a number > 0.")
+            raise SymnnValueError(
+                f"the schedule gave learning rate {value}; expected a number > 0."
+            )
         self.learning_rate.set_value(np.asarray(value, dtype=self.dtype))
 
 
@@ -487,7 +533,3 @@ def _deferred_interrupt():
         yield lambda: flag["hit"]
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-
-

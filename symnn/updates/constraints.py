@@ -12,8 +12,9 @@ from ..errors import SymnnValueError
 __all__ = ["total_norm_constraint", "norm_constraint"]
 
 
-def total_norm_constraint(tensor_vars: Sequence, max_norm: float, epsilon: float = 1e-7,
-                          return_norm: bool = False):
+def total_norm_constraint(
+    tensor_vars: Sequence, max_norm: float, epsilon: float = 1e-7, return_norm: bool = False
+):
     """Rescale a list of tensors (usually gradients) so their joint L2 norm is at most
     ``max_norm`` (Pascanu et al., 2012). Returns the rescaled list, and the norm if asked.
 

@@ -77,8 +77,9 @@ def _lr(learning_rate, dtype: str, name: str = "learning_rate"):
     try:
         value = float(learning_rate)
     except (TypeError, ValueError):
-        raise SymnnTypeError(f"{name} must be a number or a shared variable; got "
-                             f"{describe(learning_rate)}.") from None
+        raise SymnnTypeError(
+            f"{name} must be a number or a shared variable; got {describe(learning_rate)}."
+        ) from None
     if not np.isfinite(value) or value <= 0:
         raise SymnnValueError(f"{name}={learning_rate!r} is not valid; expected a number > 0.")
     return pt.constant(np.asarray(value, dtype=dtype))
@@ -92,15 +93,17 @@ def _check_unit(value, name: str, *, closed_low: bool = True) -> float:
     value = float(value)
     ok = (0.0 <= value < 1.0) if closed_low else (0.0 < value < 1.0)
     if not ok:
-        raise SymnnValueError(f"{name}={value} is not valid; expected {'0 <=' if closed_low else '0 <'}"
-                              f" {name} < 1.")
+        raise SymnnValueError(
+            f"{name}={value} is not valid; expected {'0 <=' if closed_low else '0 <'} {name} < 1."
+        )
     return value
 
 
 def _state(param, name: str, fill: float = 0.0) -> SharedVariable:
     value = param.get_value(borrow=True)
-    return pytensor.shared(np.full(value.shape, fill, dtype=value.dtype),
-                           name=f"{param.name or 'param'}.{name}")
+    return pytensor.shared(
+        np.full(value.shape, fill, dtype=value.dtype), name=f"{param.name or 'param'}.{name}"
+    )
 
 
 def sgd(loss_or_grads, params, learning_rate) -> OrderedDict:
@@ -159,12 +162,14 @@ def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon: float = 1e-6) -> 
         accu_new = accu + grad**2
         updates[accu] = accu_new
         updates[param] = param - _lr(learning_rate, param.dtype) * grad / pt.sqrt(
-            accu_new + _const(epsilon, param.dtype))
+            accu_new + _const(epsilon, param.dtype)
+        )
     return updates
 
 
-def rmsprop(loss_or_grads, params, learning_rate=1.0, rho: float = 0.9,
-            epsilon: float = 1e-6) -> OrderedDict:
+def rmsprop(
+    loss_or_grads, params, learning_rate=1.0, rho: float = 0.9, epsilon: float = 1e-6
+) -> OrderedDict:
     """RMSprop: divide the gradient by a running RMS of recent gradients.
 
     Unlike seed 000's version, the step is scaled by ``learning_rate`` (Tieleman & Hinton's
@@ -179,12 +184,14 @@ def rmsprop(loss_or_grads, params, learning_rate=1.0, rho: float = 0.9,
         accu_new = r * accu + (_const(1.0, param.dtype) - r) * grad**2
         updates[accu] = accu_new
         updates[param] = param - _lr(learning_rate, param.dtype) * grad / pt.sqrt(
-            accu_new + _const(epsilon, param.dtype))
+            accu_new + _const(epsilon, param.dtype)
+        )
     return updates
 
 
-def adadelta(loss_or_grads, params, learning_rate=1.0, rho: float = 0.95,
-             epsilon: float = 1e-6) -> OrderedDict:
+def adadelta(
+    loss_or_grads, params, learning_rate=1.0, rho: float = 0.95, epsilon: float = 1e-6
+) -> OrderedDict:
     """Adadelta (Zeiler, 2012)."""
     rho = _check_unit(rho, "rho")
     grads = get_or_compute_grads(loss_or_grads, params)
@@ -206,8 +213,14 @@ def _step_counter(params) -> SharedVariable:
     return pytensor.shared(np.asarray(0.0, dtype=dtype), name="t")
 
 
-def adam(loss_or_grads, params, learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999,
-         epsilon: float = 1e-8) -> OrderedDict:
+def adam(
+    loss_or_grads,
+    params,
+    learning_rate=0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> OrderedDict:
     """Adam (Kingma & Ba, 2014), with Lasagne's bias-corrected step size."""
     beta1, beta2 = _check_unit(beta1, "beta1"), _check_unit(beta2, "beta2")
     grads = get_or_compute_grads(loss_or_grads, params)
@@ -230,8 +243,14 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1: float = 0.9, beta2: 
     return updates
 
 
-def adamax(loss_or_grads, params, learning_rate=0.002, beta1: float = 0.9, beta2: float = 0.999,
-           epsilon: float = 1e-8) -> OrderedDict:
+def adamax(
+    loss_or_grads,
+    params,
+    learning_rate=0.002,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> OrderedDict:
     """Adamax: Adam with the infinity norm (Kingma & Ba, 2014, section 7)."""
     beta1, beta2 = _check_unit(beta1, "beta1"), _check_unit(beta2, "beta2")
     grads = get_or_compute_grads(loss_or_grads, params)
