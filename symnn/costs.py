@@ -19,7 +19,7 @@ from pytensor.tensor.elemwise import Elemwise
 from pytensor.tensor.special import Softmax
 
 from .errors import SymnnTypeError, SymnnValueError
-from .nonlinearities import log_softmax
+from .nonlinearities import SOFTMAX_TAG, log_softmax
 from .utils import check_choice
 
 __all__ = [
@@ -57,6 +57,9 @@ def _check_matrix(x, name: str):
 
 def _softmax_input(predictions):
     """The logits when ``predictions`` is ``softmax(logits)`` over the last axis, else None."""
+    logits = getattr(predictions.tag, SOFTMAX_TAG, None)
+    if logits is not None:
+        return logits
     node = predictions.owner
     if node is not None and isinstance(node.op, Softmax):
         axis = node.op.axis

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import zero_grad
-from pytensor.tensor.special import log_softmax as _pt_log_softmax
-from pytensor.tensor.special import softmax as _pt_softmax
 
 from .errors import SymnnTypeError, SymnnValueError
 
@@ -75,14 +73,31 @@ def linear(x):
     return x
 
 
+#: tag naming the logits of a :func:`softmax` output (``symnn.costs`` uses it for stability)
+SOFTMAX_TAG = "symnn_softmax_of"
+
+
+def _shifted(x):
+    """``x`` minus its row maximum (the shift does not change a softmax, so no gradient)."""
+    return x - zero_grad(pt.max(x, axis=-1, keepdims=True))
+
+
 def softmax(x):
-    """Softmax over the last axis (each row of a matrix sums to 1), stable for large inputs."""
-    return _pt_softmax(x, axis=-1)
+    """Softmax over the last axis (each row of a matrix sums to 1), stable for large inputs.
+
+    Built from elementwise operations and reductions, which PyTensor's C backend compiles
+    (its ``Softmax`` op runs in Python there).
+    """
+    e = pt.exp(_shifted(x))
+    out = e / pt.sum(e, axis=-1, keepdims=True)
+    setattr(out.tag, SOFTMAX_TAG, x)
+    return out
 
 
 def log_softmax(x):
-    """Logarithm of :func:`softmax`, computed as ``x - logsumexp(x)`` without overflow."""
-    return _pt_log_softmax(x, axis=-1)
+    """Logarithm of :func:`softmax`, computed as ``x - max - log(sum(exp(x - max)))``."""
+    s = _shifted(x)
+    return s - pt.log(pt.sum(pt.exp(s), axis=-1, keepdims=True))
 
 
 def _group_tables(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -216,19 +216,35 @@ def test_learning_rate_schedule_per_step_and_epoch(small):
     assert float(t.learning_rate.get_value()) == pytest.approx(0.5 * 0.5**2)
 
 
-def test_non_finite_loss_stops_with_the_last_finite_weights(small):
+@pytest.mark.parametrize("optimizer, learning_rate", [("sgd", 1e4), ("adam", 1e35)])
+def test_non_finite_loss_rolls_back_to_the_last_finite_update(small, optimizer, learning_rate):
+    X, y = small
+    net = mlp([64, 16, 10], hidden="relu", output="linear", rng=0, dropout=0.1)
+    t = Trainer(net, optimizer=optimizer, learning_rate=learning_rate, loss="squared_error")
+    seen = []
+    record = LambdaCallback(on_batch_end=lambda tr, s, logs: seen.append(tr.get_state()))
+    with pytest.warns(RuntimeWarning, match="non-finite training loss"):
+        h = t.fit(X * 100, y, epochs=50, batch_size=20, callbacks=[record])
+    assert h.stop_reason.startswith("non-finite") and "put back" in h.stop_reason
+    assert 1 <= t.n_updates <= len(seen) and len(h.batch_loss) == t.n_updates
+    for now, then in zip(t.get_state(), seen[t.n_updates - 1], strict=True):
+        np.testing.assert_array_equal(now, then)
+    assert all(np.all(np.isfinite(v)) for v in t.get_state())
+    finite_states = [all(np.all(np.isfinite(v)) for v in s) for s in seen]
+    assert finite_states[t.n_updates - 1] and not any(finite_states[t.n_updates :])
+
+
+def test_without_guard_a_non_finite_loss_says_weights_may_hold_nan(small):
     X, y = small
     t = Trainer(
-        mlp([64, 16, 10], hidden="relu", output="linear", rng=0),
+        mlp([64, 16, 10], output="linear", rng=0),
         optimizer="sgd",
         learning_rate=1e6,
         loss="squared_error",
+        guard=False,
     )
-    with pytest.warns(RuntimeWarning, match="non-finite training loss"):
-        h = t.fit(X * 100, y, epochs=50, batch_size=50)
-    assert h.stop_reason.startswith("non-finite")
-    assert all(np.all(np.isfinite(v)) for v in t.network.get_values())
-    assert t.n_updates < 50 * 6
+    with pytest.warns(RuntimeWarning, match="guard=False"):
+        t.fit(X * 100, y, epochs=50, batch_size=50)
 
 
 def test_batchnorm_and_dropout_network_trains_and_updates_statistics(small):

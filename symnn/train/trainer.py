@@ -25,6 +25,7 @@ from ..updates.rules import get_or_compute_grads
 from ..utils import as_rng, check_array, check_choice, check_labels, check_positive, describe
 from .callbacks import Callback, ProgressBar, StopTraining
 from .history import History
+from .rollback import Rollback
 from .step import TrainStep, compile_train_step
 
 __all__ = ["Trainer", "LOSSES"]
@@ -60,7 +61,9 @@ class Trainer:
     max_norm
         Rescale the joint gradient norm to at most this (``total_norm_constraint``).
     guard
-        Skip non-finite updates on the compiled side (default on; see ``benchmarks/``).
+        On a NaN or infinite loss, put back the state after the last finite update (by
+        snapshot and exact replay, see :mod:`symnn.train.rollback`; nearly free). Off, the
+        weights after a non-finite loss may hold NaN.
     seed
         Seed of the shuffling generator (the network's own seed set its weights).
     mode
@@ -190,7 +193,7 @@ class Trainer:
         state = [k for k in ups if k not in params]
         ups.update(get_updates(loss))
         step = compile_train_step(
-            loss, ups, inputs=[x, y], outputs=metrics, guard=self.guard, mode=self.mode
+            loss, ups, inputs=[x, y], outputs=metrics, guard=False, mode=self.mode
         )
         ex, ey = self._symbols(kind)
         eloss, eout, emetrics = self._objective(ex, ey, kind, deterministic=True)
@@ -410,6 +413,7 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin(self)
         prev_loss = None
+        rollback = Rollback(self, step) if self.guard else None
         try:
             with _deferred_interrupt() as interrupted:
                 for _ in range(epochs):
@@ -424,17 +428,14 @@ class Trainer:
                         if schedule is not None and schedule_every == "step":
                             self._set_lr(schedule(self.n_updates))
                         idx = order[b * batch_size : (b + 1) * batch_size]
+                        if rollback is not None:
+                            rollback.maybe_snapshot()
                         values = [float(v) for v in step(idx)]
                         if not math.isfinite(values[0]):
-                            stop = (
-                                f"non-finite training loss ({values[0]}) at update "
-                                f"{self.n_updates + 1}; the update was not applied, the "
-                                "network keeps the weights of the last finite update. Lower "
-                                "the learning rate or check the data."
-                            )
-                            if not self.guard:
-                                stop += " (guard=False: the weights may hold NaN.)"
+                            stop = self._non_finite(values[0], rollback, history)
                             break
+                        if rollback is not None:
+                            rollback.record(idx, float(self.learning_rate.get_value()))
                         self.n_updates += 1
                         sums += len(idx) * np.array(values)
                         seen += len(idx)
@@ -498,6 +499,23 @@ class Trainer:
             )
         self.history.extend(history)
         return history
+
+    def _non_finite(self, loss: float, rollback: Rollback | None, history: History) -> str:
+        """Handle a non-finite loss: roll back when guarded; return the stop reason."""
+        where = f"non-finite training loss ({loss}) at update {self.n_updates + 1}"
+        if rollback is None:
+            return f"{where}; guard=False, so the weights may hold NaN."
+        undone = rollback.restore()
+        if undone is None:
+            return f"{where}; no finite state could be rebuilt, the weights may hold NaN."
+        if undone:  # updates with a finite loss whose result overflowed
+            self.n_updates -= undone
+            del history.batch_loss[len(history.batch_loss) - undone :]
+        return (
+            f"{where}; the network was put back to the weights and optimiser state of "
+            f"the last update that left them finite (update {self.n_updates}). Lower the "
+            "learning rate or check the data."
+        )
 
     def _set_lr(self, value: float) -> None:
         value = float(value)

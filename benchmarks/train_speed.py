@@ -1,0 +1,250 @@
+"""Training speed: symnn's compiled step vs PyTorch CPU eager vs a hand-written numpy network
+vs scikit-learn's MLPClassifier(solver="sgd"), interleaved in one run.
+
+Same network, same data, same initial weights, same minibatch order, plain SGD; the script
+prints samples/s per implementation (median of interleaved rounds), the ratio to PyTorch and
+the final training losses, which must agree. Run:
+
+    python benchmarks/train_speed.py            # all configurations, 5 rounds
+    python benchmarks/train_speed.py --quick    # one configuration, 3 rounds
+
+PyTorch is optional (``pip install torch==2.13.0``); without it that column is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from _common import fashion_or_random, interleaved, machine, median
+
+CONFIGS = [  # (sizes, batch size)
+    ([784, 100, 10], 100),
+    ([784, 100, 10], 1000),
+    ([784, 512, 512, 10], 256),
+]
+LR = 0.05
+
+
+def init_weights(sizes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt(6.0 / a)
+        out += [rng.uniform(-bound, bound, (a, b)).astype(dtype), np.zeros(b, dtype)]
+    return out
+
+
+def loss_of(weights, X, y):
+    """Mean cross-entropy of a relu MLP, evaluated the same way for every implementation."""
+    h = X.astype(np.float64)
+    for i in range(0, len(weights) - 2, 2):
+        h = np.maximum(h @ weights[i] + weights[i + 1], 0)
+    z = h @ weights[-2] + weights[-1]
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+# -- implementations ---------------------------------------------------------------------
+class Symnn:
+    name = "symnn"
+
+    def __init__(self, sizes, dtype, init, guard=True):
+        from symnn.layers import mlp
+        from symnn.train import Trainer
+
+        self.net = mlp(sizes, hidden="relu", rng=0, dtype=dtype)
+        self.trainer = Trainer(self.net, optimizer="sgd", learning_rate=LR, guard=guard)
+        self.trainer.compile()
+        self.init = init
+
+    def epoch(self, X, y, batch):
+        self.net.set_values(self.init)
+        t0 = time.perf_counter()
+        self.trainer.fit(X, y, epochs=1, batch_size=batch, shuffle=False, progress=False)
+        return time.perf_counter() - t0
+
+    def weights(self):
+        return self.net.get_values()
+
+
+class SymnnNoGuard(Symnn):
+    """symnn with the non-finite guard off (``Trainer(..., guard=False)``)."""
+
+    name = "symnn guard=False"
+
+    def __init__(self, sizes, dtype, init):
+        super().__init__(sizes, dtype, init, guard=False)
+
+
+class Torch:
+    name = "pytorch"
+
+    def __init__(self, sizes, dtype, init):
+        import torch
+
+        self.torch = torch
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        self.model = torch.nn.Sequential(*layers).to(getattr(torch, dtype))
+        self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
+        self.lossf = torch.nn.CrossEntropyLoss()
+        self.init = init
+
+    def epoch(self, X, y, batch):
+        torch = self.torch
+        with torch.no_grad():
+            for k, lin in enumerate(self.linears):
+                lin.weight.copy_(torch.from_numpy(self.init[2 * k].T.copy()))
+                lin.bias.copy_(torch.from_numpy(self.init[2 * k + 1]))
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+        t0 = time.perf_counter()
+        for s in range(0, len(X), batch):
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.lossf(self.model(Xt[s : s + batch]), yt[s : s + batch])
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - t0
+
+    def weights(self):
+        out = []
+        for lin in self.linears:
+            out += [lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy()]
+        return out
+
+
+class Numpy:
+    """A hand-written, vectorised forward/backward pass (seed 003's matrix network, relu)."""
+
+    name = "numpy"
+
+    def __init__(self, sizes, dtype, init):
+        self.init, self.dtype = init, dtype
+
+    def epoch(self, X, y, batch):
+        W = [w.copy() for w in self.init]
+        n_layers = len(W) // 2
+        lr = np.asarray(LR, dtype=self.dtype)
+        t0 = time.perf_counter()
+        for s in range(0, len(X), batch):
+            xb, yb = X[s : s + batch], y[s : s + batch]
+            acts = [xb]
+            for i in range(n_layers - 1):
+                acts.append(np.maximum(acts[-1] @ W[2 * i] + W[2 * i + 1], 0))
+            z = acts[-1] @ W[-2] + W[-1]
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+            z[np.arange(len(yb)), yb] -= 1
+            delta = z / np.asarray(len(yb), dtype=self.dtype)
+            for i in range(n_layers - 1, -1, -1):
+                gW = acts[i].T @ delta
+                gb = delta.sum(axis=0)
+                if i:
+                    delta = (delta @ W[2 * i].T) * (acts[i] > 0)
+                W[2 * i] -= lr * gW
+                W[2 * i + 1] -= lr * gb
+        self.W = W
+        return time.perf_counter() - t0
+
+    def weights(self):
+        return self.W
+
+
+class Sklearn:
+    name = "sklearn"
+
+    def __init__(self, sizes, dtype, init):
+        from sklearn.neural_network import MLPClassifier
+
+        self.clf = MLPClassifier(
+            hidden_layer_sizes=tuple(sizes[1:-1]),
+            activation="relu",
+            solver="sgd",
+            learning_rate_init=LR,
+            momentum=0.0,
+            alpha=0.0,
+            shuffle=False,
+            max_iter=1,
+        )
+        self.init, self.sizes = init, sizes
+
+    def epoch(self, X, y, batch):
+        self.clf.set_params(batch_size=batch)
+        if not hasattr(self.clf, "coefs_"):
+            self.clf.partial_fit(X[:batch], y[:batch], classes=np.arange(self.sizes[-1]))
+        # back to the initial weights, in place (sklearn's optimiser keeps references)
+        for dst, src in zip(
+            self.clf.coefs_ + self.clf.intercepts_, self.init[0::2] + self.init[1::2]
+        ):
+            np.copyto(dst, src)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.clf.partial_fit(X, y)
+        return time.perf_counter() - t0
+
+    def weights(self):
+        out = []
+        for w, b in zip(self.clf.coefs_, self.clf.intercepts_):
+            out += [w, b]
+        return out
+
+
+def run_config(sizes, batch, dtype, X, y, rounds, impls):
+    init = init_weights(sizes, dtype)
+    t0 = time.perf_counter()
+    objects = {}
+    for cls in impls:
+        try:
+            objects[cls.name] = cls(sizes, dtype, init)
+        except ImportError:
+            continue
+    setup = time.perf_counter() - t0
+    runners = {name: (lambda o=o: len(X) / o.epoch(X, y, batch)) for name, o in objects.items()}
+    rates = interleaved(runners, rounds)
+    losses = {name: loss_of(o.weights(), X, y) for name, o in objects.items()}
+    return {name: median(v) for name, v in rates.items()}, losses, setup
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--samples", type=int, default=30000, help="training samples per epoch")
+    ap.add_argument("--quick", action="store_true", help="784-100-10 batch 100 float32 only")
+    ap.add_argument("--no-sklearn", action="store_true")
+    args = ap.parse_args(argv)
+    configs = CONFIGS[:1] if args.quick else CONFIGS
+    dtypes = ["float32"] if args.quick else ["float32", "float64"]
+    impls = [Symnn, SymnnNoGuard, Torch, Numpy] + ([] if args.no_sklearn else [Sklearn])
+    import symnn
+
+    print(f"machine: {machine()}; symnn backend {symnn.info()['backend']}")
+    rows = []
+    for dtype in dtypes:
+        X, y, source = fashion_or_random(args.samples, dtype)
+        for sizes, batch in configs:
+            rates, losses, setup = run_config(sizes, batch, dtype, X, y, args.rounds, impls)
+            rows.append((sizes, batch, dtype, rates, losses))
+            torch_rate = rates.get("pytorch")
+            print(
+                f"\n{'-'.join(map(str, sizes))}, batch {batch}, {dtype}, {source}, "
+                f"{len(X)} samples/epoch, median of {args.rounds} interleaved rounds "
+                f"(setup incl. compile {setup:.1f} s)"
+            )
+            print(f"  {'implementation':<20}{'samples/s':>12}{'vs pytorch':>12}{'final loss':>12}")
+            for name, rate in rates.items():
+                ratio = f"{rate / torch_rate:.2f}x" if torch_rate else "-"
+                print(f"  {name:<20}{rate:>12,.0f}{ratio:>12}{losses[name]:>12.5f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
