@@ -24,11 +24,21 @@ def fashion_or_random(n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, np
     return X, y, "random (Fashion-MNIST not installed)"
 
 
-def interleaved(runners: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Run every runner once per round, in the same order each round; collect the results."""
+def interleaved(
+    runners: dict[str, Callable[[], float]], rounds: int, pause: float = 0.5
+) -> dict[str, list[float]]:
+    """Run every runner once per round, in the same order each round; collect the results.
+
+    Each run waits ``pause`` seconds first: the BLAS threads of the library that ran before
+    (numpy's OpenBLAS, scipy's, PyTorch's) keep spinning for a while after their last call,
+    and on a 2-core machine they would slow whichever implementation runs next.
+    """
+    import time
+
     out: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(rounds):
         for name, run in runners.items():
+            time.sleep(pause)
             out[name].append(run())
     return out
 

@@ -1,9 +1,11 @@
 """Training speed: symnn's compiled step vs PyTorch CPU eager vs a hand-written numpy network
 vs scikit-learn's MLPClassifier(solver="sgd"), interleaved in one run.
 
-Same network, same data, same initial weights, same minibatch order, plain SGD; the script
-prints samples/s per implementation (median of interleaved rounds), the ratio to PyTorch and
-the final training losses, which must agree. Run:
+Same network, same data, same initial weights, same minibatch order, plain SGD. Every
+implementation selects each minibatch by an index vector (a copy of the rows, as shuffled
+training does; symnn's step gathers them on the compiled side). The script prints samples/s
+per implementation (median of interleaved rounds), the ratio to PyTorch and the final
+training losses, which must agree. Run:
 
     python benchmarks/train_speed.py            # all configurations, 5 rounds
     python benchmarks/train_speed.py --quick    # one configuration, 3 rounds
@@ -107,8 +109,9 @@ class Torch:
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
         t0 = time.perf_counter()
         for s in range(0, len(X), batch):
+            idx = torch.arange(s, min(s + batch, len(X)))
             self.opt.zero_grad(set_to_none=True)
-            loss = self.lossf(self.model(Xt[s : s + batch]), yt[s : s + batch])
+            loss = self.lossf(self.model(Xt[idx]), yt[idx])
             loss.backward()
             self.opt.step()
         return time.perf_counter() - t0
@@ -134,7 +137,8 @@ class Numpy:
         lr = np.asarray(LR, dtype=self.dtype)
         t0 = time.perf_counter()
         for s in range(0, len(X), batch):
-            xb, yb = X[s : s + batch], y[s : s + batch]
+            idx = np.arange(s, min(s + batch, len(X)))
+            xb, yb = X[idx], y[idx]
             acts = [xb]
             for i in range(n_layers - 1):
                 acts.append(np.maximum(acts[-1] @ W[2 * i] + W[2 * i + 1], 0))

@@ -27,6 +27,7 @@ from . import (  # noqa: E402 - the version must exist before backend.info impor
 )
 from .backend import default_mode, function, info, set_default_mode  # noqa: E402
 from .errors import SymnnError, SymnnTypeError, SymnnValueError  # noqa: E402
+from .estimator import MLPClassifier, MLPRegressor  # noqa: E402
 from .gradcheck import check_grad  # noqa: E402
 from .io import load, save  # noqa: E402
 
@@ -49,6 +50,8 @@ __all__ = [
     "train",
     "save",
     "load",
+    "MLPClassifier",
+    "MLPRegressor",
     "function",
     "info",
     "default_mode",

@@ -148,6 +148,9 @@ def accuracy(predictions, targets):
     """
     predictions = pt.as_tensor_variable(predictions)
     targets = pt.as_tensor_variable(targets)
+    logits = _softmax_input(predictions)
+    if logits is not None:  # same argmax, without computing the softmax
+        predictions = logits
     if predictions.type.ndim == 2 and predictions.type.shape[-1] != 1:
         predicted = pt.argmax(predictions, axis=-1)
         if targets.type.ndim == 2:

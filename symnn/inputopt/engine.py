@@ -10,7 +10,7 @@ start is tracked on the compiled side, so no array crosses into Python during th
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class AscentFunctions:
     state: list  # optimiser state to reset per call
     step: Any  # () -> objective per row before the update
     value: Any  # () -> objective per row at X (no update)
+    threads: dict = field(default_factory=dict)  # batch size -> fastest BLAS thread count
 
     def reset(self, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, learning_rate: float) -> None:
         dtype = self.X.dtype

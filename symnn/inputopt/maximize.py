@@ -15,6 +15,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
 from ..errors import SymnnTypeError, SymnnValueError
+from ..threads import ThreadTuner
 from ..utils import as_rng, check_array, check_choice, check_positive, describe
 from .engine import PROJECTED, SCIPY, compiled_ascent, compiled_scipy
 
@@ -230,10 +231,11 @@ def _maximize_projected(
     history = []
     reason = f"steps={steps} completed"
     previous = None
+    tuner = ThreadTuner(fns.threads.get(len(starts)))
     with _deferred_interrupt() as interrupted:
         try:
             for i in range(steps):
-                values = np.asarray(fns.step())
+                values = np.asarray(tuner(fns.step))
                 history.append(values)
                 if not np.all(np.isfinite(values)):
                     reason = f"non-finite objective at step {i + 1}"
@@ -250,6 +252,9 @@ def _maximize_projected(
                     break
         except KeyboardInterrupt:
             reason = "interrupted"
+    tuner.restore()
+    if tuner.choice is not None:
+        fns.threads[len(starts)] = tuner.choice
     final = np.asarray(fns.value())
     best_x, best_value = fns.best_x.get_value(), fns.best_value.get_value()
     use_final = final >= best_value

@@ -20,6 +20,7 @@ from .. import regularization as reg
 from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer, get_updates
+from ..threads import ThreadTuner
 from ..updates import RULES, shared_learning_rate, total_norm_constraint
 from ..updates.rules import get_or_compute_grads
 from ..utils import as_rng, check_array, check_choice, check_labels, check_positive, describe
@@ -137,6 +138,8 @@ class Trainer:
         self._compiled: dict[str, dict[str, Any]] = {}
         self._optimizer_state: list = []
         self._pending_state: tuple[str, list[np.ndarray]] | None = None  # set by symnn.load
+        self._threads: dict[int, int] = {}  # batch size -> fastest BLAS thread count
+        self._predict = None  # compiled inference function
 
     # -- graphs -------------------------------------------------------------------------
     def _targets_kind(self, y: np.ndarray) -> str:
@@ -198,7 +201,6 @@ class Trainer:
         ex, ey = self._symbols(kind)
         eloss, eout, emetrics = self._objective(ex, ey, kind, deterministic=True)
         evaluate = function([ex, ey], [eloss, *emetrics.values()], mode=self.mode)
-        predict = function([ex], eout, mode=self.mode)
         self._optimizer_state = state
         if self._pending_state is not None and self._pending_state[0] == kind:
             self._restore_optimizer_state(self._pending_state[1])
@@ -206,7 +208,6 @@ class Trainer:
         self._compiled[kind] = {
             "step": step,
             "evaluate": evaluate,
-            "predict": predict,
             "metric_names": ["loss", *emetrics],
         }
         return self._compiled[kind]
@@ -216,6 +217,7 @@ class Trainer:
         compiles them on first use). ``targets`` is ``"labels"`` (integer classes) or
         ``"values"`` (float targets). Returns the trainer."""
         self._compile(check_choice(targets, "targets", ["labels", "values"]))
+        self.predict_proba(np.zeros((1, self.network.n_in), dtype=self.dtype))
         return self
 
     # -- state --------------------------------------------------------------------------
@@ -292,8 +294,10 @@ class Trainer:
     def predict_proba(self, X) -> np.ndarray:
         """The network's output (inference mode) for ``X``."""
         X = check_array(X, "X", ndim=2, dtype=self.dtype, n_features=self.network.n_in)
-        kind = next(iter(self._compiled), "labels")
-        fn = self._compile(kind)["predict"]
+        if self._predict is None:  # needs no loss or targets: compiled on its own
+            x = pt.matrix("x", dtype=self.dtype, shape=(None, self.network.n_in))
+            self._predict = function([x], self.network(x, deterministic=True), mode=self.mode)
+        fn = self._predict
         return np.concatenate([fn(X[s : s + _EVAL_CHUNK]) for s in range(0, len(X), _EVAL_CHUNK)])
 
     def predict(self, X) -> np.ndarray:
@@ -414,6 +418,7 @@ class Trainer:
             cb.on_train_begin(self)
         prev_loss = None
         rollback = Rollback(self, step) if self.guard else None
+        tuner = ThreadTuner(self._threads.get(batch_size))
         try:
             with _deferred_interrupt() as interrupted:
                 for _ in range(epochs):
@@ -430,7 +435,7 @@ class Trainer:
                         idx = order[b * batch_size : (b + 1) * batch_size]
                         if rollback is not None:
                             rollback.maybe_snapshot()
-                        values = [float(v) for v in step(idx)]
+                        values = [float(v) for v in tuner(step, idx)]
                         if not math.isfinite(values[0]):
                             stop = self._non_finite(values[0], rollback, history)
                             break
@@ -490,6 +495,9 @@ class Trainer:
                     history.stop_reason = f"epochs={epochs} completed"
         except KeyboardInterrupt:  # raised by a callback, or a second Ctrl-C
             history.stop_reason = "interrupted"
+        tuner.restore()
+        if tuner.choice is not None:
+            self._threads[batch_size] = tuner.choice
         history.interrupted = history.stop_reason == "interrupted"
         for cb in callbacks:
             cb.on_train_end(self, history)

@@ -1,0 +1,49 @@
+"""Hyperparameter search across processes through joblib's backends: loky, and a Dask
+LocalCluster of two worker processes on 127.0.0.1 (what a real cluster would run)."""
+
+import numpy as np
+import pytest
+from joblib import parallel_backend
+from sklearn.datasets import load_iris
+from sklearn.model_selection import GridSearchCV, KFold
+
+from symnn import MLPClassifier
+
+GRID = {"alpha": [1e-4, 1e-2], "learning_rate": [0.01, 0.03]}  # 4 settings
+BASE = MLPClassifier(hidden_layer_sizes=(8,), batch_size=32, max_epochs=30, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def serial_scores():
+    X, y = load_iris(return_X_y=True)
+    search = GridSearchCV(BASE, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=1)
+    return X, y, search.fit(X, y).cv_results_["mean_test_score"]
+
+
+def test_grid_search_with_loky_equals_serial(serial_scores):
+    X, y, serial = serial_scores
+    search = GridSearchCV(BASE, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=2)
+    with parallel_backend("loky"):
+        search.fit(X, y)
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], serial)
+
+
+def test_grid_search_on_a_dask_local_cluster_equals_serial(serial_scores):
+    distributed = pytest.importorskip("distributed")
+    X, y, serial = serial_scores
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert len(client.scheduler_info()["workers"]) == 2
+        search = GridSearchCV(BASE, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=-1)
+        with parallel_backend("dask"):
+            search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], serial)

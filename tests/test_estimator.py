@@ -1,0 +1,125 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_iris, make_regression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from symnn import MLPClassifier, MLPRegressor
+from symnn.errors import SymnnValueError
+
+# Small, fast settings for scikit-learn's conformance checks (each check fits many times).
+FAST = dict(
+    hidden_layer_sizes=(16,), learning_rate=0.02, batch_size=32, max_epochs=60, random_state=0
+)
+
+
+@parametrize_with_checks([MLPClassifier(**FAST), MLPRegressor(**FAST)])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+def test_classifier_learns_iris_with_string_labels(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = MLPClassifier(**{**FAST, "max_epochs": 150}).fit(X, names)
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    assert clf.score(X, names) > 0.9
+    assert clf.predict_proba(X).shape == (150, 3)
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1, rtol=1e-5)
+    assert len(clf.loss_curve_) == clf.n_iter_ and clf.network_.n_in == 4
+
+
+def test_pipeline_cross_val_score_and_clone(iris):
+    X, y = iris
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(**FAST))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.85
+    fresh = clone(pipe)
+    assert not hasattr(fresh[-1], "network_")
+
+
+def test_grid_search_serial(iris):
+    X, y = iris
+    search = GridSearchCV(MLPClassifier(**FAST), {"alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
+    assert search.best_score_ > 0.8
+
+
+def test_pickle_round_trip_rebuilds_compiled_functions_lazily(iris):
+    X, y = iris
+    clf = MLPClassifier(**FAST).fit(X, y)
+    blob = pickle.dumps(clf)
+    assert b"pytensor.compile" not in blob  # no compiled function inside
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_same_random_state_same_model(iris):
+    X, y = iris
+    a = MLPClassifier(**FAST).fit(X, y)
+    b = MLPClassifier(**FAST).fit(X, y)
+    for va, vb in zip(a.network_.get_values(), b.network_.get_values()):
+        np.testing.assert_array_equal(va, vb)
+
+
+def test_partial_fit_and_warm_start(iris):
+    X, y = iris
+    clf = MLPClassifier(**FAST)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    first = clf.loss_curve_[-1]
+    for _ in range(20):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 21 and clf.loss_curve_[-1] < first
+    warm = MLPClassifier(**{**FAST, "max_epochs": 5, "warm_start": True}).fit(X, y)
+    w0 = warm.network_.get_values()[0].copy()
+    warm.fit(X, y)
+    assert warm.n_iter_ == 10 and not np.array_equal(w0, warm.network_.get_values()[0])
+    with pytest.raises(SymnnValueError, match="classes must be given"):
+        MLPClassifier().partial_fit(X, y)
+
+
+def test_early_stopping_records_validation_scores(iris):
+    X, y = iris
+    clf = MLPClassifier(**{**FAST, "early_stopping": True, "max_epochs": 200}).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_
+
+
+@pytest.mark.parametrize("optimizer", ["l-bfgs-b", "sgd", "momentum"])
+def test_other_optimizers(iris, optimizer):
+    X, y = iris
+    clf = MLPClassifier(**{**FAST, "optimizer": optimizer, "learning_rate": 0.05}).fit(X, y)
+    assert clf.score(X, y) > 0.7
+
+
+def test_regressor_multi_output():
+    X, Y = make_regression(200, 5, n_targets=2, noise=0.1, random_state=0)
+    Y = Y / Y.std(axis=0)
+    reg = MLPRegressor(**{**FAST, "max_epochs": 200}).fit(X, Y)
+    assert reg.predict(X).shape == (200, 2) and reg.score(X, Y) > 0.9
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"activation": "swish"}, "activation='swish' is not known"),
+        ({"optimizer": "adamw"}, "optimizer='adamw' is not known"),
+        ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+        ({"learning_rate": 0}, "learning_rate=0"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"dtype": "int8"}, "dtype='int8'"),
+    ],
+)
+def test_bad_hyperparameters_are_named_at_fit(iris, params, match):
+    X, y = iris
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(**{**FAST, **params}).fit(X, y)
