@@ -71,6 +71,16 @@ class ThreadTuner:
             self.lib.set_num_threads(self.choice)
         return out
 
+    @property
+    def current(self) -> int:
+        """The thread count the last call ran with."""
+        return self.lib.get_num_threads() if self.lib is not None else 1
+
+    def set(self, n: int) -> None:
+        """Run the next calls with ``n`` threads (used to replay calls exactly)."""
+        if self.lib is not None:
+            self.lib.set_num_threads(n)
+
     def restore(self) -> None:
         if self.lib is not None:
             self.lib.set_num_threads(self.default)

@@ -168,6 +168,22 @@ def test_projected_methods_and_lbfgsb_agree_on_a_known_box_optimum():
         np.testing.assert_allclose(r.x, np.tile(want, (4, 1)), atol=2e-3, err_msg=method)
 
 
+@pytest.mark.parametrize("steps", [20, 33, 100])  # best steps in 1st, 2nd, 4th snapshot
+def test_best_iterate_is_returned_when_the_ascent_oscillates(steps):
+    """Momentum with a large step overshoots; x must be the best iterate, found by replay."""
+    x = pt.matrix("x", dtype="float64", shape=(None, 3))
+    objective = -pt.sum((x - np.array([0.3, 0.6, 0.5])) ** 2, axis=1)
+    r = maximize(
+        objective, x, n_starts=5, seed=2, steps=steps, learning_rate=0.9, method="momentum"
+    )
+    best = r.history.max(axis=0)
+    final_is_best = r.value > best
+    assert not final_is_best.all()  # the run does oscillate
+    np.testing.assert_allclose(r.value[~final_is_best], best[~final_is_best], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(evaluate_objective(objective, x, r.x), r.value, atol=1e-12)
+    assert np.all((r.x >= 0) & (r.x <= 1))
+
+
 def test_tol_stops_early_and_none_runs_every_step():
     x = pt.matrix("x", dtype="float64", shape=(None, 2))
     objective = -pt.sum((x - 0.5) ** 2, axis=1)

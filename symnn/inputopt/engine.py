@@ -3,8 +3,9 @@
 ``x`` is replaced in the objective's graph by a shared batch of inputs (one row per start);
 a step is an update rule from :mod:`symnn.updates` on that shared variable, followed by the
 projection ``x <- clip(x + step, lo, hi)`` *in the update* (PyTensor's ``clip`` would pass the
-gradient through at the bounds if it were inside the differentiated graph). The best input per
-start is tracked on the compiled side, so no array crosses into Python during the ascent.
+gradient through at the bounds if it were inside the differentiated graph). The step returns
+the objective per start, so no input array crosses into Python during the ascent; the best
+inputs are recovered afterwards by exact replay from snapshots (see ``maximize``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ class AscentFunctions:
     lo: Any  # shared (d,) lower bounds
     hi: Any  # shared (d,) upper bounds
     lr: Any  # shared scalar learning rate
-    best_x: Any
-    best_value: Any
     state: list  # optimiser state to reset per call
+    rngs: list  # random generators of the objective (jitter)
     step: Any  # () -> objective per row before the update
     value: Any  # () -> objective per row at X (no update)
     threads: dict = field(default_factory=dict)  # batch size -> fastest BLAS thread count
@@ -66,12 +66,26 @@ class AscentFunctions:
         self.lo.set_value(np.asarray(lo, dtype=dtype))
         self.hi.set_value(np.asarray(hi, dtype=dtype))
         self.lr.set_value(np.asarray(learning_rate, dtype=dtype))
-        self.best_x.set_value(np.array(x0, dtype=dtype))
-        self.best_value.set_value(np.full(len(x0), -np.inf, dtype=dtype))
         for var in self.state:
             value = var.get_value(borrow=True)
             shape = value.shape if value.ndim == 0 else (len(x0), *value.shape[1:])
             var.set_value(np.zeros(shape, dtype=value.dtype))
+
+    def snapshot(self) -> tuple:
+        """Copies of the inputs, the optimiser state and the random generators."""
+        return (
+            self.X.get_value(),
+            [v.get_value() for v in self.state],
+            [r.get_value() for r in self.rngs],
+        )
+
+    def restore(self, snap: tuple) -> None:
+        X, state, rngs = snap
+        self.X.set_value(X.copy())
+        for var, value in zip(self.state, state):
+            var.set_value(np.array(value, copy=True))
+        for var, value in zip(self.rngs, rngs):
+            var.set_value(value)
 
 
 def _replace_x(objective, x, X):
@@ -94,8 +108,6 @@ def compiled_ascent(objective, x, method: str, width: int, mode: Any = None) -> 
     lo = pytensor.shared(np.zeros(width, dtype=dtype), name="lo")
     hi = pytensor.shared(np.ones(width, dtype=dtype), name="hi")
     lr = pytensor.shared(np.asarray(0.1, dtype=dtype), name="learning_rate")
-    best_x = pytensor.shared(np.zeros((1, width), dtype=dtype), name="best_x")
-    best_value = pytensor.shared(np.zeros(1, dtype=dtype), name="best_value")
     obj, layer_state = _replace_x(objective, x, X)
     total = -pt.sum(obj)  # rows are independent starts: one sum gives every row's gradient
     (grad,) = pytensor.grad(total, [X])
@@ -111,13 +123,10 @@ def compiled_ascent(objective, x, method: str, width: int, mode: Any = None) -> 
     ups = dict(ups)
     state = [k for k in ups if k is not X]
     ups[X] = pt.clip(ups[X], lo, hi)  # the projection is part of the update
-    improved = obj > best_value
-    ups[best_value] = pt.switch(improved, obj, best_value)
-    ups[best_x] = pt.switch(improved[:, None], X, best_x)
     ups.update(layer_state)  # e.g. the random generator of a jitter
     step = function([], obj, updates=ups, mode=mode)
     value = function([], obj, mode=mode, on_unused_input="ignore")
-    fns = AscentFunctions(X, lo, hi, lr, best_x, best_value, state, step, value)
+    fns = AscentFunctions(X, lo, hi, lr, state, list(layer_state), step, value)
     per_objective[key] = fns
     return fns
 

@@ -23,6 +23,9 @@ __all__ = ["maximize", "MaximizeResult", "check_objective", "resolve_bounds", "M
 
 METHODS = PROJECTED + SCIPY
 
+#: inputs and optimiser state are copied every this many steps, for replaying to a best step
+_SNAPSHOT_EVERY = 32
+
 
 @dataclass
 class MaximizeResult:
@@ -228,21 +231,32 @@ def _maximize_projected(
     fns = compiled_ascent(objective, x, method, width, mode)
     fns.reset(starts, lo, hi, learning_rate)
     t0 = time.perf_counter()
-    history = []
+    history: list[np.ndarray] = []
+    threads: list[int] = []
+    snapshots: dict[int, tuple] = {}
     reason = f"steps={steps} completed"
     previous = None
     tuner = ThreadTuner(fns.threads.get(len(starts)))
+
+    def advance(i: int) -> np.ndarray:
+        values = np.asarray(tuner(fns.step))
+        if every is not None and (i + 1) % every[0] == 0:
+            new = np.asarray(every[1](fns.X.get_value()), dtype=fns.X.dtype)
+            fns.X.set_value(np.clip(new, lo, hi))
+        return values
+
     with _deferred_interrupt() as interrupted:
         try:
             for i in range(steps):
-                values = np.asarray(tuner(fns.step))
+                if i % _SNAPSHOT_EVERY == 0:
+                    snapshots[i] = fns.snapshot()
+                threads.append(tuner.current if tuner.choice is not None else 0)
+                values = advance(i)
+                threads[-1] = threads[-1] or tuner.current
                 history.append(values)
                 if not np.all(np.isfinite(values)):
                     reason = f"non-finite objective at step {i + 1}"
                     break
-                if every is not None and (i + 1) % every[0] == 0:
-                    new = np.asarray(every[1](fns.X.get_value()), dtype=fns.X.dtype)
-                    fns.X.set_value(np.clip(new, lo, hi))
                 if tol is not None and previous is not None and np.all(values - previous <= tol):
                     reason = f"no start improved by more than tol={tol}"
                     break
@@ -252,17 +266,46 @@ def _maximize_projected(
                     break
         except KeyboardInterrupt:
             reason = "interrupted"
-    tuner.restore()
     if tuner.choice is not None:
         fns.threads[len(starts)] = tuner.choice
+    x_last = fns.X.get_value()
     final = np.asarray(fns.value())
-    best_x, best_value = fns.best_x.get_value(), fns.best_value.get_value()
-    use_final = final >= best_value
-    X = np.where(use_final[:, None], fns.X.get_value(), best_x)
-    value = np.where(use_final, final, best_value)
+    X = _best_by_replay(fns, history, final, x_last, snapshots, threads, tuner, advance)
+    tuner.restore()
+    fns.X.set_value(X)
+    value = np.asarray(fns.value(), dtype=np.float64)
     out = _result(X, value, history, lo, hi, len(history), time.perf_counter() - t0, method, reason)
-    out.x_last = fns.X.get_value()
+    out.x_last = x_last
     return out
+
+
+def _best_by_replay(fns, history, final, x_last, snapshots, threads, tuner, advance):
+    """The best iterate of every start, recovered without copying inputs on every step.
+
+    ``history[j]`` is the objective at the inputs *before* step ``j``. Starts whose final
+    value is their best (the usual case) take the final inputs. For the others, the ascent
+    is replayed from the snapshot before their best step, with the same BLAS thread counts,
+    which reproduces the iterates exactly, and their rows are copied at that step.
+    """
+    X = x_last.copy()
+    if not history:
+        return X
+    hist = np.asarray(history, dtype=np.float64)
+    hist = np.where(np.isfinite(hist), hist, -np.inf)
+    best_step = hist.argmax(axis=0)
+    need = np.flatnonzero(hist.max(axis=0) > np.where(np.isfinite(final), final, -np.inf))
+    for start in sorted({int(s) // _SNAPSHOT_EVERY * _SNAPSHOT_EVERY for s in best_step[need]}):
+        rows = need[best_step[need] // _SNAPSHOT_EVERY * _SNAPSHOT_EVERY == start]
+        fns.restore(snapshots[start])
+        targets = best_step[rows]
+        for j in range(start, int(targets.max()) + 1):
+            hit = rows[targets == j]
+            if hit.size:
+                X[hit] = fns.X.get_value(borrow=True)[hit]
+            if j < targets.max():
+                tuner.set(threads[j])
+                advance(j)
+    return X
 
 
 def _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width):
