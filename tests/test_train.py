@@ -307,3 +307,18 @@ def test_nan_in_loss_history_never_recorded(small):
     t = _trainer()
     h = t.fit(*small, epochs=1, batch_size=100)
     assert all(math.isfinite(v) for v in h.batch_loss)
+
+
+def test_on_nonfinite_halve_rolls_back_halves_the_rate_and_continues(small):
+    X, y = small
+    t = Trainer(
+        mlp([64, 16, 10], output="linear", rng=0),
+        optimizer="sgd",
+        learning_rate=1e4,
+        loss="squared_error",
+    )
+    h = t.fit(X * 100, y, epochs=3, batch_size=50, on_nonfinite="halve", max_retries=60)
+    assert h.notes and all("halved" in n for n in h.notes)
+    assert float(t.learning_rate.get_value()) < 1e5
+    assert all(np.all(np.isfinite(v)) for v in t.get_state())
+    assert h.stop_reason == "epochs=3 completed" and t.n_updates == 18

@@ -188,9 +188,14 @@ class Layer:
                 f"{type(self).__name__} input must be a symbolic tensor "
                 f"(e.g. pt.matrix('x', dtype='{self.dtype}')); got {describe(x)}."
             )
-        if x.type.dtype not in ("float32", "float64"):
+        if x.type.dtype != self.dtype:
             raise SymnnTypeError(
-                f"{type(self).__name__} input has dtype {x.type.dtype}; expected {self.dtype}."
+                f"{type(self).__name__}{self._label()} input has dtype {x.type.dtype}; expected "
+                f"{self.dtype} (the layer's dtype). Mixing float types would silently compute "
+                "the graph in float64; cast the input or build the layer with dtype="
+                f"'{x.type.dtype}'."
+                if x.type.dtype in ("float32", "float64")
+                else f"{type(self).__name__} input has dtype {x.type.dtype}; expected {self.dtype}."
             )
         if self.n_in is not None:
             if x.type.ndim < 1:

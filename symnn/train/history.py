@@ -24,6 +24,7 @@ class History:
     stop_reason: str = ""
     interrupted: bool = False
     best_epoch: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
         """The values of one metric across epochs: ``history["val_loss"]``."""
@@ -46,6 +47,7 @@ class History:
         self.epochs.extend(other.epochs)
         self.batch_loss.extend(other.batch_loss)
         self.stop_reason, self.interrupted = other.stop_reason, other.interrupted
+        self.notes.extend(other.notes)
         self.best_epoch = other.best_epoch if other.best_epoch is not None else self.best_epoch
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class History:
             "stop_reason": self.stop_reason,
             "interrupted": self.interrupted,
             "best_epoch": self.best_epoch,
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -72,4 +75,5 @@ class History:
             data.get("stop_reason", ""),
             bool(data.get("interrupted", False)),
             data.get("best_epoch"),
+            list(data.get("notes", [])),
         )

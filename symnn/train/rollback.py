@@ -23,26 +23,29 @@ __all__ = ["Rollback"]
 class Rollback:
     """Snapshot-and-replay for one ``fit`` call."""
 
-    def __init__(self, trainer: Any, step: Callable, every: int = 256):
-        self.trainer, self.step, self.every = trainer, step, int(every)
+    def __init__(self, trainer: Any, step: Callable, tuner: Any, every: int = 256):
+        self.trainer, self.step, self.tuner, self.every = trainer, step, tuner, int(every)
         self.snapshot: tuple[list, list] | None = None
-        self.recorded: list[tuple[np.ndarray, float]] = []
+        self.recorded: list[tuple[np.ndarray, float, int]] = []
+        self.dropped: list[np.ndarray] = []
 
-    def maybe_snapshot(self) -> None:
+    def maybe_snapshot(self, force: bool = False) -> None:
         """Take a snapshot when none exists or ``every`` updates were recorded since."""
-        if self.snapshot is None or len(self.recorded) >= self.every:
+        if force or self.snapshot is None or len(self.recorded) >= self.every:
             rngs = [r.get_value() for r in self.trainer.network.get_rngs()]
             self.snapshot = (self.trainer.get_state(), rngs)
             self.recorded = []
 
     def record(self, indices: np.ndarray, learning_rate: float) -> None:
-        """Remember a completed (finite) update."""
-        self.recorded.append((indices, learning_rate))
+        """Remember a completed (finite) update, with the BLAS thread count it ran with (a
+        different count can change the last bits of a matrix product)."""
+        self.recorded.append((indices, learning_rate, self.tuner.current))
 
-    def restore(self) -> int | None:
+    def restore(self, drop_last: int = 0) -> int | None:
         """Put back the state after the last recorded update whose result is entirely
-        finite (an update with a finite loss can still overflow the weights). Returns how
-        many recorded updates were undone, or None when no finite state could be rebuilt."""
+        finite (an update with a finite loss can still overflow the weights), or ``drop_last``
+        updates before it. Returns how many recorded updates were undone (their minibatches
+        are in :attr:`dropped`), or None when no finite state could be rebuilt."""
         if self.snapshot is None:
             return None
         state, rngs = self.snapshot
@@ -54,18 +57,34 @@ class Rollback:
         lr = self.trainer.learning_rate
         last_good = (state, [r.get_value() for r in self.trainer.network.get_rngs()])
         kept = 0
-        for indices, rate in self.recorded:
+        for indices, rate, threads in self.recorded:
             lr.set_value(np.asarray(rate, dtype=lr.dtype))
+            self.tuner.set(threads)
             loss = float(self.step(indices)[0])
             now = self.trainer.get_state()
             if not (np.isfinite(loss) and _finite(now)):
                 break
             last_good = (now, [r.get_value() for r in self.trainer.network.get_rngs()])
             kept += 1
+        if drop_last:
+            self.trainer.set_state(state)
+            for r, value in zip(self.trainer.network.get_rngs(), rngs):
+                r.set_value(value)
+            keep = max(kept - drop_last, 0)
+            for indices, rate, threads in self.recorded[:keep]:
+                lr.set_value(np.asarray(rate, dtype=lr.dtype))
+                self.tuner.set(threads)
+                self.step(indices)
+            self.dropped = [rec[0] for rec in self.recorded[keep:]]
+            self.recorded = self.recorded[:keep]
+            return len(self.dropped)
+        undone = len(self.recorded) - kept
+        self.dropped = [rec[0] for rec in self.recorded[kept:]]
+        self.recorded = self.recorded[:kept]
         self.trainer.set_state(last_good[0])
         for r, value in zip(self.trainer.network.get_rngs(), last_good[1]):
             r.set_value(value)
-        return len(self.recorded) - kept
+        return undone
 
 
 def _finite(arrays) -> bool:

@@ -322,6 +322,8 @@ class Trainer:
         schedule: Callable[[int], float] | None = None,
         schedule_every: str = "epoch",
         progress: bool | None = None,
+        on_nonfinite: str = "stop",
+        max_retries: int = 5,
     ) -> History:
         """Train over ``epochs`` passes of shuffled minibatches; returns this run's History.
 
@@ -346,6 +348,11 @@ class Trainer:
             A learning-rate schedule ``t -> rate`` applied per ``"epoch"`` or per ``"step"``.
         progress
             Show a progress bar (default: only when stderr is a terminal).
+        on_nonfinite, max_retries
+            On a NaN or infinite loss (with ``guard=True``): ``"stop"`` (default) rolls back to
+            the last finite update and stops; ``"halve"`` rolls back, halves the learning rate
+            and retries, at most ``max_retries`` times in this call (``history.notes`` says
+            when).
 
         Notes
         -----
@@ -358,6 +365,8 @@ class Trainer:
         epochs = check_positive(epochs, "epochs", integer=True)
         batch_size = check_positive(batch_size, "batch_size", integer=True)
         schedule_every = check_choice(schedule_every, "schedule_every", ["epoch", "step"])
+        on_nonfinite = check_choice(on_nonfinite, "on_nonfinite", ["stop", "halve"])
+        check_positive(max_retries, "max_retries", integer=True, allow_zero=True)
         if max_updates is not None:
             check_positive(max_updates, "max_updates", integer=True)
         if tol is not None:
@@ -417,8 +426,10 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin(self)
         prev_loss = None
-        rollback = Rollback(self, step) if self.guard else None
         tuner = ThreadTuner(self._threads.get(batch_size))
+        rollback = Rollback(self, step, tuner) if self.guard else None
+        max_retries = 0 if on_nonfinite == "stop" or rollback is None else int(max_retries)
+        retries = 0
         try:
             with _deferred_interrupt() as interrupted:
                 for _ in range(epochs):
@@ -436,6 +447,9 @@ class Trainer:
                         if rollback is not None:
                             rollback.maybe_snapshot()
                         values = [float(v) for v in tuner(step, idx)]
+                        while not math.isfinite(values[0]) and retries < max_retries:
+                            retries += 1
+                            values = self._retry_halved(step, idx, rollback, tuner, history)
                         if not math.isfinite(values[0]):
                             stop = self._non_finite(values[0], rollback, history)
                             break
@@ -507,6 +521,29 @@ class Trainer:
             )
         self.history.extend(history)
         return history
+
+    def _retry_halved(self, step, idx, rollback: Rollback, tuner, history: History) -> list:
+        """Undo the update that led to a non-finite loss, halve the learning rate, redo the
+        undone minibatches and this one; returns this minibatch's outputs."""
+        undone = rollback.restore(drop_last=1)
+        if undone is None:
+            return [math.nan]
+        self.n_updates -= undone
+        del history.batch_loss[len(history.batch_loss) - undone :]
+        self.learning_rate.set_value(self.learning_rate.get_value() / 2)
+        history.notes.append(
+            f"update {self.n_updates + 1}: non-finite loss; rolled back {undone} update(s), "
+            f"learning rate halved to {float(self.learning_rate.get_value()):.3g}"
+        )
+        rollback.maybe_snapshot(force=True)
+        for redo in rollback.dropped:
+            values = [float(v) for v in tuner(step, redo)]
+            if not math.isfinite(values[0]):
+                return values
+            rollback.record(redo, float(self.learning_rate.get_value()))
+            self.n_updates += 1
+            history.batch_loss.append(values[0])
+        return [float(v) for v in tuner(step, idx)]
 
     def _non_finite(self, loss: float, rollback: Rollback | None, history: History) -> str:
         """Handle a non-finite loss: roll back when guarded; return the stop reason."""
