@@ -56,8 +56,9 @@ def check_grad(
     float
         The worst relative error ``|analytic - numeric| / max(|analytic|, |numeric|, floor)``
         over the checked coordinates, where ``floor`` is ``1e-4`` (float64) or ``1e-2``
-        (float32) so that tiny gradients are compared absolutely. Below ``1e-6`` (float64)
-        or ``1e-2`` (float32) the gradient is right.
+        (float32) times ``max(1, |cost|)``, so that gradient entries tiny next to the cost are
+        compared absolutely (finite differences cannot resolve them better). Below ``1e-6``
+        (float64) or ``1e-2`` (float32) the gradient is right.
 
     Examples
     --------
@@ -118,6 +119,7 @@ def check_grad(
     gen = as_rng(rng)
 
     analytic = [np.asarray(g, dtype=np.float64) for g in f_grad(*arrays, *given_vals)]
+    floor *= max(1.0, abs(float(f_cost(*arrays, *given_vals))))
     worst = 0.0
     for k, var in enumerate(wrt):
         if isinstance(var, SharedVariable):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +157,13 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.is_file():
         raise SymnnValueError(f"path={str(path)!r} is not a file; expected a symnn .npz file.")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        raise SymnnValueError(
+            f"{path} is not a .npz archive (it starts with {magic!r}); "
+            "expected a file written by symnn.save. Nothing in it was run."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
@@ -173,13 +179,13 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 "only and nothing in them is executed, so it is refused."
             ) from None
         raise SymnnValueError(f"{path} is not a readable symnn file: {exc}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+    except Exception as exc:  # any failure to parse an untrusted file: a damaged file
         raise SymnnValueError(
             f"{path} is damaged or truncated ({type(exc).__name__}: {exc}); "
             "expected a complete symnn .npz file."
         ) from None
     raw = arrays.pop(_HEADER)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
+    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.ndim != 1:
         raise SymnnValueError(f"{path} has a malformed header.")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
@@ -193,6 +199,11 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             f"reads version {VERSION}."
         )
     for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray):
+            raise SymnnValueError(
+                f"{path}: member {name} is not a numpy array; symnn files hold "
+                "plain arrays only, so it is refused (nothing was run)."
+            )
         if arr.dtype.kind not in "biuf":
             raise SymnnValueError(f"{path}: array {name} has dtype {arr.dtype}; expected numbers.")
     return header, arrays

@@ -119,6 +119,7 @@ class _Graph:
     measure: Any  # compiled x -> [activations, (probabilities)]
     n_units: int
     has_probs: bool
+    jitter_rng: Any = None  # shared generator of the jitter shifts
 
 
 def _graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
@@ -134,7 +135,7 @@ def _graph(network, index, preactivation, probability, image_shape, jitter, mode
         k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
         for k in ("l2", "l1", "tv", "diversity")
     }
-    inp, rng_updates = x, {}
+    inp, rng_updates, rng = x, {}, None
     if jitter:
         rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
         next_rng, shift = rng.integers(-int(jitter), int(jitter) + 1, size=(2,))
@@ -162,7 +163,7 @@ def _graph(network, index, preactivation, probability, image_shape, jitter, mode
     n_units = _layers(network)[index].output_size(None) or int(
         np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1]
     )
-    graph = _Graph(x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs)
+    graph = _Graph(x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs, rng)
     per_net[key] = graph
     return graph
 
@@ -332,6 +333,8 @@ def activation_maximization(
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), (network.n_in,)) for b in bounds)
         x0 = lo + (hi - lo) * rng.random((n, network.n_in))
     graph.unit_index.set_value(row_units)
+    if graph.jitter_rng is not None:  # the same seed gives the same shifts
+        graph.jitter_rng.set_value(np.random.default_rng(as_rng(seed).integers(2**31 - 1)))
     same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
     graph.same_unit.set_value(same.astype(network.dtype))
     for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
