@@ -398,31 +398,23 @@ def load_mnist(
     if path.is_dir():
         Xtr, ytr = _read_idx_pair(path, "train")
         Xte, yte = _read_idx_pair(path, "t10k")
+        Xva = yva = None
         shape = Xtr.shape[1:]
-        ds = Dataset(
-            name,
-            Xtr,
-            ytr,
-            Xte,
-            yte,
-            image_shape=shape,
-            classes=classes or [str(i) for i in range(10)],
-        )
     else:
         Xtr, ytr, Xva, yva, Xte, yte = _read_mnist_pickle(path)
         side = int(round(np.sqrt(Xtr.shape[1])))
         shape = (side, side) if side * side == Xtr.shape[1] else None
-        ds = Dataset(
-            name,
-            Xtr,
-            ytr,
-            Xte,
-            yte,
-            Xva,
-            yva,
-            image_shape=shape,
-            classes=classes or [str(i) for i in range(10)],
-        )
+    ds = Dataset(
+        name,
+        Xtr,
+        ytr,
+        Xte,
+        yte,
+        Xva,
+        yva,
+        image_shape=shape,
+        classes=classes or [str(i) for i in range(10)],
+    )
     return _finish(
         ds,
         dtype=dtype,
