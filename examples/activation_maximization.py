@@ -23,13 +23,14 @@ def run(data, hidden: int, epochs: int, steps: int, out_dir: Path, n_train=None)
     )
     trainer.fit(X, y, epochs=epochs, batch_size=64)
     accuracy = trainer.evaluate(data.X_test, data.y_test)["accuracy"]
+    scale = (64 / data.n_features) ** 0.5  # 0.1 and 0.3 suit the 64 pixels of digits
     report = activation_maximization(
         trainer.network,
         range(data.n_classes),
         steps=steps,
         image_shape=data.image_shape,
-        l2=0.1,
-        tv=0.3,
+        l2=0.1 * scale,
+        tv=0.3 * scale,
         reference=X,
     )
     titles = [f"{data.classes[r['unit']]}\np={r['probability']:.2f}" for r in report.rows]
