@@ -145,7 +145,8 @@ def check_array(
         )
     elif arr.dtype.kind != "f":
         arr = arr.astype(DEFAULT_FLOAT)
-    if finite and arr.dtype.kind == "f":
+    # min and max are NaN or infinite exactly when some value is (and need no temporary array)
+    if finite and arr.dtype.kind == "f" and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         bad = ~np.isfinite(arr)
         if bad.any():
             raise SymnnValueError(

@@ -119,3 +119,20 @@ def test_bad_arguments_give_one_line_and_exit_code_2(args, message, tmp_path):
 def test_help_everywhere(command):
     res = run(command, "--help")
     assert res.returncode == 0 and "usage: symnn" in res.stdout
+
+
+def test_console_script_is_installed_and_runs():
+    import shutil
+
+    exe = shutil.which(
+        "symnn", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    )
+    assert exe, "the symnn console script is not installed next to this Python"
+    res = subprocess.run(
+        [exe, "info"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SYMNN_MODE": "FAST_COMPILE"},
+    )
+    assert res.returncode == 0 and "backend:" in res.stdout
