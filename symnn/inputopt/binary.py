@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import function
 from ..errors import SymnnValueError
+from .engine import compiled_value
 from .maximize import check_objective
 
 __all__ = ["BinaryMaximum", "exhaustive_binary_maximum", "evaluate_objective", "round_to_binary"]
@@ -30,7 +30,7 @@ def evaluate_objective(
 ) -> np.ndarray:
     """The objective's value for each row of ``inputs`` (compiled once per call)."""
     check_objective(objective, x)
-    fn = function([x], objective, mode=mode)
+    fn = compiled_value(objective, x, mode)
     inputs = np.asarray(inputs, dtype=x.type.dtype)
     return np.concatenate(
         [
@@ -67,7 +67,7 @@ def exhaustive_binary_maximum(
     if not 1 <= int(k) <= _MAX_BITS:
         raise SymnnValueError(f"k={k} is not valid; exhaustive search takes 1 <= k <= {_MAX_BITS}.")
     k = int(k)
-    fn = function([x], objective, mode=mode)
+    fn = compiled_value(objective, x, mode)
     values = np.empty(2**k)
     for start in range(0, 2**k, batch_size):
         stop = min(start + batch_size, 2**k)

@@ -28,6 +28,7 @@ __all__ = [
     "ScipyFunctions",
     "compiled_ascent",
     "compiled_scipy",
+    "compiled_value",
     "PROJECTED",
     "SCIPY",
 ]
@@ -137,6 +138,15 @@ class ScipyFunctions:
 
     fn: Any
     width: int
+
+
+def compiled_value(objective, x, mode: Any = None):
+    """The objective as a compiled function of a batch of inputs (once per objective)."""
+    key = (x, "value", _mode_key(mode))
+    per_objective = _CACHE.setdefault(objective, {})
+    if key not in per_objective:
+        per_objective[key] = function([x], objective, mode=mode)
+    return per_objective[key]
 
 
 def compiled_scipy(objective, x, width: int, mode: Any = None) -> ScipyFunctions:
