@@ -187,26 +187,13 @@ def blas_status() -> BlasStatus:
         ldflags = pytensor.config.blas__ldflags
         source = "scipy wheel OpenBLAS" if _blas_library else ("user" if ldflags else "none")
         if not pytensor.config.cxx:
-            _status = BlasStatus(
-                "NUMBA",
-                None,
-                ldflags,
-                source,
-                False,
-                "no C++ compiler found (pytensor.config.cxx is empty)",
-            )
+            ok, reason = False, "no C++ compiler found (pytensor.config.cxx is empty)"
         elif not ldflags:
-            _status = BlasStatus(
-                "NUMBA",
-                None,
-                ldflags,
-                source,
-                False,
-                "no BLAS library found to link the C backend to",
-            )
+            ok, reason = False, "no BLAS library found to link the C backend to"
         else:
             ok, reason = _check_link(ldflags)
-            _status = BlasStatus("C" if ok else "NUMBA", _blas_library, ldflags, source, ok, reason)
+        library = _blas_library if ok else None
+        _status = BlasStatus("C" if ok else "NUMBA", library, ldflags, source, ok, reason)
         if _status.backend == "NUMBA":
             warnings.warn(
                 f"symnn: compiling with the NUMBA backend because the C backend with BLAS is "
