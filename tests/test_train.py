@@ -322,3 +322,23 @@ def test_on_nonfinite_halve_rolls_back_halves_the_rate_and_continues(small):
     assert float(t.learning_rate.get_value()) < 1e5
     assert all(np.all(np.isfinite(v)) for v in t.get_state())
     assert h.stop_reason == "epochs=3 completed" and t.n_updates == 18
+
+
+def test_compile_train_step_guard_skips_a_non_finite_update():
+    import pytensor
+    import pytensor.tensor as pt
+
+    from symnn import updates
+    from symnn.train import compile_train_step
+
+    x = pt.vector("x", dtype="float64")
+    w = pytensor.shared(1.0, name="w")
+    loss = pt.mean(pt.log(x) * w)  # log of a negative input: NaN loss and gradient
+    step = compile_train_step(
+        loss, updates.sgd(loss, [w], 0.1), inputs=[x], guard=True, data=[np.array([2.0, -1.0])]
+    )
+    step(np.array([0]))
+    after_finite = w.get_value()
+    assert after_finite != 1.0
+    assert np.isnan(float(step(np.array([1]))[0]))
+    assert w.get_value() == after_finite  # the NaN update was not applied
