@@ -22,7 +22,7 @@ from pytensor.graph.replace import clone_replace
 
 from .backend import function
 from .errors import SymnnValueError
-from .train.callbacks import Callback, StopTraining
+from .train.callbacks import Callback, ProgressBar, StopTraining
 from .train.history import History
 from .train.trainer import Trainer, _deferred_interrupt
 from .utils import check_choice, check_positive
@@ -153,8 +153,7 @@ class ScipyTrainer(Trainer):
         validation_data=None,
         callbacks: Sequence[Callback] = (),
         tol: float | None = None,
-        progress: bool | None = False,
-        **_: Any,
+        progress: bool = False,
     ) -> History:
         """Minimise the objective; returns the History (one entry per scipy iteration in
         full-batch mode, one per pass over the data with ``batch_size``).
@@ -183,6 +182,10 @@ class ScipyTrainer(Trainer):
         params = self.network.params
         history = History()
         callbacks = list(callbacks)
+        if progress:  # one tick per scipy iteration
+            n_batches = 1 if batch_size is None else -(-len(X) // batch_size)
+            total = maxiter if batch_size is None else epochs * n_batches * iterations_per_batch
+            callbacks.append(ProgressBar(total))
         for cb in callbacks:
             cb.on_train_begin(self)
         cache: dict[str, Any] = {}

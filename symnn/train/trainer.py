@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -411,8 +412,6 @@ class Trainer:
                 raise SymnnTypeError(f"callbacks must be Callback objects; got {describe(cb)}.")
         n_batches = math.ceil(len(X) / batch_size)
         if progress is None:
-            import sys
-
             progress = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         if progress:
             total = (
