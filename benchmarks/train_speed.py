@@ -8,7 +8,8 @@ per implementation (median of interleaved rounds), the ratio to PyTorch and the 
 training losses, which must agree. Run:
 
     python benchmarks/train_speed.py            # all configurations, 5 rounds
-    python benchmarks/train_speed.py --quick    # one configuration, 3 rounds
+    python benchmarks/train_speed.py --quick    # 784-100-10 batch 100 float32 only
+    python benchmarks/train_speed.py --configs 1 --dtypes float32 --rounds 9
 
 PyTorch is optional (``pip install torch==2.13.0``); without it that column is skipped.
 """
@@ -224,9 +225,18 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=30000, help="training samples per epoch")
     ap.add_argument("--quick", action="store_true", help="784-100-10 batch 100 float32 only")
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument(
+        "--configs",
+        default="0,1,2",
+        help="which configurations, by index: 0 = 784-100-10 "
+        "batch 100, 1 = batch 1000, 2 = 784-512-512-10 batch 256",
+    )
+    ap.add_argument("--dtypes", default="float32,float64")
     args = ap.parse_args(argv)
-    configs = CONFIGS[:1] if args.quick else CONFIGS
-    dtypes = ["float32"] if args.quick else ["float32", "float64"]
+    configs = [CONFIGS[int(i)] for i in args.configs.split(",")]
+    dtypes = args.dtypes.split(",")
+    if args.quick:
+        configs, dtypes = CONFIGS[:1], ["float32"]
     impls = [Symnn, SymnnNoGuard, Torch, Numpy] + ([] if args.no_sklearn else [Sklearn])
     import symnn
 

@@ -20,6 +20,7 @@ from pytensor.tensor.special import Softmax
 
 from .errors import SymnnTypeError, SymnnValueError
 from .nonlinearities import SOFTMAX_TAG, log_softmax
+from .ops import softmax_cross_entropy
 from .utils import check_choice
 
 __all__ = [
@@ -34,11 +35,19 @@ __all__ = [
 
 
 def _pick(matrix, targets):
-    """``matrix[i, targets[i]]`` for integer targets, or the row-wise dot with one-hot rows."""
+    """``matrix[i, targets[i]]`` for integer targets, or the row-wise dot with one-hot rows.
+
+    Integer targets select through a mask, ``sum(switch(targets[:, None] == arange(k), m, 0))``:
+    element-wise operations with C code whose gradient is element-wise too, where
+    ``matrix[arange(n), targets]`` compiles to advanced indexing that PyTensor runs in Python
+    (measured: 4 % of a 784-100-10 step at batch 100). A label outside ``[0, k)`` selects
+    nothing (the row's value is 0); :class:`symnn.train.Trainer` checks labels beforehand.
+    """
     if targets.type.dtype.startswith(("int", "uint")):
         if targets.type.ndim != 1:
             raise SymnnValueError(f"integer targets must be a vector; got {targets.type}.")
-        return matrix[pt.arange(targets.shape[0]), targets]
+        mask = pt.eq(targets[:, None], pt.arange(matrix.shape[-1], dtype=targets.dtype)[None, :])
+        return pt.sum(pt.switch(mask, matrix, 0), axis=-1)
     if targets.type.ndim != matrix.type.ndim:
         raise SymnnValueError(
             f"targets {targets.type} do not match predictions {matrix.type}; expected integer "
@@ -106,9 +115,18 @@ def categorical_crossentropy(predictions, targets):
 
 
 def categorical_crossentropy_from_logits(logits, targets):
-    """Cross-entropy computed from unnormalised logits with a stable ``log_softmax``."""
+    """Cross-entropy computed from unnormalised logits with a stable ``log_softmax``.
+
+    With integer labels this is one fused op (:func:`symnn.ops.softmax_cross_entropy`: one
+    pass per row forward and backward, and a label outside ``[0, n_classes)`` raises).
+    """
     logits = _check_matrix(logits, "logits")
-    return -_pick(log_softmax(logits), pt.as_tensor_variable(targets))
+    targets = pt.as_tensor_variable(targets)
+    if targets.type.dtype.startswith(("int", "uint")):
+        if targets.type.ndim != 1:
+            raise SymnnValueError(f"integer targets must be a vector; got {targets.type}.")
+        return softmax_cross_entropy(logits, targets)
+    return -_pick(log_softmax(logits), targets)
 
 
 def nll(probs, labels):

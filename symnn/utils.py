@@ -94,6 +94,28 @@ def describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _all_finite(arr: np.ndarray) -> bool:
+    """True when no value is NaN or infinite, in one pass and without a temporary array.
+
+    The row sums are finite when every value is, unless finite values overflow, which the
+    exact check below then settles. They come from a matrix-vector product with ones through
+    scipy's BLAS, the library symnn's compiled code uses (numpy's would wake a second pool
+    of BLAS threads that then spin against the training step's): one read of the data on all
+    threads, 3.8 ms for 30,000 x 784 float32 against 6.8 ms for ``min`` and ``max``.
+    """
+    if arr.size == 0:
+        return True
+    if arr.ndim == 2 and arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
+        from scipy.linalg.blas import get_blas_funcs
+
+        gemv = get_blas_funcs("gemv", (arr,))
+        with np.errstate(invalid="ignore", over="ignore"):
+            if np.isfinite(gemv(1.0, arr.T, np.ones(arr.shape[1], arr.dtype), trans=1).sum()):
+                return True
+    # min and max are NaN or infinite exactly when some value is (and need no temporary array)
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+
+
 def check_array(
     value: Any,
     name: str,
@@ -145,8 +167,7 @@ def check_array(
         )
     elif arr.dtype.kind != "f":
         arr = arr.astype(DEFAULT_FLOAT)
-    # min and max are NaN or infinite exactly when some value is (and need no temporary array)
-    if finite and arr.dtype.kind == "f" and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+    if finite and arr.dtype.kind == "f" and not _all_finite(arr):
         bad = ~np.isfinite(arr)
         if bad.any():
             raise SymnnValueError(

@@ -138,7 +138,12 @@ def compile_train_step(
     index = pt.lvector("minibatch_indices")
     storage = [
         pytensor.shared(
-            np.zeros((0,) * v.type.ndim, dtype=v.type.dtype), name=f"{v.name or 'data'}_storage"
+            np.zeros((0, *(d or 0 for d in v.type.shape[1:])), dtype=v.type.dtype),
+            name=f"{v.name or 'data'}_storage",
+            # the static shape of a row, so that the minibatch keeps the input's type; with
+            # (None, None) the gradient of the first layer gets a SpecifyShape that stops its
+            # update from becoming one in-place GEMM
+            shape=(None, *v.type.shape[1:]),
         )
         for v in inputs
     ]

@@ -436,7 +436,7 @@ class Trainer:
                         self._set_lr(schedule(self.n_epochs))
                     t0 = time.perf_counter()
                     order = self.rng.permutation(len(X)) if shuffle else np.arange(len(X))
-                    sums = np.zeros(len(names))
+                    sums = [0.0] * len(names)
                     seen = 0
                     stop = ""
                     for b in range(n_batches):
@@ -453,14 +453,15 @@ class Trainer:
                             stop = self._non_finite(values[0], rollback, history)
                             break
                         if rollback is not None:
-                            rollback.record(idx, float(self.learning_rate.get_value()))
+                            rollback.record(idx, float(self.learning_rate.get_value(borrow=True)))
                         self.n_updates += 1
-                        sums += len(idx) * np.array(values)
-                        seen += len(idx)
+                        n_idx = len(idx)
+                        sums = [t + n_idx * v for t, v in zip(sums, values)]
+                        seen += n_idx
                         history.batch_loss.append(values[0])
-                        logs = dict(zip(names, values))
-                        if any(
-                            _call(cb.on_batch_end, self, self.n_updates, logs) for cb in callbacks
+                        if callbacks and any(
+                            _call(cb.on_batch_end, self, self.n_updates, dict(zip(names, values)))
+                            for cb in callbacks
                         ):
                             stop = "a callback stopped training"
                             break
@@ -477,7 +478,7 @@ class Trainer:
                         history.stop_reason = stop
                         break
                     self.n_epochs += 1
-                    logs = dict(zip(names, (sums / seen).tolist()))
+                    logs = {k: t / seen for k, t in zip(names, sums)}
                     if validation_data is not None:
                         logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv).items()})
                     logs.update(
