@@ -342,3 +342,32 @@ def test_compile_train_step_guard_skips_a_non_finite_update():
     assert after_finite != 1.0
     assert np.isnan(float(step(np.array([1]))[0]))
     assert w.get_value() == after_finite  # the NaN update was not applied
+
+
+@pytest.mark.parametrize("split", [None, 0.25])
+def test_nan_in_x_found_mid_epoch_names_the_row_and_keeps_the_weights_from_before_fit(small, split):
+    X, y = small
+    trainer = _trainer(optimizer="adam")
+    trainer.fit(X, y, epochs=1, batch_size=32, progress=False)
+    before = trainer.get_state()
+    counters = (trainer.n_updates, trainer.n_epochs, len(trainer.history.epochs))
+    shuffle_state = trainer.rng.bit_generator.state
+    bad = X.copy()
+    bad[217, 5] = np.nan  # reached after several updates of the shuffled epoch
+    with pytest.raises(SymnnValueError, match=r"X contains NaN or infinity \(row 217\)"):
+        trainer.fit(bad, y, epochs=2, batch_size=8, validation_split=split, progress=False)
+    for a, b in zip(trainer.get_state(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (trainer.n_updates, trainer.n_epochs, len(trainer.history.epochs)) == counters
+    assert trainer.rng.bit_generator.state == shuffle_state
+    trainer.fit(X, y, epochs=1, batch_size=32, progress=False)  # and it trains on
+
+
+@pytest.mark.slow
+def test_infinity_in_x_is_found_by_the_step_on_the_real_backend(small):
+    X, y = small
+    trainer = _trainer(mode="C")
+    bad = X.astype("float32")
+    bad[3, 0] = -np.inf
+    with pytest.raises(SymnnValueError, match=r"row 3\)"):
+        trainer.fit(bad, y, epochs=1, batch_size=64, progress=False)

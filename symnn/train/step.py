@@ -19,6 +19,7 @@ from pytensor.ifelse import ifelse
 
 from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
+from ..ops.gather import take_rows
 from ..utils import describe
 
 __all__ = ["TrainStep", "compile_train_step", "guard_updates"]
@@ -147,7 +148,8 @@ def compile_train_step(
         )
         for v in inputs
     ]
-    givens = {v: s[index] for v, s in zip(inputs, storage)}
+    # the gather checks float rows for NaN and infinity as it copies them (symnn.ops.gather)
+    givens = {v: take_rows(s, index, check_finite=True) for v, s in zip(inputs, storage)}
     ups = dict(updates)
     if guard:
         ups, _ = guard_updates(loss, ups)

@@ -21,6 +21,7 @@ from .. import regularization as reg
 from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer, get_updates
+from ..ops.gather import nonfinite_row
 from ..threads import ThreadTuner
 from ..updates import RULES, shared_learning_rate, total_norm_constraint
 from ..updates.rules import get_or_compute_grads
@@ -260,8 +261,22 @@ class Trainer:
         return [*self.network.get_params(), *self._optimizer_state, self.learning_rate]
 
     # -- data checks --------------------------------------------------------------------
-    def _check_xy(self, X, y, xname: str = "X", yname: str = "y"):
-        X = check_array(X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in)
+    def _checkpoint(self, shuffle_state: dict) -> tuple:
+        """Everything ``fit`` changes: state, generators, counters (once compiled)."""
+        rngs = [r.get_value() for r in self.network.get_rngs()]
+        return self.get_state(), rngs, shuffle_state, self.n_updates, self.n_epochs
+
+    def _restore_checkpoint(self, checkpoint: tuple) -> None:
+        state, rngs, shuffle_state, self.n_updates, self.n_epochs = checkpoint
+        self.set_state(state)
+        for r, value in zip(self.network.get_rngs(), rngs):
+            r.set_value(value)
+        self.rng.bit_generator.state = shuffle_state
+
+    def _check_xy(self, X, y, xname: str = "X", yname: str = "y", finite_x: bool = True):
+        X = check_array(
+            X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in, finite=finite_x
+        )
         y_arr = np.asarray(y)
         if y_arr.dtype.kind in "biu" or (
             y_arr.ndim == 1
@@ -376,7 +391,11 @@ class Trainer:
             raise SymnnTypeError(
                 f"schedule must be callable t -> learning rate; got {describe(schedule)}."
             )
-        X, y = self._check_xy(X, y)
+        # NaN and infinity in X are found by the step's gather as it copies each minibatch
+        # (free; a separate pass over X cost 5 % of a one-epoch fit), see symnn.ops.gather
+        X, y = self._check_xy(X, y, finite_x=False)
+        rows = None  # positions in the caller's X of the training rows, after a split
+        shuffle_state = self.rng.bit_generator.state  # the split below draws from it
         if validation_split:
             if validation_data is not None:
                 raise SymnnValueError("pass validation_data or validation_split, not both.")
@@ -388,7 +407,7 @@ class Trainer:
             order = self.rng.permutation(len(X))
             n_val = max(1, int(round(len(X) * float(validation_split))))
             validation_data = (X[order[:n_val]], y[order[:n_val]])
-            X, y = X[order[n_val:]], y[order[n_val:]]
+            X, y, rows = X[order[n_val:]], y[order[n_val:]], order[n_val:]
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
                 raise SymnnTypeError("validation_data must be a pair (X_val, y_val).")
@@ -406,6 +425,7 @@ class Trainer:
         fns = self._compile(self._targets_kind(y))
         step: TrainStep = fns["step"]
         step.set_data(X, y)
+        start = self._checkpoint(shuffle_state)  # put back if X turns out to hold NaN or inf
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -429,6 +449,7 @@ class Trainer:
         rollback = Rollback(self, step, tuner) if self.guard else None
         max_retries = 0 if on_nonfinite == "stop" or rollback is None else int(max_retries)
         retries = 0
+        bad_row = None
         try:
             with _deferred_interrupt() as interrupted:
                 for _ in range(epochs):
@@ -509,7 +530,21 @@ class Trainer:
                     history.stop_reason = f"epochs={epochs} completed"
         except KeyboardInterrupt:  # raised by a callback, or a second Ctrl-C
             history.stop_reason = "interrupted"
-        tuner.restore()
+        except ValueError as exc:
+            bad_row = nonfinite_row(exc)
+            if bad_row is None:
+                raise
+        finally:
+            tuner.restore()
+        if bad_row is not None:
+            for cb in callbacks:
+                cb.on_train_end(self, history)
+            self._restore_checkpoint(start)
+            where = bad_row if rows is None else int(rows[bad_row])
+            raise SymnnValueError(
+                f"X contains NaN or infinity (row {where}); expected finite numbers. The model "
+                "keeps the weights it had before this fit."
+            )
         if tuner.choice is not None:
             self._threads[batch_size] = tuner.choice
         history.interrupted = history.stop_reason == "interrupted"
