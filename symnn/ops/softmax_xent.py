@@ -1,11 +1,11 @@
-"""Fused softmax cross-entropy with integer labels: one C loop forward, one backward.
+"""Fused softmax cross-entropy with integer labels: one op forward, one backward.
 
 ``-log_softmax(z)[i, y_i]`` written with elementwise operations compiles to a max, a
 subtraction, an ``exp``, a sum, a ``log`` and a pick, each a pass over the logits, and as many
 again in the gradient; on a 784-100-10 network at batch 1000 these small passes took ~10 % of
 a training step. Theano had a fused op for this (``crossentropy_softmax_1hot``); PyTensor
-does not. Here the forward is one op computing each row's loss in one loop over the row, and
-its gradient ``g_i * (softmax(z)_ij - [j == y_i])`` is a second op, also one loop per row.
+does not. Here the forward is one op computing each row's loss, and its gradient
+``g_i * (softmax(z)_ij - [j == y_i])`` is a second op; both in a few vectorised passes.
 
 Both ops carry C code (symnn's default backend), a numpy ``perform`` (Python modes) and, when
 numba is available, a numba implementation (``SYMNN_MODE=NUMBA``). A label outside
@@ -52,43 +52,111 @@ def _check_labels_numpy(labels: np.ndarray, n_rows: int, n_classes: int) -> None
         )
 
 
-def _math(dtype: str) -> tuple[str, str]:
-    """C exp/log for the dtype (float32 stays in single precision)."""
-    return ("expf", "logf") if dtype == "float32" else ("exp", "log")
-
-
-# The label checks shared by both C implementations; {n}, {k}, {y} and {fail} are filled in.
-_C_LABEL_CHECK = """
-        if (PyArray_DIMS({y})[0] != {n}) {{
-            PyErr_Format(PyExc_ValueError,
-                "softmax_cross_entropy got %lld labels for %lld rows of logits.",
-                (long long)PyArray_DIMS({y})[0], (long long){n});
-            {fail}
-        }}
-        if ({k} == 0 && {n} > 0) {{
-            PyErr_SetString(PyExc_ValueError, "softmax_cross_entropy got logits with 0 classes.");
-            {fail}
-        }}
+# C helpers shared by both ops. ``symnn_softmax_rows_<dtype>`` fills a contiguous n x k
+# buffer with exp(z - row max), and the row maxima and row sums, in passes over the whole
+# block: with 10 classes a loop per row runs 10 iterations and its set-up dominates, while one
+# loop over all n * k values vectorises. ``symnn_expf`` is Cephes' expf (range reduction by
+# ln 2, degree-5 minimax polynomial; measured max relative error 8.2e-8 on [-87, 0]) written
+# with arithmetic and bit operations only, so that the loop vectorises (glibc's expf is a
+# scalar call). Measured on 1000 x 10 float32: 13 us, against 50 us for a loop per row calling
+# expf. Arguments below -87.3 give 2**-126 (1.2e-38) instead of a denormal or 0; NaN stays
+# NaN. The rounding trick needs IEEE arithmetic, so the ops refuse -ffast-math.
+_C_SUPPORT = r"""
+#ifndef SYMNN_SOFTMAX_ROWS_DEFINED
+#define SYMNN_SOFTMAX_ROWS_DEFINED
+static inline __attribute__((always_inline)) float symnn_expf(float x) {
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365447504f ? -87.3365447504f : x;
+    /* round to nearest with 1.5 * 2**23 (|x * log2(e)| < 2**22 here) */
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return p * scale.f;
+}
+#define SYMNN_SOFTMAX_ROWS(NAME, T, EXP)                                                   \
+static void NAME(const char* z, npy_intp s0, npy_intp s1, npy_intp n, npy_intp k,         \
+                 T* __restrict__ e, T* __restrict__ m, T* __restrict__ sum) {             \
+    for (npy_intp i = 0; i < n; ++i) {                                                    \
+        const char* row = z + i * s0;                                                     \
+        T* er = e + i * k;                                                                \
+        T mx = *(const T*)row;                                                            \
+        for (npy_intp j = 0; j < k; ++j) {                                                \
+            const T v = *(const T*)(row + j * s1);                                        \
+            er[j] = v;                                                                    \
+            mx = v > mx ? v : mx;                                                         \
+        }                                                                                 \
+        for (npy_intp j = 0; j < k; ++j) er[j] -= mx;                                     \
+        m[i] = mx;                                                                        \
+    }                                                                                     \
+    const npy_intp nk = n * k;                                                            \
+    for (npy_intp t = 0; t < nk; ++t) e[t] = EXP(e[t]);                                   \
+    for (npy_intp i = 0; i < n; ++i) {                                                    \
+        const T* er = e + i * k;                                                          \
+        T s_ = 0;                                                                         \
+        for (npy_intp j = 0; j < k; ++j) s_ += er[j];                                     \
+        sum[i] = s_;                                                                      \
+    }                                                                                     \
+}
+SYMNN_SOFTMAX_ROWS(symnn_softmax_rows_float32, float, symnn_expf)
+SYMNN_SOFTMAX_ROWS(symnn_softmax_rows_float64, double, exp)
+#endif
 """
 
-_C_LABEL_AT = """
-            const long long label = (long long)*(dtype_{y}*)(y_data + i * y_stride);
-            if (label < 0 || label >= (long long){k}) {{
-                PyErr_Format(PyExc_ValueError,
-                    "softmax_cross_entropy: label %lld of row %lld is outside [0, %lld).",
-                    label, (long long)i, (long long){k});
-                {fail}
-            }}
-"""
 
-
-class SoftmaxCrossEntropy(COp):
-    """Per-row ``logsumexp(z_i) - z_i[y_i]`` (the cross-entropy of ``softmax(z)``)."""
+class _SoftmaxCOp(COp):
+    """What the two ops share: C headers and helpers, the label check, no fast-math."""
 
     __props__ = ()
 
     def c_headers(self, **kwargs):
-        return ["<math.h>"]
+        return ["<math.h>", "<stdint.h>", "<stdlib.h>"]
+
+    def c_support_code(self, **kwargs):
+        return _C_SUPPORT
+
+    def c_no_compile_args(self, **kwargs):
+        return ["-ffast-math", "-funsafe-math-optimizations", "-fassociative-math"]
+
+    def c_code_cache_version(self):
+        return (3,)
+
+    @staticmethod
+    def _c_labels(y: str, fail: str) -> str:
+        """C checking the label count and every label (``n``, ``k`` defined) up front."""
+        return f"""
+        if (PyArray_DIMS({y})[0] != n) {{
+            PyErr_Format(PyExc_ValueError,
+                "softmax_cross_entropy got %lld labels for %lld rows of logits.",
+                (long long)PyArray_DIMS({y})[0], (long long)n);
+            {fail}
+        }}
+        if (k == 0 && n > 0) {{
+            PyErr_SetString(PyExc_ValueError, "softmax_cross_entropy got logits with 0 classes.");
+            {fail}
+        }}
+        for (npy_intp i = 0; i < n; ++i) {{
+            const long long label = (long long)*(dtype_{y}*)PyArray_GETPTR1({y}, i);
+            if (label < 0 || label >= (long long)k) {{
+                PyErr_Format(PyExc_ValueError,
+                    "softmax_cross_entropy: label %lld of row %lld is outside [0, %lld).",
+                    label, (long long)i, (long long)k);
+                {fail}
+            }}
+        }}
+        """
+
+
+class SoftmaxCrossEntropy(_SoftmaxCOp):
+    """Per-row ``logsumexp(z_i) - z_i[y_i]`` (the cross-entropy of ``softmax(z)``)."""
 
     def make_node(self, logits, labels):
         logits, labels = _check_inputs(logits, labels)
@@ -114,58 +182,41 @@ class SoftmaxCrossEntropy(COp):
         (g,) = cotangents
         return [softmax_cross_entropy_grad(g, z, y), disconnected_type()]
 
-    def c_code_cache_version(self):
-        return (1,)
-
     def c_code(self, node, name, inames, onames, sub):
         z, y = inames
         (out,) = onames
         fail = sub["fail"]
-        exp, log = _math(node.inputs[0].type.dtype)
+        dtype = node.inputs[0].type.dtype
+        log = "logf" if dtype == "float32" else "log"
         typenum = node.outputs[0].type.dtype_specs()[2]
-        check = _C_LABEL_CHECK.format(n="n", k="k", y=y, fail=fail)
-        label_at = _C_LABEL_AT.format(k="k", y=y, fail=fail)
         return f"""
         {{
         const npy_intp n = PyArray_DIMS({z})[0], k = PyArray_DIMS({z})[1];
-        {check}
+        {self._c_labels(y, fail)}
         if (!{out} || PyArray_DIMS({out})[0] != n) {{
             Py_XDECREF({out});
             {out} = (PyArrayObject*)PyArray_EMPTY(1, (npy_intp*)&n, {typenum}, 0);
             if (!{out}) {fail}
         }}
-        const char* z_data = PyArray_BYTES({z});
-        const char* y_data = PyArray_BYTES({y});
-        char* o_data = PyArray_BYTES({out});
-        const npy_intp z_s0 = PyArray_STRIDES({z})[0], z_s1 = PyArray_STRIDES({z})[1];
-        const npy_intp y_stride = PyArray_STRIDES({y})[0], o_stride = PyArray_STRIDES({out})[0];
+        dtype_{z}* e = (dtype_{z}*)malloc((n * k + 2 * n + 1) * sizeof(dtype_{z}));
+        if (!e) {{ PyErr_NoMemory(); {fail} }}
+        dtype_{z}* m = e + n * k;
+        dtype_{z}* s = m + n;
+        symnn_softmax_rows_{dtype}(PyArray_BYTES({z}), PyArray_STRIDES({z})[0],
+                                   PyArray_STRIDES({z})[1], n, k, e, m, s);
         for (npy_intp i = 0; i < n; ++i) {{
-            {label_at}
-            const char* row = z_data + i * z_s0;
-            dtype_{z} m = *(const dtype_{z}*)row;
-            for (npy_intp j = 1; j < k; ++j) {{
-                const dtype_{z} v = *(const dtype_{z}*)(row + j * z_s1);
-                m = v > m ? v : m;
-            }}
-            dtype_{z} s = 0;
-            for (npy_intp j = 0; j < k; ++j) {{
-                s += {exp}(*(const dtype_{z}*)(row + j * z_s1) - m);
-            }}
-            const dtype_{z} picked = *(const dtype_{z}*)(row + label * z_s1) - m;
-            *(dtype_{out}*)(o_data + i * o_stride) = {log}(s) - picked;
+            const npy_intp label = (npy_intp)*(dtype_{y}*)PyArray_GETPTR1({y}, i);
+            const dtype_{z} picked = *(dtype_{z}*)PyArray_GETPTR2({z}, i, label) - m[i];
+            *(dtype_{out}*)PyArray_GETPTR1({out}, i) = {log}(s[i]) - picked;
         }}
+        free(e);
         }}
         """
 
 
-class SoftmaxCrossEntropyGrad(COp):
+class SoftmaxCrossEntropyGrad(_SoftmaxCOp):
     """``g_i * (softmax(z)_ij - [j == y_i])``: the gradient of :class:`SoftmaxCrossEntropy`
     with respect to the logits, for the per-row output gradient ``g`` (length n or 1)."""
-
-    __props__ = ()
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>"]
 
     def make_node(self, g, logits, labels):
         logits, labels = _check_inputs(logits, labels)
@@ -206,21 +257,16 @@ class SoftmaxCrossEntropyGrad(COp):
         dg, dz = graph_replace([dg, dz], {g_: g, z_: z}, strict=False)
         return [dg, dz, disconnected_type()]
 
-    def c_code_cache_version(self):
-        return (1,)
-
     def c_code(self, node, name, inames, onames, sub):
         g, z, y = inames
         (out,) = onames
         fail = sub["fail"]
-        exp, _ = _math(node.inputs[1].type.dtype)
+        dtype = node.inputs[1].type.dtype
         typenum = node.outputs[0].type.dtype_specs()[2]
-        check = _C_LABEL_CHECK.format(n="n", k="k", y=y, fail=fail)
-        label_at = _C_LABEL_AT.format(k="k", y=y, fail=fail)
         return f"""
         {{
         const npy_intp n = PyArray_DIMS({z})[0], k = PyArray_DIMS({z})[1];
-        {check}
+        {self._c_labels(y, fail)}
         const npy_intp gn = PyArray_DIMS({g})[0];
         if (gn != n && gn != 1) {{
             PyErr_Format(PyExc_ValueError,
@@ -234,34 +280,21 @@ class SoftmaxCrossEntropyGrad(COp):
             {out} = (PyArrayObject*)PyArray_EMPTY(2, PyArray_DIMS({z}), {typenum}, 0);
             if (!{out}) {fail}
         }}
-        const char* z_data = PyArray_BYTES({z});
-        const char* y_data = PyArray_BYTES({y});
-        const char* g_data = PyArray_BYTES({g});
-        const npy_intp z_s0 = PyArray_STRIDES({z})[0], z_s1 = PyArray_STRIDES({z})[1];
-        const npy_intp y_stride = PyArray_STRIDES({y})[0];
+        dtype_{z}* m = (dtype_{z}*)malloc((2 * n + 1) * sizeof(dtype_{z}));
+        if (!m) {{ PyErr_NoMemory(); {fail} }}
+        dtype_{z}* s = m + n;
+        dtype_{out}* e = (dtype_{out}*)PyArray_DATA({out});
+        symnn_softmax_rows_{dtype}(PyArray_BYTES({z}), PyArray_STRIDES({z})[0],
+                                   PyArray_STRIDES({z})[1], n, k, e, m, s);
         const npy_intp g_stride = gn == 1 ? 0 : PyArray_STRIDES({g})[0];
         for (npy_intp i = 0; i < n; ++i) {{
-            {label_at}
-            const char* row = z_data + i * z_s0;
-            dtype_{out}* o = (dtype_{out}*)PyArray_GETPTR2({out}, i, 0);
-            dtype_{z} m = *(const dtype_{z}*)row;
-            for (npy_intp j = 1; j < k; ++j) {{
-                const dtype_{z} v = *(const dtype_{z}*)(row + j * z_s1);
-                m = v > m ? v : m;
-            }}
-            dtype_{z} s = 0;
-            for (npy_intp j = 0; j < k; ++j) {{
-                const dtype_{z} e = {exp}(*(const dtype_{z}*)(row + j * z_s1) - m);
-                o[j] = e;
-                s += e;
-            }}
-            const dtype_{g} gi = *(const dtype_{g}*)(g_data + i * g_stride);
-            const dtype_{z} scale = gi / s;
-            for (npy_intp j = 0; j < k; ++j) {{
-                o[j] *= scale;
-            }}
-            o[label] -= gi;
+            const dtype_{g} gi = *(const dtype_{g}*)(PyArray_BYTES({g}) + i * g_stride);
+            const dtype_{z} scale = gi / s[i];
+            dtype_{out}* o = e + i * k;
+            for (npy_intp j = 0; j < k; ++j) o[j] *= scale;
+            o[(npy_intp)*(dtype_{y}*)PyArray_GETPTR1({y}, i)] -= gi;
         }}
+        free(m);
         }}
         """
 
