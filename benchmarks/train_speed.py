@@ -5,7 +5,8 @@ Same network, same data, same initial weights, same minibatch order, plain SGD. 
 implementation selects each minibatch by an index vector (a copy of the rows, as shuffled
 training does; symnn's step gathers them on the compiled side). The script prints samples/s
 per implementation (median of interleaved rounds), the ratio to PyTorch and the final
-training losses, which must agree. Run:
+training losses, which must agree. samples/s is the median over rounds; the ratios are
+medians of the per-round ratios (both implementations timed in the same round). Run:
 
     python benchmarks/train_speed.py            # all configurations, 5 rounds
     python benchmarks/train_speed.py --quick    # 784-100-10 batch 100 float32 only
@@ -72,6 +73,9 @@ class Symnn:
 
     def weights(self):
         return self.net.get_values()
+
+    def note(self) -> str:
+        return f"BLAS threads chosen by batch size: {self.trainer._threads}"
 
 
 class SymnnNoGuard(Symnn):
@@ -204,6 +208,8 @@ class Sklearn:
 
 
 def run_config(sizes, batch, dtype, X, y, rounds, impls):
+    """Rates per implementation (samples/s, one per round), final losses, set-up seconds and
+    notes (symnn's BLAS thread choice)."""
     init = init_weights(sizes, dtype)
     t0 = time.perf_counter()
     objects = {}
@@ -216,7 +222,16 @@ def run_config(sizes, batch, dtype, X, y, rounds, impls):
     runners = {name: (lambda o=o: len(X) / o.epoch(X, y, batch)) for name, o in objects.items()}
     rates = interleaved(runners, rounds)
     losses = {name: loss_of(o.weights(), X, y) for name, o in objects.items()}
-    return {name: median(v) for name, v in rates.items()}, losses, setup
+    notes = {name: o.note() for name, o in objects.items() if hasattr(o, "note")}
+    return rates, losses, setup, notes
+
+
+def ratio(rates: dict, name: str, base: str) -> str:
+    """Median over rounds of ``name``'s rate over ``base``'s in the same round: a slow spell
+    of the machine that spans a round cancels out."""
+    if base not in rates or name not in rates:
+        return "-"
+    return f"{median([a / b for a, b in zip(rates[name], rates[base])]):.2f}x"
 
 
 def main(argv=None):
@@ -245,18 +260,24 @@ def main(argv=None):
     for dtype in dtypes:
         X, y, source = fashion_or_random(args.samples, dtype)
         for sizes, batch in configs:
-            rates, losses, setup = run_config(sizes, batch, dtype, X, y, args.rounds, impls)
+            rates, losses, setup, notes = run_config(sizes, batch, dtype, X, y, args.rounds, impls)
             rows.append((sizes, batch, dtype, rates, losses))
-            torch_rate = rates.get("pytorch")
             print(
                 f"\n{'-'.join(map(str, sizes))}, batch {batch}, {dtype}, {source}, "
-                f"{len(X)} samples/epoch, median of {args.rounds} interleaved rounds "
+                f"{len(X)} samples/epoch, {args.rounds} interleaved rounds "
                 f"(setup incl. compile {setup:.1f} s)"
             )
-            print(f"  {'implementation':<20}{'samples/s':>12}{'vs pytorch':>12}{'final loss':>12}")
-            for name, rate in rates.items():
-                ratio = f"{rate / torch_rate:.2f}x" if torch_rate else "-"
-                print(f"  {name:<20}{rate:>12,.0f}{ratio:>12}{losses[name]:>12.5f}")
+            print(
+                f"  {'implementation':<20}{'samples/s':>12}{'vs pytorch':>12}{'vs numpy':>10}"
+                f"{'final loss':>12}"
+            )
+            for name, values in rates.items():
+                print(
+                    f"  {name:<20}{median(values):>12,.0f}{ratio(rates, name, 'pytorch'):>12}"
+                    f"{ratio(rates, name, 'numpy'):>10}{losses[name]:>12.5f}"
+                )
+            for name, note in notes.items():
+                print(f"  ({name}: {note})")
     return rows
 
 

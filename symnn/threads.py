@@ -6,11 +6,14 @@ on it: on this 2-core machine one run measured 222k samples/s with one thread ag
 with two, a later run 276k with two against 200k with one; at batch 1000 two threads won
 every time (397k against 249k). So a loop that calls a compiled function many times first
 times a few calls with one thread and with all threads, alternating, and keeps the faster
-setting for the rest of the loop; the thread count is restored afterwards. The comparison
-uses each setting's fastest call and keeps all threads unless one thread is clearly faster:
-with medians, a burst of load during the probes once chose one thread at batch 1000, which
-then ran 30 % slower for the rest of the benchmark. Only the BLAS
-library that PyTensor links (scipy's OpenBLAS) is touched, through threadpoolctl.
+setting for the rest of the loop; the thread count is restored afterwards. The settings are
+timed in blocks (the first call after a switch is not timed: OpenBLAS has to wake or park
+its threads, and alternating every call made all threads look slower than they are), the
+comparison uses each setting's fastest call, and all threads stay unless one thread is
+clearly faster: with medians over alternating calls, a burst of load during the probes once
+chose one thread at batch 1000, which then ran 30 % slower for the rest of the benchmark.
+Only the BLAS library that PyTensor links (scipy's OpenBLAS) is touched, through
+threadpoolctl.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 __all__ = ["ThreadTuner", "blas_controller"]
 
 _PROBES = 8  # timed calls per setting
+_BLOCK = 3  # calls per block of one setting (the first is not timed)
 _MARGIN = 0.9  # one thread is kept only when its fastest call is 10 % faster
 
 
@@ -72,11 +76,14 @@ class ThreadTuner:
     def __call__(self, fn: Callable, *args: Any) -> Any:
         if self.choice is not None or self.lib is None:
             return fn(*args)
+        # blocks of _BLOCK calls per setting, alternating, starting with the default; the
+        # first call of a block is not timed (after a switch OpenBLAS wakes or parks threads)
+        block, pos = divmod(self.calls, _BLOCK)
         self.calls += 1
-        if self.calls == 1:  # warm-up, not timed
-            return fn(*args)
-        n = 1 if self.calls % 2 else self.default
+        n = self.default if block % 2 == 0 else 1
         self._set(n)
+        if pos == 0:
+            return fn(*args)
         t0 = time.perf_counter()
         out = fn(*args)
         self.times[n].append(time.perf_counter() - t0)

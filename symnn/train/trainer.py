@@ -377,6 +377,12 @@ class Trainer:
         so far with ``interrupted=True``; calling ``fit`` again continues from there. A
         non-finite loss stops training with the weights of the last finite update and a
         ``RuntimeWarning`` that says so (``history.stop_reason`` too).
+
+        NaN or infinity in ``X`` is found by the compiled step as it gathers each minibatch
+        (no separate pass over the data): ``fit`` then raises ``SymnnValueError`` naming the
+        row, after putting back the weights, optimiser state, generators and counters it
+        started with, so the model is as it was before the call. Validation data and float
+        targets are checked before training starts.
         """
         epochs = check_positive(epochs, "epochs", integer=True)
         batch_size = check_positive(batch_size, "batch_size", integer=True)
