@@ -101,6 +101,9 @@ def _run_child(code: str, wait_for: str, delay: float = 0.3):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # a shell running the suite in the background leaves SIGINT ignored, and children
+        # inherit that; the child here stands for a program in the foreground
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     line = proc.stdout.readline().strip()
     assert line == wait_for, (line, proc.stderr.read())

@@ -161,11 +161,32 @@ def test_real_sigint_is_deferred_to_the_end_of_the_update(small):
                 os.kill(os.getpid(), signal.SIGINT)
 
     t = _trainer()
-    h = t.fit(*small, epochs=5, batch_size=50, callbacks=[SendSigint()])
+    # the test runner may run in the background, where a shell makes SIGINT ignored
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        h = t.fit(*small, epochs=5, batch_size=50, callbacks=[SendSigint()])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
     assert h.interrupted and t.n_updates == 4
     for a, b in zip(reference.network.get_values(), t.network.get_values()):
         np.testing.assert_array_equal(a, b)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_fit_leaves_an_ignored_sigint_ignored(small):
+    seen = []
+
+    class Look(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    outer = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _trainer().fit(*small, epochs=1, batch_size=100, callbacks=[Look()])
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, outer)
+    assert seen and all(h is signal.SIG_IGN for h in seen)
 
 
 def test_early_stopping_restores_best_weights(small, digits):

@@ -621,9 +621,13 @@ def _call(hook, *args) -> bool:
 
 @contextmanager
 def _deferred_interrupt():
-    """Turn SIGINT into a flag checked between updates (main thread only)."""
+    """Turn SIGINT into a flag checked between updates (main thread only; a process that
+    ignores SIGINT, as one started in the background by a shell does, keeps ignoring it)."""
     flag = {"hit": False}
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         yield lambda: False
         return
 
