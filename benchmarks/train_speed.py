@@ -4,9 +4,10 @@ vs scikit-learn's MLPClassifier(solver="sgd"), interleaved in one run.
 Same network, same data, same initial weights, same minibatch order, plain SGD. Every
 implementation selects each minibatch by an index vector (a copy of the rows, as shuffled
 training does; symnn's step gathers them on the compiled side). The script prints samples/s
-per implementation (median of interleaved rounds), the ratio to PyTorch and the final
-training losses, which must agree. samples/s is the median over rounds; the ratios are
-medians of the per-round ratios (both implementations timed in the same round). Run:
+per implementation, the ratios to PyTorch and to the numpy network, and the final training
+losses, which must agree. samples/s is the median over rounds (after one untimed round, in an
+order that rotates from round to round); the ratios are medians of the per-round ratios (both
+implementations timed in the same round). Run:
 
     python benchmarks/train_speed.py            # all configurations, 5 rounds
     python benchmarks/train_speed.py --quick    # 784-100-10 batch 100 float32 only
