@@ -105,6 +105,8 @@ def compile_train_step(
         Extra scalar outputs by name (``{"accuracy": ...}``).
     data
         Arrays to put on the compiled side now (``TrainStep.set_data`` changes them later).
+        Each call gathers its rows with :func:`symnn.ops.take_rows`, which raises
+        ``ValueError("take_rows: row R holds NaN or infinity")`` for a float row that does.
     guard
         Skip, on the compiled side, any update that is not finite (see
         :func:`guard_updates`). It keeps a copy of every updated variable on every call

@@ -236,6 +236,18 @@ class Trainer:
         for var, val in zip(self._state_vars(), values, strict=True):
             var.set_value(np.array(val, copy=True))
 
+    def _checkpoint(self, shuffle_state: dict) -> tuple:
+        """Everything ``fit`` changes: state, generators, counters (once compiled)."""
+        rngs = [r.get_value() for r in self.network.get_rngs()]
+        return self.get_state(), rngs, shuffle_state, self.n_updates, self.n_epochs
+
+    def _restore_checkpoint(self, checkpoint: tuple) -> None:
+        state, rngs, shuffle_state, self.n_updates, self.n_epochs = checkpoint
+        self.set_state(state)
+        for r, value in zip(self.network.get_rngs(), rngs):
+            r.set_value(value)
+        self.rng.bit_generator.state = shuffle_state
+
     @property
     def targets_kind(self) -> str | None:
         """``"labels"`` or ``"values"`` once compiled (what ``fit`` was given), else None."""
@@ -261,18 +273,6 @@ class Trainer:
         return [*self.network.get_params(), *self._optimizer_state, self.learning_rate]
 
     # -- data checks --------------------------------------------------------------------
-    def _checkpoint(self, shuffle_state: dict) -> tuple:
-        """Everything ``fit`` changes: state, generators, counters (once compiled)."""
-        rngs = [r.get_value() for r in self.network.get_rngs()]
-        return self.get_state(), rngs, shuffle_state, self.n_updates, self.n_epochs
-
-    def _restore_checkpoint(self, checkpoint: tuple) -> None:
-        state, rngs, shuffle_state, self.n_updates, self.n_epochs = checkpoint
-        self.set_state(state)
-        for r, value in zip(self.network.get_rngs(), rngs):
-            r.set_value(value)
-        self.rng.bit_generator.state = shuffle_state
-
     def _check_xy(self, X, y, xname: str = "X", yname: str = "y", finite_x: bool = True):
         X = check_array(
             X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in, finite=finite_x
