@@ -12,6 +12,16 @@ its threads, and alternating every call made all threads look slower than they a
 comparison uses each setting's fastest call, and all threads stay unless one thread is
 clearly faster: with medians over alternating calls, a burst of load during the probes once
 chose one thread at batch 1000, which then ran 30 % slower for the rest of the benchmark.
+
+The faster setting also changes while a loop runs (another process takes the second core, or
+leaves it), and a choice made from a few milliseconds of probes can be wrong: in one
+benchmark run a burst of load during the probes chose one thread at batch 100, which then
+ran at 209k samples/s against 301k for the same step with two threads. So once a choice is
+made, every call is timed, and every ``_RECHECK`` calls one block of the other setting runs;
+its fastest call is compared with the fastest of the chosen setting's recent calls by the
+same rule, and the choice switches when the rule says so. In a steady state that costs the
+other setting's slowdown on 3 calls in 200 (under 0.5 % when it is 30 % slower).
+
 Only the BLAS library that PyTensor links (scipy's OpenBLAS) is touched, through
 threadpoolctl.
 """
@@ -19,6 +29,7 @@ threadpoolctl.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +38,7 @@ __all__ = ["ThreadTuner", "blas_controller"]
 _PROBES = 8  # timed calls per setting
 _BLOCK = 3  # calls per block of one setting (the first is not timed)
 _MARGIN = 0.9  # one thread is kept only when its fastest call is 10 % faster
+_RECHECK = 200  # calls of the chosen setting between two blocks of the other one
 
 
 _found: list = []  # the controller, once found
@@ -57,25 +69,40 @@ def blas_controller() -> Any | None:
 
 
 class ThreadTuner:
-    """Calls ``fn`` and, over its first calls, finds the faster BLAS thread count.
+    """Calls ``fn`` with the faster BLAS thread count, found by timing its calls.
+
+    Over the first calls the two settings (one thread, the library's default) alternate in
+    blocks until each has ``_PROBES`` timed calls; the faster becomes :attr:`choice`. After
+    that, every ``_RECHECK`` calls, one block of the other setting is timed and the choice
+    switches if that setting is now the faster (see the module docstring).
 
     ``choice`` (1 or the library's default) can be passed in from an earlier tuning of the
-    same function and batch size; :meth:`restore` puts the default back.
+    same function and batch size: it is used at once, and re-checked like any choice.
+    :meth:`restore` puts the default back.
     """
 
     def __init__(self, choice: int | None = None):
         self.lib = blas_controller()
         self.default = self.lib.get_num_threads() if self.lib is not None else 1
         self.choice = choice if self.default > 1 else self.default
-        self.times: dict[int, list[float]] = {1: [], self.default: []}
-        self.calls = 0
+        self.times: dict[int, list[float]] = {1: [], self.default: []}  # first probes
+        self.calls = 0  # calls made while probing
+        self.switches = 0  # changes of choice after the first probes
+        self._recent: deque[float] = deque(maxlen=_PROBES)  # the chosen setting's calls
+        self._trial: list[float] = []  # the other setting's calls in a re-check
+        self._since = 0  # calls since the last re-check
         self._current: int | None = None  # the count last set through this tuner
         if self.choice is not None:
             self._set(self.choice)
 
     def __call__(self, fn: Callable, *args: Any) -> Any:
-        if self.choice is not None or self.lib is None:
+        if self.lib is None or self.default <= 1:
             return fn(*args)
+        if self.choice is None:
+            return self._probe(fn, args)
+        return self._recheck(fn, args)
+
+    def _probe(self, fn: Callable, args: tuple) -> Any:
         # blocks of _BLOCK calls per setting, alternating, starting with the default; the
         # first call of a block is not timed (after a switch OpenBLAS wakes or parks threads)
         block, pos = divmod(self.calls, _BLOCK)
@@ -88,12 +115,39 @@ class ThreadTuner:
         out = fn(*args)
         self.times[n].append(time.perf_counter() - t0)
         if min(len(v) for v in self.times.values()) >= _PROBES:
-            # the fastest call of each setting (a busy machine slows calls, never speeds
-            # them up); one thread must win clearly to replace the library's default
-            one, default = min(self.times[1]), min(self.times[self.default])
-            self.choice = 1 if one < _MARGIN * default else self.default
+            self.choice = self._faster(min(self.times[1]), min(self.times[self.default]))
             self._set(self.choice)
         return out
+
+    def _recheck(self, fn: Callable, args: tuple) -> Any:
+        pos = self._since - _RECHECK  # >= 0 during a block of the other setting
+        self._since += 1
+        other = 1 if self.choice != 1 else self.default
+        self._set(other if pos >= 0 else self.choice)
+        t0 = time.perf_counter()
+        out = fn(*args)
+        seconds = time.perf_counter() - t0
+        if pos < 0:
+            self._recent.append(seconds)
+        elif pos > 0:  # the first call after a switch is not timed
+            self._trial.append(seconds)
+        if pos == _BLOCK - 1:
+            if self._recent:
+                mine, theirs = min(self._recent), min(self._trial)
+                one, default = (theirs, mine) if other == 1 else (mine, theirs)
+                if self._faster(one, default) != self.choice:
+                    self.choice = other
+                    self.switches += 1
+                    self._recent.clear()
+            self._trial = []
+            self._since = 0
+            self._set(self.choice)
+        return out
+
+    def _faster(self, one: float, default: float) -> int:
+        """The fastest call of each setting decides (a busy machine slows calls, never speeds
+        them up); one thread must win clearly to replace the library's default."""
+        return 1 if one < _MARGIN * default else self.default
 
     @property
     def current(self) -> int:
@@ -108,7 +162,8 @@ class ThreadTuner:
             self._current = n
 
     def set(self, n: int) -> None:
-        """Run the next calls with ``n`` threads (used to replay calls exactly)."""
+        """Run the next direct calls of the function with ``n`` threads (used to replay calls
+        exactly; a call through the tuner picks its own count)."""
         self._set(n)
 
     def restore(self) -> None:

@@ -65,3 +65,54 @@ def test_a_known_choice_is_applied_at_once_and_not_measured(lib):
     sets = lib.sets
     tuner.set(1)  # already 1: no call into the library
     assert lib.sets == sets
+
+
+@pytest.fixture
+def quick_recheck(monkeypatch):
+    monkeypatch.setattr(threads, "_RECHECK", 6)
+
+
+def run_until_choice(tuner, fn, limit=200):
+    while tuner.choice is None and limit:
+        tuner(fn)
+        limit -= 1
+
+
+def test_the_choice_follows_the_machine_when_the_other_setting_becomes_faster(lib, quick_recheck):
+    times = {1: 0.004, 2: 0.001}
+    tuner = threads.ThreadTuner()
+    fn = sleeper(lib, times)
+    run_until_choice(tuner, fn)
+    assert tuner.choice == 2
+    times.update({1: 0.001, 2: 0.004})  # the second core is taken
+    for _ in range(threads._RECHECK + threads._BLOCK):
+        tuner(fn)
+    assert tuner.choice == 1 and tuner.switches == 1
+    times.update({1: 0.004, 2: 0.001})  # and given back
+    for _ in range(2 * (threads._RECHECK + threads._BLOCK)):
+        tuner(fn)
+    assert tuner.choice == 2 and tuner.switches == 2
+
+
+def test_a_known_choice_is_rechecked_and_replaced_when_wrong(lib, quick_recheck):
+    tuner = threads.ThreadTuner(choice=1)
+    fn = sleeper(lib, {1: 0.004, 2: 0.001})
+    for _ in range(threads._RECHECK + threads._BLOCK):
+        tuner(fn)
+    assert tuner.choice == 2 and lib.n == 2
+
+
+def test_a_steady_choice_runs_the_other_setting_only_one_block_per_recheck(lib, quick_recheck):
+    tuner = threads.ThreadTuner(choice=2)
+    fn = sleeper(lib, {1: 0.003, 2: 0.001})
+    cycles = 4
+    ran = [tuner(fn) for _ in range(cycles * (threads._RECHECK + threads._BLOCK))]
+    assert tuner.choice == 2 and tuner.switches == 0
+    assert ran.count(1) == cycles * threads._BLOCK
+
+
+def test_set_pins_direct_calls_but_a_call_through_the_tuner_uses_its_choice(lib):
+    tuner = threads.ThreadTuner(choice=2)
+    tuner.set(1)
+    assert lib.n == 1  # a replay calls the function directly with this count
+    assert tuner(sleeper(lib, {1: 0.0, 2: 0.0})) == 2

@@ -238,8 +238,9 @@ def _maximize_projected(
     previous = None
     tuner = ThreadTuner(fns.threads.get(len(starts)))
 
-    def advance(i: int) -> np.ndarray:
-        values = np.asarray(tuner(fns.step))
+    def advance(i: int, replay: bool = False) -> np.ndarray:
+        # a replay runs with the recorded thread count (set by the caller), not the tuner's
+        values = np.asarray(fns.step() if replay else tuner(fns.step))
         if every is not None and (i + 1) % every[0] == 0:
             new = np.asarray(every[1](fns.X.get_value()), dtype=fns.X.dtype)
             fns.X.set_value(np.clip(new, lo, hi))
@@ -250,9 +251,8 @@ def _maximize_projected(
             for i in range(steps):
                 if i % _SNAPSHOT_EVERY == 0:
                     snapshots[i] = fns.snapshot()
-                threads.append(tuner.current if tuner.choice is not None else 0)
                 values = advance(i)
-                threads[-1] = threads[-1] or tuner.current
+                threads.append(tuner.current)  # the count this step ran with
                 history.append(values)
                 if not np.all(np.isfinite(values)):
                     reason = f"non-finite objective at step {i + 1}"
@@ -304,7 +304,7 @@ def _best_by_replay(fns, history, final, x_last, snapshots, threads, tuner, adva
                 X[hit] = fns.X.get_value(borrow=True)[hit]
             if j < targets.max():
                 tuner.set(threads[j])
-                advance(j)
+                advance(j, replay=True)
     return X
 
 
