@@ -24,30 +24,52 @@ def fashion_or_random(n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, np
     return X, y, "random (Fashion-MNIST not installed)"
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """Orders of ``n`` items for successive rounds (a Williams design): over the returned
+    rounds every item runs at every position equally often and runs right after every other
+    item equally often (``n`` rounds for even ``n``, ``2n`` for odd ``n``).
+
+    >>> balanced_orders(4)
+    [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]]
+    """
+    first, lo, hi = [0], 1, n - 1
+    while len(first) < n:
+        first.append(lo)
+        lo += 1
+        if len(first) < n:
+            first.append(hi)
+            hi -= 1
+    rows = [[(x + r) % n for x in first] for r in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def interleaved(
     runners: dict[str, Callable[[], float]], rounds: int, pause: float = 0.5, warmup: int = 1
 ) -> dict[str, list[float]]:
     """Run every runner once per round and collect the results, after ``warmup`` untimed
     rounds (first-call costs: allocations, symnn's BLAS thread tuning).
 
-    The order rotates from round to round: on this machine the position in a round moved one
-    implementation's ratio by up to 20 % (symnn/numpy at 784-100-10 batch 1000: 0.96x when
-    first in every round, 1.06x and 1.15x in the two other orders of the same three). Each
-    run waits ``pause`` seconds first: the BLAS threads of the library that ran before
-    (numpy's OpenBLAS, scipy's, PyTorch's) keep spinning for up to ~0.2 s after their last
-    call, and on a 2-core machine they would slow whichever implementation runs next.
+    The order changes from round to round (:func:`balanced_orders`): on this machine both the
+    position in a round and the implementation that ran just before moved a ratio by up to
+    20 %. With a fixed cyclic order rotated each round, every implementation always followed
+    the same one: "symnn" followed scikit-learn (the largest memory user) and "symnn
+    guard=False", the same compiled step, followed "symnn"; at batch 1000 the two read 0.95x
+    and 1.21x numpy in one run. Each run waits ``pause`` seconds first: the BLAS threads of
+    the library that ran before (numpy's OpenBLAS, scipy's, PyTorch's) keep spinning for up to
+    ~0.2 s after their last call, and on a 2-core machine they would slow whichever
+    implementation runs next.
     """
     import time
 
     names = list(runners)
+    orders = balanced_orders(len(names))
     out: dict[str, list[float]] = {k: [] for k in names}
     for r in range(warmup + rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        for i in orders[(r - warmup) % len(orders)]:
             time.sleep(pause)
-            value = runners[name]()
+            value = runners[names[i]]()
             if r >= warmup:
-                out[name].append(value)
+                out[names[i]].append(value)
     return out
 
 

@@ -5,9 +5,12 @@ Same network, same data, same initial weights, same minibatch order, plain SGD. 
 implementation selects each minibatch by an index vector (a copy of the rows, as shuffled
 training does; symnn's step gathers them on the compiled side). The script prints samples/s
 per implementation, the ratios to PyTorch and to the numpy network, and the final training
-losses, which must agree. samples/s is the median over rounds (after one untimed round, in an
-order that rotates from round to round); the ratios are medians of the per-round ratios (both
-implementations timed in the same round). Run:
+losses, which must agree. samples/s is the median over rounds (after one untimed round; the
+order changes from round to round so that every implementation runs at every position and
+right after every other equally often); the ratios are medians of the per-round ratios (both
+implementations timed in the same round). "symnn guard=False" runs the same compiled step as
+"symnn" (the guard is a snapshot and replay in Python): the gap between the two rows shows the
+noise of the run. Run:
 
     python benchmarks/train_speed.py            # all configurations, 5 rounds
     python benchmarks/train_speed.py --quick    # 784-100-10 batch 100 float32 only
@@ -80,7 +83,8 @@ class Symnn:
 
 
 class SymnnNoGuard(Symnn):
-    """symnn with the non-finite guard off (``Trainer(..., guard=False)``)."""
+    """symnn with the non-finite guard off (``Trainer(..., guard=False)``): the same compiled
+    step, so its row against "symnn" shows how noisy the run was."""
 
     name = "symnn guard=False"
 
