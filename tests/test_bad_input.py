@@ -119,6 +119,8 @@ CASES = [
     ("unknown optimiser", lambda t: Trainer(net(), optimizer="adamw"), "optimizer='adamw'"),
     ("unknown loss", lambda t: Trainer(net(), loss="hinge"), "loss='hinge'"),
     ("trainer learning rate 0", lambda t: Trainer(net(), learning_rate=0), "learning_rate=0"),
+    ("trainer blas threads 0", lambda t: Trainer(net(), blas_threads=0), "blas_threads=0"),
+    ("trainer blas threads word", lambda t: Trainer(net(), blas_threads="max"), "'auto' or a"),
     ("X/y lengths differ", lambda t: fit(y=Y[:5]), "y has 5 labels but X has 40"),
     ("wrong feature count", lambda t: fit(X=np.zeros((40, 7))), "X has 7 features"),
     ("batch size 0", lambda t: fit(batch_size=0), "batch_size=0"),
@@ -140,6 +142,7 @@ CASES = [
     ("NaN in starts", lambda t: mx(x0=np.array([[np.nan, 0.5]])), "x0 contains NaN"),
     ("inf in starts", lambda t: mx(x0=np.array([[np.inf, 0.5]])), "x0 contains NaN"),
     ("unknown ascent method", lambda t: mx(method="newton"), "method='newton'"),
+    ("ascent blas threads 1.5", lambda t: mx(blas_threads=1.5), "blas_threads=1.5"),
     ("zero steps", lambda t: mx(steps=0), "steps=0"),
     (
         "objective without x",

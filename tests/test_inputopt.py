@@ -242,3 +242,35 @@ def test_bad_activation_maximization_arguments(digits_net):
         activation_maximization(net, [0], tv=1.0)
     with pytest.raises(SymnnValueError, match="image_shape=\\(7, 7\\) has 49 pixels"):
         activation_maximization(net, [0], image_shape=(7, 7))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_fixed_blas_thread_count_runs_every_ascent_step(n):
+    from symnn.threads import blas_controller
+
+    lib = blas_controller()
+    if lib is None:
+        pytest.skip("symnn's BLAS is not under threadpoolctl's control")
+    before = lib.get_num_threads()
+    seen = set()
+
+    def record(inputs):
+        seen.add(lib.get_num_threads())
+        return inputs
+
+    x = pt.matrix("x", dtype="float64", shape=(None, 2))
+    runs = [
+        maximize(
+            pt.sum(pt.sin(3 * x), axis=1),
+            x,
+            n_starts=3,
+            steps=30,
+            every=(1, record),
+            blas_threads=n,
+            mode="FAST_COMPILE",
+        )
+        for _ in range(2)
+    ]
+    assert seen == {n}
+    np.testing.assert_array_equal(runs[0].x, runs[1].x)
+    assert lib.get_num_threads() == before

@@ -3,9 +3,11 @@ duration depends on the thread count."""
 
 import time
 
+import numpy as np
 import pytest
 
 from symnn import threads
+from symnn.errors import SymnnValueError
 
 
 class FakeLib:
@@ -116,3 +118,24 @@ def test_set_pins_direct_calls_but_a_call_through_the_tuner_uses_its_choice(lib)
     tuner.set(1)
     assert lib.n == 1  # a replay calls the function directly with this count
     assert tuner(sleeper(lib, {1: 0.0, 2: 0.0})) == 2
+
+
+def test_a_fixed_count_is_used_for_every_call_and_nothing_is_measured(lib, quick_recheck):
+    tuner = threads.ThreadTuner(choice=2, fixed=1)
+    fn = sleeper(lib, {1: 0.002, 2: 0.0})
+    ran = [tuner(fn) for _ in range(2 * (threads._RECHECK + threads._BLOCK))]
+    assert ran == [1] * len(ran) and tuner.choice == 1
+    assert tuner.times == {1: [], 2: []} and not tuner._recent and tuner.switches == 0
+    tuner.restore()
+    assert lib.n == 2
+
+
+@pytest.mark.parametrize("value, expected", [("auto", None), (1, 1), (np.int64(3), 3)])
+def test_blas_threads_accepts_auto_or_a_positive_count(value, expected):
+    assert threads.check_blas_threads(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "two", True, None])
+def test_blas_threads_refuses_anything_else_naming_the_argument(value):
+    with pytest.raises(SymnnValueError, match="blas_threads=.*'auto' or a positive number"):
+        threads.check_blas_threads(value)

@@ -8,6 +8,7 @@ import pytest
 from symnn.datasets import load_digits, xor
 from symnn.errors import SymnnTypeError, SymnnValueError
 from symnn.layers import mlp
+from symnn.threads import blas_controller
 from symnn.train import (
     Callback,
     EarlyStopping,
@@ -78,6 +79,42 @@ def test_same_seed_gives_identical_weights_and_history(small):
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
     assert runs[0][1] == runs[1][1]
+
+
+@pytest.mark.slow
+def test_a_fixed_blas_thread_count_gives_bit_identical_weights_on_threaded_products(digits):
+    lib = blas_controller()
+    if lib is None:
+        pytest.skip("symnn's BLAS is not under threadpoolctl's control")
+    threads_before = lib.get_num_threads()
+
+    class Counts(Callback):
+        def __init__(self):
+            self.seen = set()
+
+        def on_batch_end(self, trainer, step, logs):
+            self.seen.add(lib.get_num_threads())
+
+    # 64 x 64 by 64 x 100: large enough for OpenBLAS to use two threads
+    X, y = digits.X_train[:512], digits.y_train[:512]
+    for n in (1, 2):
+        runs = []
+        for _ in range(2):
+            counts = Counts()
+            trainer = Trainer(
+                mlp([64, 100, 10], hidden="relu", rng=0),
+                optimizer="adam",
+                learning_rate=1e-3,
+                seed=0,
+                mode="C",
+                blas_threads=n,
+            )
+            trainer.fit(X, y, epochs=2, batch_size=64, callbacks=[counts], progress=False)
+            assert counts.seen == {n}
+            runs.append(trainer.network.get_values())
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+    assert lib.get_num_threads() == threads_before
 
 
 def test_history_records_metrics_and_serialises(small, digits):

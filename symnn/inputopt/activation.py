@@ -262,6 +262,7 @@ def activation_maximization(
     diversity: float = 0.0,
     reference=None,
     mode: Any = None,
+    blas_threads: int | str = "auto",
 ) -> ActivationReport:
     """Maximise units of a layer, many units in one compiled call.
 
@@ -351,6 +352,7 @@ def activation_maximization(
         tol=tol,
         mode=mode,
         every=every,
+        blas_threads=blas_threads,
     )
 
     measured = graph.measure(result.x.astype(network.dtype))

@@ -15,7 +15,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
 from ..errors import SymnnTypeError, SymnnValueError
-from ..threads import ThreadTuner
+from ..threads import ThreadTuner, check_blas_threads
 from ..utils import as_rng, check_array, check_choice, check_positive, describe
 from .engine import PROJECTED, SCIPY, compiled_ascent, compiled_scipy
 
@@ -155,6 +155,7 @@ def maximize(
     tol: float | None = None,
     mode: Any = None,
     every: tuple[int, Callable[[np.ndarray], np.ndarray]] | None = None,
+    blas_threads: int | str = "auto",
 ) -> MaximizeResult:
     """Find inputs in the box ``bounds`` that maximise ``objective``, from several starts.
 
@@ -186,6 +187,10 @@ def maximize(
     every
         ``(k, fn)``: every ``k`` steps replace the inputs by ``fn(inputs)`` (then project);
         used for blurring in activation maximisation.
+    blas_threads
+        ``"auto"``: the projected methods time one BLAS thread against all of them and keep
+        the faster (:mod:`symnn.threads`); the count can change the last bits of the
+        iterates, so a number (``2``) makes runs from the same seed bit-identical.
 
     Returns
     -------
@@ -208,6 +213,7 @@ def maximize(
     check_positive(learning_rate, "learning_rate")
     if tol is not None:
         check_positive(tol, "tol", allow_zero=True)
+    threads = check_blas_threads(blas_threads)
     width = _width(x, x0)
     lo, hi = resolve_bounds(bounds, width, x.type.dtype)
     starts = _starts(x, x0, n_starts, seed, lo, hi, width)
@@ -219,12 +225,12 @@ def maximize(
     if method in SCIPY:
         return _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width)
     return _maximize_projected(
-        objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every
+        objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every, threads
     )
 
 
 def _maximize_projected(
-    objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every
+    objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every, fixed
 ) -> MaximizeResult:
     from ..train.trainer import _deferred_interrupt
 
@@ -236,7 +242,7 @@ def _maximize_projected(
     snapshots: dict[int, tuple] = {}
     reason = f"steps={steps} completed"
     previous = None
-    tuner = ThreadTuner(fns.threads.get(len(starts)))
+    tuner = ThreadTuner(fns.threads.get(len(starts)), fixed=fixed)
 
     def advance(i: int, replay: bool = False) -> np.ndarray:
         # a replay runs with the recorded thread count (set by the caller), not the tuner's
@@ -266,7 +272,7 @@ def _maximize_projected(
                     break
         except KeyboardInterrupt:
             reason = "interrupted"
-    if tuner.choice is not None:
+    if tuner.choice is not None and tuner.fixed is None:
         fns.threads[len(starts)] = tuner.choice
     x_last = fns.X.get_value()
     final = np.asarray(fns.value())

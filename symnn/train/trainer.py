@@ -22,7 +22,7 @@ from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer, get_updates
 from ..ops.gather import nonfinite_row
-from ..threads import ThreadTuner
+from ..threads import ThreadTuner, check_blas_threads
 from ..updates import RULES, shared_learning_rate, total_norm_constraint
 from ..updates.rules import get_or_compute_grads
 from ..utils import as_rng, check_array, check_choice, check_labels, check_positive, describe
@@ -71,6 +71,12 @@ class Trainer:
         Seed of the shuffling generator (the network's own seed set its weights).
     mode
         Compile mode (default: symnn's C backend with BLAS).
+    blas_threads
+        ``"auto"`` (default): each ``fit`` times its first steps with one BLAS thread and with
+        all of them, keeps the faster and re-checks it as it goes (:mod:`symnn.threads`).
+        The count can change the last bits of a matrix product, so two runs from the same
+        seed may then differ in the last bits of their weights; a number (``2``) fixes the
+        count and makes such runs bit-identical.
     **optimizer_kwargs
         Passed to the update rule (``momentum=0.9``, ``beta1=...``).
 
@@ -100,6 +106,7 @@ class Trainer:
         guard: bool = True,
         seed: Any = 0,
         mode: Any = None,
+        blas_threads: int | str = "auto",
         **optimizer_kwargs: Any,
     ):
         if not isinstance(network, Layer):
@@ -130,6 +137,7 @@ class Trainer:
         self.l2 = float(check_positive(l2, "l2", allow_zero=True))
         self.max_norm = None if max_norm is None else float(check_positive(max_norm, "max_norm"))
         self.guard, self.mode = bool(guard), mode
+        self.blas_threads = check_blas_threads(blas_threads)  # None: tuned by timing
         self.optimizer_kwargs = optimizer_kwargs
         self.dtype = network.dtype
         self.learning_rate = shared_learning_rate(learning_rate, self.dtype)
@@ -451,7 +459,7 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin(self)
         prev_loss = None
-        tuner = ThreadTuner(self._threads.get(batch_size))
+        tuner = ThreadTuner(self._threads.get(batch_size), fixed=self.blas_threads)
         rollback = Rollback(self, step, tuner) if self.guard else None
         max_retries = 0 if on_nonfinite == "stop" or rollback is None else int(max_retries)
         retries = 0
@@ -551,7 +559,7 @@ class Trainer:
                 f"X contains NaN or infinity (row {where}); expected finite numbers. The model "
                 "keeps the weights it had before this fit."
             )
-        if tuner.choice is not None:
+        if tuner.choice is not None and tuner.fixed is None:
             self._threads[batch_size] = tuner.choice
         history.interrupted = history.stop_reason == "interrupted"
         for cb in callbacks:
