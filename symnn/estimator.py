@@ -23,6 +23,7 @@ from .fullbatch import METHODS as SCIPY_METHODS
 from .fullbatch import ScipyTrainer
 from .layers import layer_from_spec, layer_to_spec, mlp
 from .nonlinearities import NAMES as ACTIVATIONS
+from .threads import check_blas_threads
 from .train import EarlyStopping, Trainer
 from .updates import RULES
 from .utils import as_float_dtype
@@ -53,6 +54,7 @@ class _BaseMLP(BaseEstimator):
         verbose: bool = False,
         warm_start: bool = False,
         dtype: str = "float32",
+        blas_threads: int | str = "auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -69,6 +71,7 @@ class _BaseMLP(BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.dtype = dtype
+        self.blas_threads = blas_threads
 
     # -- validation ---------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -109,6 +112,7 @@ class _BaseMLP(BaseEstimator):
                 f"batch_size={self.batch_size!r} is not valid; expected 'auto' or an integer >= 1."
             )
         as_float_dtype(self.dtype, name="dtype")
+        check_blas_threads(self.blas_threads)
 
     def _hidden(self) -> list[int]:
         h = self.hidden_layer_sizes
@@ -150,6 +154,7 @@ class _BaseMLP(BaseEstimator):
             learning_rate=self.learning_rate,
             l2=self.alpha,
             seed=seed,
+            blas_threads=self.blas_threads,
         )
 
     def _fit(self, X, targets, n_outputs: int, *, epochs: int, incremental: bool):
@@ -270,6 +275,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Continue from the previous fit's weights.
     dtype
         ``"float32"`` (default) or ``"float64"``.
+    blas_threads
+        ``"auto"`` (BLAS threads chosen by timing) or a fixed count, for fits that are
+        bit-identical from one run to the next (see :class:`symnn.train.Trainer`).
 
     Examples
     --------

@@ -178,6 +178,11 @@ CASES = [
         "activation='swish'",
     ),
     ("estimator batch size", lambda t: symnn.MLPClassifier(batch_size=0).fit(X, Y), "batch_size=0"),
+    (
+        "estimator blas threads",
+        lambda t: symnn.MLPClassifier(blas_threads=-1).fit(X, Y),
+        "blas_threads=-1",
+    ),
 ]
 
 

@@ -72,6 +72,14 @@ def test_same_random_state_same_model(iris):
         np.testing.assert_array_equal(va, vb)
 
 
+def test_blas_threads_reaches_the_trainer_and_is_a_hyperparameter(iris):
+    X, y = iris
+    clf = MLPClassifier(**FAST, blas_threads=1).fit(X, y)
+    assert clf._trainer.blas_threads == 1
+    assert clone(clf).get_params()["blas_threads"] == 1
+    assert MLPClassifier(**FAST).fit(X, y)._trainer.blas_threads is None  # "auto": tuned
+
+
 def test_partial_fit_and_warm_start(iris):
     X, y = iris
     clf = MLPClassifier(**FAST)
