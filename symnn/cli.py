@@ -130,7 +130,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     net = mlp(sizes, hidden=args.activation, rng=args.seed, dropout=args.dropout)
     trainer = Trainer(
-        net, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2, seed=args.seed
+        net,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        l2=args.l2,
+        seed=args.seed,
+        blas_threads=args.blas_threads,
     )
     print(
         f"data: {data!r}\nnetwork: {sizes} {args.activation} + softmax, optimizer "
@@ -220,6 +225,7 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
         blur_every=args.blur_every if shape else 0,
         image_shape=shape,
         probability=args.probability,
+        blas_threads=args.blas_threads,
     )
     _report_am(report, out, None, f"units {args.units} of layer {args.layer}")
     return 0
@@ -330,6 +336,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or a positive integer")
+    return value
+
+
+def _blas_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--blas-threads",
+        type=_threads,
+        default="auto",
+        help="BLAS threads: 'auto' (chosen by timing, default) or a number, for runs that are "
+        "bit-identical from one run to the next",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symnn", description="Neural networks as symbolic PyTensor graphs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -361,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-split", type=float, default=0.1)
     p.add_argument("--patience", type=int, default=0, help="early-stopping patience (0: off)")
     p.add_argument("--seed", type=int, default=0)
+    _blas_threads_option(p)
     p.add_argument("--out", default="symnn-train", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -388,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="maximise the class probability instead of the logit",
     )
     p.add_argument("--seed", type=int, default=0)
+    _blas_threads_option(p)
     p.add_argument("--out", default="symnn-maximize")
     p.set_defaults(func=_cmd_maximize)
 

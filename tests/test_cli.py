@@ -36,6 +36,8 @@ def trained(tmp_path_factory):
         "--out",
         str(out),
         "--no-progress",
+        "--blas-threads",
+        "1",
     )
     assert res.returncode == 0, res.stderr
     return out, res.stdout
@@ -60,6 +62,8 @@ def test_maximize_writes_grid_and_report(trained, tmp_path):
         "0-3",
         "--steps",
         "10",
+        "--blas-threads",
+        "2",
         "--out",
         str(tmp_path),
     )
@@ -104,6 +108,7 @@ def test_compare_writes_table_and_plot(tmp_path):
         (["train", "--layers", "5,10"], "does not fit digits"),
         (["train", "--optimizer", "adamw"], "optimizer='adamw' is not known"),
         (["train", "--epochs", "abc"], "invalid int value"),
+        (["train", "--blas-threads", "0"], "'0': expected 'auto' or a positive integer"),
         (["maximize", "no-such-model.npz"], "is not a file"),
         (["fly"], "invalid choice"),
     ],
