@@ -37,15 +37,21 @@ def _trainer(seed=0, **kw):
     return Trainer(mlp([64, 16, 10], rng=seed), seed=seed, **kw)
 
 
-@pytest.mark.slow
-def test_digits_mlp_reaches_97_percent_on_the_real_backend(digits):
-    trainer = Trainer(
+def _digits_trainer(**kw):
+    """64-100-10 relu, Adam, on the real C backend (one graph for the tests that use it)."""
+    return Trainer(
         mlp([64, 100, 10], hidden="relu", rng=0),
         optimizer="adam",
         learning_rate=1e-3,
         seed=0,
         mode="C",
+        **kw,
     )
+
+
+@pytest.mark.slow
+def test_digits_mlp_reaches_97_percent_on_the_real_backend(digits):
+    trainer = _digits_trainer()
     history = trainer.fit(
         digits.X_train,
         digits.y_train,
@@ -101,14 +107,7 @@ def test_a_fixed_blas_thread_count_gives_bit_identical_weights_on_threaded_produ
         runs = []
         for _ in range(2):
             counts = Counts()
-            trainer = Trainer(
-                mlp([64, 100, 10], hidden="relu", rng=0),
-                optimizer="adam",
-                learning_rate=1e-3,
-                seed=0,
-                mode="C",
-                blas_threads=n,
-            )
+            trainer = _digits_trainer(blas_threads=n)
             trainer.fit(X, y, epochs=2, batch_size=64, callbacks=[counts], progress=False)
             assert counts.seen == {n}
             runs.append(trainer.network.get_values())
