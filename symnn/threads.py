@@ -108,7 +108,9 @@ class ThreadTuner:
         self.fixed = fixed
         if fixed is not None:
             choice = fixed
-        self.choice = choice if self.default > 1 or fixed is not None else self.default
+        elif self.default <= 1:
+            choice = self.default  # nothing to choose
+        self.choice = choice
         self.times: dict[int, list[float]] = {1: [], self.default: []}  # first probes
         self.calls = 0  # calls made while probing
         self.switches = 0  # changes of choice after the first probes
