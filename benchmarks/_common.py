@@ -13,9 +13,9 @@ import numpy as np
 def fashion_or_random(n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """Fashion-MNIST training images when Debian's package is installed, else random data of
     the same shape (784 features in [0, 1], 10 classes)."""
-    from symnn.datasets import FASHION_MNIST_PATH, load_fashion_mnist
+    from symnn.datasets import fashion_mnist_available, load_fashion_mnist
 
-    if os.path.isdir(FASHION_MNIST_PATH):
+    if fashion_mnist_available():
         d = load_fashion_mnist(dtype=dtype)
         return d.X_train[:n], d.y_train[:n], "Fashion-MNIST"
     rng = np.random.default_rng(seed)

@@ -7,8 +7,9 @@ per-unit report (activation, the best activation on real data, class probability
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from _data import parser, wrote
 
 from symnn import datasets, plot
 from symnn.inputopt import activation_maximization
@@ -41,6 +42,7 @@ def run(data, hidden: int, epochs: int, steps: int, out_dir: Path, n_train=None)
         title=f"{data.name}: inputs that maximise each class logit",
     )
     (out_dir / f"{data.name}_report.json").write_text(report.dumps())
+    wrote(out_dir / f"{data.name}_classes.png", out_dir / f"{data.name}_report.json")
     print(f"\n{data!r}: test accuracy {accuracy:.3f}")
     print(report.to_table())
     return {"accuracy": accuracy, "report": report}
@@ -50,11 +52,20 @@ def main(epochs: int = 30, steps: int = 300, n_train=None, out: str = "out/activ
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"digits": run(datasets.load_digits(), 100, epochs, steps, out_dir, n_train)}
-    if os.path.isdir(datasets.FASHION_MNIST_PATH):
+    if datasets.fashion_mnist_available():
         fashion = datasets.load_fashion_mnist()
         results["fashion-mnist"] = run(fashion, 256, max(1, epochs // 6), steps, out_dir, n_train)
     return results
 
 
 if __name__ == "__main__":
-    main()
+    ap = parser(__doc__, data=False)
+    ap.epilog = (
+        "Data: scikit-learn's digits, and Fashion-MNIST as well when installed "
+        f"(${datasets.FASHION_MNIST_ENV} or {datasets.FASHION_MNIST_PATH})."
+    )
+    ap.add_argument("--epochs", type=int, default=30, help="training epochs (digits)")
+    ap.add_argument("--steps", type=int, default=300, help="ascent steps per unit")
+    ap.add_argument("--out", default="out/activation_max", help="output folder")
+    args = ap.parse_args()
+    main(epochs=args.epochs, steps=args.steps, out=args.out)

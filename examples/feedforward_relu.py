@@ -6,9 +6,7 @@ binarised inputs, trained with minibatch SGD (the seed trained one example at a 
 
 from __future__ import annotations
 
-import argparse
-
-from _data import image_data, subset
+from _data import image_data, parser, subset
 
 from symnn import init
 from symnn.layers import Dense, Sequential
@@ -27,14 +25,12 @@ def main(
         ]
     )
     trainer = Trainer(net, optimizer="sgd", learning_rate=0.05, seed=seed)
-    validation = (data.X_valid, data.y_valid) if data.X_valid is not None else None
     history = trainer.fit(
         data.X_train,
         data.y_train,
         epochs=epochs,
         batch_size=32,
-        validation_data=validation,
-        validation_split=0.0 if validation else 0.15,
+        validation_data=(data.X_valid, data.y_valid),
     )
     test = trainer.evaluate(data.X_test, data.y_test)
     print(f"{data!r}, binarised; [{n_in}, 32, {n_out}] relu + softmax")
@@ -48,8 +44,8 @@ def main(
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mnist", default=None)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap = parser(__doc__)
+    ap.add_argument("--mnist", default=None, help="path to mnist.pkl.gz or a folder of IDX files")
+    ap.add_argument("--epochs", type=int, default=10, help="passes over the training data")
     args = ap.parse_args()
     main(epochs=args.epochs, mnist_path=args.mnist)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
+from _data import parser
+
 from symnn.datasets import load_digits, xor
 from symnn.fullbatch import ScipyTrainer
 from symnn.inputopt import activation_maximization, exhaustive_binary_maximum, maximize
@@ -89,4 +91,7 @@ def main(budget: float = 1.0):
 
 
 if __name__ == "__main__":
-    main()
+    ap = parser(__doc__, data=False)
+    ap.epilog = "Data: the toy patterns and XOR (built in), scikit-learn's digits."
+    ap.add_argument("--budget", type=float, default=1.0, help="fraction of the epochs and steps")
+    main(budget=ap.parse_args().budget)

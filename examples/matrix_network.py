@@ -7,9 +7,7 @@ accuracy.
 
 from __future__ import annotations
 
-import argparse
-
-from _data import image_data, subset
+from _data import image_data, parser, subset
 
 from symnn.layers import mlp
 from symnn.train import Callback, Trainer
@@ -63,8 +61,8 @@ def main(
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mnist", default=None)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap = parser(__doc__)
+    ap.add_argument("--mnist", default=None, help="path to mnist.pkl.gz or a folder of IDX files")
+    ap.add_argument("--epochs", type=int, default=10, help="passes over the training data")
     args = ap.parse_args()
     main(epochs=args.epochs, mnist_path=args.mnist)

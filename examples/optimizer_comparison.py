@@ -10,11 +10,10 @@ when installed, digits otherwise, MNIST when you pass a path.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from _data import image_data
+from _data import image_data, parser, wrote
 
 from symnn import plot
 from symnn.compare import compare_optimizers
@@ -43,12 +42,22 @@ def main(
         print(f"{r['method']:>14}  {r['seconds']:>8.3f}  {r['accuracy']:>8.4f}  {r['loss']:>10.4f}")
     plot.plot_comparison(results, out_dir / "comparison.png", title=f"optimisers on {data.name}")
     (out_dir / "comparison.json").write_text(json.dumps(results, indent=2))
+    wrote(out_dir / "comparison.png", out_dir / "comparison.json")
     return results
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--mnist", default=None, help="path to mnist.pkl.gz or a folder of IDX files")
-    ap.add_argument("--full-cost", action="store_true")
+    ap.add_argument("--full-cost", action="store_true", help="full training cost every update")
+    ap.add_argument("--updates", type=int, default=100, help="updates per method")
+    ap.add_argument("--batch-size", type=int, default=100, help="minibatch size")
+    ap.add_argument("--out", default="out/optimizer_comparison", help="output folder")
     args = ap.parse_args()
-    main(mnist_path=args.mnist, full_cost=args.full_cost)
+    main(
+        n_updates=args.updates,
+        batch_size=args.batch_size,
+        mnist_path=args.mnist,
+        full_cost=args.full_cost,
+        out=args.out,
+    )

@@ -457,9 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "data", None) == "fashion-mnist-or-digits":
-        from .datasets import FASHION_MNIST_PATH
+        from .datasets import fashion_mnist_available
 
-        args.data = "fashion-mnist" if Path(FASHION_MNIST_PATH).is_dir() else "digits"
+        args.data = "fashion-mnist" if fashion_mnist_available() else "digits"
     try:
         return int(args.func(args) or 0)
     except _UsageError as exc:

@@ -1,7 +1,8 @@
 """Offline datasets: scikit-learn's digits and iris, toy sets, MNIST and Fashion-MNIST files.
 
 Nothing is downloaded. Fashion-MNIST is read from where Debian's ``dataset-fashion-mnist``
-package installs it; MNIST from the user's own ``mnist.pkl.gz`` or IDX files.
+package installs it, or from the folder named by the environment variable
+``SYMNN_FASHION_MNIST``; MNIST from the user's own ``mnist.pkl.gz`` or IDX files.
 
 >>> data = load_digits()
 >>> data.X_train.shape, data.X_test.shape, data.X_train.dtype, float(data.X_train.max())
@@ -35,10 +36,16 @@ __all__ = [
     "read_idx",
     "FASHION_MNIST_PATH",
     "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_ENV",
+    "fashion_mnist_path",
+    "fashion_mnist_available",
+    "load_image_data",
 ]
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
 FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
+#: The environment variable that overrides :data:`FASHION_MNIST_PATH` (a folder of IDX files).
+FASHION_MNIST_ENV = "SYMNN_FASHION_MNIST"
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
     "Trouser",
@@ -426,17 +433,46 @@ def load_mnist(
     )
 
 
+def fashion_mnist_path() -> Path:
+    """Where Fashion-MNIST is looked for: ``$SYMNN_FASHION_MNIST`` when set (and not empty),
+    else :data:`FASHION_MNIST_PATH`. Setting it to a folder that does not exist hides an
+    installed copy (the project's CI does, to see what a fresh machine sees).
+    """
+    return Path(os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_PATH)
+
+
+def fashion_mnist_available(path: str | os.PathLike | None = None) -> bool:
+    """Whether ``path`` (default :func:`fashion_mnist_path`) holds Fashion-MNIST's IDX files."""
+    folder = Path(path) if path is not None else fashion_mnist_path()
+    return folder.is_dir() and _find(folder, "train-images-idx3-ubyte") is not None
+
+
+def load_image_data(mnist_path: str | os.PathLike | None = None, **options: Any) -> Dataset:
+    """The image data set the examples and the command line use: MNIST from ``mnist_path``
+    when given, else Fashion-MNIST when :func:`fashion_mnist_available`, else scikit-learn's
+    digits (always there). Options (``validation_split``, ``binarize``, ...) apply to each,
+    so every branch gives the same kind of :class:`Dataset`.
+    """
+    if mnist_path:
+        return load_mnist(mnist_path, **options)
+    if fashion_mnist_available():
+        return load_fashion_mnist(**options)
+    return load_digits(**options)
+
+
 def load_fashion_mnist(path: str | os.PathLike | None = None, **options: Any) -> Dataset:
     """The real Fashion-MNIST (70,000 28x28 images, 10 classes) from IDX files.
 
-    The default ``path`` is where Debian's ``dataset-fashion-mnist`` package installs it.
-    Options are those of :func:`load_mnist`.
+    The default ``path`` is :func:`fashion_mnist_path`: ``$SYMNN_FASHION_MNIST``, else where
+    Debian's ``dataset-fashion-mnist`` package installs it. Options are those of
+    :func:`load_mnist`.
     """
-    folder = Path(path) if path is not None else Path(FASHION_MNIST_PATH)
-    if not folder.is_dir() or _find(folder, "train-images-idx3-ubyte") is None:
+    folder = Path(path) if path is not None else fashion_mnist_path()
+    if not fashion_mnist_available(folder):
         raise SymnnValueError(
             f"Fashion-MNIST not found in {folder}. Install it with "
-            "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or pass path= to a folder "
-            "holding train-images-idx3-ubyte.gz and the other IDX files."
+            "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or point "
+            f"{FASHION_MNIST_ENV} (or path=) at a folder holding train-images-idx3-ubyte.gz "
+            "and the other IDX files."
         )
     return load_mnist(folder, name="fashion-mnist", classes=FASHION_MNIST_CLASSES, **options)

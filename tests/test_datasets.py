@@ -105,3 +105,52 @@ def test_malformed_idx_files_are_named(tmp_path, idx_folder):
         datasets.load_mnist(idx_folder)
     with pytest.raises(SymnnValueError, match="does not exist"):
         datasets.load_mnist(tmp_path / "missing.pkl.gz")
+
+
+@pytest.fixture
+def fashion_folder(tmp_path, rng):
+    """A tiny Fashion-MNIST stand-in: IDX files of 40 training and 20 test 28x28 images."""
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
+    return folder
+
+
+def test_data_selection_user_mnist_path_comes_first(idx_folder, fashion_folder, monkeypatch):
+    monkeypatch.setenv(datasets.FASHION_MNIST_ENV, str(fashion_folder))
+    d = datasets.load_image_data(idx_folder, validation_split=0.25)
+    assert d.name == "mnist" and d.X_train.shape[1] == 16 and len(d.X_valid) == 3
+
+
+def test_data_selection_fashion_mnist_when_present(fashion_folder, monkeypatch):
+    monkeypatch.setenv(datasets.FASHION_MNIST_ENV, str(fashion_folder))
+    assert datasets.fashion_mnist_path() == fashion_folder
+    assert datasets.fashion_mnist_available()
+    d = datasets.load_image_data(validation_split=0.25)
+    assert d.name == "fashion-mnist" and d.X_train.shape == (30, 784) and len(d.X_valid) == 10
+    assert datasets.load_fashion_mnist().classes == datasets.FASHION_MNIST_CLASSES
+
+
+@pytest.mark.parametrize("state", ["missing folder", "empty folder"])
+def test_data_selection_digits_when_fashion_mnist_absent(state, tmp_path, monkeypatch):
+    folder = tmp_path / "empty"
+    if state == "empty folder":
+        folder.mkdir()
+    monkeypatch.setenv(datasets.FASHION_MNIST_ENV, str(folder))
+    assert not datasets.fashion_mnist_available()
+    d = datasets.load_image_data(validation_split=0.1, seed=0)
+    # the fallback keeps the options: a real validation split, not (None, None)
+    assert d.name == "digits" and len(d.X_valid) == round(1347 * 0.1)
+    with pytest.raises(SymnnValueError, match="SYMNN_FASHION_MNIST"):
+        datasets.load_fashion_mnist()
+
+
+def test_fashion_mnist_path_defaults_to_debian_location(monkeypatch):
+    monkeypatch.delenv(datasets.FASHION_MNIST_ENV, raising=False)
+    assert str(datasets.fashion_mnist_path()) == datasets.FASHION_MNIST_PATH
+    monkeypatch.setenv(datasets.FASHION_MNIST_ENV, "")
+    assert str(datasets.fashion_mnist_path()) == datasets.FASHION_MNIST_PATH
