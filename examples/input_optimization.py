@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
-
 from _data import parser
 
 from symnn.datasets import load_digits, xor

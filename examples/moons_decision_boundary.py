@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
-
 from _data import parser, wrote
+from matplotlib.figure import Figure
 
 from symnn import plot
 from symnn.datasets import make_moons

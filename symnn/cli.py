@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -63,6 +65,47 @@ def _int_list(text: str, name: str) -> list[int]:
     return values
 
 
+def _number(kind: type, low: float, *, low_ok: bool = True, high: float | None = None):
+    """An argparse type: a ``kind`` number >= ``low`` (> with ``low_ok=False``), < ``high``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and (value >= low if low_ok else value > low)
+        if ok and high is not None:
+            ok = value < high
+        if not ok:
+            what = "an integer" if kind is int else "a number"
+            bound = f"{'>=' if low_ok else '>'} {low:g}" + (f" and < {high:g}" if high else "")
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what} {bound}")
+        return value
+
+    return parse
+
+
+_POSITIVE_INT = _number(int, 1)
+_COUNT = _number(int, 0)
+_POSITIVE = _number(float, 0, low_ok=False)
+_NONNEGATIVE = _number(float, 0)
+_FRACTION = _number(float, 0, high=1)
+
+
+def _out_dir(text: str) -> Path:
+    """The output folder, created now: a bad one is reported before anything is compiled."""
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"--out {text!r} is a file; expected a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"--out {text!r} cannot be created: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise _UsageError(f"--out {text!r} is not writable")
+    return out
+
+
 def _shape(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
@@ -109,7 +152,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .backend import info
 
     for key, value in info().items():
-        print(f"{key:>16}: {value}")
+        text = str(value)
+        if len(text) > 120:  # the BLAS flags rename ~70 symbols: show the start
+            text = f"{text[:100]} ... ({len(text)} characters; `--full` shows all)"
+            text = str(value) if args.full else text
+        print(f"{key:>16}: {text}")
     return 0
 
 
@@ -118,16 +165,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .layers import mlp
     from .train import EarlyStopping, Trainer
 
+    out = _out_dir(args.out)
     data = _load_data(args.data, args.seed)
-    sizes = _int_list(args.layers, "--layers")
+    layers = args.layers or f"{data.n_features},100,{data.n_classes}"
+    sizes = _int_list(layers, "--layers")
     if len(sizes) < 2 or sizes[0] != data.n_features or sizes[-1] != data.n_classes:
         raise _UsageError(
-            f"--layers {args.layers} does not fit {data.name}: it has "
+            f"--layers {layers} does not fit {data.name}: it has "
             f"{data.n_features} features and {data.n_classes} classes "
             f"(e.g. --layers {data.n_features},100,{data.n_classes})"
         )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.validation_split and round(len(data.X_train) * args.validation_split) < 1:
+        raise _UsageError(f"--validation-split {args.validation_split} holds out no sample")
     net = mlp(sizes, hidden=args.activation, rng=args.seed, dropout=args.dropout)
     trainer = Trainer(
         net,
@@ -196,19 +245,22 @@ def _report_am(report, out: Path, classes: list[str] | None, title: str) -> None
 def _cmd_maximize(args: argparse.Namespace) -> int:
     from . import io
     from .inputopt import activation_maximization
+    from .inputopt.activation import layer_width, parse_units
     from .layers import Layer
 
+    out = _out_dir(args.out)
     try:
         obj = io.load(args.model)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     network = obj if isinstance(obj, Layer) else obj.network
-    shape = _shape(args.image_shape)
-    if shape is None:
-        side = int(round(network.n_in**0.5))
-        shape = (side, side) if side * side == network.n_in else None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    shape = _image_shape(args, network.n_in)
+    try:  # the units, before anything is compiled
+        width = layer_width(network, args.layer)
+        if width is not None:
+            parse_units(args.units, width)
+    except ValueError as exc:
+        raise _UsageError(f"--units/--layer: {exc}") from None
     _compile_note("the ascent step")
     report = activation_maximization(
         network,
@@ -221,8 +273,8 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
         seed=args.seed,
         l2=args.l2,
         tv=args.tv,
-        jitter=args.jitter if shape else 0,
-        blur_every=args.blur_every if shape else 0,
+        jitter=args.jitter,
+        blur_every=args.blur_every,
         image_shape=shape,
         probability=args.probability,
         blas_threads=args.blas_threads,
@@ -231,13 +283,43 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_shape(args: argparse.Namespace, n_in: int) -> tuple[int, ...] | None:
+    """``--image-shape`` checked against the network's inputs (default: square inputs)."""
+    shape = _shape(args.image_shape)
+    if shape is not None and math.prod(shape) != n_in:
+        raise _UsageError(
+            f"--image-shape {args.image_shape} has {math.prod(shape)} pixels; "
+            f"the network takes {n_in} inputs"
+        )
+    if shape is None:
+        side = int(round(n_in**0.5))
+        shape = (side, side) if side * side == n_in else None
+    for flag, value in (("--jitter", args.jitter), ("--blur-every", args.blur_every)):
+        if value and shape is None:
+            raise _UsageError(
+                f"{flag} {value} needs an image: the network's {n_in} inputs are not square, "
+                "so pass --image-shape HxW"
+            )
+    if args.method in ("l-bfgs-b", "tnc"):
+        for flag, value in (
+            ("--jitter", args.jitter),
+            ("--blur-every", args.blur_every),
+            ("--lr", args.lr),
+        ):
+            if value:
+                raise _UsageError(
+                    f"{flag} has no effect with --method {args.method} (scipy picks its own "
+                    "steps); leave it out or use adam"
+                )
+    return shape
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from . import plot
     from .compare import compare_optimizers
 
+    out = _out_dir(args.out)
     data = _load_data(args.data, args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     print(
         f"data: {data!r}; network {data.n_features}-{args.hidden}-{data.n_classes} sigmoid, "
         f"{args.updates} updates of {args.batch_size}"
@@ -272,8 +354,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .train import Trainer
 
     t_start = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out)
     status = blas_status()
     print(
         f"symnn demo: backend {status.backend}"
@@ -359,100 +440,128 @@ def _blas_threads_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .inputopt.maximize import METHODS
+    from .train.trainer import DEFAULTS
+    from .updates import RULES
+
     parser = _Parser(prog="symnn", description="Neural networks as symbolic PyTensor graphs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser(
-        "info", help="print backend, BLAS library, float type, compile dir, versions"
-    )
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+
+    p = command("info", "print backend, BLAS library, float type, compile dir, versions")
+    p.add_argument("--full", action="store_true", help="print long values (BLAS flags) whole")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("train", help="train an MLP and write the model, history and plots")
+    p = command("train", "train an MLP and write the model, history and plots")
     p.add_argument(
-        "--data",
-        default="digits",
-        help="digits, iris, moons, fashion-mnist or mnist:PATH (default digits)",
+        "--data", default="digits", help="digits, iris, moons, fashion-mnist or mnist:PATH"
     )
-    p.add_argument("--layers", default="64,100,10", help="layer sizes, e.g. 784,100,10")
-    p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
+    p.add_argument(
+        "--layers",
+        default=None,
+        help="layer sizes, e.g. 784,100,10 (default: FEATURES,100,CLASSES)",
+    )
+    p.add_argument("--activation", default="relu", help="hidden activation")
     p.add_argument(
         "--optimizer",
-        default="adam",
-        help="sgd, momentum, nesterov_momentum, "
-        "adagrad, rmsprop, adadelta, adam, adamax (default adam)",
+        default=DEFAULTS["optimizer"],
+        choices=list(RULES),
+        metavar="NAME",
+        help=f"update rule: {', '.join(RULES)}",
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout after hidden layers")
-    p.add_argument("--validation-split", type=float, default=0.1)
-    p.add_argument("--patience", type=int, default=0, help="early-stopping patience (0: off)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=_POSITIVE, default=DEFAULTS["learning_rate"], help="learning rate")
+    p.add_argument("--epochs", type=_POSITIVE_INT, default=20, help="passes over the data")
+    p.add_argument(
+        "--batch-size", type=_POSITIVE_INT, default=DEFAULTS["batch_size"], help="minibatch size"
+    )
+    p.add_argument("--l2", type=_NONNEGATIVE, default=0.0, help="L2 penalty on the weights")
+    p.add_argument("--dropout", type=_FRACTION, default=0.0, help="dropout after hidden layers")
+    p.add_argument(
+        "--validation-split",
+        type=_FRACTION,
+        default=0.1,
+        help="fraction of the training data held out",
+    )
+    p.add_argument("--patience", type=_COUNT, default=0, help="early-stopping patience (0: off)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling")
     _blas_threads_option(p)
     p.add_argument("--out", default="symnn-train", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("maximize", help="activation maximisation on a saved model")
+    p = command("maximize", "activation maximisation on a saved model")
     p.add_argument("model", help="a model file written by `symnn train` or symnn.save")
-    p.add_argument("--units", default="0-9", help="units, e.g. 0-9 or 1,3,5 (default 0-9)")
-    p.add_argument("--layer", type=int, default=-1, help="layer index (default: output)")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--units", default="0-9", help="units, e.g. 0-9, 1,3,5 or all")
+    p.add_argument("--layer", type=int, default=-1, help="layer index (-1: the output layer)")
+    p.add_argument("--steps", type=_POSITIVE_INT, default=200, help="ascent steps")
     p.add_argument(
         "--method",
         default="adam",
-        help="gradient, normalized, momentum, adam, l-bfgs-b, tnc (default adam)",
+        choices=list(METHODS),
+        metavar="NAME",
+        help=f"ascent method: {', '.join(METHODS)}",
     )
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--starts", type=int, default=1, help="starts per unit")
-    p.add_argument("--l2", type=float, default=0.0)
-    p.add_argument("--tv", type=float, default=0.0, help="total-variation penalty (images)")
-    p.add_argument("--jitter", type=int, default=0, help="random shifts in pixels (images)")
-    p.add_argument("--blur-every", type=int, default=0, help="blur every k steps (images)")
+    p.add_argument(
+        "--lr",
+        type=_POSITIVE,
+        default=None,
+        help="step size of the projected methods (default 0.05; not for scipy's)",
+    )
+    p.add_argument("--starts", type=_POSITIVE_INT, default=1, help="starts per unit")
+    p.add_argument("--l2", type=_NONNEGATIVE, default=0.0, help="L2 penalty on the input")
+    p.add_argument("--tv", type=_NONNEGATIVE, default=0.0, help="total-variation penalty (images)")
+    p.add_argument("--jitter", type=_COUNT, default=0, help="random shifts in pixels (images)")
+    p.add_argument("--blur-every", type=_COUNT, default=0, help="blur every k steps (images)")
     p.add_argument("--image-shape", default=None, help="e.g. 28x28 (default: square inputs)")
     p.add_argument(
         "--probability",
         action="store_true",
         help="maximise the class probability instead of the logit",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts")
     _blas_threads_option(p)
-    p.add_argument("--out", default="symnn-maximize")
+    p.add_argument("--out", default="symnn-maximize", help="output folder")
     p.set_defaults(func=_cmd_maximize)
 
-    p = sub.add_parser("compare", help="seed 000's optimiser comparison (time and accuracy)")
+    p = command("compare", "compare GD, momentum, RMSprop, Adam, CG and L-BFGS-B (time, accuracy)")
     p.add_argument(
         "--data",
         default="fashion-mnist-or-digits",
-        help="fashion-mnist (when installed), digits, iris or mnist:PATH",
+        help="fashion-mnist (when installed, else digits), digits, iris or mnist:PATH",
     )
-    p.add_argument("--hidden", type=int, default=25)
-    p.add_argument("--updates", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--hidden", type=_POSITIVE_INT, default=25, help="hidden units")
+    p.add_argument("--updates", type=_POSITIVE_INT, default=100, help="updates per method")
+    p.add_argument("--batch-size", type=_POSITIVE_INT, default=100, help="minibatch size")
     p.add_argument(
         "--full-cost",
         action="store_true",
-        help="evaluate the full training cost after every update (as seed 000)",
+        help="evaluate the full training cost after every update",
     )
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--out", default="symnn-compare")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the weights and minibatches")
+    p.add_argument("--out", default="symnn-compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("demo", help="train on digits, maximise the ten class units, write figures")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="symnn-demo")
+    p = command("demo", "train on digits, maximise the ten class units, write figures")
+    p.add_argument("--epochs", type=_POSITIVE_INT, default=30, help="training epochs")
+    p.add_argument("--steps", type=_POSITIVE_INT, default=300, help="ascent steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and shuffling")
+    p.add_argument("--out", default="symnn-demo", help="output folder")
     p.add_argument("--verbose", action="store_true", help="print a row per epoch")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, already reported)
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -9,6 +9,7 @@ stores its architecture and arrays, and compiles again on first use after unpick
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -144,8 +145,14 @@ class _BaseMLP(BaseEstimator):
         )
         seed = int(rng.randint(2**31 - 1))
         if self.optimizer in SCIPY_METHODS:
+            self._warn_scipy_ignores()
             return ScipyTrainer(
-                net, method=self.optimizer, loss=self._loss, l2=self.alpha, seed=seed
+                net,
+                method=self.optimizer,
+                loss=self._loss,
+                l2=self.alpha,
+                seed=seed,
+                blas_threads=self.blas_threads,
             )
         return Trainer(
             net,
@@ -156,6 +163,25 @@ class _BaseMLP(BaseEstimator):
             seed=seed,
             blas_threads=self.blas_threads,
         )
+
+    def _warn_scipy_ignores(self) -> None:
+        """scikit-learn's convention: accept every hyperparameter, but say which ones a scipy
+        optimizer does not use (it picks its own steps on the full batch)."""
+        defaults = type(self)().get_params()
+        unused = [
+            name
+            for name in ("learning_rate", "batch_size", "early_stopping")
+            if getattr(self, name) != defaults[name]
+        ]
+        if unused:
+            warnings.warn(
+                f"{', '.join(f'{n}={getattr(self, n)!r}' for n in unused)} "
+                f"{'has' if len(unused) == 1 else 'have'} no effect with "
+                f"optimizer={self.optimizer!r} (scipy runs full-batch and picks its own "
+                "steps); they are ignored.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _fit(self, X, targets, n_outputs: int, *, epochs: int, incremental: bool):
         rng = check_random_state(self.random_state)
@@ -173,7 +199,13 @@ class _BaseMLP(BaseEstimator):
         trainer = self._trainer
         batch = min(200, len(X)) if self.batch_size == "auto" else min(self.batch_size, len(X))
         if isinstance(trainer, ScipyTrainer):
-            history = trainer.fit(X, targets, maxiter=epochs if not incremental else 1)
+            history = trainer.fit(
+                X,
+                targets,
+                maxiter=epochs if not incremental else 1,
+                tol=self.tol,
+                progress=bool(self.verbose),
+            )
         else:
             callbacks = []
             split = 0.0

@@ -22,9 +22,10 @@ from pytensor.graph.replace import clone_replace
 
 from .backend import function
 from .errors import SymnnValueError
+from .threads import ThreadTuner
 from .train.callbacks import Callback, ProgressBar, StopTraining
 from .train.history import History
-from .train.trainer import Trainer, _deferred_interrupt
+from .train.trainer import Trainer, _call, _deferred_interrupt
 from .utils import check_choice, check_positive
 
 __all__ = ["ScipyTrainer", "METHODS", "pack", "unpack"]
@@ -67,6 +68,13 @@ class ScipyTrainer(Trainer):
         ``"cg"``, ``"l-bfgs-b"``, ``"tnc"`` or ``"bfgs"``.
     options
         Extra scipy options for the method (``gtol``, ...).
+    blas_threads
+        ``"auto"`` (the BLAS library's default count) or a fixed count for runs that are
+        bit-identical from one run to the next.
+
+    Callbacks see the network at scipy's current iterate: after every iteration the
+    iterate is written into the network's parameters before ``on_batch_end`` and
+    ``on_epoch_end`` run, so ``EarlyStopping`` keeps (and restores) the weights it judged.
 
     The objective is the inference-mode one (dropout off, batch-norm running statistics),
     since line searches need a deterministic function.
@@ -94,6 +102,7 @@ class ScipyTrainer(Trainer):
         seed: Any = 0,
         mode: Any = None,
         options: dict | None = None,
+        blas_threads: int | str = "auto",
     ):
         super().__init__(
             network,
@@ -104,6 +113,7 @@ class ScipyTrainer(Trainer):
             l2=l2,
             seed=seed,
             mode=mode,
+            blas_threads=blas_threads,
         )
         self.method = METHODS[check_choice(method, "method", METHODS)]
         self.options = dict(options or {})
@@ -204,6 +214,7 @@ class ScipyTrainer(Trainer):
 
             def callback(xk, *args):
                 best["theta"] = np.array(xk, dtype=np.float64)
+                unpack(params, best["theta"])  # callbacks see the current iterate
                 value = (
                     cache["value"] if np.array_equal(cache.get("theta"), xk) else fun(xk, lo, hi)[0]
                 )
@@ -242,6 +253,7 @@ class ScipyTrainer(Trainer):
                 unpack(params, best["theta"])
                 return str(stop)
 
+        tuner = ThreadTuner(fixed=self.blas_threads)  # "auto": the library's default count
         try:
             with _deferred_interrupt() as interrupted:
                 if batch_size is None:
@@ -258,12 +270,12 @@ class ScipyTrainer(Trainer):
                             "seconds": time.perf_counter() - t0,
                         }
                         if validation_data is not None:
-                            unpack(params, xk)
                             logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv).items()})
                         history.epochs.append(logs)
-                        for cb in callbacks:
-                            if cb.on_epoch_end(self, self.n_epochs, logs):
-                                raise _Stop("a callback stopped training")
+                        if any(
+                            _call(cb.on_epoch_end, self, self.n_epochs, logs) for cb in callbacks
+                        ):
+                            raise _Stop("a callback stopped training")
 
                     history.stop_reason = run(0, len(X), maxiter, interrupted, per_iteration)
                 else:
@@ -297,7 +309,9 @@ class ScipyTrainer(Trainer):
                         if reason in ("interrupted", "a callback stopped training"):
                             history.stop_reason = reason
                             break
-                        if any(cb.on_epoch_end(self, self.n_epochs, logs) for cb in callbacks):
+                        if any(
+                            _call(cb.on_epoch_end, self, self.n_epochs, logs) for cb in callbacks
+                        ):
                             history.stop_reason = "a callback stopped training"
                             break
                         if tol is not None and prev is not None and abs(prev - logs["loss"]) < tol:
@@ -308,6 +322,8 @@ class ScipyTrainer(Trainer):
                         history.stop_reason = f"epochs={epochs} completed"
         except KeyboardInterrupt:
             history.stop_reason = "interrupted"
+        finally:
+            tuner.restore()
         history.interrupted = history.stop_reason == "interrupted"
         for cb in callbacks:
             cb.on_train_end(self, history)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SymnnTypeError, SymnnValueError
+from .errors import SymnnError, SymnnTypeError, SymnnValueError
 from .layers import Layer, layer_from_spec, layer_to_spec
 from .train.history import History
 from .train.trainer import LOSSES, Trainer
@@ -73,13 +73,13 @@ def _trainer_part(trainer: Trainer, arrays: dict[str, np.ndarray]) -> dict[str, 
             )
     for i, var in enumerate(trainer.optimizer_state):
         arrays[f"opt_{i}"] = np.array(var.get_value(), order="C")
-    try:
-        kwargs = json.loads(json.dumps(trainer.optimizer_kwargs))
-    except TypeError:
+    kwargs = _plain(trainer.optimizer_kwargs, "optimizer keyword arguments")
+    scipy = isinstance(trainer, ScipyTrainer)
+    if trainer.mode is not None and not isinstance(trainer.mode, str):
         raise SymnnValueError(
-            "optimizer keyword arguments must be plain numbers to be saved; "
-            f"got {trainer.optimizer_kwargs!r}."
-        ) from None
+            f"the trainer's mode {trainer.mode!r} is a Mode object, which a file cannot "
+            'describe; pass mode as a name ("C", "NUMBA", "FAST_COMPILE") to save it.'
+        )
     return {
         "loss": trainer.loss_name,
         "optimizer": trainer.optimizer_name,
@@ -95,8 +95,21 @@ def _trainer_part(trainer: Trainer, arrays: dict[str, np.ndarray]) -> dict[str, 
         "history": trainer.history.as_dict(),
         "targets_kind": trainer.targets_kind,
         "n_optimizer_state": len(trainer.optimizer_state),
-        "scipy_method": trainer.method if isinstance(trainer, ScipyTrainer) else None,
+        "scipy_method": trainer.method if scipy else None,
+        "scipy_options": _plain(trainer.options, "scipy options") if scipy else None,
+        "mode": trainer.mode,
+        "blas_threads": "auto" if trainer.blas_threads is None else trainer.blas_threads,
     }
+
+
+def _plain(value: dict, what: str) -> dict:
+    """``value`` as it reads back from JSON, or an error naming ``what``."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise SymnnValueError(
+            f"{what} must be plain numbers, strings or lists to be saved; got {value!r}."
+        ) from None
 
 
 def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
@@ -129,17 +142,21 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
         raise SymnnTypeError(f"obj must be a symnn network or Trainer; got {describe(obj)}.")
     header = {"format": FORMAT, "version": VERSION, **header}
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    if not path.parent.exists():
-        raise SymnnValueError(
-            f"path={str(path)!r}: the folder {str(path.parent)!r} does not exist."
-        )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _check_target(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise SymnnValueError(f"path={str(path)!r} cannot be written: {exc.strerror}.") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # as open() would create it
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SymnnValueError(f"path={str(path)!r} cannot be written: {exc.strerror}.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -152,6 +169,34 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
     except OSError:  # pragma: no cover - some filesystems refuse directory fsync
         pass
     return path
+
+
+def _check_target(path: Path) -> None:
+    """A clear error, before anything is written, when ``path`` cannot be a file."""
+    parent = path.parent
+    if not parent.exists():
+        missing = next(p for p in [parent, *parent.parents] if p.exists() or p == p.parent)
+        raise SymnnValueError(
+            f"path={str(path)!r}: the folder {str(parent)!r} does not exist"
+            + (f" ({str(missing)!r} is a file)." if missing.is_file() else ".")
+        )
+    if not parent.is_dir():
+        raise SymnnValueError(f"path={str(path)!r}: {str(parent)!r} is not a folder.")
+    if path.is_dir():
+        raise SymnnValueError(f"path={str(path)!r} is a folder; expected a file name.")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it, racing other
+    threads that create files)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 0o022
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -235,9 +280,27 @@ def _build_network(header: dict[str, Any], arrays: dict[str, np.ndarray], path: 
 
 
 def load(path: str | os.PathLike) -> Layer | Trainer:
-    """Load what :func:`save` wrote: a network, or a ``Trainer`` ready to continue ``fit``."""
+    """Load what :func:`save` wrote: a network, or a ``Trainer`` ready to continue ``fit``.
+
+    Whatever the file holds, a file that :func:`save` did not write raises
+    ``SymnnValueError`` naming the problem; nothing in it is executed.
+    """
     path = Path(path)
     header, arrays = _read(path)
+    try:
+        return _build(header, arrays, path)
+    except SymnnError as exc:
+        if isinstance(exc, SymnnValueError) and str(exc).startswith(str(path)):
+            raise
+        raise SymnnValueError(f"{path} has a malformed header: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise SymnnValueError(
+            f"{path} has a malformed header ({type(exc).__name__}: {exc}); expected a file "
+            "written by symnn.save."
+        ) from None
+
+
+def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> Layer | Trainer:
     network = _build_network(header, arrays, path)
     if header.get("kind") == "network":
         return network
@@ -249,7 +312,14 @@ def load(path: str | os.PathLike) -> Layer | Trainer:
             from .fullbatch import ScipyTrainer
 
             trainer: Trainer = ScipyTrainer(
-                network, method=t["scipy_method"], loss=t["loss"], l1=t["l1"], l2=t["l2"]
+                network,
+                method=t["scipy_method"],
+                loss=t["loss"],
+                l1=t["l1"],
+                l2=t["l2"],
+                mode=t.get("mode"),
+                options=t.get("scipy_options"),
+                blas_threads=t.get("blas_threads", "auto"),
             )
         else:
             trainer = Trainer(
@@ -261,6 +331,8 @@ def load(path: str | os.PathLike) -> Layer | Trainer:
                 l2=t["l2"],
                 max_norm=t["max_norm"],
                 guard=t["guard"],
+                mode=t.get("mode"),
+                blas_threads=t.get("blas_threads", "auto"),
                 **t["optimizer_kwargs"],
             )
         trainer.n_updates, trainer.n_epochs = int(t["n_updates"]), int(t["n_epochs"])

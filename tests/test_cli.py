@@ -106,8 +106,8 @@ def test_compare_writes_table_and_plot(tmp_path):
         (["train", "--data", "cifar"], "--data 'cifar' is not known"),
         (["train", "--layers", "64,x,10"], "must be comma-separated integers"),
         (["train", "--layers", "5,10"], "does not fit digits"),
-        (["train", "--optimizer", "adamw"], "optimizer='adamw' is not known"),
-        (["train", "--epochs", "abc"], "invalid int value"),
+        (["train", "--optimizer", "adamw"], "invalid choice: 'adamw'"),
+        (["train", "--epochs", "abc"], "'abc': expected an integer >= 1"),
         (["train", "--blas-threads", "0"], "'0': expected 'auto' or a positive integer"),
         (["maximize", "no-such-model.npz"], "is not a file"),
         (["fly"], "invalid choice"),
@@ -141,3 +141,91 @@ def test_console_script_is_installed_and_runs():
         env={**os.environ, "SYMNN_MODE": "FAST_COMPILE"},
     )
     assert res.returncode == 0 and "backend:" in res.stdout
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    import symnn
+    from symnn.layers import mlp
+
+    return symnn.save(mlp([64, 8, 10], rng=0), tmp_path_factory.mktemp("m") / "net.npz")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "0"], "--epochs: '0': expected an integer >= 1"),
+        (["train", "--batch-size", "0"], "--batch-size: '0': expected an integer >= 1"),
+        (["train", "--validation-split", "2"], "--validation-split: '2': expected a number >= 0"),
+        (["train", "--lr", "-1"], "--lr: '-1': expected a number > 0"),
+        (["maximize", "MODEL", "--units", "0-12"], "units has index 10 out of range"),
+        (["maximize", "MODEL", "--method", "lbfgs"], "invalid choice: 'lbfgs'"),
+        (["maximize", "MODEL", "--image-shape", "27x27"], "27x27 has 729 pixels"),
+        (["maximize", "MODEL", "--steps", "0"], "--steps: '0'"),
+        (["maximize", "MODEL", "--layer", "5"], "--units/--layer"),
+        (["maximize", "MODEL", "--method", "tnc", "--jitter", "2"], "--jitter has no effect"),
+        (["maximize", "MODEL", "--method", "tnc", "--lr", "0.1"], "--lr has no effect"),
+        (["maximize", "MODEL", "--method", "tnc", "--blur-every", "3"], "--blur-every has no"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_compiles(
+    args, message, model_file, tmp_path, capsys, monkeypatch
+):
+    """In-process: compiling anything fails the test, so each error comes first."""
+    from symnn import backend, cli
+
+    def no_compile(*a, **k):
+        raise AssertionError("compiled before validating the arguments")
+
+    monkeypatch.setattr(backend, "function", no_compile)
+    monkeypatch.setattr("symnn.inputopt.activation.function", no_compile)
+    monkeypatch.setattr("symnn.train.step.function", no_compile, raising=False)
+    args = [str(model_file) if a == "MODEL" else a for a in args]
+    assert cli.main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("command", ["train", "maximize", "demo", "compare"])
+def test_a_bad_output_folder_is_one_line_and_exit_2(command, model_file, tmp_path, capsys):
+    from symnn import cli
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    extra = [str(model_file)] if command == "maximize" else []
+    for out, message in (
+        (a_file, "is a file; expected a folder"),
+        (a_file / "sub", "cannot be created"),
+        ("/proc/nope", "cannot be created"),
+    ):
+        assert cli.main([command, *extra, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_jitter_on_non_square_inputs_needs_an_image_shape(tmp_path, capsys):
+    import symnn
+    from symnn import cli
+    from symnn.layers import mlp
+
+    model = symnn.save(mlp([10, 4, 3], rng=0), tmp_path / "net.npz")
+    for flag in ("--jitter", "--blur-every"):
+        assert cli.main(["maximize", str(model), "--units", "0-2", flag, "2"]) == 2
+        assert f"{flag} 2 needs an image" in capsys.readouterr().err
+
+
+def test_train_without_layers_takes_the_widths_from_the_data_and_help_shows_defaults():
+    from symnn.cli import build_parser
+
+    args = build_parser().parse_args(["train"])
+    assert args.layers is None and args.optimizer == "adam" and args.batch_size == 200
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "(default: 200)" in text and "(default: adam)" in text
+
+
+def test_info_shortens_the_blas_flags(capsys):
+    from symnn import cli
+
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) < 200

@@ -44,8 +44,8 @@ def test_seed004_network_learned_the_patterns(seed004):
         ("normalized", 0.05, 500),
         ("momentum", 2.0, 1000),
         ("adam", 0.05, 500),
-        ("l-bfgs-b", 1.0, 500),
-        ("tnc", 1.0, 500),
+        ("l-bfgs-b", None, 500),
+        ("tnc", None, 500),
     ],
 )
 def test_seed004_ascent_converges_to_0_1_inside_the_box(seed004, method, learning_rate, steps):
@@ -161,8 +161,8 @@ def test_projected_methods_and_lbfgsb_agree_on_a_known_box_optimum():
         ("normalized", 0.01),
         ("momentum", 0.05),
         ("adam", 0.02),
-        ("l-bfgs-b", 0.1),
-        ("tnc", 0.1),
+        ("l-bfgs-b", None),
+        ("tnc", None),
     ]:
         r = maximize(objective, x, n_starts=4, steps=1000, learning_rate=lr, method=method)
         np.testing.assert_allclose(r.x, np.tile(want, (4, 1)), atol=2e-3, err_msg=method)

@@ -22,6 +22,7 @@ from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Dense, Layer, Sequential, attach_updates
 from ..nonlinearities import softmax
 from ..utils import as_rng, check_array, check_positive, describe
+from .engine import SCIPY
 from .maximize import MaximizeResult, maximize
 
 __all__ = ["activation_maximization", "ActivationReport", "unit_activations", "parse_units"]
@@ -69,6 +70,11 @@ def unit_activations(network: Layer, x, layer: int = -1, *, preactivation: bool 
             return la(h, deterministic=True)
         h = la(h, deterministic=True)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def layer_width(network: Layer, layer: int = -1) -> int | None:
+    """The number of units of ``network``'s layer ``layer`` when known without compiling."""
+    return _layers(network)[_resolve_layer(network, layer)].output_size(None)
 
 
 def parse_units(units: Any, n_units: int) -> np.ndarray:
@@ -249,7 +255,7 @@ def activation_maximization(
     seed: Any = 0,
     bounds=(0.0, 1.0),
     steps: int = 200,
-    learning_rate: float = 0.05,
+    learning_rate: float | None = None,
     method: str = "adam",
     tol: float | None = None,
     l2: float = 0.0,
@@ -257,7 +263,7 @@ def activation_maximization(
     tv: float = 0.0,
     image_shape: tuple[int, ...] | None = None,
     blur_every: int = 0,
-    blur_sigma: float = 0.5,
+    blur_sigma: float | None = None,
     jitter: int = 0,
     diversity: float = 0.0,
     reference=None,
@@ -281,10 +287,15 @@ def activation_maximization(
         probability of the class instead.
     l2, l1, tv
         Penalties on the input: L2 decay, L1, total variation (needs ``image_shape``).
+    steps, learning_rate, method, tol
+        As for :func:`~symnn.inputopt.maximize`; ``learning_rate`` defaults to 0.05 for the
+        projected methods and is refused with the scipy ones.
     blur_every, blur_sigma
-        Gaussian blur of every input every ``blur_every`` steps (needs ``image_shape``).
+        Gaussian blur (standard deviation ``blur_sigma``, default 0.5 pixels) of every input
+        every ``blur_every`` steps (needs ``image_shape`` and a projected method).
     jitter
-        Random shifts of up to ``jitter`` pixels before each forward pass (needs ``image_shape``).
+        Random shifts of up to ``jitter`` pixels before each forward pass (needs
+        ``image_shape`` and a projected method).
     diversity
         Penalty on the similarity between starts of the same unit.
     reference
@@ -312,6 +323,18 @@ def activation_maximization(
     for name, value in (("tv", tv), ("blur_every", blur_every), ("jitter", jitter)):
         if value and image_shape is None:
             raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
+    if blur_sigma is not None and not blur_every:
+        raise SymnnValueError(
+            f"blur_sigma={blur_sigma!r} has no effect without blur_every; pass blur_every=k "
+            "to blur every k steps."
+        )
+    if jitter and method in SCIPY:
+        raise SymnnValueError(
+            f"jitter={jitter!r} has no effect with method={method!r} (scipy needs one fixed "
+            "objective); use a projected method such as 'adam'."
+        )
+    if learning_rate is None and method not in SCIPY:
+        learning_rate = 0.05
     for name, value in (
         ("l2", l2),
         ("l1", l1),
@@ -340,7 +363,8 @@ def activation_maximization(
     graph.same_unit.set_value(same.astype(network.dtype))
     for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
         graph.coef[name].set_value(np.asarray(value, dtype=network.dtype))
-    every = (int(blur_every), _blur(image_shape, float(blur_sigma))) if blur_every else None
+    sigma = 0.5 if blur_sigma is None else float(blur_sigma)
+    every = (int(blur_every), _blur(image_shape, sigma)) if blur_every else None
     result = maximize(
         graph.objective,
         graph.x,

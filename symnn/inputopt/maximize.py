@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +151,7 @@ def maximize(
     seed: Any = 0,
     bounds=(0.0, 1.0),
     steps: int = 200,
-    learning_rate: float = 0.1,
+    learning_rate: float | None = None,
     method: str = "gradient",
     tol: float | None = None,
     mode: Any = None,
@@ -174,7 +175,9 @@ def maximize(
     steps
         Number of ascent steps (iterations for scipy methods).
     learning_rate
-        Step size of the projected methods (for ``"normalized"``, the step per unit RMS).
+        Step size of the projected methods (for ``"normalized"``, the step per unit RMS);
+        default 0.1. The scipy methods choose their own steps: passing it with them is an
+        error, as is ``every``.
     method
         ``"gradient"`` (projected ascent), ``"normalized"`` (gradient divided by its RMS per
         start, as Keras' filter visualisation does), ``"momentum"``, ``"adam"``, or
@@ -189,8 +192,9 @@ def maximize(
         used for blurring in activation maximisation.
     blas_threads
         ``"auto"``: the projected methods time one BLAS thread against all of them and keep
-        the faster (:mod:`symnn.threads`); the count can change the last bits of the
-        iterates, so a number (``2``) makes runs from the same seed bit-identical.
+        the faster (:mod:`symnn.threads`), the scipy methods use the library's default; the
+        count can change the last bits of the iterates, so a number (``2``) makes runs from
+        the same seed bit-identical.
 
     Returns
     -------
@@ -210,6 +214,15 @@ def maximize(
     check_objective(objective, x)
     method = check_choice(method, "method", METHODS)
     steps = check_positive(steps, "steps", integer=True)
+    if method in SCIPY:
+        for name, value in (("learning_rate", learning_rate), ("every", every)):
+            if value is not None:
+                raise SymnnValueError(
+                    f"{name}={value!r} has no effect with method={method!r} (scipy chooses its "
+                    "own steps and runs no per-step hook); leave it out or use a projected "
+                    f"method ({', '.join(PROJECTED)})."
+                )
+    learning_rate = 0.1 if learning_rate is None else learning_rate
     check_positive(learning_rate, "learning_rate")
     if tol is not None:
         check_positive(tol, "tol", allow_zero=True)
@@ -223,7 +236,9 @@ def maximize(
         if not callable(fn):
             raise SymnnTypeError(f"every[1] must be callable; got {describe(fn)}.")
     if method in SCIPY:
-        return _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width)
+        return _maximize_scipy(
+            objective, x, starts, lo, hi, steps, method, tol, mode, width, threads
+        )
     return _maximize_projected(
         objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every, threads
     )
@@ -314,11 +329,18 @@ def _best_by_replay(fns, history, final, x_last, snapshots, threads, tuner, adva
     return X
 
 
-def _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width):
+class _Interrupted(Exception):
+    pass
+
+
+def _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width, fixed):
+    from ..train.trainer import _deferred_interrupt
+
     fns = compiled_scipy(objective, x, width, mode)
     n = len(starts)
     history: list[np.ndarray] = []
     cache: dict[str, Any] = {}
+    last = {"x": starts.astype(np.float64).ravel()}  # the last accepted iterate
 
     def fun(flat):
         rows, neg, grad = fns.fn(flat)
@@ -329,24 +351,41 @@ def _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, widt
         if not np.array_equal(cache.get("flat"), xk):
             fun(np.asarray(xk, dtype=np.float64))
         history.append(cache["rows"].copy())
+        last["x"] = np.array(xk, dtype=np.float64)
+        if interrupted():
+            raise _Interrupted
 
     box = list(zip(np.tile(lo, n).astype(np.float64), np.tile(hi, n).astype(np.float64)))
     key = "maxfun" if method == "tnc" else "maxiter"
     t0 = time.perf_counter()
-    res = scipy.optimize.minimize(
-        fun,
-        starts.astype(np.float64).ravel(),
-        jac=True,
-        method="L-BFGS-B" if method == "l-bfgs-b" else "TNC",
-        bounds=box,
-        tol=tol,
-        callback=callback,
-        options={key: int(steps)},
-    )
-    X = np.clip(res.x.reshape(n, width), lo, hi).astype(x.type.dtype)
-    rows = np.asarray(fns.fn(X.astype(np.float64).ravel())[0], dtype=np.float64)
-    reason = res.message if isinstance(res.message, str) else str(res.message)
+    with _deferred_interrupt() as interrupted, _blas_threads(fixed):
+        try:
+            res = scipy.optimize.minimize(
+                fun,
+                last["x"],
+                jac=True,
+                method="L-BFGS-B" if method == "l-bfgs-b" else "TNC",
+                bounds=box,
+                tol=tol,
+                callback=callback,
+                options={key: int(steps)},
+            )
+            final, reason = res.x, res.message if isinstance(res.message, str) else str(res.message)
+        except (_Interrupted, KeyboardInterrupt):
+            final, reason = last["x"], "interrupted"
+        X = np.clip(final.reshape(n, width), lo, hi).astype(x.type.dtype)
+        rows = np.asarray(fns.fn(X.astype(np.float64).ravel())[0], dtype=np.float64)
     return _result(X, rows, history, lo, hi, len(history), time.perf_counter() - t0, method, reason)
+
+
+@contextmanager
+def _blas_threads(fixed: int | None):
+    """Run the block with ``fixed`` BLAS threads (None: the library's default)."""
+    tuner = ThreadTuner(fixed=fixed)
+    try:
+        yield
+    finally:
+        tuner.restore()
 
 
 def _result(X, value, history, lo, hi, n_steps, seconds, method, reason) -> MaximizeResult:

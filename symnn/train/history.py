@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import SymnnValueError
+
 __all__ = ["History"]
 
 
@@ -25,6 +27,16 @@ class History:
     interrupted: bool = False
     best_epoch: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        last = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in (self.epochs[-1].items() if self.epochs else ())
+        )
+        return (
+            f"History({len(self.epochs)} epochs, {len(self.batch_loss)} updates, "
+            f"stop_reason={self.stop_reason!r}" + (f"; last epoch: {last})" if last else ")")
+        )
 
     def __getitem__(self, key: str) -> list[float]:
         """The values of one metric across epochs: ``history["val_loss"]``."""
@@ -65,15 +77,49 @@ class History:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
+    def from_dict(cls, data: Any) -> History:
+        """The inverse of :meth:`as_dict`; anything else raises ``SymnnValueError``.
+
+        >>> History.from_dict({"metrics": {"loss": [0.5, 0.25]}, "batch_loss": [1.0]})
+        History(2 epochs, 1 updates, stop_reason=''; last epoch: loss=0.25)
+        >>> History.from_dict({"metrics": {"loss": "abc"}})
+        Traceback (most recent call last):
+        ...
+        symnn.errors.SymnnValueError: history metric 'loss' is not a list of numbers.
+        """
+        if not isinstance(data, dict):
+            raise SymnnValueError(f"history is a {type(data).__name__}; expected a mapping.")
         metrics = data.get("metrics", {})
+        if not isinstance(metrics, dict):
+            raise SymnnValueError("history metrics are not a mapping of name -> list.")
+        for k, v in metrics.items():
+            if not isinstance(v, list) or not all(_number_or_none(x) for x in v):
+                raise SymnnValueError(f"history metric {k!r} is not a list of numbers.")
         n = max((len(v) for v in metrics.values()), default=0)
-        epochs = [{k: v[i] for k, v in metrics.items() if v[i] is not None} for i in range(n)]
+        epochs = [
+            {k: v[i] for k, v in metrics.items() if i < len(v) and v[i] is not None}
+            for i in range(n)
+        ]
+        batch_loss = data.get("batch_loss", [])
+        if not isinstance(batch_loss, list) or not all(_number_or_none(x) for x in batch_loss):
+            raise SymnnValueError("history batch_loss is not a list of numbers.")
+        notes = data.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(x, str) for x in notes):
+            raise SymnnValueError("history notes are not a list of strings.")
+        stop_reason, best = data.get("stop_reason", ""), data.get("best_epoch")
+        if not isinstance(stop_reason, str):
+            raise SymnnValueError("history stop_reason is not a string.")
+        if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
+            raise SymnnValueError("history best_epoch is not an integer.")
         return cls(
             epochs,
-            list(data.get("batch_loss", [])),
-            data.get("stop_reason", ""),
+            [float(x) for x in batch_loss],
+            stop_reason,
             bool(data.get("interrupted", False)),
-            data.get("best_epoch"),
-            list(data.get("notes", [])),
+            best,
+            list(notes),
         )
+
+
+def _number_or_none(x: Any) -> bool:
+    return x is None or (isinstance(x, int | float) and not isinstance(x, bool))

@@ -31,7 +31,14 @@ from .history import History
 from .rollback import Rollback
 from .step import TrainStep, compile_train_step
 
-__all__ = ["Trainer", "LOSSES"]
+__all__ = ["Trainer", "LOSSES", "DEFAULTS"]
+
+#: The defaults of every training entry point (``Trainer``, ``symnn train``, the
+#: estimators): scikit-learn's MLP defaults (Adam, learning rate 0.001, minibatches of 200).
+DEFAULTS = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 200}
+
+#: Inputs whose magnitude exceeds this draw a warning (raw 0-255 pixels, unscaled features).
+_SCALE_WARNING = 50.0
 
 #: Per-example losses by name: ``loss(predictions, targets) -> per-example values``.
 LOSSES: dict[str, Callable] = {
@@ -43,6 +50,25 @@ LOSSES: dict[str, Callable] = {
 }
 
 _EVAL_CHUNK = 4096
+#: rows per call of the prediction function (every call has exactly this shape)
+PREDICT_BLOCK = 64
+
+
+def run_in_blocks(fn: Callable, X: np.ndarray, block: int) -> np.ndarray:
+    """``fn`` over ``X`` in calls of exactly ``block`` rows (the last block padded with
+    zeros), concatenated: each row's result is independent of the rest of ``X``.
+
+    >>> run_in_blocks(lambda b: b * 2, np.arange(5.0)[:, None], 2).ravel()
+    array([0., 2., 4., 6., 8.])
+    """
+    n = len(X)
+    full = n - n % block
+    parts = [fn(X[s : s + block]) for s in range(0, full, block)]
+    if full < n or n == 0:
+        padded = np.zeros((block, *X.shape[1:]), dtype=X.dtype)
+        padded[: n - full] = X[full:]
+        parts.append(fn(padded)[: n - full])
+    return np.concatenate(parts)
 
 
 class Trainer:
@@ -55,9 +81,10 @@ class Trainer:
     loss
         A name from :data:`LOSSES` or a callable ``(predictions, targets) -> per-example``.
     optimizer
-        A name from :data:`symnn.updates.RULES` or an update rule with Lasagne's signature.
+        A name from :data:`symnn.updates.RULES` or an update rule with Lasagne's signature
+        (default ``"adam"``, see :data:`DEFAULTS`).
     learning_rate
-        Initial learning rate (kept in a shared variable; schedules change it).
+        Initial learning rate (default 0.001; kept in a shared variable, schedules change it).
     l1, l2
         Penalty coefficients on the regularisable parameters (weights, not biases); the
         objective adds ``l1 * sum|W| + l2 / 2 * sum W**2``.
@@ -98,8 +125,8 @@ class Trainer:
         network: Layer,
         *,
         loss: str | Callable = "categorical_crossentropy",
-        optimizer: str | Callable = "sgd",
-        learning_rate: float = 0.01,
+        optimizer: str | Callable = DEFAULTS["optimizer"],
+        learning_rate: float = DEFAULTS["learning_rate"],
         l1: float = 0.0,
         l2: float = 0.0,
         max_norm: float | None = None,
@@ -150,6 +177,14 @@ class Trainer:
         self._pending_state: tuple[str, list[np.ndarray]] | None = None  # set by symnn.load
         self._threads: dict[int, int] = {}  # batch size -> fastest BLAS thread count
         self._predict = None  # compiled inference function
+
+    def __repr__(self) -> str:
+        lr = float(self.learning_rate.get_value())
+        return (
+            f"{type(self).__name__}({self.network!r}, loss={self.loss_name!r}, "
+            f"optimizer={self.optimizer_name!r}, learning_rate={lr:g}, "
+            f"updates={self.n_updates}, epochs={self.n_epochs})"
+        )
 
     # -- graphs -------------------------------------------------------------------------
     def _targets_kind(self, y: np.ndarray) -> str:
@@ -285,7 +320,7 @@ class Trainer:
         X = check_array(
             X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in, finite=finite_x
         )
-        y_arr = np.asarray(y)
+        y_arr = _one_hot_to_labels(np.asarray(y), self.loss_fn)
         if y_arr.dtype.kind in "biu" or (
             y_arr.ndim == 1
             and self.loss_fn
@@ -316,13 +351,20 @@ class Trainer:
         return dict(zip(fns["metric_names"], (totals / len(X)).tolist()))
 
     def predict_proba(self, X) -> np.ndarray:
-        """The network's output (inference mode) for ``X``."""
+        """The network's output (inference mode) for ``X``.
+
+        A row's output does not depend on the other rows of the call: the network runs on
+        blocks of exactly :data:`PREDICT_BLOCK` rows (the last one padded). BLAS libraries
+        pick their kernels and summation order by matrix shape (OpenBLAS turns a one-row
+        product into a matrix-vector product, and small products use other kernels), so
+        without fixed blocks the same row could come out a few units in the last place
+        different when predicted alone or with others.
+        """
         X = check_array(X, "X", ndim=2, dtype=self.dtype, n_features=self.network.n_in)
         if self._predict is None:  # needs no loss or targets: compiled on its own
             x = pt.matrix("x", dtype=self.dtype, shape=(None, self.network.n_in))
             self._predict = function([x], self.network(x, deterministic=True), mode=self.mode)
-        fn = self._predict
-        return np.concatenate([fn(X[s : s + _EVAL_CHUNK]) for s in range(0, len(X), _EVAL_CHUNK)])
+        return run_in_blocks(self._predict, X, PREDICT_BLOCK)
 
     def predict(self, X) -> np.ndarray:
         """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
@@ -336,7 +378,7 @@ class Trainer:
         y,
         *,
         epochs: int = 10,
-        batch_size: int = 100,
+        batch_size: int = DEFAULTS["batch_size"],
         validation_data: tuple | None = None,
         validation_split: float = 0.0,
         shuffle: bool = True,
@@ -358,7 +400,8 @@ class Trainer:
         epochs
             Maximum number of epochs in this call.
         batch_size
-            Minibatch size (the last minibatch of an epoch may be smaller).
+            Minibatch size (default 200; the last minibatch of an epoch may be smaller). A
+            batch size larger than the training set is clipped to it, with a warning.
         validation_data, validation_split
             ``(X_val, y_val)``, or the fraction of ``(X, y)`` held out (seeded, stratified
             by nothing: a random subset); adds ``val_loss``/``val_accuracy`` each epoch.
@@ -431,10 +474,14 @@ class Trainer:
             if self._targets_kind(yv) != self._targets_kind(y):
                 raise SymnnValueError("validation_data targets are not of the same kind as y.")
         if batch_size > len(X):
-            raise SymnnValueError(
-                f"batch_size={batch_size} is larger than the {len(X)} training "
-                "samples; expected batch_size <= number of samples."
+            warnings.warn(
+                f"symnn: batch_size={batch_size} is larger than the {len(X)} training samples; "
+                f"using batch_size={len(X)}.",
+                UserWarning,
+                stacklevel=2,
             )
+            batch_size = len(X)
+        _warn_if_unscaled(X)
 
         fns = self._compile(self._targets_kind(y))
         step: TrainStep = fns["step"]
@@ -618,6 +665,33 @@ class Trainer:
                 f"the schedule gave learning rate {value}; expected a number > 0."
             )
         self.learning_rate.set_value(np.asarray(value, dtype=self.dtype))
+
+
+def _one_hot_to_labels(y: np.ndarray, loss_fn: Callable) -> np.ndarray:
+    """One-hot targets for a categorical cross-entropy are the same objective as their
+    integer labels, which also give accuracy and the fused C op: convert them."""
+    categorical = (costs.categorical_crossentropy, costs.categorical_crossentropy_from_logits)
+    if loss_fn not in categorical or y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
+        return y
+    if np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
+        return y.argmax(axis=1).astype(np.int32)
+    return y
+
+
+def _warn_if_unscaled(X: np.ndarray) -> None:
+    """Warn when inputs are far from the scale the initialisations assume (order 1), judged
+    on at most 1,000 evenly spaced rows (no pass over all the data)."""
+    sample = X[:: max(1, len(X) // 1000)]
+    with np.errstate(invalid="ignore"):
+        big = float(np.nanmax(np.abs(sample))) if sample.size else 0.0
+    if big > _SCALE_WARNING:
+        warnings.warn(
+            f"symnn: X has values up to {big:g}; the weight initialisations (and input "
+            "optimisation's default box [0, 1]) assume inputs of order 1. Scale the data "
+            "(e.g. pixels / 255, or sklearn's StandardScaler), or training may stall.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _call(hook, *args) -> bool:
