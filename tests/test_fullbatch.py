@@ -62,10 +62,15 @@ def test_callback_stop_keeps_last_accepted_iterate(data):
             return step == 3
 
     t = ScipyTrainer(mlp([64, 8, 10], rng=0, dtype="float64"))
+    initial = t.network.get_values()
     stop = StopAt()
     h = t.fit(*data, maxiter=50, callbacks=[stop])
     assert h.stop_reason == "a callback stopped training" and t.n_updates == 3
-    assert np.isfinite(t.evaluate(*data)["loss"])
+    # the network holds the iterate the callback saw at update 3, not the initial weights
+    for now, seen, first in zip(t.network.get_values(), stop.values, initial, strict=True):
+        np.testing.assert_array_equal(now, seen)
+        assert not np.array_equal(now, first)
+    assert t.evaluate(*data)["loss"] == pytest.approx(h.batch_loss[-1], rel=1e-9)
 
 
 def test_pack_unpack_round_trip():

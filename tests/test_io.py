@@ -133,3 +133,84 @@ def test_save_killed_midway_leaves_the_previous_file_loadable(tmp_path):
     proc.wait(timeout=30)
     assert path.read_bytes() == before
     assert len(symnn.load(path).get_values()) == 4
+
+
+def _rewrite_header(src, dst, edit):
+    """Copy a symnn file with its JSON header changed by ``edit(header)``."""
+    import json
+
+    with np.load(src, allow_pickle=False) as archive:
+        arrays = {n: archive[n] for n in archive.files}
+    header = json.loads(arrays["__symnn__"].tobytes().decode())
+    edit(header)
+    arrays["__symnn__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(dst, **arrays)
+    return dst
+
+
+_WRONG_VALUES = [None, 5, -1, 1e308, "x", [], [1, "a"], {}, {"a": []}, True]
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory, data):
+    t = _trainer()
+    t.fit(*data, epochs=1, batch_size=100)
+    return symnn.save(t, tmp_path_factory.mktemp("run") / "run.npz")
+
+
+def _paths(header, prefix=()):
+    for key, value in header.items():
+        if key in ("format", "version"):
+            continue
+        yield (*prefix, key)
+        if isinstance(value, dict):
+            yield from _paths(value, (*prefix, key))
+
+
+def test_every_malformed_header_field_gives_a_symnn_value_error(saved_run, tmp_path):
+    """Each field of a real file's header (nested ones included) replaced by each wrong
+    value: loading either works or raises SymnnValueError, never a raw numpy/Python error."""
+    import json
+
+    with np.load(saved_run, allow_pickle=False) as archive:
+        header = json.loads(archive["__symnn__"].tobytes().decode())
+    tried = 0
+    for path in _paths(header):
+        for wrong in _WRONG_VALUES:
+
+            def edit(h, path=path, wrong=wrong):
+                for key in path[:-1]:
+                    h = h[key]
+                h[path[-1]] = wrong
+
+            bad = _rewrite_header(saved_run, tmp_path / "bad.npz", edit)
+            try:
+                symnn.load(bad)
+            except SymnnValueError:
+                pass
+            tried += 1
+    assert tried > 150
+
+
+def test_save_into_a_file_or_missing_folder_is_a_clear_error(tmp_path):
+    net = mlp([3, 2], rng=0)
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    with pytest.raises(SymnnValueError, match="afile' is not a folder") as info:
+        symnn.save(net, a_file / "x.npz")
+    assert ".tmp" not in str(info.value)
+    with pytest.raises(SymnnValueError, match="does not exist"):
+        symnn.save(net, tmp_path / "nowhere" / "x.npz")
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(SymnnValueError, match="is a folder"):
+        symnn.save(net, tmp_path / "dir.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dir.npz"]
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = symnn.save(mlp([3, 2], rng=0), tmp_path / "net.npz")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
