@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .errors import SymnnValueError
 from .train.history import History
@@ -47,6 +48,7 @@ def plot_history(history: History, path=None, *, title: str | None = None) -> Fi
                 epochs, history[f"val_{metric}"], marker="s", ms=3, label=f"validation {metric}"
             )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(metric)
         if metric == "loss" and min(history[metric]) > 0:
             ax.set_yscale("log")

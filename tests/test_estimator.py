@@ -98,8 +98,16 @@ def test_partial_fit_and_warm_start(iris):
 
 def test_early_stopping_records_validation_scores(iris):
     X, y = iris
-    clf = MLPClassifier(**{**FAST, "early_stopping": True, "max_epochs": 200}).fit(X, y)
+    clf = MLPClassifier(
+        **{**FAST, "early_stopping": True, "max_epochs": 300, "n_iter_no_change": 5}
+    ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.n_iter_ < 300  # it stopped early
+    # the weights kept are those of the best validation epoch: re-score them on the same split
+    trainer = clf._trainer
+    assert trainer.history.best_epoch is not None
+    scores = clf.validation_scores_
+    assert np.argmax(scores) + 1 <= clf.n_iter_ - 5
 
 
 @pytest.mark.parametrize("optimizer", ["l-bfgs-b", "sgd", "momentum"])

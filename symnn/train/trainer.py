@@ -414,7 +414,8 @@ class Trainer:
         schedule, schedule_every
             A learning-rate schedule ``t -> rate`` applied per ``"epoch"`` or per ``"step"``.
         progress
-            Show a progress bar (default: only when stderr is a terminal).
+            Show a progress bar (default: when stderr is a terminal or in a Jupyter
+            notebook, see :func:`interactive`).
         on_nonfinite, max_retries
             On a NaN or infinite loss (with ``guard=True``): ``"stop"`` (default) rolls back to
             the last finite update and stops; ``"halve"`` rolls back, halves the learning rate
@@ -493,7 +494,7 @@ class Trainer:
                 raise SymnnTypeError(f"callbacks must be Callback objects; got {describe(cb)}.")
         n_batches = math.ceil(len(X) / batch_size)
         if progress is None:
-            progress = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+            progress = interactive()
         if progress:
             total = (
                 epochs * n_batches if max_updates is None else min(max_updates, epochs * n_batches)
@@ -665,6 +666,16 @@ class Trainer:
                 f"the schedule gave learning rate {value}; expected a number > 0."
             )
         self.learning_rate.set_value(np.asarray(value, dtype=self.dtype))
+
+
+def interactive() -> bool:
+    """Whether a person is watching: stderr is a terminal, or the code runs in a Jupyter
+    kernel (where tqdm's notebook-aware bar shows; stderr is no terminal there)."""
+    if hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
+        return True
+    shell = sys.modules.get("IPython")
+    ipython = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return type(ipython).__name__ == "ZMQInteractiveShell"
 
 
 def _one_hot_to_labels(y: np.ndarray, loss_fn: Callable) -> np.ndarray:
