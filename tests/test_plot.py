@@ -63,7 +63,7 @@ def test_image_grid_weights_and_comparison(tmp_path, rng):
 
 def test_history_plot_ticks_whole_epochs():
     h = History([{"epoch": i, "loss": 1.0 / i} for i in range(1, 4)])
-    fig = plot_history(h)
+    fig = plot.plot_history(h)
     ticks = fig.axes[0].get_xticks()
     visible = [t for t in ticks if 1 <= t <= 3]
     assert visible and all(float(t).is_integer() for t in visible), ticks
