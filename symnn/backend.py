@@ -92,6 +92,13 @@ class BlasStatus:
 
 
 _lock = threading.Lock()
+
+#: Held while symnn compiles: PyTensor's graph rewriting, its lazily initialised
+#: configuration (``gcc_version_str`` and friends) and its module cache are process-wide
+#: state, so two threads compiling at once can fail inside PyTensor. Re-entrant, so a
+#: compile that triggers another (symnn's BLAS check) does not wait for itself. Between
+#: processes PyTensor's own lock on the compile directory takes over.
+COMPILE_LOCK = threading.RLock()
 _status: BlasStatus | None = None
 _user_default_mode: Any = None
 _blas_library: str | None = None
@@ -174,6 +181,19 @@ def _check_link(ldflags: str) -> tuple[bool, str]:
     return False, f"link check failed: {detail.strip()[:300]}"
 
 
+def _initialise_config() -> None:
+    """Read every PyTensor setting once, so that the ones computed on first use
+    (``gcc_version_str``, ``compiledir``, ...) are set here, under the lock, and never by
+    two threads at once (PyTensor raises "Can't change the value of gcc_version_str config
+    parameter after initialization!" when they race)."""
+    config = pytensor.config
+    for name in list(config._config_var_dict):
+        try:
+            getattr(config, name)
+        except Exception:  # pragma: no cover - a setting this platform cannot compute
+            pass
+
+
 def blas_status() -> BlasStatus:
     """Decide (once per process) which backend symnn compiles with, and why.
 
@@ -181,9 +201,10 @@ def blas_status() -> BlasStatus:
     True
     """
     global _status
-    with _lock:
+    with COMPILE_LOCK, _lock:
         if _status is not None:
             return _status
+        _initialise_config()
         ldflags = pytensor.config.blas__ldflags
         source = "scipy wheel OpenBLAS" if _blas_library else ("user" if ldflags else "none")
         if not pytensor.config.cxx:
@@ -284,7 +305,33 @@ def function(
     """
     if updates is not None and isinstance(updates, dict):
         updates = list(updates.items())
-    return pytensor.function(inputs, outputs, updates=updates, mode=resolve_mode(mode), **kwargs)
+    mode = resolve_mode(mode)  # also checks the BLAS link once, under its own lock
+    with COMPILE_LOCK:  # PyTensor's rewriting, configuration and linking are not thread-safe
+        return pytensor.function(inputs, outputs, updates=updates, mode=mode, **kwargs)
+
+
+class LockedFunction:
+    """A compiled function that one thread at a time runs.
+
+    A PyTensor function keeps its inputs, outputs and intermediate results in storage of its
+    own, shared by every caller: two threads calling it at once can read each other's
+    values. symnn hands out compiled functions only behind such a lock (or holds the lock
+    of the object that owns them for a whole run).
+
+    >>> import pytensor.tensor as pt
+    >>> x = pt.vector("x", dtype="float64")
+    >>> f = LockedFunction(function([x], x + 1, mode="FAST_COMPILE"))
+    >>> f(np.zeros(2))
+    array([1., 1.])
+    """
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return self.fn(*args, **kwargs)
 
 
 def info() -> dict[str, Any]:

@@ -9,6 +9,7 @@ stores its architecture and arrays, and compiles again on first use after unpick
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 from typing import Any
 
@@ -30,6 +31,8 @@ from .updates import RULES
 from .utils import as_float_dtype
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+_REBUILD_LOCK = threading.Lock()
 
 
 class _BaseMLP(BaseEstimator):
@@ -245,9 +248,10 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
         X = self._validate(X, reset=False)
-        if self._trainer is None:  # after unpickling: compile again, lazily
-            self._trainer = Trainer(self.network_, loss=self._loss, seed=0)
-        return self._trainer.predict_proba(X)
+        with _REBUILD_LOCK:  # several threads may predict with one unpickled estimator
+            if self._trainer is None:  # after unpickling: compile again, lazily
+                self._trainer = Trainer(self.network_, loss=self._loss, seed=0)
+        return self._trainer.predict_proba(X)  # the trainer runs one call at a time
 
     # -- pickling: arrays and architecture, never compiled functions ----------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .errors import SymnnValueError
 from .threads import ThreadTuner
 from .train.callbacks import Callback, ProgressBar, StopTraining
 from .train.history import History
-from .train.trainer import Trainer, _call, _deferred_interrupt
+from .train.trainer import Trainer, _call, _deferred_interrupt, locked
 from .utils import check_choice, check_positive
 
 __all__ = ["ScipyTrainer", "METHODS", "pack", "unpack"]
@@ -119,6 +119,7 @@ class ScipyTrainer(Trainer):
         self.options = dict(options or {})
         self._flat: dict[str, Any] = {}
 
+    @locked
     def compile(self, targets: str = "labels") -> ScipyTrainer:
         """Compile the flat ``(cost, gradient)`` function and the evaluation functions now."""
         super().compile(targets)
@@ -151,6 +152,7 @@ class ScipyTrainer(Trainer):
         self._flat[kind] = (fn, storage)
         return self._flat[kind]
 
+    @locked
     def fit(
         self,
         X,
@@ -330,6 +332,7 @@ class ScipyTrainer(Trainer):
         self.history.extend(history)
         return history
 
+    @locked
     def loss_and_grad(self, theta: np.ndarray, X, y) -> tuple[float, np.ndarray]:
         """The compiled ``(cost, flat gradient)`` at ``theta`` over ``(X, y)`` (float64)."""
         X, y = self._check_xy(X, y)

@@ -35,14 +35,15 @@ threadpoolctl.
 from __future__ import annotations
 
 import numbers
+import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 from .errors import SymnnValueError
 
-__all__ = ["ThreadTuner", "blas_controller", "check_blas_threads"]
+__all__ = ["ThreadTuner", "BlasGate", "blas_controller", "check_blas_threads"]
 
 _PROBES = 8  # timed calls per setting
 _BLOCK = 3  # calls per block of one setting (the first is not timed)
@@ -88,6 +89,79 @@ def blas_controller() -> Any | None:
     return None
 
 
+class BlasGate:
+    """The process-wide owner of the BLAS thread count.
+
+    OpenBLAS has one thread count per process, so two runs in two threads that each set
+    their own count would change it under each other's feet. A run *holds* the gate at a
+    count for as long as it runs: runs that need the same count share it; a run that needs
+    a fixed other count (``blas_threads=2``, for bit-identical results) waits until the
+    holders are done; a tuned run (``blas_threads="auto"``) joins at whatever count is in
+    force and switches only while it holds the gate alone (nested holds of the same thread
+    count as alone). When the last holder leaves, the library's default count is restored.
+    """
+
+    def __init__(self, lib: Any):
+        self.lib = lib
+        self.default = lib.get_num_threads()
+        self.count = self.default
+        self._holders: Counter[int] = Counter()  # thread id -> holds
+        self._cond = threading.Condition()
+
+    def _alone(self) -> bool:
+        return set(self._holders) <= {threading.get_ident()}
+
+    def hold(self, n: int, *, wait: bool) -> int:
+        """Hold the gate at ``n`` threads (``wait``) or at the count in force when others
+        hold another one (not ``wait``); returns the count held."""
+        with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: self._alone() or self.count == n)
+            if self._alone():
+                self._apply(n)
+            self._holders[threading.get_ident()] += 1
+            return self.count
+
+    def switch(self, n: int) -> int:
+        """Change the count of a held gate when no other thread holds it; returns the
+        count in force."""
+        with self._cond:
+            if self._alone():
+                self._apply(n)
+            return self.count
+
+    def release(self) -> None:
+        with self._cond:
+            me = threading.get_ident()
+            self._holders[me] -= 1
+            if self._holders[me] <= 0:
+                del self._holders[me]
+            if not self._holders:
+                self._apply(self.default)
+                self._cond.notify_all()
+
+    def _apply(self, n: int) -> None:
+        if n != self.count:
+            self.lib.set_num_threads(n)
+            self.count = n
+
+
+_gates: list[BlasGate] = []
+_gates_lock = threading.Lock()
+
+
+def blas_gate() -> BlasGate | None:
+    """The :class:`BlasGate` of symnn's BLAS library (None when threadpoolctl cannot
+    control it)."""
+    with _gates_lock:
+        if not _gates:
+            lib = blas_controller()
+            if lib is None:
+                return None
+            _gates.append(BlasGate(lib))
+        return _gates[0]
+
+
 class ThreadTuner:
     """Calls ``fn`` with the faster BLAS thread count, found by timing its calls.
 
@@ -99,12 +173,14 @@ class ThreadTuner:
     ``choice`` (1 or the library's default) can be passed in from an earlier tuning of the
     same function and batch size: it is used at once, and re-checked like any choice.
     ``fixed`` runs every call with that many threads and measures nothing (bit-reproducible
-    runs). :meth:`restore` puts the default back.
+    runs). The tuner holds the process's :class:`BlasGate` from construction to
+    :meth:`restore`, which every tuner must reach (use ``try``/``finally``).
     """
 
     def __init__(self, choice: int | None = None, fixed: int | None = None):
-        self.lib = blas_controller()
-        self.default = self.lib.get_num_threads() if self.lib is not None else 1
+        self.gate = blas_gate()
+        self.lib = self.gate.lib if self.gate is not None else None
+        self.default = self.gate.default if self.gate is not None else 1
         self.fixed = fixed
         if fixed is not None:
             choice = fixed
@@ -117,9 +193,12 @@ class ThreadTuner:
         self._recent: deque[float] = deque(maxlen=_PROBES)  # the chosen setting's calls
         self._trial: list[float] = []  # the other setting's calls in a re-check
         self._since = 0  # calls since the last re-check
-        self._current: int | None = None  # the count last set through this tuner
-        if self.choice is not None:
-            self._set(self.choice)
+        self._current: int | None = None  # the count the last call ran with
+        self._held = False
+        if self.gate is not None:
+            want = self.choice if self.choice is not None else self.default
+            self._current = self.gate.hold(want, wait=fixed is not None)
+            self._held = True
 
     def __call__(self, fn: Callable, *args: Any) -> Any:
         if self.lib is None or self.default <= 1 or self.fixed is not None:
@@ -178,14 +257,11 @@ class ThreadTuner:
     @property
     def current(self) -> int:
         """The thread count the last call ran with."""
-        if self._current is None:
-            self._current = self.lib.get_num_threads() if self.lib is not None else 1
-        return self._current
+        return self._current if self._current is not None else 1
 
     def _set(self, n: int) -> None:
-        if self.lib is not None and n != self._current:
-            self.lib.set_num_threads(n)
-            self._current = n
+        if self._held and n != self._current:
+            self._current = self.gate.switch(n)  # stays put while other threads hold it
 
     def set(self, n: int) -> None:
         """Run the next direct calls of the function with ``n`` threads (used to replay calls
@@ -193,4 +269,7 @@ class ThreadTuner:
         self._set(n)
 
     def restore(self) -> None:
-        self._set(self.default)
+        """Let go of the gate (the library's default count returns when no run holds it)."""
+        if self._held:
+            self._held = False
+            self.gate.release()

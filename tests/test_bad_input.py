@@ -124,7 +124,6 @@ CASES = [
     ("X/y lengths differ", lambda t: fit(y=Y[:5]), "y has 5 labels but X has 40"),
     ("wrong feature count", lambda t: fit(X=np.zeros((40, 7))), "X has 7 features"),
     ("batch size 0", lambda t: fit(batch_size=0), "batch_size=0"),
-    ("batch size > data", lambda t: fit(batch_size=41), "batch_size=41 is larger"),
     ("labels out of range", lambda t: fit(y=Y + 1), r"labels outside \[0, 3\)"),
     ("negative labels", lambda t: fit(y=Y - 1), r"labels outside \[0, 3\)"),
     ("string labels", lambda t: fit(y=np.array(["a"] * 40)), "y must hold integer class labels"),

@@ -27,6 +27,7 @@ class FakeLib:
 def lib(monkeypatch):
     fake = FakeLib()
     monkeypatch.setattr(threads, "blas_controller", lambda: fake)
+    monkeypatch.setattr(threads, "_gates", [])  # a gate of the fake library
     return fake
 
 
@@ -139,3 +140,56 @@ def test_blas_threads_accepts_auto_or_a_positive_count(value, expected):
 def test_blas_threads_refuses_anything_else_naming_the_argument(value):
     with pytest.raises(SymnnValueError, match="blas_threads=.*'auto' or a positive number"):
         threads.check_blas_threads(value)
+
+
+def test_a_fixed_count_waits_for_runs_holding_another_count(lib):
+    """Two threads, fixed counts 1 and 2: each run's calls all see its own count."""
+    import threading
+
+    seen = {1: set(), 2: set()}
+    start = threading.Barrier(2)
+
+    def run(n):
+        start.wait()
+        tuner = threads.ThreadTuner(fixed=n)
+        try:
+            for _ in range(50):
+                seen[n].add(tuner(lambda: lib.n))
+                time.sleep(0.0005)
+        finally:
+            tuner.restore()
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert seen == {1: {1}, 2: {2}}
+    assert lib.n == 2  # the default is back once nobody holds the gate
+
+
+def test_a_tuned_run_joins_the_count_in_force_and_switches_only_alone(lib):
+    fixed = threads.ThreadTuner(fixed=1)
+    tuned = threads.ThreadTuner(choice=2)  # same thread: nested holds count as alone
+    assert tuned.current == 2 and lib.n == 2
+    tuned.restore()
+    fixed.restore()
+    assert lib.n == 2
+    import threading
+
+    holder = threads.ThreadTuner(fixed=1)
+    out = {}
+
+    def other():
+        t = threads.ThreadTuner(choice=2)  # another thread holds 1: join at 1, no switch
+        out["count"] = t.current
+        t.set(2)
+        out["after_set"] = t.current
+        t.restore()
+
+    w = threading.Thread(target=other)
+    w.start()
+    w.join()
+    assert out == {"count": 1, "after_set": 1} and lib.n == 1
+    holder.restore()
+    assert lib.n == 2

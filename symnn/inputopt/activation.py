@@ -9,6 +9,7 @@ objective; Gaussian blur is applied to the inputs every ``blur_every`` steps.
 from __future__ import annotations
 
 import json
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from .maximize import MaximizeResult, maximize
 __all__ = ["activation_maximization", "ActivationReport", "unit_activations", "parse_units"]
 
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_GRAPHS_LOCK = threading.RLock()
 
 
 def _layers(network: Layer) -> list[Layer]:
@@ -126,9 +128,15 @@ class _Graph:
     n_units: int
     has_probs: bool
     jitter_rng: Any = None  # shared generator of the jitter shifts
+    lock: Any = field(default_factory=threading.RLock)  #: held for a whole call
 
 
 def _graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
+    with _GRAPHS_LOCK:
+        return _build_graph(network, index, preactivation, probability, image_shape, jitter, mode)
+
+
+def _build_graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
     key = (index, preactivation, probability, image_shape, int(jitter), repr(mode))
     per_net = _GRAPHS.setdefault(network, {})
     if key in per_net:
@@ -348,51 +356,56 @@ def activation_maximization(
     graph = _graph(
         network, index, bool(preactivation), bool(probability), image_shape, int(jitter), mode
     )
-    unit_list = parse_units(units, graph.n_units)
-    row_units = np.repeat(unit_list, n_starts)
-    row_start = np.tile(np.arange(n_starts), len(unit_list))
-    n = len(row_units)
-    if x0 is None:
-        rng = as_rng(seed, name="seed")
-        lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), (network.n_in,)) for b in bounds)
-        x0 = lo + (hi - lo) * rng.random((n, network.n_in))
-    graph.unit_index.set_value(row_units)
-    if graph.jitter_rng is not None:  # the same seed gives the same shifts
-        graph.jitter_rng.set_value(np.random.default_rng(as_rng(seed).integers(2**31 - 1)))
-    same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
-    graph.same_unit.set_value(same.astype(network.dtype))
-    for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
-        graph.coef[name].set_value(np.asarray(value, dtype=network.dtype))
-    sigma = 0.5 if blur_sigma is None else float(blur_sigma)
-    every = (int(blur_every), _blur(image_shape, sigma)) if blur_every else None
-    result = maximize(
-        graph.objective,
-        graph.x,
-        x0=x0,
-        bounds=bounds,
-        steps=steps,
-        learning_rate=learning_rate,
-        method=method,
-        tol=tol,
-        mode=mode,
-        every=every,
-        blas_threads=blas_threads,
-    )
+    with graph.lock:  # the graph's shared settings and functions are this call's
+        unit_list = parse_units(units, graph.n_units)
+        row_units = np.repeat(unit_list, n_starts)
+        row_start = np.tile(np.arange(n_starts), len(unit_list))
+        n = len(row_units)
+        if x0 is None:
+            rng = as_rng(seed, name="seed")
+            lo, hi = (
+                np.broadcast_to(np.asarray(b, dtype=np.float64), (network.n_in,)) for b in bounds
+            )
+            x0 = lo + (hi - lo) * rng.random((n, network.n_in))
+        graph.unit_index.set_value(row_units)
+        if graph.jitter_rng is not None:  # the same seed gives the same shifts
+            graph.jitter_rng.set_value(np.random.default_rng(as_rng(seed).integers(2**31 - 1)))
+        same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
+        graph.same_unit.set_value(same.astype(network.dtype))
+        for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
+            graph.coef[name].set_value(np.asarray(value, dtype=network.dtype))
+        sigma = 0.5 if blur_sigma is None else float(blur_sigma)
+        every = (int(blur_every), _blur(image_shape, sigma)) if blur_every else None
+        result = maximize(
+            graph.objective,
+            graph.x,
+            x0=x0,
+            bounds=bounds,
+            steps=steps,
+            learning_rate=learning_rate,
+            method=method,
+            tol=tol,
+            mode=mode,
+            every=every,
+            blas_threads=blas_threads,
+        )
 
-    measured = graph.measure(result.x.astype(network.dtype))
-    best_act = np.asarray(measured[0])[np.arange(n), row_units]
-    probs = np.asarray(measured[1])[np.arange(n), row_units] if graph.has_probs else None
-    last = result.x_last if result.x_last is not None else result.x
-    final_act = np.asarray(graph.measure(last.astype(network.dtype))[0])[np.arange(n), row_units]
-    ref_max = None
-    if reference is not None:
-        ref = check_array(
-            reference, "reference", ndim=2, dtype=network.dtype, n_features=network.n_in
-        )
-        acts = np.concatenate(
-            [np.asarray(graph.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
-        )
-        ref_max = acts.max(axis=0)
+        measured = graph.measure(result.x.astype(network.dtype))
+        best_act = np.asarray(measured[0])[np.arange(n), row_units]
+        probs = np.asarray(measured[1])[np.arange(n), row_units] if graph.has_probs else None
+        last = result.x_last if result.x_last is not None else result.x
+        final_act = np.asarray(graph.measure(last.astype(network.dtype))[0])[
+            np.arange(n), row_units
+        ]
+        ref_max = None
+        if reference is not None:
+            ref = check_array(
+                reference, "reference", ndim=2, dtype=network.dtype, n_features=network.n_in
+            )
+            acts = np.concatenate(
+                [np.asarray(graph.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
+            )
+            ref_max = acts.max(axis=0)
     rows = []
     for k in range(n):
         u = int(row_units[k])

@@ -10,6 +10,7 @@ inputs are recovered afterwards by exact replay from snapshots (see ``maximize``
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 
 from .. import updates as rules
-from ..backend import function
+from ..backend import LockedFunction, function
 from ..layers import get_updates
 
 __all__ = [
@@ -41,6 +42,7 @@ _NORM_EPS = 1e-8
 
 # compiled functions per objective graph: {objective: {(x, method, mode): functions}}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.RLock()  # one thread at a time looks up or fills the cache
 
 
 def _mode_key(mode: Any) -> Any:
@@ -60,6 +62,8 @@ class AscentFunctions:
     step: Any  # () -> objective per row before the update
     value: Any  # () -> objective per row at X (no update)
     threads: dict = field(default_factory=dict)  # batch size -> fastest BLAS thread count
+    #: held for a whole ascent: the storage above is shared by every caller
+    lock: Any = field(default_factory=threading.RLock)
 
     def reset(self, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, learning_rate: float) -> None:
         dtype = self.X.dtype
@@ -99,7 +103,13 @@ def _replace_x(objective, x, X):
 
 
 def compiled_ascent(objective, x, method: str, width: int, mode: Any = None) -> AscentFunctions:
-    """Compile (once per objective, ``x``, method, width and mode) the projected ascent step."""
+    """Compile (once per objective, ``x``, method, width and mode) the projected ascent step.
+    The caller holds the returned functions' ``lock`` while it uses them."""
+    with _CACHE_LOCK:
+        return _compiled_ascent(objective, x, method, width, mode)
+
+
+def _compiled_ascent(objective, x, method: str, width: int, mode: Any) -> AscentFunctions:
     key = (x, method, width, _mode_key(mode))
     per_objective = _CACHE.setdefault(objective, {})
     if key in per_objective:
@@ -138,18 +148,27 @@ class ScipyFunctions:
 
     fn: Any
     width: int
+    lock: Any = field(default_factory=threading.RLock)  #: held for a whole run
 
 
 def compiled_value(objective, x, mode: Any = None):
     """The objective as a compiled function of a batch of inputs (once per objective)."""
     key = (x, "value", _mode_key(mode))
-    per_objective = _CACHE.setdefault(objective, {})
-    if key not in per_objective:
-        per_objective[key] = function([x], objective, mode=mode)
-    return per_objective[key]
+    with _CACHE_LOCK:
+        per_objective = _CACHE.setdefault(objective, {})
+        if key not in per_objective:
+            per_objective[key] = LockedFunction(function([x], objective, mode=mode))
+        return per_objective[key]
 
 
 def compiled_scipy(objective, x, width: int, mode: Any = None) -> ScipyFunctions:
+    """The scipy path's compiled function (once per objective, ``x``, width and mode); the
+    caller holds its ``lock`` while it uses it."""
+    with _CACHE_LOCK:
+        return _compiled_scipy(objective, x, width, mode)
+
+
+def _compiled_scipy(objective, x, width: int, mode: Any) -> ScipyFunctions:
     key = (x, "scipy", width, _mode_key(mode))
     per_objective = _CACHE.setdefault(objective, {})
     if key in per_objective:

@@ -247,9 +247,14 @@ def maximize(
 def _maximize_projected(
     objective, x, starts, lo, hi, steps, learning_rate, method, tol, mode, width, every, fixed
 ) -> MaximizeResult:
+    fns = compiled_ascent(objective, x, method, width, mode)
+    with fns.lock:  # the shared inputs and optimiser state are this call's until it ends
+        return _ascend(fns, starts, lo, hi, steps, learning_rate, method, tol, every, fixed)
+
+
+def _ascend(fns, starts, lo, hi, steps, learning_rate, method, tol, every, fixed):
     from ..train.trainer import _deferred_interrupt
 
-    fns = compiled_ascent(objective, x, method, width, mode)
     fns.reset(starts, lo, hi, learning_rate)
     t0 = time.perf_counter()
     history: list[np.ndarray] = []
@@ -267,32 +272,35 @@ def _maximize_projected(
             fns.X.set_value(np.clip(new, lo, hi))
         return values
 
-    with _deferred_interrupt() as interrupted:
-        try:
-            for i in range(steps):
-                if i % _SNAPSHOT_EVERY == 0:
-                    snapshots[i] = fns.snapshot()
-                values = advance(i)
-                threads.append(tuner.current)  # the count this step ran with
-                history.append(values)
-                if not np.all(np.isfinite(values)):
-                    reason = f"non-finite objective at step {i + 1}"
-                    break
-                if tol is not None and previous is not None and np.all(values - previous <= tol):
-                    reason = f"no start improved by more than tol={tol}"
-                    break
-                previous = values
-                if interrupted():
-                    reason = "interrupted"
-                    break
-        except KeyboardInterrupt:
-            reason = "interrupted"
-    if tuner.choice is not None and tuner.fixed is None:
-        fns.threads[len(starts)] = tuner.choice
-    x_last = fns.X.get_value()
-    final = np.asarray(fns.value())
-    X = _best_by_replay(fns, history, final, x_last, snapshots, threads, tuner, advance)
-    tuner.restore()
+    try:
+        with _deferred_interrupt() as interrupted:
+            try:
+                for i in range(steps):
+                    if i % _SNAPSHOT_EVERY == 0:
+                        snapshots[i] = fns.snapshot()
+                    values = advance(i)
+                    threads.append(tuner.current)  # the count this step ran with
+                    history.append(values)
+                    if not np.all(np.isfinite(values)):
+                        reason = f"non-finite objective at step {i + 1}"
+                        break
+                    if tol is not None and previous is not None:
+                        if np.all(values - previous <= tol):
+                            reason = f"no start improved by more than tol={tol}"
+                            break
+                    previous = values
+                    if interrupted():
+                        reason = "interrupted"
+                        break
+            except KeyboardInterrupt:
+                reason = "interrupted"
+        if tuner.choice is not None and tuner.fixed is None:
+            fns.threads[len(starts)] = tuner.choice
+        x_last = fns.X.get_value()
+        final = np.asarray(fns.value())
+        X = _best_by_replay(fns, history, final, x_last, snapshots, threads, tuner, advance)
+    finally:
+        tuner.restore()
     fns.X.set_value(X)
     value = np.asarray(fns.value(), dtype=np.float64)
     out = _result(X, value, history, lo, hi, len(history), time.perf_counter() - t0, method, reason)
@@ -334,9 +342,14 @@ class _Interrupted(Exception):
 
 
 def _maximize_scipy(objective, x, starts, lo, hi, steps, method, tol, mode, width, fixed):
+    fns = compiled_scipy(objective, x, width, mode)
+    with fns.lock:  # one run at a time on the compiled function's storage
+        return _scipy_run(fns, x, starts, lo, hi, steps, method, tol, width, fixed)
+
+
+def _scipy_run(fns, x, starts, lo, hi, steps, method, tol, width, fixed) -> MaximizeResult:
     from ..train.trainer import _deferred_interrupt
 
-    fns = compiled_scipy(objective, x, width, mode)
     n = len(starts)
     history: list[np.ndarray] = []
     cache: dict[str, Any] = {}

@@ -3,6 +3,7 @@ shuffled minibatches by :meth:`Trainer.fit`."""
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import sys
@@ -50,6 +51,18 @@ LOSSES: dict[str, Callable] = {
 }
 
 _EVAL_CHUNK = 4096
+
+
+def locked(method: Callable) -> Callable:
+    """Run a method holding its object's ``_lock``: a trainer's compiled functions keep
+    their data in storage shared by every caller, so one thread at a time uses them."""
+
+    @functools.wraps(method)
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
 #: rows per call of the prediction function (every call has exactly this shape)
 PREDICT_BLOCK = 64
 
@@ -143,6 +156,7 @@ class Trainer:
         if network.n_in is None:
             raise SymnnValueError("network has no known input width; start it with a Dense layer.")
         self.network = network
+        self._lock = threading.RLock()  # see locked()
         if isinstance(loss, str):
             self.loss_name = check_choice(loss, "loss", LOSSES)
             self.loss_fn = LOSSES[self.loss_name]
@@ -257,6 +271,7 @@ class Trainer:
         }
         return self._compiled[kind]
 
+    @locked
     def compile(self, targets: str = "labels") -> Trainer:
         """Compile the step, evaluation and prediction functions now (``fit`` otherwise
         compiles them on first use). ``targets`` is ``"labels"`` (integer classes) or
@@ -271,10 +286,12 @@ class Trainer:
         """Shared variables of the update rule (velocities, moments, step counter)."""
         return list(self._optimizer_state)
 
+    @locked
     def get_state(self) -> list[np.ndarray]:
         """Copies of every parameter, layer state, optimiser state and the learning rate."""
         return [v.get_value() for v in self._state_vars()]
 
+    @locked
     def set_state(self, values: Sequence[np.ndarray]) -> None:
         for var, val in zip(self._state_vars(), values, strict=True):
             var.set_value(np.array(val, copy=True))
@@ -340,6 +357,7 @@ class Trainer:
         return X, y_arr
 
     # -- evaluation ---------------------------------------------------------------------
+    @locked
     def evaluate(self, X, y) -> dict[str, float]:
         """Loss (the objective, inference mode) and accuracy over ``(X, y)``, in chunks."""
         X, y = self._check_xy(X, y)
@@ -350,6 +368,7 @@ class Trainer:
             totals += len(xb) * np.array([float(v) for v in fns["evaluate"](xb, yb)])
         return dict(zip(fns["metric_names"], (totals / len(X)).tolist()))
 
+    @locked
     def predict_proba(self, X) -> np.ndarray:
         """The network's output (inference mode) for ``X``.
 
@@ -372,6 +391,7 @@ class Trainer:
         return (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
 
     # -- fitting ------------------------------------------------------------------------
+    @locked
     def fit(
         self,
         X,
