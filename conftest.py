@@ -26,3 +26,19 @@ def rng():
 
 
 collect_ignore = ["symnn/__main__.py", "benchmarks", "examples"]
+
+
+@pytest.fixture(scope="module")
+def users_backend():
+    """symnn's own choice of mode, as a user gets it (the suite's default is FAST_COMPILE);
+    also what worker processes started meanwhile inherit."""
+    from symnn.backend import blas_status
+
+    saved = os.environ.pop("SYMNN_MODE", None)
+    symnn.set_default_mode(None)
+    status = blas_status()
+    assert status.backend == "C", f"the default backend is {status.backend}: {status.reason}"
+    yield
+    if saved is not None:
+        os.environ["SYMNN_MODE"] = saved
+    symnn.set_default_mode("FAST_COMPILE")

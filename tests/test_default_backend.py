@@ -3,8 +3,6 @@ symnn's default mode (C with scipy's OpenBLAS, BLAS threads tuned by timing), no
 FAST_COMPILE mode of the graph-logic tests. scikit-learn's checks, every ascent method with
 its best-iterate replay, the non-finite rollback, exact resume and determinism."""
 
-import os
-
 import numpy as np
 import pytensor.tensor as pt
 import pytest
@@ -12,26 +10,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import symnn
 from symnn import MLPClassifier, MLPRegressor
-from symnn.backend import blas_status
 from symnn.datasets import load_digits
 from symnn.inputopt import maximize
 from symnn.layers import mlp
 from symnn.train import LambdaCallback, Trainer
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def users_backend():
-    """symnn's own choice of mode, as a user gets it (the suite's default is FAST_COMPILE)."""
-    saved = os.environ.pop("SYMNN_MODE", None)
-    symnn.set_default_mode(None)
-    status = blas_status()
-    assert status.backend == "C", f"the default backend is {status.backend}: {status.reason}"
-    yield
-    if saved is not None:
-        os.environ["SYMNN_MODE"] = saved
-    symnn.set_default_mode("FAST_COMPILE")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("users_backend")]
 
 
 @pytest.fixture(scope="module")

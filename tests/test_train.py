@@ -1,7 +1,7 @@
 import math
-import sys
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest

@@ -1,0 +1,206 @@
+"""symnn's public calls from several threads at once (Dask workers, joblib's threading
+backend, web services) and several processes sharing one compile directory, on the default
+C backend: every result equals the serial one with the same seed and a fixed BLAS count."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+from joblib import parallel_backend
+from sklearn.model_selection import GridSearchCV, KFold
+
+from symnn import MLPClassifier
+from symnn.datasets import load_digits
+from symnn.inputopt import activation_maximization, maximize
+from symnn.layers import mlp
+from symnn.train import Trainer
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("users_backend")]
+
+
+def in_threads(fn, args_list):
+    """Run ``fn(*args)`` for each args in its own thread, all released at once."""
+    barrier = threading.Barrier(len(args_list))
+    results, errors = [None] * len(args_list), []
+
+    def run(i, args):
+        barrier.wait()
+        try:
+            results[i] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args_list)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    return d.X_train, d.y_train
+
+
+def _fit(X, y, seed):
+    clf = MLPClassifier(hidden_layer_sizes=(24,), max_epochs=15, random_state=seed, blas_threads=1)
+    return clf.fit(X, y)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_estimators_fitted_in_threads_equal_serial_fits(digits, n):
+    X, y = digits
+    serial = [_fit(X, y, seed).predict_proba(X) for seed in range(n)]
+    threaded = in_threads(lambda seed: _fit(X, y, seed).predict_proba(X), [(s,) for s in range(n)])
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    X, y = digits
+    return _fit(X, y, 0)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_predict_on_one_shared_estimator_from_threads(trained, digits, n):
+    X, _ = digits
+    parts = [X[i::n] for i in range(n)]
+    serial = [trained.predict_proba(p) for p in parts]
+    threaded = in_threads(trained.predict_proba, [(p,) for p in parts])
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def objective(trained):
+    x = pt.matrix("x", dtype="float32", shape=(None, 64))
+    return trained.network_(x, deterministic=True)[:, 3], x
+
+
+@pytest.mark.parametrize("method", ["adam", "l-bfgs-b"])
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_maximize_on_one_shared_objective_from_threads(objective, n, method):
+    def run(seed):
+        r = maximize(*objective, n_starts=4, seed=seed, steps=60, method=method, blas_threads=1)
+        return r.x, r.value
+
+    serial = [run(s) for s in range(n)]
+    threaded = in_threads(run, [(s,) for s in range(n)])
+    for (xa, va), (xb, vb) in zip(serial, threaded):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(va, vb)
+
+
+def test_activation_maximization_of_one_network_from_threads(trained):
+    def run(units):
+        r = activation_maximization(
+            trained.network_, units, steps=40, image_shape=(8, 8), jitter=1, blas_threads=1
+        )
+        return r.x
+
+    jobs = [([0, 1],), ([2],), ([3, 4, 5],), ([6],)]
+    serial = [run(*j) for j in jobs]
+    for a, b in zip(serial, in_threads(run, jobs)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_trainers_with_different_fixed_thread_counts_in_threads(digits):
+    """A run with blas_threads=1 and one with 2 at the same time: each gives what it gives
+    alone (the BLAS count is the run's own, not whatever another thread set last)."""
+    X, y = digits
+
+    def run(threads):
+        t = Trainer(mlp([64, 100, 10], rng=0), seed=0, blas_threads=threads)
+        t.fit(X, y, epochs=2, batch_size=64, progress=False)
+        return t.network.get_values()
+
+    serial = [run(1), run(2)]
+    for a, b in zip(serial, in_threads(run, [(1,), (2,)])):
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+GRID = {"alpha": [1e-4, 1e-3, 1e-2, 1e-1]}
+
+
+@pytest.fixture(scope="module")
+def serial_search(digits):
+    X, y = digits
+    base = MLPClassifier(hidden_layer_sizes=(24,), max_epochs=15, random_state=0, blas_threads=1)
+    search = GridSearchCV(base, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=1)
+    scores = search.fit(X, y).cv_results_["mean_test_score"]
+    assert np.all(scores > 0.4) and scores.max() > 0.6, scores  # chance is 0.1
+    return base, scores
+
+
+def test_grid_search_with_joblib_threads_equals_serial(digits, serial_search):
+    X, y = digits
+    base, serial = serial_search
+    search = GridSearchCV(base, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=4)
+    with parallel_backend("threading", n_jobs=4):
+        search.fit(X, y)
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], serial)
+
+
+def test_grid_search_on_dask_workers_with_four_threads_each_equals_serial(digits, serial_search):
+    distributed = pytest.importorskip("distributed")
+    X, y = digits
+    base, serial = serial_search
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=4,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        search = GridSearchCV(base, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=-1)
+        with parallel_backend("dask"):
+            search.fit(X, y)
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], serial)
+
+
+COMPILE_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from symnn.datasets import load_digits
+    from symnn.layers import mlp
+    from symnn.train import Trainer
+
+    d = load_digits()
+    t = Trainer(mlp([64, 16, 10], rng=0), seed=0, blas_threads=1)
+    h = t.fit(d.X_train, d.y_train, epochs=2, batch_size=64, progress=False)
+    print(repr(h.batch_loss[-1]), round(t.evaluate(d.X_test, d.y_test)["accuracy"], 6))
+    """
+)
+
+
+def test_two_processes_compile_the_same_step_into_an_empty_compile_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SYMNN_MODE"}
+    env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp_path / 'compiledir'}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", COMPILE_SCRIPT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    assert outs[0][0] == outs[1][0] and outs[0][0].strip()
+    assert any((tmp_path / "compiledir").rglob("*.so"))  # they really compiled C modules
