@@ -204,3 +204,46 @@ def test_two_processes_compile_the_same_step_into_an_empty_compile_directory(tmp
         assert p.returncode == 0, err[-2000:]
     assert outs[0][0] == outs[1][0] and outs[0][0].strip()
     assert any((tmp_path / "compiledir").rglob("*.so"))  # they really compiled C modules
+
+
+FIRST_COMPILES_SCRIPT = textwrap.dedent(
+    """
+    import threading
+    from symnn import MLPClassifier
+    from symnn.datasets import load_digits
+
+    d = load_digits()
+    errors, barrier = [], threading.Barrier(4)
+
+    def fit(seed):
+        barrier.wait()
+        try:
+            MLPClassifier(hidden_layer_sizes=(24,), max_epochs=2, random_state=seed).fit(
+                d.X_train, d.y_train
+            )
+        except BaseException as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=fit, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("errors:", errors)
+    """
+)
+
+
+def test_the_first_compiles_of_a_fresh_process_from_four_threads():
+    """A new process whose first compiles happen in four threads at once (a Dask worker's
+    first tasks): PyTensor initialises its settings lazily and must not race."""
+    env = {k: v for k, v in os.environ.items() if k != "SYMNN_MODE"}
+    res = subprocess.run(
+        [sys.executable, "-c", FIRST_COMPILES_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "errors: []" in res.stdout, res.stdout
