@@ -3,7 +3,7 @@ serially in a separate process: throughput, errors (must be 0) and peak memory.
 
 Each worker makes ``--calls`` calls, cycling through: one epoch of ``Trainer.fit`` on its
 own trainer, ``predict_proba`` of one shared fitted estimator, ``maximize`` on one shared
-objective, and ``symnn.save`` + ``symnn.load`` of its trainer to its own file. The results
+objective, and ``symnn.save`` + ``symnn.load`` of its trainer's network to its own file. The results
 of the threaded run are compared with the serial run's (fixed BLAS count: they must be equal).
 
     python benchmarks/soak.py --threads 8 --calls 200
@@ -59,8 +59,9 @@ def worker(k, calls, shared, folder, out):
             r = maximize(objective, x, n_starts=2, seed=k * 1000 + i, steps=30, blas_threads=1)
             digest.append(float(r.value.sum()))
         else:
-            trainer = symnn.load(symnn.save(trainer, Path(folder) / f"worker{k}.npz"))
-            digest.append(float(trainer.network.get_values()[0].sum()))
+            # the network and its weights (a loaded Trainer would compile its step again)
+            net = symnn.load(symnn.save(trainer.network, Path(folder) / f"worker{k}.npz"))
+            digest.append(float(net.get_values()[0].sum()))
     out[k] = digest
 
 
