@@ -25,7 +25,7 @@ def rng():
     return np.random.default_rng(20261124)
 
 
-collect_ignore = ["symnn/__main__.py", "benchmarks", "examples"]
+collect_ignore = ["symnn/__main__.py", "symnn/threads.py", "benchmarks", "examples"]
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ import pytensor.tensor as pt
 from _data import parser
 
 from symnn.datasets import load_digits, xor
-from symnn.fullbatch import ScipyTrainer
 from symnn.inputopt import activation_maximization, exhaustive_binary_maximum, maximize
 from symnn.layers import mlp
-from symnn.train import Trainer
+from symnn.train import ScipyTrainer, Trainer
 
 PATTERNS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
 

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from symnn import plot
 from symnn.datasets import make_moons
-from symnn.fullbatch import ScipyTrainer
 from symnn.layers import mlp
+from symnn.train import ScipyTrainer
 
 HIDDEN = (1, 2, 3, 4, 5, 20, 50)
 

@@ -6,9 +6,7 @@ tensor returns a symbolic tensor; costs and update rules are symbolic too, and
 linked to the OpenBLAS inside scipy's wheel, configured on import).
 """
 
-__version__ = "0.1.0"
-
-from . import (  # noqa: E402 - the version must exist before backend.info imports it
+from . import (
     backend,
     costs,
     datasets,
@@ -25,11 +23,12 @@ from . import (  # noqa: E402 - the version must exist before backend.info impor
     updates,
     utils,
 )
-from .backend import default_mode, function, info, set_default_mode  # noqa: E402
-from .errors import SymnnError, SymnnTypeError, SymnnValueError  # noqa: E402
-from .estimator import MLPClassifier, MLPRegressor  # noqa: E402
-from .gradcheck import check_grad  # noqa: E402
-from .io import load, save  # noqa: E402
+from .backend import default_mode, function, info, set_default_mode
+from .errors import SymnnError, SymnnTypeError, SymnnValueError
+from .estimator import MLPClassifier, MLPRegressor
+from .gradcheck import check_grad
+from .io import load, save
+from .version import __version__
 
 __all__ = [
     "__version__",

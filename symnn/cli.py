@@ -349,9 +349,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from . import io, plot
     from .backend import blas_status
     from .datasets import load_digits
-    from .inputopt import activation_maximization
-    from .layers import mlp
-    from .train import Trainer
 
     t_start = time.perf_counter()
     out = _out_dir(args.out)
@@ -362,12 +359,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     data = load_digits(seed=args.seed)
     print(f"data: {data!r}")
-    trainer = Trainer(
-        mlp([64, 100, 10], hidden="relu", rng=args.seed),
-        optimizer="adam",
-        learning_rate=1e-3,
-        seed=args.seed,
-    )
+    trainer, history = _demo_train(args, data)
+    report = _demo_maximize(args, trainer, data)
+    _report_am(report, out, data.classes, "digits: inputs that maximise each class logit")
+    io.save(trainer, out / "model.npz")
+    plot.plot_history(history, out / "curves.png", title="digits 64-100-10")
+    plot.plot_weights(trainer.network.params[0].get_value(), (8, 8), out / "weights.png")
+    print(f"wrote {out / 'model.npz'}, {out / 'curves.png'}, {out / 'weights.png'}")
+    print(f"total {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+def _demo_train(args: argparse.Namespace, data):
+    """The demo's 64-100-10 network, trained and tested, with what it says on the way."""
+    from .layers import mlp
+    from .train import Trainer
+
+    trainer = Trainer(mlp([64, 100, 10], hidden="relu", rng=args.seed), seed=args.seed)
     _compile_note("the training step, evaluation and prediction")
     t0 = time.perf_counter()
     trainer.compile()
@@ -390,6 +398,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"in {train_s:.2f} s"
     )
     print(f"test accuracy: {test['accuracy']:.4f}")
+    return trainer, history
+
+
+def _demo_maximize(args: argparse.Namespace, trainer, data):
+    """The ten class units maximised in one compiled call."""
+    from .inputopt import InputPenalties, activation_maximization
+
     _compile_note("the activation-maximisation step")
     t0 = time.perf_counter()
     report = activation_maximization(
@@ -398,8 +413,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         steps=args.steps,
         learning_rate=0.05,
         image_shape=(8, 8),
-        l2=0.1,
-        tv=0.3,
+        penalties=InputPenalties(l2=0.1, tv=0.3),
         reference=data.X_train,
     )
     print(
@@ -407,13 +421,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"in {report.result.seconds:.3f} s ({time.perf_counter() - t0:.1f} s with compiling)"
     )
     print(f"predicted classes of the maximised inputs: {trainer.predict(report.x).tolist()}")
-    _report_am(report, out, data.classes, "digits: inputs that maximise each class logit")
-    io.save(trainer, out / "model.npz")
-    plot.plot_history(history, out / "curves.png", title="digits 64-100-10")
-    plot.plot_weights(trainer.network.params[0].get_value(), (8, 8), out / "weights.png")
-    print(f"wrote {out / 'model.npz'}, {out / 'curves.png'}, {out / 'weights.png'}")
-    print(f"total {time.perf_counter() - t_start:.1f} s")
-    return 0
+    return report
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -440,10 +448,6 @@ def _blas_threads_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .inputopt.maximize import METHODS
-    from .train.trainer import DEFAULTS
-    from .updates import RULES
-
     parser = _Parser(prog="symnn", description="Neural networks as symbolic PyTensor graphs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -455,8 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("info", "print backend, BLAS library, float type, compile dir, versions")
     p.add_argument("--full", action="store_true", help="print long values (BLAS flags) whole")
     p.set_defaults(func=_cmd_info)
+    _train_arguments(command("train", "train an MLP and write the model, history and plots"))
+    _maximize_arguments(command("maximize", "activation maximisation on a saved model"))
+    _compare_arguments(
+        command("compare", "compare GD, momentum, RMSprop, Adam, CG and L-BFGS-B (time, accuracy)")
+    )
+    _demo_arguments(command("demo", "train on digits, maximise the ten class units, write figures"))
+    return parser
 
-    p = command("train", "train an MLP and write the model, history and plots")
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    from .train.trainer import DEFAULTS
+    from .updates import RULES
+
     p.add_argument(
         "--data", default="digits", help="digits, iris, moons, fashion-mnist or mnist:PATH"
     )
@@ -493,7 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = command("maximize", "activation maximisation on a saved model")
+
+def _maximize_arguments(p: argparse.ArgumentParser) -> None:
+    from .inputopt.maximize import METHODS
+
     p.add_argument("model", help="a model file written by `symnn train` or symnn.save")
     p.add_argument("--units", default="0-9", help="units, e.g. 0-9, 1,3,5 or all")
     p.add_argument("--layer", type=int, default=-1, help="layer index (-1: the output layer)")
@@ -527,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="symnn-maximize", help="output folder")
     p.set_defaults(func=_cmd_maximize)
 
-    p = command("compare", "compare GD, momentum, RMSprop, Adam, CG and L-BFGS-B (time, accuracy)")
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default="fashion-mnist-or-digits",
@@ -545,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="symnn-compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
 
-    p = command("demo", "train on digits, maximise the ten class units, write figures")
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_POSITIVE_INT, default=30, help="training epochs")
     p.add_argument("--steps", type=_POSITIVE_INT, default=300, help="ascent steps")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and shuffling")
@@ -553,7 +573,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="print a row per epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .datasets import Dataset
-from .fullbatch import ScipyTrainer
 from .layers import mlp
-from .train import Callback, Trainer
+from .train import Callback, ScipyTrainer, Trainer
+from .train.scipy import METHODS
 
 __all__ = ["MethodSpec", "DEFAULT_METHODS", "compare_optimizers"]
 
@@ -51,76 +51,77 @@ class _FullCost(Callback):
         self.costs.append(trainer.evaluate(self.data.X_train, self.data.y_train)["loss"])
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The settings shared by every method of :func:`compare_optimizers`."""
+
+    hidden: Sequence[int] = (25,)
+    activation: str = "sigmoid"
+    n_updates: int = 100
+    batch_size: int = 100
+    iterations_per_batch: int = 10  # scipy iterations per minibatch
+    full_cost: bool = False  # the full training cost after every update
+    seed: int = 1234
+    mode: Any = None
+
+
 def compare_optimizers(
     data: Dataset,
     *,
     methods: Sequence[MethodSpec] = DEFAULT_METHODS,
-    hidden: Sequence[int] = (25,),
-    activation: str = "sigmoid",
-    n_updates: int = 100,
-    batch_size: int = 100,
-    iterations_per_batch: int = 10,
-    full_cost: bool = False,
-    seed: int = 1234,
-    mode: Any = None,
+    settings: Comparison | None = None,
+    **options: Any,
 ) -> list[dict[str, Any]]:
     """Train one network per method from the same initial weights; return one dict per
     method with ``method``, ``seconds`` (training, compile excluded), ``compile_seconds``,
     ``accuracy`` (test), ``loss`` (final training cost) and, with ``full_cost``, the
-    full-training-set cost after every update (``costs``)."""
-    sizes = [data.n_features, *hidden, data.n_classes]
-    results = []
-    for spec in methods:
-        net = mlp(sizes, hidden=activation, output="softmax", rng=seed, dtype=data.X_train.dtype)
-        scipy_method = spec.optimizer in ("cg", "l-bfgs-b", "tnc", "bfgs")
-        if scipy_method:
-            trainer: Trainer = ScipyTrainer(net, method=spec.optimizer, seed=seed, mode=mode)
-        else:
-            trainer = Trainer(
-                net,
-                optimizer=spec.optimizer,
-                learning_rate=spec.learning_rate,
-                seed=seed,
-                mode=mode,
-                **dict(spec.kwargs),
-            )
-        t0 = time.perf_counter()
-        trainer.compile()
-        compile_seconds = time.perf_counter() - t0
-        costs: list[float] = []
-        callbacks = [_FullCost(data, costs)] if full_cost else []
-        n = min(len(data.X_train), n_updates * batch_size)
-        X, y = data.X_train[:n], data.y_train[:n]
-        t0 = time.perf_counter()
-        if scipy_method:
-            trainer.fit(
-                X,
-                y,
-                batch_size=batch_size,
-                iterations_per_batch=iterations_per_batch,
-                epochs=1,
-                callbacks=callbacks,
-            )
-        else:
-            trainer.fit(
-                X,
-                y,
-                batch_size=batch_size,
-                epochs=1,
-                max_updates=n_updates,
-                callbacks=callbacks,
-                progress=False,
-            )
-        seconds = time.perf_counter() - t0
-        results.append(
-            {
-                "method": spec.label,
-                "seconds": seconds,
-                "compile_seconds": compile_seconds,
-                "accuracy": trainer.evaluate(data.X_test, data.y_test)["accuracy"],
-                "loss": trainer.evaluate(data.X_train, data.y_train)["loss"],
-                "updates": trainer.n_updates,
-                "costs": costs,
-            }
-        )
-    return results
+    full-training-set cost after every update (``costs``). ``options`` are the fields of
+    :class:`Comparison` (``n_updates=100, batch_size=100, ...``)."""
+    settings = settings if settings is not None else Comparison(**options)
+    return [_run_method(spec, data, settings) for spec in methods]
+
+
+def _trainer(spec: MethodSpec, data: Dataset, s: Comparison) -> Trainer | ScipyTrainer:
+    sizes = [data.n_features, *s.hidden, data.n_classes]
+    net = mlp(sizes, hidden=s.activation, output="softmax", rng=s.seed, dtype=data.X_train.dtype)
+    if spec.optimizer in METHODS:
+        return ScipyTrainer(net, method=spec.optimizer, seed=s.seed, mode=s.mode)
+    return Trainer(
+        net,
+        optimizer=spec.optimizer,
+        learning_rate=spec.learning_rate,
+        seed=s.seed,
+        mode=s.mode,
+        **dict(spec.kwargs),
+    )
+
+
+def _run_method(spec: MethodSpec, data: Dataset, s: Comparison) -> dict[str, Any]:
+    trainer = _trainer(spec, data, s)
+    t0 = time.perf_counter()
+    trainer.compile()
+    compile_seconds = time.perf_counter() - t0
+    costs: list[float] = []
+    callbacks = [_FullCost(data, costs)] if s.full_cost else []
+    n = min(len(data.X_train), s.n_updates * s.batch_size)
+    X, y = data.X_train[:n], data.y_train[:n]
+    t0 = time.perf_counter()
+    if isinstance(trainer, ScipyTrainer):
+        trainer.fit(
+            X, y, batch_size=s.batch_size, iterations_per_batch=s.iterations_per_batch,
+            epochs=1, callbacks=callbacks,
+        )  # fmt: skip
+    else:
+        trainer.fit(
+            X, y, batch_size=s.batch_size, epochs=1, max_updates=s.n_updates,
+            callbacks=callbacks, progress=False,
+        )  # fmt: skip
+    return {
+        "method": spec.label,
+        "seconds": time.perf_counter() - t0,
+        "compile_seconds": compile_seconds,
+        "accuracy": trainer.evaluate(data.X_test, data.y_test)["accuracy"],
+        "loss": trainer.evaluate(data.X_train, data.y_train)["loss"],
+        "updates": trainer.n_updates,
+        "costs": costs,
+    }

@@ -24,6 +24,7 @@ from .ops import softmax_cross_entropy
 from .utils import check_choice
 
 __all__ = [
+    "LOSSES",
     "categorical_crossentropy",
     "categorical_crossentropy_from_logits",
     "binary_crossentropy",
@@ -191,3 +192,14 @@ def aggregate(values, mode: str = "mean", weights=None):
     if weights is not None:
         values = values * weights
     return pt.mean(values) if mode == "mean" else pt.sum(values)
+
+
+#: Per-example losses by name: ``loss(predictions, targets) -> per-example values`` (the names
+#: a ``Trainer``, the estimators and a saved file use).
+LOSSES = {
+    "categorical_crossentropy": categorical_crossentropy,
+    "crossentropy": categorical_crossentropy,
+    "categorical_crossentropy_from_logits": categorical_crossentropy_from_logits,
+    "binary_crossentropy": binary_crossentropy,
+    "squared_error": squared_error,
+}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SymnnValueError
-from .utils import as_float_dtype, as_rng
+from .utils import as_float_dtype, as_rng, split_validation
 
 __all__ = [
     "Dataset",
@@ -138,21 +138,9 @@ def _finish(
         y_valid=ys(ds.y_valid),
     )
     if validation_split:
-        if not 0.0 < float(validation_split) < 1.0:
-            raise SymnnValueError(
-                f"validation_split={validation_split!r} is not valid; "
-                "expected a fraction between 0 and 1."
-            )
-        order = as_rng(seed, name="seed").permutation(len(out.X_train))
-        n_val = max(1, int(round(len(order) * float(validation_split))))
-        v, t = order[:n_val], order[n_val:]
-        out = replace(
-            out,
-            X_valid=out.X_train[v],
-            y_valid=out.y_train[v],
-            X_train=out.X_train[t],
-            y_train=out.y_train[t],
-        )
+        rng = as_rng(seed, name="seed")
+        (Xt, yt, _), (Xv, yv) = split_validation(out.X_train, out.y_train, validation_split, rng)
+        out = replace(out, X_valid=Xv, y_valid=yv, X_train=Xt, y_train=yt)
     return out
 
 
@@ -391,12 +379,22 @@ def load_mnist(
     one_hot: bool = False,
     validation_split: float = 0.0,
     seed: int = 0,
-    name: str = "mnist",
-    classes: list[str] | None = None,
 ) -> Dataset:
-    """MNIST from the user's own files: ``mnist.pkl.gz`` (train/valid/test, as in seeds 000
-    and 003) or a folder of IDX files (``train-images-idx3-ubyte[.gz]``, ...), detected
-    automatically."""
+    """MNIST from the user's own files: ``mnist.pkl.gz`` (train/valid/test, as the Theano
+    tutorials ship it) or a folder of IDX files (``train-images-idx3-ubyte[.gz]``, ...),
+    detected automatically."""
+    options = dict(
+        dtype=dtype,
+        binarize=binarize,
+        flatten=flatten,
+        one_hot=one_hot,
+        validation_split=validation_split,
+        seed=seed,
+    )
+    return _finish(_read_mnist_files(path, "mnist", [str(i) for i in range(10)]), **options)
+
+
+def _read_mnist_files(path: str | os.PathLike, name: str, classes: list[str]) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise SymnnValueError(
@@ -411,26 +409,18 @@ def load_mnist(
         Xtr, ytr, Xva, yva, Xte, yte = _read_mnist_pickle(path)
         side = int(round(np.sqrt(Xtr.shape[1])))
         shape = (side, side) if side * side == Xtr.shape[1] else None
-    ds = Dataset(
-        name,
-        Xtr,
-        ytr,
-        Xte,
-        yte,
-        Xva,
-        yva,
-        image_shape=shape,
-        classes=classes or [str(i) for i in range(10)],
+    return Dataset(name, Xtr, ytr, Xte, yte, Xva, yva, image_shape=shape, classes=classes)
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    """The loaders' options with their defaults (as :func:`load_mnist` takes them)."""
+    defaults = dict(
+        dtype=None, binarize=False, flatten=True, one_hot=False, validation_split=0.0, seed=0
     )
-    return _finish(
-        ds,
-        dtype=dtype,
-        binarize=binarize,
-        flatten=flatten,
-        one_hot=one_hot,
-        validation_split=validation_split,
-        seed=seed,
-    )
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise SymnnValueError(f"unknown option {unknown[0]!r}; expected {', '.join(defaults)}.")
+    return {**defaults, **options}
 
 
 def fashion_mnist_path() -> Path:
@@ -475,4 +465,6 @@ def load_fashion_mnist(path: str | os.PathLike | None = None, **options: Any) ->
             f"{FASHION_MNIST_ENV} (or path=) at a folder holding train-images-idx3-ubyte.gz "
             "and the other IDX files."
         )
-    return load_mnist(folder, name="fashion-mnist", classes=FASHION_MNIST_CLASSES, **options)
+    return _finish(
+        _read_mnist_files(folder, "fashion-mnist", FASHION_MNIST_CLASSES), **_options(options)
+    )

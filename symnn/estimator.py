@@ -1,5 +1,5 @@
 """scikit-learn estimators: a thin shell over :func:`symnn.layers.mlp` and
-:class:`symnn.train.Trainer` (or :class:`symnn.fullbatch.ScipyTrainer`).
+:class:`symnn.train.Trainer` (or :class:`symnn.train.ScipyTrainer`).
 
 The estimators hold hyperparameters only; ``fit`` validates the data, builds the network,
 and delegates training. Compiled PyTensor functions are never pickled: a pickled estimator
@@ -20,13 +20,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .backend.threads import check_blas_threads
 from .errors import SymnnValueError
-from .fullbatch import METHODS as SCIPY_METHODS
-from .fullbatch import ScipyTrainer
 from .layers import layer_from_spec, layer_to_spec, mlp
 from .nonlinearities import NAMES as ACTIVATIONS
-from .threads import check_blas_threads
-from .train import EarlyStopping, Trainer
+from .train import EarlyStopping, ScipyTrainer, Trainer
+from .train.scipy import METHODS as SCIPY_METHODS
 from .updates import RULES
 from .utils import as_float_dtype
 

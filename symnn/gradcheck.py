@@ -70,6 +70,46 @@ def check_grad(
     >>> err < 1e-6
     True
     """
+    cost, wrt, symbolic, arrays = _checked(cost, wrt, values, givens)
+    given_vars = list(givens or {})
+    given_vals = [np.asarray(givens[v], dtype=v.type.dtype) for v in given_vars]
+    inputs = symbolic + given_vars
+    grads = pytensor.grad(cost, wrt, disconnected_inputs="ignore")
+    f_cost = function(inputs, cost, mode=mode)
+    f_grad = function(inputs, grads, mode=mode)
+
+    float32 = any(np.dtype(getattr(v, "dtype", "float64")) == np.float32 for v in [cost, *wrt])
+    step = eps if eps is not None else (1e-3 if float32 else 1e-6)
+    floor = (1e-2 if float32 else 1e-4) * max(1.0, abs(float(f_cost(*arrays, *given_vals))))
+    analytic = [np.asarray(g, dtype=np.float64) for g in f_grad(*arrays, *given_vals)]
+    gen = as_rng(rng)
+    worst = 0.0
+    for k, var in enumerate(wrt):
+
+        def evaluate(point, var=var):
+            if isinstance(var, SharedVariable):
+                var.set_value(point)
+                return float(f_cost(*arrays, *given_vals))
+            args = list(arrays)
+            args[symbolic.index(var)] = point
+            return float(f_cost(*args, *given_vals))
+
+        original = (
+            var.get_value() if isinstance(var, SharedVariable) else arrays[symbolic.index(var)]
+        )
+        try:
+            errors = _relative_errors(
+                evaluate, original, analytic[k], step, floor, (max_coords, gen)
+            )
+            worst = max(worst, *errors)
+        finally:
+            if isinstance(var, SharedVariable):
+                var.set_value(original)
+    return float(worst)
+
+
+def _checked(cost, wrt, values, givens):
+    """``(cost, wrt, symbolic entries of wrt, their values)``, every argument checked."""
     cost = pt.as_tensor_variable(cost)
     if cost.type.ndim != 0:
         raise SymnnValueError(f"cost must be a scalar expression; got {cost.type}.")
@@ -88,14 +128,14 @@ def check_grad(
             f"values has {len(values)} arrays for {len(symbolic)} symbolic entries of wrt; "
             "expected one value per symbolic input, in order."
         )
-    givens = dict(givens or {})
+    given = dict(givens or {})
     free = [
         v
         for v in graph_inputs([cost])
         if v.owner is None
         and not isinstance(v, SharedVariable | Constant)
         and v not in symbolic
-        and v not in givens
+        and v not in given
     ]
     if free:
         raise SymnnValueError(
@@ -106,52 +146,23 @@ def check_grad(
     for v, a in zip(symbolic, arrays):
         if a.ndim != v.type.ndim:
             raise SymnnValueError(f"values for {v} has shape {a.shape}; expected {v.type.ndim}-D.")
-    given_vars = list(givens)
-    given_vals = [np.asarray(givens[v], dtype=v.type.dtype) for v in given_vars]
-    inputs = symbolic + given_vars
-    grads = pytensor.grad(cost, wrt, disconnected_inputs="ignore")
-    f_cost = function(inputs, cost, mode=mode)
-    f_grad = function(inputs, grads, mode=mode)
+    return cost, wrt, symbolic, arrays
 
-    float32 = any(np.dtype(getattr(v, "dtype", "float64")) == np.float32 for v in [cost, *wrt])
-    step = eps if eps is not None else (1e-3 if float32 else 1e-6)
-    floor = 1e-2 if float32 else 1e-4
-    gen = as_rng(rng)
 
-    analytic = [np.asarray(g, dtype=np.float64) for g in f_grad(*arrays, *given_vals)]
-    floor *= max(1.0, abs(float(f_cost(*arrays, *given_vals))))
-    worst = 0.0
-    for k, var in enumerate(wrt):
-        if isinstance(var, SharedVariable):
-            original = var.get_value()
-            point = original.copy()
-
-            def evaluate(p, var=var):
-                var.set_value(p)
-                return float(f_cost(*arrays, *given_vals))
-        else:
-            j = symbolic.index(var)
-            original = arrays[j]
-            point = original.copy()
-
-            def evaluate(p, j=j):
-                args = list(arrays)
-                args[j] = p
-                return float(f_cost(*args, *given_vals))
-
-        n = point.size
-        coords = np.arange(n) if n <= max_coords else gen.choice(n, max_coords, replace=False)
-        try:
-            for c in coords:
-                idx = np.unravel_index(c, point.shape)
-                plus, minus = point.copy(), point.copy()
-                plus[idx] += step
-                minus[idx] -= step
-                numeric = (evaluate(plus) - evaluate(minus)) / (2 * step)
-                a = analytic[k][idx] if analytic[k].ndim else float(analytic[k])
-                scale = max(abs(a), abs(numeric), floor)
-                worst = max(worst, abs(a - numeric) / scale)
-        finally:
-            if isinstance(var, SharedVariable):
-                var.set_value(original)
-    return float(worst)
+def _relative_errors(evaluate, original, analytic, step, floor, sample) -> list[float]:
+    """Central differences at (a seeded sample of) the coordinates of ``original``, each
+    compared with ``analytic``; ``sample`` is ``(max_coords, generator)``."""
+    max_coords, gen = sample
+    point = np.array(original, copy=True)
+    n = point.size
+    coords = np.arange(n) if n <= max_coords else gen.choice(n, max_coords, replace=False)
+    errors = [0.0]
+    for c in coords:
+        idx = np.unravel_index(c, point.shape)
+        plus, minus = point.copy(), point.copy()
+        plus[idx] += step
+        minus[idx] -= step
+        numeric = (evaluate(plus) - evaluate(minus)) / (2 * step)
+        a = analytic[idx] if analytic.ndim else float(analytic)
+        errors.append(abs(a - numeric) / max(abs(a), abs(numeric), floor))
+    return errors

@@ -20,17 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from .costs import LOSSES
 from .errors import SymnnError, SymnnTypeError, SymnnValueError
 from .layers import Layer, layer_from_spec, layer_to_spec
-from .train.history import History
-from .train.trainer import LOSSES, Trainer
+from .train import ScipyTrainer, Trainer
 from .updates import RULES
 from .utils import describe
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
 
 FORMAT = "symnn"
-VERSION = 1
+VERSION = 2  # 2: a trainer is stored as {class, config, progress}
+
+#: The trainer classes a file can hold, by name.
+TRAINERS = {"Trainer": Trainer, "ScipyTrainer": ScipyTrainer}
 _HEADER = "__symnn__"
 
 
@@ -61,44 +64,27 @@ def _network_part(network: Layer, arrays: dict[str, np.ndarray]) -> dict[str, An
     }
 
 
-def _trainer_part(trainer: Trainer, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    from .fullbatch import ScipyTrainer
-
+def _trainer_part(trainer: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    config = trainer.get_config()
     for name, table in (("loss", LOSSES), ("optimizer", RULES)):
-        value = getattr(trainer, f"{name}_name")
-        if value not in table:
+        value = config.get(name)
+        if name in config and value not in table:
             raise SymnnValueError(
                 f"the trainer's {name} {value!r} is a custom function, which a "
                 f"file cannot describe; use one of {', '.join(table)}."
             )
-    for i, var in enumerate(trainer.optimizer_state):
-        arrays[f"opt_{i}"] = np.array(var.get_value(), order="C")
-    kwargs = _plain(trainer.optimizer_kwargs, "optimizer keyword arguments")
-    scipy = isinstance(trainer, ScipyTrainer)
-    if trainer.mode is not None and not isinstance(trainer.mode, str):
+    if config["mode"] is not None and not isinstance(config["mode"], str):
         raise SymnnValueError(
-            f"the trainer's mode {trainer.mode!r} is a Mode object, which a file cannot "
+            f"the trainer's mode {config['mode']!r} is a Mode object, which a file cannot "
             'describe; pass mode as a name ("C", "NUMBA", "FAST_COMPILE") to save it.'
         )
+    for i, var in enumerate(trainer.optimizer_state):
+        arrays[f"opt_{i}"] = np.array(var.get_value(), order="C")
     return {
-        "loss": trainer.loss_name,
-        "optimizer": trainer.optimizer_name,
-        "learning_rate": float(trainer.learning_rate.get_value()),
-        "l1": trainer.l1,
-        "l2": trainer.l2,
-        "max_norm": trainer.max_norm,
-        "guard": trainer.guard,
-        "optimizer_kwargs": kwargs,
-        "n_updates": trainer.n_updates,
-        "n_epochs": trainer.n_epochs,
-        "rng_state": trainer.rng.bit_generator.state,
-        "history": trainer.history.as_dict(),
-        "targets_kind": trainer.targets_kind,
+        "class": type(trainer).__name__,
+        "config": _plain(config, "the trainer's settings"),
+        "progress": trainer.get_progress(),
         "n_optimizer_state": len(trainer.optimizer_state),
-        "scipy_method": trainer.method if scipy else None,
-        "scipy_options": _plain(trainer.options, "scipy options") if scipy else None,
-        "mode": trainer.mode,
-        "blas_threads": "auto" if trainer.blas_threads is None else trainer.blas_threads,
     }
 
 
@@ -112,7 +98,7 @@ def _plain(value: dict, what: str) -> dict:
         ) from None
 
 
-def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
+def save(obj: Layer | Trainer | ScipyTrainer, path: str | os.PathLike) -> Path:
     """Save a network (any symnn layer) or a training run (a ``Trainer``) to ``path``.
 
     A ``Trainer`` is saved with its optimiser state, counters, shuffling generator and
@@ -130,7 +116,7 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     arrays: dict[str, np.ndarray] = {}
-    if isinstance(obj, Trainer):
+    if isinstance(obj, Trainer | ScipyTrainer):
         header = {
             "kind": "trainer",
             **_network_part(obj.network, arrays),
@@ -169,6 +155,26 @@ def save(obj: Layer | Trainer, path: str | os.PathLike) -> Path:
     except OSError:  # pragma: no cover - some filesystems refuse directory fsync
         pass
     return path
+
+
+_V1_PROGRESS = ("n_updates", "n_epochs", "rng_state", "history", "targets_kind")
+
+
+def _from_version_1(t: dict[str, Any]) -> dict[str, Any]:
+    """A trainer header of format version 1 (settings and counters side by side) in the
+    form of version 2."""
+    progress = {k: t.get(k) for k in _V1_PROGRESS}
+    if t.get("scipy_method"):
+        keys = ("loss", "l1", "l2", "mode", "blas_threads")
+        config = {k: t[k] for k in keys if k in t}
+        config.update(method=t["scipy_method"], options=t.get("scipy_options") or {})
+        return {"class": "ScipyTrainer", "config": config, "progress": progress,
+                "n_optimizer_state": 0}  # fmt: skip
+    keys = ("loss", "optimizer", "learning_rate", "l1", "l2", "max_norm", "guard",
+            "optimizer_kwargs", "mode", "blas_threads")  # fmt: skip
+    config = {k: t[k] for k in keys if k in t}
+    return {"class": "Trainer", "config": config, "progress": progress,
+            "n_optimizer_state": t.get("n_optimizer_state", 0)}  # fmt: skip
 
 
 def _check_target(path: Path) -> None:
@@ -238,7 +244,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise SymnnValueError(f"{path} has a malformed header: {exc}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SymnnValueError(f"{path} is not a symnn file (format {header.get('format')!r}).")
-    if header.get("version") != VERSION:
+    if header.get("version") not in (1, VERSION):
         raise SymnnValueError(
             f"{path} has format version {header.get('version')!r}; this symnn "
             f"reads version {VERSION}."
@@ -306,46 +312,32 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) ->
         return network
     if header.get("kind") != "trainer":
         raise SymnnValueError(f"{path} holds an unknown kind {header.get('kind')!r}.")
-    t = header.get("trainer", {})
-    try:
-        if t.get("scipy_method"):
-            from .fullbatch import ScipyTrainer
+    return _build_trainer(header.get("trainer"), network, arrays, path)
 
-            trainer: Trainer = ScipyTrainer(
-                network,
-                method=t["scipy_method"],
-                loss=t["loss"],
-                l1=t["l1"],
-                l2=t["l2"],
-                mode=t.get("mode"),
-                options=t.get("scipy_options"),
-                blas_threads=t.get("blas_threads", "auto"),
-            )
-        else:
-            trainer = Trainer(
-                network,
-                loss=t["loss"],
-                optimizer=t["optimizer"],
-                learning_rate=t["learning_rate"],
-                l1=t["l1"],
-                l2=t["l2"],
-                max_norm=t["max_norm"],
-                guard=t["guard"],
-                mode=t.get("mode"),
-                blas_threads=t.get("blas_threads", "auto"),
-                **t["optimizer_kwargs"],
-            )
-        trainer.n_updates, trainer.n_epochs = int(t["n_updates"]), int(t["n_epochs"])
-        trainer.rng.bit_generator.state = t["rng_state"]
-        trainer.history = History.from_dict(t["history"])
+
+def _build_trainer(t: Any, network: Layer, arrays: dict[str, np.ndarray], path: Path) -> Any:
+    if not isinstance(t, dict):
+        raise SymnnValueError(f"{path} has malformed training settings.")
+    if "class" not in t:  # format version 1
+        t = _from_version_1(t)
+    cls = TRAINERS.get(t.get("class"))
+    if cls is None:
+        raise SymnnValueError(
+            f"{path} holds an unknown trainer class {t.get('class')!r}; expected one of "
+            f"{', '.join(TRAINERS)}."
+        )
+    try:
+        trainer = cls.from_config(network, t["config"])
+        trainer.set_progress(t["progress"])
         n_state = int(t["n_optimizer_state"])
     except (KeyError, TypeError, ValueError) as exc:
         raise SymnnValueError(f"{path} has malformed training settings: {exc}") from None
-    state = []
-    for i in range(n_state):
-        if f"opt_{i}" not in arrays:
-            raise SymnnValueError(f"{path} is missing the optimiser state array opt_{i}.")
-        state.append(arrays[f"opt_{i}"])
-    if n_state and t.get("targets_kind"):
-        trainer._pending_state = (t["targets_kind"], state)
+    if not 0 <= n_state <= len(arrays):
+        raise SymnnValueError(f"{path} names {n_state} optimiser state arrays; it holds fewer.")
+    missing = [f"opt_{i}" for i in range(n_state) if f"opt_{i}" not in arrays]
+    if missing:
+        raise SymnnValueError(f"{path} is missing the optimiser state array {missing[0]}.")
+    kind = t["progress"].get("targets_kind")
+    if n_state and kind:
+        trainer.set_optimizer_state([arrays[f"opt_{i}"] for i in range(n_state)], kind)
     return trainer

@@ -255,3 +255,34 @@ def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     if isinstance(value, str) and value.lower() in choices:
         return value.lower()
     raise SymnnValueError(f"{name}={value!r} is not known; expected one of {', '.join(choices)}.")
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """``value`` as a float strictly between 0 and 1, else an error naming ``name``.
+
+    >>> check_fraction(0.25, "validation_split")
+    0.25
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < value < 1.0
+    if not ok:
+        raise SymnnValueError(
+            f"{name}={value!r} is not valid; expected a fraction between 0 and 1."
+        )
+    return float(value)
+
+
+def split_validation(X: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator):
+    """Hold out ``fraction`` of the rows (at least one), drawn from ``rng``:
+    ``((X_train, y_train, train_rows), (X_val, y_val))``, ``train_rows`` being the training
+    rows' positions in ``X``. The one validation split of symnn (``fit`` and the datasets).
+
+    >>> (Xt, yt, rows), (Xv, yv) = split_validation(np.arange(10.0), np.arange(10),
+    ...                                             0.2, np.random.default_rng(0))
+    >>> len(Xt), len(Xv), bool(np.all(Xt == rows))
+    (8, 2, True)
+    """
+    fraction = check_fraction(fraction, "validation_split")
+    order = rng.permutation(len(X))
+    n_val = max(1, int(round(len(X) * fraction)))
+    val, train = order[:n_val], order[n_val:]
+    return (X[train], y[train], train), (X[val], y[val])

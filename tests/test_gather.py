@@ -8,7 +8,7 @@ import pytest
 import symnn
 from symnn.errors import SymnnTypeError
 from symnn.ops import take_rows
-from symnn.ops.gather import nonfinite_row
+from symnn.ops.gather import NonFiniteRowError, nonfinite_row
 
 MODES = ["FAST_COMPILE", pytest.param("C", marks=pytest.mark.slow)]
 
@@ -65,9 +65,10 @@ def test_nan_or_infinity_in_a_copied_row_is_an_error_naming_the_row(
     data[which][4].flat[1] = value
     f = gathers(mode)
     f(np.array([0, 1, 2]), *data)  # row 4 not copied: no error
-    with pytest.raises(ValueError, match="take_rows: row 4 holds NaN or infinity") as info:
+    with pytest.raises(NonFiniteRowError, match="take_rows: row 4 holds NaN or infinity") as info:
         f(np.array([0, -2, 2]), *data)
-    assert nonfinite_row(info.value) == 4
+    assert info.value.row == 4 and nonfinite_row(info.value) == 4
+    assert isinstance(info.value, ValueError)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -246,7 +246,7 @@ def test_bad_activation_maximization_arguments(digits_net):
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_fixed_blas_thread_count_runs_every_ascent_step(n):
-    from symnn.threads import blas_controller
+    from symnn.backend.threads import blas_controller
 
     lib = blas_controller()
     if lib is None:

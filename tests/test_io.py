@@ -85,7 +85,7 @@ def test_truncated_wrong_version_and_mismatched_files_are_refused(tmp_path):
         symnn.load(tmp_path / "cut.npz")
     with zipfile.ZipFile(path) as z:
         arrays = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
-    header = arrays["__symnn__"].tobytes().replace(b'"version": 1', b'"version": 99')
+    header = arrays["__symnn__"].tobytes().replace(b'"version": 2', b'"version": 99')
     np.savez(tmp_path / "v99.npz", **{**arrays, "__symnn__": np.frombuffer(header, np.uint8)})
     with pytest.raises(SymnnValueError, match="format version 99"):
         symnn.load(tmp_path / "v99.npz")

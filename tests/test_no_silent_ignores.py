@@ -116,7 +116,7 @@ def test_scipy_maximize_runs_with_the_fixed_blas_thread_count(box, monkeypatch):
 def test_scipy_maximize_interrupted_returns_the_last_iterate(box, method, monkeypatch):
     from contextlib import contextmanager
 
-    from symnn.train import trainer as trainer_module
+    from symnn.backend import interrupt
 
     calls = {"n": 0}
 
@@ -128,7 +128,7 @@ def test_scipy_maximize_interrupted_returns_the_last_iterate(box, method, monkey
 
         yield interrupted
 
-    monkeypatch.setattr(trainer_module, "_deferred_interrupt", ctrl_c_after_two_iterations)
+    monkeypatch.setattr(interrupt, "deferred_interrupt", ctrl_c_after_two_iterations)
     r = maximize(*box, method=method, n_starts=2, steps=500)
     assert r.interrupted and r.stop_reason == "interrupted" and r.n_steps == 2
     assert r.x.shape == (2, 3) and np.all((r.x >= 0) & (r.x <= 1))

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from symnn import threads
+from symnn.backend import threads
 from symnn.errors import SymnnValueError
 
 

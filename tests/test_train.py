@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
+from symnn.backend.threads import blas_controller
 from symnn.datasets import load_digits, xor
 from symnn.errors import SymnnTypeError, SymnnValueError
 from symnn.layers import mlp
-from symnn.threads import blas_controller
 from symnn.train import (
     Callback,
     EarlyStopping,

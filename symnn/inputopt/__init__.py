@@ -5,7 +5,14 @@ any symbolic objective; :func:`activation_maximization` maximises units of a net
 units in one compiled call; :func:`exhaustive_binary_maximum` checks binary problems exactly.
 """
 
-from .activation import ActivationReport, activation_maximization, parse_units, unit_activations
+from .activation import (
+    ActivationReport,
+    InputPenalties,
+    UnitResult,
+    activation_maximization,
+    parse_units,
+    unit_activations,
+)
 from .binary import (
     BinaryMaximum,
     evaluate_objective,
@@ -20,6 +27,8 @@ __all__ = [
     "METHODS",
     "activation_maximization",
     "ActivationReport",
+    "InputPenalties",
+    "UnitResult",
     "unit_activations",
     "parse_units",
     "exhaustive_binary_maximum",

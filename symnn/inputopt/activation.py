@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -24,9 +24,17 @@ from ..layers import Dense, Layer, Sequential, attach_updates
 from ..nonlinearities import softmax
 from ..utils import as_rng, check_array, check_positive, describe
 from .engine import SCIPY
-from .maximize import MaximizeResult, maximize
+from .maximize import MaximizeResult, draw_starts, maximize, resolve_bounds
 
-__all__ = ["activation_maximization", "ActivationReport", "unit_activations", "parse_units"]
+__all__ = [
+    "activation_maximization",
+    "ActivationReport",
+    "InputPenalties",
+    "UnitResult",
+    "unit_activations",
+    "parse_units",
+    "layer_width",
+]
 
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GRAPHS_LOCK = threading.RLock()
@@ -130,6 +138,54 @@ class _Graph:
     jitter_rng: Any = None  # shared generator of the jitter shifts
     lock: Any = field(default_factory=threading.RLock)  #: held for a whole call
 
+    def configure(self, row_units: np.ndarray, penalties: InputPenalties, seed: Any) -> None:
+        """Set the graph's shared settings for one call (the caller holds :attr:`lock`)."""
+        dtype = self.x.type.dtype
+        n = len(row_units)
+        self.unit_index.set_value(row_units)
+        if self.jitter_rng is not None:  # the same seed gives the same shifts
+            self.jitter_rng.set_value(np.random.default_rng(as_rng(seed).integers(2**31 - 1)))
+        same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
+        self.same_unit.set_value(same.astype(dtype))
+        for name in ("l2", "l1", "tv", "diversity"):
+            self.coef[name].set_value(np.asarray(getattr(penalties, name), dtype=dtype))
+
+    def rows(self, result, row_units, n_starts: int, reference) -> list[UnitResult]:
+        """The report's rows: each start's activations, best and last, probability and the
+        unit's best activation on ``reference``."""
+        dtype, n = self.x.type.dtype, len(row_units)
+        pick = (np.arange(n), row_units)
+        measured = self.measure(result.x.astype(dtype))
+        best = np.asarray(measured[0])[pick]
+        probs = np.asarray(measured[1])[pick] if self.has_probs else [None] * n
+        last = result.x_last if result.x_last is not None else result.x
+        final = np.asarray(self.measure(last.astype(dtype))[0])[pick]
+        ref_max = self.reference_max(reference)
+        return [
+            UnitResult(
+                unit=int(u),
+                start=k % n_starts,
+                final=float(final[k]),
+                best=float(best[k]),
+                reference_max=None if ref_max is None else float(ref_max[u]),
+                exceeds_reference=None if ref_max is None else bool(best[k] > ref_max[u]),
+                probability=None if probs[k] is None else float(probs[k]),
+                at_bounds=float(result.at_bounds[k]),
+                steps=result.n_steps,
+                seconds=result.seconds,
+            )
+            for k, u in enumerate(row_units)
+        ]
+
+    def reference_max(self, reference) -> np.ndarray | None:
+        """Every unit's highest activation on the reference inputs (None without them)."""
+        if reference is None:
+            return None
+        dtype, width = self.x.type.dtype, self.x.type.shape[1]
+        ref = check_array(reference, "reference", ndim=2, dtype=dtype, n_features=width)
+        chunks = [np.asarray(self.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
+        return np.concatenate(chunks).max(axis=0)
+
 
 def _graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
     with _GRAPHS_LOCK:
@@ -184,11 +240,11 @@ def _build_graph(network, index, preactivation, probability, image_shape, jitter
 
 @dataclass
 class ActivationReport:
-    """Inputs found per (unit, start) and a per-row report (a list of dicts)."""
+    """Inputs found per (unit, start) and a per-row report (:class:`UnitResult` rows)."""
 
     units: np.ndarray
     x: np.ndarray
-    rows: list[dict[str, Any]]
+    rows: list[UnitResult]
     result: MaximizeResult
     image_shape: tuple[int, ...] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -203,7 +259,7 @@ class ActivationReport:
         """Plain numbers and lists for ``json.dump``."""
         return {
             "settings": self.settings,
-            "units": self.rows,
+            "units": [r.as_dict() for r in self.rows],
             "seconds": self.result.seconds,
             "steps": self.result.n_steps,
             "method": self.result.method,
@@ -251,6 +307,82 @@ def _blur(image_shape, sigma):
     return blur
 
 
+@dataclass(frozen=True)
+class InputPenalties:
+    """The penalties and image regularisers of activation maximisation, as one value.
+
+    ``l2``, ``l1``: decay of the input; ``tv``: total variation (images); ``blur_every``,
+    ``blur_sigma``: a Gaussian blur (default 0.5 pixels) of every input every ``blur_every``
+    steps; ``jitter``: random shifts of up to ``jitter`` pixels before each forward pass;
+    ``diversity``: a penalty on the similarity between starts of the same unit.
+
+    >>> InputPenalties(l2=0.1, tv=0.3).needs_image
+    True
+    """
+
+    l2: float = 0.0
+    l1: float = 0.0
+    tv: float = 0.0
+    blur_every: int = 0
+    blur_sigma: float | None = None
+    jitter: int = 0
+    diversity: float = 0.0
+
+    @property
+    def needs_image(self) -> bool:
+        return bool(self.tv or self.blur_every or self.jitter)
+
+    def check(self, image_shape: tuple[int, ...] | None, method: str) -> None:
+        """Refuse values that are invalid or would have no effect, naming them."""
+        for name in ("l2", "l1", "tv", "diversity", "jitter", "blur_every"):
+            check_positive(getattr(self, name), name, allow_zero=True)
+        for name in ("tv", "blur_every", "jitter"):
+            if getattr(self, name) and image_shape is None:
+                value = getattr(self, name)
+                raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
+        if self.blur_sigma is not None and not self.blur_every:
+            raise SymnnValueError(
+                f"blur_sigma={self.blur_sigma!r} has no effect without blur_every; pass "
+                "blur_every=k to blur every k steps."
+            )
+        if self.jitter and method in SCIPY:
+            raise SymnnValueError(
+                f"jitter={self.jitter!r} has no effect with method={method!r} (scipy needs one "
+                "fixed objective); use a projected method such as 'adam'."
+            )
+
+    def every(self, image_shape) -> tuple[int, Any] | None:
+        """The blur as ``maximize``'s ``every`` hook."""
+        sigma = 0.5 if self.blur_sigma is None else float(self.blur_sigma)
+        return (int(self.blur_every), _blur(image_shape, sigma)) if self.blur_every else None
+
+
+@dataclass
+class UnitResult:
+    """One row of an :class:`ActivationReport`: one start of one unit. Also reads like a
+    dict (``row["best"]``)."""
+
+    unit: int
+    start: int
+    final: float  #: the unit's activation at the last iterate
+    best: float  #: its activation at the returned (best) input
+    reference_max: float | None  #: its highest activation on the reference inputs
+    exceeds_reference: bool | None
+    probability: float | None  #: the class probability (softmax output layers)
+    at_bounds: float  #: fraction of the input's coordinates on a bound
+    steps: int
+    seconds: float
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def activation_maximization(
     network: Layer,
     units: Any = "all",
@@ -266,17 +398,12 @@ def activation_maximization(
     learning_rate: float | None = None,
     method: str = "adam",
     tol: float | None = None,
-    l2: float = 0.0,
-    l1: float = 0.0,
-    tv: float = 0.0,
+    penalties: InputPenalties | None = None,
     image_shape: tuple[int, ...] | None = None,
-    blur_every: int = 0,
-    blur_sigma: float | None = None,
-    jitter: int = 0,
-    diversity: float = 0.0,
     reference=None,
     mode: Any = None,
     blas_threads: int | str = "auto",
+    **penalty_values: Any,
 ) -> ActivationReport:
     """Maximise units of a layer, many units in one compiled call.
 
@@ -293,23 +420,74 @@ def activation_maximization(
         Maximise ``x @ W + b`` before the nonlinearity. Default: True for a softmax output
         layer (the class logit), False otherwise. ``probability=True`` maximises the softmax
         probability of the class instead.
-    l2, l1, tv
-        Penalties on the input: L2 decay, L1, total variation (needs ``image_shape``).
     steps, learning_rate, method, tol
         As for :func:`~symnn.inputopt.maximize`; ``learning_rate`` defaults to 0.05 for the
         projected methods and is refused with the scipy ones.
-    blur_every, blur_sigma
-        Gaussian blur (standard deviation ``blur_sigma``, default 0.5 pixels) of every input
-        every ``blur_every`` steps (needs ``image_shape`` and a projected method).
-    jitter
-        Random shifts of up to ``jitter`` pixels before each forward pass (needs
-        ``image_shape`` and a projected method).
-    diversity
-        Penalty on the similarity between starts of the same unit.
+    penalties, **penalty_values
+        An :class:`InputPenalties`, or its fields as keywords (``l2=0.1, tv=0.3``).
+    image_shape
+        The inputs' image shape, for ``tv``, ``blur_every`` and ``jitter`` and the report.
     reference
         Inputs (e.g. the training set) to report each unit's highest activation on real data.
     Other arguments are those of :func:`symnn.inputopt.maximize`.
     """
+    index, preactivation, image_shape = _check_target(
+        network, layer, probability, preactivation, image_shape
+    )
+    penalties = _penalties(penalties, penalty_values)
+    penalties.check(image_shape, method)
+    learning_rate = 0.05 if learning_rate is None and method not in SCIPY else learning_rate
+    check_positive(n_starts, "n_starts", integer=True)
+    graph = _graph(
+        network, index, preactivation, bool(probability), image_shape, int(penalties.jitter), mode
+    )
+    with graph.lock:  # the graph's shared settings and functions are this call's
+        unit_list = parse_units(units, graph.n_units)
+        row_units = np.repeat(unit_list, n_starts)
+        lo, hi = resolve_bounds(bounds, network.n_in, network.dtype)
+        x0 = draw_starts(network.dtype, x0, len(row_units), seed, (lo, hi))
+        if len(x0) != len(row_units):
+            raise SymnnValueError(
+                f"x0 has {len(x0)} rows; expected one per unit and start ({len(row_units)})."
+            )
+        graph.configure(row_units, penalties, seed)
+        ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
+        result = maximize(
+            graph.objective, graph.x, x0=x0, tol=tol, mode=mode, blas_threads=blas_threads,
+            every=penalties.every(image_shape), **ascent,
+        )  # fmt: skip
+        rows = graph.rows(result, row_units, n_starts, reference)
+    settings = {
+        "layer": index,
+        "preactivation": preactivation,
+        "probability": bool(probability),
+        "method": result.method,
+        "steps": steps,
+        "learning_rate": learning_rate,
+        **asdict(penalties),
+        "n_starts": n_starts,
+        "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
+    }
+    return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)
+
+
+def _penalties(penalties: InputPenalties | None, values: dict[str, Any]) -> InputPenalties:
+    known = {f.name for f in fields(InputPenalties)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SymnnTypeError(
+            f"activation_maximization got unexpected keyword {unknown[0]!r}; penalties are "
+            f"{', '.join(sorted(known))}."
+        )
+    if penalties is not None and values:
+        raise SymnnValueError("pass penalties=InputPenalties(...) or penalty keywords, not both.")
+    if penalties is not None and not isinstance(penalties, InputPenalties):
+        raise SymnnTypeError(f"penalties must be an InputPenalties; got {describe(penalties)}.")
+    return penalties or InputPenalties(**values)
+
+
+def _check_target(network, layer, probability, preactivation, image_shape):
+    """``(layer index, preactivation, image shape)`` checked against the network."""
     if not isinstance(network, Layer) or network.n_in is None:
         raise SymnnTypeError(
             f"network must be a symnn network with a known input width; got {describe(network)}."
@@ -328,116 +506,4 @@ def activation_maximization(
                 f"image_shape={image_shape} has {int(np.prod(image_shape))} "
                 f"pixels; the network takes {network.n_in} inputs."
             )
-    for name, value in (("tv", tv), ("blur_every", blur_every), ("jitter", jitter)):
-        if value and image_shape is None:
-            raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
-    if blur_sigma is not None and not blur_every:
-        raise SymnnValueError(
-            f"blur_sigma={blur_sigma!r} has no effect without blur_every; pass blur_every=k "
-            "to blur every k steps."
-        )
-    if jitter and method in SCIPY:
-        raise SymnnValueError(
-            f"jitter={jitter!r} has no effect with method={method!r} (scipy needs one fixed "
-            "objective); use a projected method such as 'adam'."
-        )
-    if learning_rate is None and method not in SCIPY:
-        learning_rate = 0.05
-    for name, value in (
-        ("l2", l2),
-        ("l1", l1),
-        ("tv", tv),
-        ("diversity", diversity),
-        ("jitter", jitter),
-        ("blur_every", blur_every),
-    ):
-        check_positive(value, name, allow_zero=True)
-    check_positive(n_starts, "n_starts", integer=True)
-    graph = _graph(
-        network, index, bool(preactivation), bool(probability), image_shape, int(jitter), mode
-    )
-    with graph.lock:  # the graph's shared settings and functions are this call's
-        unit_list = parse_units(units, graph.n_units)
-        row_units = np.repeat(unit_list, n_starts)
-        row_start = np.tile(np.arange(n_starts), len(unit_list))
-        n = len(row_units)
-        if x0 is None:
-            rng = as_rng(seed, name="seed")
-            lo, hi = (
-                np.broadcast_to(np.asarray(b, dtype=np.float64), (network.n_in,)) for b in bounds
-            )
-            x0 = lo + (hi - lo) * rng.random((n, network.n_in))
-        graph.unit_index.set_value(row_units)
-        if graph.jitter_rng is not None:  # the same seed gives the same shifts
-            graph.jitter_rng.set_value(np.random.default_rng(as_rng(seed).integers(2**31 - 1)))
-        same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
-        graph.same_unit.set_value(same.astype(network.dtype))
-        for name, value in (("l2", l2), ("l1", l1), ("tv", tv), ("diversity", diversity)):
-            graph.coef[name].set_value(np.asarray(value, dtype=network.dtype))
-        sigma = 0.5 if blur_sigma is None else float(blur_sigma)
-        every = (int(blur_every), _blur(image_shape, sigma)) if blur_every else None
-        result = maximize(
-            graph.objective,
-            graph.x,
-            x0=x0,
-            bounds=bounds,
-            steps=steps,
-            learning_rate=learning_rate,
-            method=method,
-            tol=tol,
-            mode=mode,
-            every=every,
-            blas_threads=blas_threads,
-        )
-
-        measured = graph.measure(result.x.astype(network.dtype))
-        best_act = np.asarray(measured[0])[np.arange(n), row_units]
-        probs = np.asarray(measured[1])[np.arange(n), row_units] if graph.has_probs else None
-        last = result.x_last if result.x_last is not None else result.x
-        final_act = np.asarray(graph.measure(last.astype(network.dtype))[0])[
-            np.arange(n), row_units
-        ]
-        ref_max = None
-        if reference is not None:
-            ref = check_array(
-                reference, "reference", ndim=2, dtype=network.dtype, n_features=network.n_in
-            )
-            acts = np.concatenate(
-                [np.asarray(graph.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
-            )
-            ref_max = acts.max(axis=0)
-    rows = []
-    for k in range(n):
-        u = int(row_units[k])
-        rows.append(
-            {
-                "unit": u,
-                "start": int(row_start[k]),
-                "final": float(final_act[k]),
-                "best": float(best_act[k]),
-                "reference_max": None if ref_max is None else float(ref_max[u]),
-                "exceeds_reference": None if ref_max is None else bool(best_act[k] > ref_max[u]),
-                "probability": None if probs is None else float(probs[k]),
-                "at_bounds": float(result.at_bounds[k]),
-                "steps": result.n_steps,
-                "seconds": result.seconds,
-            }
-        )
-    settings = {
-        "layer": index,
-        "preactivation": bool(preactivation),
-        "probability": bool(probability),
-        "method": result.method,
-        "steps": steps,
-        "learning_rate": learning_rate,
-        "l2": l2,
-        "l1": l1,
-        "tv": tv,
-        "blur_every": blur_every,
-        "blur_sigma": blur_sigma,
-        "jitter": jitter,
-        "diversity": diversity,
-        "n_starts": n_starts,
-        "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
-    }
-    return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)
+    return index, bool(preactivation), image_shape

@@ -4,12 +4,19 @@ A layer or network is called on a symbolic tensor and returns a symbolic tensor
 (``deterministic=True`` for inference); ``.params`` lists its trainable shared variables.
 """
 
-from .base import Layer, attach_updates, get_updates
+from .base import (
+    LAYER_CLASSES,
+    Layer,
+    attach_updates,
+    get_updates,
+    layer_from_spec,
+    layer_to_spec,
+    register,
+)
 from .containers import Sequential, mlp
 from .dense import Activation, Dense, PReLU
 from .noise import Dropout
 from .normalization import BatchNorm
-from .registry import LAYER_CLASSES, layer_from_spec, layer_to_spec
 
 __all__ = [
     "Layer",
@@ -19,6 +26,7 @@ __all__ = [
     "LAYER_CLASSES",
     "layer_from_spec",
     "layer_to_spec",
+    "register",
     "Dropout",
     "BatchNorm",
     "Sequential",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,7 +17,15 @@ from ..init import Initializer
 from ..init import get as get_init
 from ..utils import as_float_dtype, as_rng, describe
 
-__all__ = ["Layer", "get_updates", "attach_updates"]
+__all__ = [
+    "Layer",
+    "get_updates",
+    "attach_updates",
+    "register",
+    "LAYER_CLASSES",
+    "layer_to_spec",
+    "layer_from_spec",
+]
 
 _UPDATES_TAG = "symnn_updates"
 
@@ -49,6 +58,73 @@ def get_updates(*outputs) -> dict:
         for k, v in getattr(var.tag, _UPDATES_TAG, {}).items():
             found[k] = v
     return found
+
+
+#: Layer classes that :func:`layer_from_spec` can rebuild, by class name.
+LAYER_CLASSES: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Make a layer class saveable and loadable by name (a class decorator).
+
+    symnn's own layers are registered; a layer of your own (a :class:`Layer` subclass with
+    ``add_param`` and ``get_output_for``) needs this one line to go through
+    :func:`symnn.save`/:func:`symnn.load`. Its configuration is its constructor arguments
+    (see :meth:`Layer.get_config`).
+
+    >>> @register
+    ... class Scale(Layer):
+    ...     def __init__(self, factor: float = 2.0, name=None, dtype=None):
+    ...         super().__init__(name, dtype)
+    ...         self.factor = factor
+    ...     def get_output_for(self, x, *, deterministic=False):
+    ...         return x * self.factor
+    >>> layer_from_spec(layer_to_spec(Scale(3.0))).factor
+    3.0
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise SymnnTypeError(f"register takes a Layer subclass; got {describe(cls)}.")
+    known = LAYER_CLASSES.get(cls.__name__)
+    if known is not None and known is not cls and known.__module__.startswith("symnn."):
+        raise SymnnValueError(
+            f"a symnn layer is already registered as {cls.__name__!r}; give your class "
+            "another name."
+        )
+    LAYER_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def layer_to_spec(layer: Layer) -> dict[str, Any]:
+    """``{"class": name, "config": {...}}`` for a registered layer; refuses (at save time,
+    never at load time) a layer whose exact class is not registered."""
+    name = type(layer).__name__
+    if LAYER_CLASSES.get(name) is not type(layer):
+        raise SymnnValueError(
+            f"{name} is not a registered layer, so it cannot be saved; decorate the class with "
+            f"symnn.layers.register (registered: {', '.join(LAYER_CLASSES)})."
+        )
+    return {"class": name, "config": layer.get_config()}
+
+
+def layer_from_spec(spec: Any) -> Layer:
+    """Rebuild a layer (weights freshly allocated; the caller sets their values)."""
+    if not isinstance(spec, dict) or "class" not in spec or "config" not in spec:
+        raise SymnnValueError(
+            "the architecture is malformed: expected {'class': ..., 'config': ...} for each layer."
+        )
+    cls = LAYER_CLASSES.get(spec["class"])
+    if cls is None:
+        raise SymnnValueError(
+            f"unknown layer class {spec['class']!r} in the architecture; "
+            f"expected one of {', '.join(LAYER_CLASSES)} (register your own with "
+            "symnn.layers.register before loading)."
+        )
+    if not isinstance(spec["config"], dict):
+        raise SymnnValueError(f"bad configuration for {spec['class']}: not a mapping.")
+    try:
+        return cls.from_config(dict(spec["config"]))
+    except (TypeError, KeyError) as exc:
+        raise SymnnValueError(f"bad configuration for {spec['class']}: {exc}") from None
 
 
 class Layer:
@@ -219,8 +295,34 @@ class Layer:
 
     # -- description --------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild this layer (JSON-serialisable)."""
-        raise SymnnTypeError(f"{type(self).__name__} cannot describe its configuration.")
+        """The constructor arguments that rebuild this layer (JSON-serialisable).
+
+        By default: every parameter of ``__init__`` except weights and generators (``W``,
+        ``b``, ``rng`` and parameters whose attribute holds a shared variable), read from the
+        attribute of the same name; a layer whose constructor arguments are not all kept as
+        attributes overrides this.
+        """
+        config = {}
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if name in ("rng", "W", "b"):
+                continue
+            if not hasattr(self, name):
+                raise SymnnTypeError(
+                    f"{type(self).__name__} cannot describe its configuration: it keeps no "
+                    f"attribute {name!r} for its constructor argument; define get_config."
+                )
+            value = getattr(self, name)
+            if isinstance(value, SharedVariable):
+                continue
+            config[name] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Rebuild the layer from :meth:`get_config` (its weights are then set by the caller)."""
+        return cls(**config)
 
     def output_size(self, input_size: int | None) -> int | None:
         """Number of output features given ``input_size`` input features."""

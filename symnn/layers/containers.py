@@ -9,7 +9,7 @@ from .. import init as inits
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import as_float_dtype, as_rng, describe
-from .base import Layer
+from .base import Layer, layer_from_spec, layer_to_spec, register
 from .dense import Activation, Dense
 from .noise import Dropout
 from .normalization import BatchNorm
@@ -17,6 +17,7 @@ from .normalization import BatchNorm
 __all__ = ["Sequential", "mlp"]
 
 
+@register
 class Sequential(Layer):
     """Layers applied one after another.
 
@@ -82,17 +83,10 @@ class Sequential(Layer):
         return self.n_out
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "layers": [
-                {"class": type(la).__name__, "config": la.get_config()} for la in self.layers
-            ],
-            "name": self.name,
-        }
+        return {"layers": [layer_to_spec(la) for la in self.layers], "name": self.name}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        from .registry import layer_from_spec
-
         return cls([layer_from_spec(spec) for spec in config["layers"]], name=config.get("name"))
 
     def __repr__(self) -> str:

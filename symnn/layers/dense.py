@@ -11,7 +11,7 @@ from .. import nonlinearities
 from ..errors import SymnnValueError
 from ..init import Constant, GlorotUniform
 from ..utils import check_positive
-from .base import Layer
+from .base import Layer, register
 
 __all__ = ["Dense", "PReLU", "Activation"]
 
@@ -23,6 +23,7 @@ def _activation_name(fn) -> str | None:
     return None
 
 
+@register
 class Dense(Layer):
     """A fully connected layer computing ``activation(x @ W + b)``.
 
@@ -107,6 +108,7 @@ class Dense(Layer):
         )
 
 
+@register
 class PReLU(Layer):
     """Parametric rectifier: ``x`` for ``x > 0``, ``alpha * x`` otherwise, one learnable
     ``alpha`` per feature (not regularised).
@@ -134,6 +136,7 @@ class PReLU(Layer):
         return cls(**config)
 
 
+@register
 class Activation(Layer):
     """A nonlinearity as a layer of ``n_units`` features (used after batch normalisation).
 

@@ -9,11 +9,12 @@ import pytensor.tensor as pt
 
 from ..errors import SymnnValueError
 from ..utils import as_rng
-from .base import Layer, attach_updates
+from .base import Layer, attach_updates, register
 
 __all__ = ["Dropout"]
 
 
+@register
 class Dropout(Layer):
     """Sets each input to zero with probability ``p`` during training.
 

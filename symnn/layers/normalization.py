@@ -10,11 +10,12 @@ import pytensor.tensor as pt
 from ..errors import SymnnValueError
 from ..init import Constant
 from ..utils import check_positive
-from .base import Layer, attach_updates
+from .base import Layer, attach_updates, register
 
 __all__ = ["BatchNorm"]
 
 
+@register
 class BatchNorm(Layer):
     """Batch normalisation over the batch axis (Ioffe & Szegedy, 2015).
 

@@ -331,61 +331,63 @@ def _register_numba() -> None:
     register = getattr(nb, "register_funcify_default_op_cache_key", None)
     if register is None:  # pragma: no cover - another PyTensor version
         return
+    register(SoftmaxCrossEntropy)(lambda op, node=None, **kw: _numba_forward(nb, node))
+    register(SoftmaxCrossEntropyGrad)(lambda op, node=None, **kw: _numba_backward(nb, node))
 
-    @register(SoftmaxCrossEntropy)
-    def _numba_forward(op, node=None, **kwargs):
-        out_dtype = np.dtype(node.outputs[0].dtype)
 
-        @nb.numba_njit
-        def forward(z, y):
-            n, k = z.shape
-            if len(y) != n or (k == 0 and n > 0):
-                raise ValueError("softmax_cross_entropy: labels do not match the logits.")
-            out = np.empty(n, dtype=out_dtype)
-            for i in range(n):
-                label = y[i]
-                if label < 0 or label >= k:
-                    raise ValueError("softmax_cross_entropy: a label is outside [0, n_classes).")
-                m = z[i, 0]
-                for j in range(1, k):
-                    m = max(m, z[i, j])
-                s = 0.0
-                for j in range(k):
-                    s += np.exp(z[i, j] - m)
-                out[i] = np.log(s) - (z[i, label] - m)
-            return out
+def _numba_forward(nb, node):
+    out_dtype = np.dtype(node.outputs[0].dtype)
 
-        return forward
+    @nb.numba_njit
+    def forward(z, y):
+        n, k = z.shape
+        if len(y) != n or (k == 0 and n > 0):
+            raise ValueError("softmax_cross_entropy: labels do not match the logits.")
+        out = np.empty(n, dtype=out_dtype)
+        for i in range(n):
+            label = y[i]
+            if label < 0 or label >= k:
+                raise ValueError("softmax_cross_entropy: a label is outside [0, n_classes).")
+            m = z[i, 0]
+            for j in range(1, k):
+                m = max(m, z[i, j])
+            s = 0.0
+            for j in range(k):
+                s += np.exp(z[i, j] - m)
+            out[i] = np.log(s) - (z[i, label] - m)
+        return out
 
-    @register(SoftmaxCrossEntropyGrad)
-    def _numba_backward(op, node=None, **kwargs):
-        out_dtype = np.dtype(node.outputs[0].dtype)
+    return forward
 
-        @nb.numba_njit
-        def backward(g, z, y):
-            n, k = z.shape
-            if len(y) != n or (k == 0 and n > 0) or (len(g) != n and len(g) != 1):
-                raise ValueError("softmax_cross_entropy gradient: shapes do not match.")
-            out = np.empty((n, k), dtype=out_dtype)
-            for i in range(n):
-                label = y[i]
-                if label < 0 or label >= k:
-                    raise ValueError("softmax_cross_entropy: a label is outside [0, n_classes).")
-                gi = g[i] if len(g) == n else g[0]
-                m = z[i, 0]
-                for j in range(1, k):
-                    m = max(m, z[i, j])
-                s = 0.0
-                for j in range(k):
-                    e = np.exp(z[i, j] - m)
-                    out[i, j] = e
-                    s += e
-                for j in range(k):
-                    out[i, j] *= gi / s
-                out[i, label] -= gi
-            return out
 
-        return backward
+def _numba_backward(nb, node):
+    out_dtype = np.dtype(node.outputs[0].dtype)
+
+    @nb.numba_njit
+    def backward(g, z, y):
+        n, k = z.shape
+        if len(y) != n or (k == 0 and n > 0) or (len(g) != n and len(g) != 1):
+            raise ValueError("softmax_cross_entropy gradient: shapes do not match.")
+        out = np.empty((n, k), dtype=out_dtype)
+        for i in range(n):
+            label = y[i]
+            if label < 0 or label >= k:
+                raise ValueError("softmax_cross_entropy: a label is outside [0, n_classes).")
+            gi = g[i] if len(g) == n else g[0]
+            m = z[i, 0]
+            for j in range(1, k):
+                m = max(m, z[i, j])
+            s = 0.0
+            for j in range(k):
+                e = np.exp(z[i, j] - m)
+                out[i, j] = e
+                s += e
+            for j in range(k):
+                out[i, j] *= gi / s
+            out[i, label] -= gi
+        return out
+
+    return backward
 
 
 _register_numba()

@@ -1,20 +1,33 @@
-"""Training: one compiled step, the fit loop, callbacks and stopping rules."""
+"""Training: one compiled step, the fit loop, scipy's optimisers, callbacks and stopping
+rules."""
 
 from .callbacks import (
     Callback,
     EarlyStopping,
     LambdaCallback,
+    LearningRateScheduler,
+    MaxUpdates,
     PatienceRule,
     ProgressBar,
     StopTraining,
+    Tolerance,
 )
-from .history import History
+from .history import History, StopReason
+from .objective import Evaluator, Objective
+from .scipy import ScipyTrainer
+from .state import RunState
 from .step import TrainStep, compile_train_step, guard_updates
-from .trainer import LOSSES, Trainer
+from .trainer import DEFAULTS, LOSSES, Trainer
 
 __all__ = [
     "Trainer",
+    "ScipyTrainer",
+    "DEFAULTS",
     "LOSSES",
+    "Objective",
+    "Evaluator",
+    "RunState",
+    "StopReason",
     "TrainStep",
     "compile_train_step",
     "guard_updates",
@@ -23,6 +36,9 @@ __all__ = [
     "LambdaCallback",
     "EarlyStopping",
     "PatienceRule",
+    "MaxUpdates",
+    "Tolerance",
+    "LearningRateScheduler",
     "ProgressBar",
     "StopTraining",
 ]

@@ -1,8 +1,10 @@
 """Callbacks and stopping rules for :meth:`symnn.train.Trainer.fit`.
 
 A callback sees the trainer at the start, after every update and after every epoch; it
-stops training by returning ``True`` (or raising :class:`StopTraining`). Stopping rules are
-callbacks too.
+stops training by returning ``True`` or a message saying why (or by raising
+:class:`StopTraining`). Stopping rules are callbacks too: :class:`EarlyStopping`,
+:class:`PatienceRule`, :class:`MaxUpdates`, :class:`Tolerance`; so is a learning-rate
+:class:`LearningRateScheduler`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import SymnnValueError
+from ..errors import SymnnTypeError, SymnnValueError
+from ..utils import check_choice, check_positive, describe
 
 __all__ = [
     "Callback",
@@ -21,6 +24,9 @@ __all__ = [
     "EarlyStopping",
     "PatienceRule",
     "ProgressBar",
+    "MaxUpdates",
+    "Tolerance",
+    "LearningRateScheduler",
 ]
 
 
@@ -34,11 +40,17 @@ class Callback:
     def on_train_begin(self, trainer) -> None:
         """Called when ``fit`` starts (after data are loaded, before the first update)."""
 
-    def on_batch_end(self, trainer, step: int, logs: dict[str, float]) -> bool | None:
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
+        """Called before every epoch (``epoch`` counts from 1)."""
+
+    def on_batch_begin(self, trainer, step: int) -> None:
+        """Called before every update (``step`` is the number of the update to come)."""
+
+    def on_batch_end(self, trainer, step: int, logs: dict[str, float]) -> bool | str | None:
         """Called after every update; ``logs`` has ``loss`` (and metrics) of that minibatch."""
         return None
 
-    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> bool | None:
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> bool | str | None:
         """Called after every epoch with that epoch's metrics (also written to the history)."""
         return None
 
@@ -125,7 +137,7 @@ class EarlyStopping(Callback):
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
-                self.best_state = trainer.get_state()
+                self.best_state = trainer.capture_state(counters=False)
             return None
         self.wait += 1
         return self.wait > self.patience
@@ -134,7 +146,7 @@ class EarlyStopping(Callback):
         if self.best_epoch is not None:
             history.best_epoch = self.best_epoch
             if self.restore_best and self.best_state is not None:
-                trainer.set_state(self.best_state)
+                trainer.restore_state(self.best_state)
 
 
 class PatienceRule(Callback):
@@ -171,13 +183,72 @@ class PatienceRule(Callback):
         if value < self.best:
             if value < self.best * self.improvement_threshold:
                 self.patience = max(self.patience, int(done * self.patience_increase))
-            self.best, self.best_epoch, self.best_state = value, epoch, trainer.get_state()
+            self.best, self.best_epoch = value, epoch
+            self.best_state = trainer.capture_state(counters=False)
         return done >= self.patience
 
     def on_train_end(self, trainer, history):
         if self.best_state is not None:
             history.best_epoch = self.best_epoch
-            trainer.set_state(self.best_state)
+            trainer.restore_state(self.best_state)
+
+
+class MaxUpdates(Callback):
+    """Stop after ``max_updates`` updates in one ``fit`` call.
+
+    >>> MaxUpdates(100).max_updates
+    100
+    """
+
+    def __init__(self, max_updates: int):
+        self.max_updates = int(check_positive(max_updates, "max_updates", integer=True))
+
+    def on_train_begin(self, trainer) -> None:
+        self.start = trainer.n_updates
+
+    def on_batch_end(self, trainer, step: int, logs: dict[str, float]) -> str | None:
+        if trainer.n_updates - self.start >= self.max_updates:
+            return f"max_updates={self.max_updates} reached"
+        return None
+
+
+class Tolerance(Callback):
+    """Stop when ``monitor`` (the epoch's training loss) changes by less than ``tol``."""
+
+    def __init__(self, tol: float, monitor: str = "loss"):
+        self.tol = float(check_positive(tol, "tol", allow_zero=True))
+        self.monitor = monitor
+
+    def on_train_begin(self, trainer) -> None:
+        self.previous: float | None = None
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> str | None:
+        value, previous = logs[self.monitor], self.previous
+        self.previous = value
+        if previous is not None and abs(previous - value) < self.tol:
+            return f"training {self.monitor} changed by less than tol={self.tol:g}"
+        return None
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate from ``schedule(t)`` before every epoch (``every="epoch"``, t the
+    number of epochs done) or every update (``every="step"``, t the number of updates done)."""
+
+    def __init__(self, schedule: Callable[[int], float], every: str = "epoch"):
+        if not callable(schedule):
+            raise SymnnTypeError(
+                f"schedule must be callable t -> learning rate; got {describe(schedule)}."
+            )
+        self.schedule = schedule
+        self.every = check_choice(every, "schedule_every", ["epoch", "step"])
+
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
+        if self.every == "epoch":
+            trainer.set_learning_rate(self.schedule(trainer.n_epochs))
+
+    def on_batch_begin(self, trainer, step: int) -> None:
+        if self.every == "step":
+            trainer.set_learning_rate(self.schedule(trainer.n_updates))
 
 
 class ProgressBar(Callback):
@@ -212,3 +283,15 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def run_hook(hook: Callable, *args: Any) -> str | None:
+    """Call a callback hook; the reason it stops training (its message, or "a callback
+    stopped training" for ``True`` and :class:`StopTraining`), else None."""
+    try:
+        result = hook(*args)
+    except StopTraining:
+        return "a callback stopped training"
+    if isinstance(result, str):
+        return result or None
+    return "a callback stopped training" if result else None

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from ..errors import SymnnValueError
 
-__all__ = ["History"]
+__all__ = ["History", "StopReason"]
+
+
+class StopReason(Enum):
+    """Why a run ended (``History.stopped_by``; ``History.stop_reason`` says it in words)."""
+
+    COMPLETED = "completed"
+    CALLBACK = "callback"
+    INTERRUPTED = "interrupted"
+    NON_FINITE = "non-finite"
+    NO_DATA = "no-data"
+    SCIPY = "scipy"
 
 
 @dataclass
@@ -27,6 +39,7 @@ class History:
     interrupted: bool = False
     best_epoch: int | None = None
     notes: list[str] = field(default_factory=list)
+    stopped_by: StopReason | None = None  #: what ``stop_reason`` says, as a value
 
     def __repr__(self) -> str:
         last = ", ".join(
@@ -59,6 +72,7 @@ class History:
         self.epochs.extend(other.epochs)
         self.batch_loss.extend(other.batch_loss)
         self.stop_reason, self.interrupted = other.stop_reason, other.interrupted
+        self.stopped_by = other.stopped_by
         self.notes.extend(other.notes)
         self.best_epoch = other.best_epoch if other.best_epoch is not None else self.best_epoch
 
@@ -74,6 +88,7 @@ class History:
             "interrupted": self.interrupted,
             "best_epoch": self.best_epoch,
             "notes": list(self.notes),
+            "stopped_by": None if self.stopped_by is None else self.stopped_by.value,
         }
 
     @classmethod
@@ -111,6 +126,11 @@ class History:
             raise SymnnValueError("history stop_reason is not a string.")
         if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
             raise SymnnValueError("history best_epoch is not an integer.")
+        stopped = data.get("stopped_by")
+        try:
+            stopped_by = None if stopped is None else StopReason(stopped)
+        except (ValueError, TypeError):
+            raise SymnnValueError(f"history stopped_by {stopped!r} is not a stop reason.") from None
         return cls(
             epochs,
             [float(x) for x in batch_loss],
@@ -118,6 +138,7 @@ class History:
             bool(data.get("interrupted", False)),
             best,
             list(notes),
+            stopped_by,
         )
 
 

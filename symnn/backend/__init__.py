@@ -31,7 +31,7 @@ import numpy as np
 import pytensor
 from pytensor.compile.mode import Mode, get_mode
 
-from .errors import SymnnTypeError, SymnnValueError
+from ..errors import SymnnTypeError, SymnnValueError
 
 __all__ = [
     "BlasStatus",
@@ -338,8 +338,8 @@ def info() -> dict[str, Any]:
     """Backend, BLAS library, float type, compile directory and versions, as a dict."""
     import scipy
 
-    from . import __version__
-    from .utils import DEFAULT_FLOAT
+    from ..utils import DEFAULT_FLOAT
+    from ..version import __version__
 
     status = blas_status()
     mode = default_mode()
