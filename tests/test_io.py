@@ -214,3 +214,43 @@ def test_saved_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_users_own_layer_saves_and_loads_after_register(tmp_path):
+    import pytensor.tensor as pt
+
+    from symnn.init import Constant
+    from symnn.layers import Dense, Layer, Sequential, register
+
+    @register
+    class Gain(Layer):
+        """y = x * g, one learnable gain per feature."""
+
+        def __init__(self, n_units: int, name=None, dtype=None):
+            super().__init__(name, dtype)
+            self.n_units = n_units
+            self.n_in = n_units
+            self.g = self.add_param(Constant(1.0), (n_units,), "g")
+
+        def get_output_for(self, x, *, deterministic=False):
+            return x * self.g
+
+    net = Sequential([Dense(3, 4, rng=0), Gain(4, name="gain")])
+    net.layers[1].g.set_value(np.arange(4, dtype="float32"))
+    again = symnn.load(symnn.save(net, tmp_path / "custom"))
+    x = pt.matrix("x", dtype="float32")
+    xv = np.ones((2, 3), dtype="float32")
+    np.testing.assert_array_equal(again(x).eval({x: xv}), net(x).eval({x: xv}))
+    assert type(again.layers[1]).__name__ == "Gain" and again.layers[1].name == "gain"
+
+
+def test_an_unregistered_subclass_is_refused_at_save_not_at_load(tmp_path):
+    from symnn.layers import Dense, Sequential
+
+    class MyDense(Dense):
+        pass
+
+    net = Sequential([MyDense(3, 2, rng=0)])
+    with pytest.raises(SymnnValueError, match="MyDense is not a registered layer.*register"):
+        symnn.save(net, tmp_path / "x")
+    assert not list(tmp_path.iterdir())

@@ -23,6 +23,7 @@ from pytensor.graph.replace import clone_replace
 from .. import updates as rules
 from ..backend import LockedFunction, function
 from ..layers import get_updates
+from ..train.state import RunState
 
 __all__ = [
     "AscentFunctions",
@@ -76,21 +77,12 @@ class AscentFunctions:
             shape = value.shape if value.ndim == 0 else (len(x0), *value.shape[1:])
             var.set_value(np.zeros(shape, dtype=value.dtype))
 
-    def snapshot(self) -> tuple:
+    def snapshot(self) -> RunState:
         """Copies of the inputs, the optimiser state and the random generators."""
-        return (
-            self.X.get_value(),
-            [v.get_value() for v in self.state],
-            [r.get_value() for r in self.rngs],
-        )
+        return RunState.capture([self.X, *self.state], self.rngs)
 
-    def restore(self, snap: tuple) -> None:
-        X, state, rngs = snap
-        self.X.set_value(X.copy())
-        for var, value in zip(self.state, state):
-            var.set_value(np.array(value, copy=True))
-        for var, value in zip(self.rngs, rngs):
-            var.set_value(value)
+    def restore(self, snap: RunState) -> None:
+        snap.restore([self.X, *self.state], self.rngs)
 
 
 def _replace_x(objective, x, X):
