@@ -1,5 +1,5 @@
-"""Seed 001: a [784, 32, 10] relu network with a softmax output, Xavier initialisation and
-binarised inputs, trained with minibatch SGD (the seed trained one example at a time).
+"""A [784, 32, 10] relu network with a softmax output, Xavier initialisation and
+binarised inputs, trained with minibatch SGD.
 
     python examples/feedforward_relu.py [--mnist PATH] [--epochs 10]
 """

@@ -1,10 +1,10 @@
-"""Seed 004, reproduced and fixed: gradient ascent over the inputs of a trained network.
+"""Gradient ascent over the inputs of a trained network, kept inside the input box.
 
 1. A 2-3-1 sigmoid network learns that only [0, 1] gives 1. Projected ascent from random
-   starts in [0, 1]^2 converges to [0, 1]; the unconstrained ascent (what the seed ran) drifts
-   out of the box, as the seed saw ([-0.11, 1.997]).
+   starts in [0, 1]^2 converges to [0, 1]; an ascent with a clip inside the
+   differentiated graph (or none) drifts out of the box, to points such as [-0.11, 1.997].
 2. XOR: the inputs that maximise the network's "1" output are [0, 1] and [1, 0].
-3. A two-hidden-layer sigmoid + softmax MLP trained with TNC (the seed's scipy method) on
+3. A two-hidden-layer sigmoid + softmax MLP trained with TNC (scipy's truncated Newton) on
    digits; its class inputs are maximised in one call.
 
     python examples/input_optimization.py

@@ -1,4 +1,4 @@
-"""Seed 003: a [784, 100, 10] network trained on minibatches of 100, with the cross-entropy
+"""A [784, 100, 10] network trained on minibatches of 100, with the cross-entropy
 and the quadratic cost, L2 regularisation, and per-epoch training, validation and test
 accuracy.
 
@@ -14,7 +14,7 @@ from symnn.train import Callback, Trainer
 
 
 class TestAccuracy(Callback):
-    """Add the test accuracy to each epoch's record (seed 003 printed all three)."""
+    """Add the test accuracy to each epoch's record (training, validation and test side by side)."""
 
     def __init__(self, X, y):
         self.X, self.y = X, y

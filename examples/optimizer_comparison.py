@@ -1,8 +1,8 @@
-"""Seed 000's experiment: GD, GD with momentum, RMSprop, Adam, CG and L-BFGS-B compared.
+"""GD, GD with momentum, RMSprop, Adam, CG and L-BFGS-B compared.
 
 A 784-25-10 sigmoid network, 100 updates on minibatches of 100 examples, the same initial
-weights for every method; CG and L-BFGS-B take 10 scipy iterations per minibatch. The seed's
-RMSprop had no learning rate and reached 0.186 accuracy; here it works. Uses Fashion-MNIST
+weights for every method; CG and L-BFGS-B take 10 scipy iterations per minibatch. RMSprop
+has a learning rate (without one it cannot be tuned). Uses Fashion-MNIST
 when installed, digits otherwise, MNIST when you pass a path.
 
     python examples/optimizer_comparison.py [--mnist mnist.pkl.gz] [--full-cost]

@@ -1,9 +1,9 @@
-"""Seed 000's experiment: optimisers compared on the same network, data and initial weights.
+"""Optimisers compared on the same network, data and initial weights.
 
 A 784-25-10 sigmoid network (by default), 100 updates on minibatches of 100 examples, and
-optionally the full-training-set cost after every update (as the seed recorded). Gradient
+optionally the full-training-set cost after every update. Gradient
 methods take one update per minibatch; CG and L-BFGS-B take ``iterations_per_batch`` scipy
-iterations per minibatch (the seed's ``mb_maxiter``).
+iterations per minibatch.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class MethodSpec:
 
 
 DEFAULT_METHODS: tuple[MethodSpec, ...] = (
-    MethodSpec("GD", "sgd", 0.3),  # the seed's learning rate
+    MethodSpec("GD", "sgd", 0.3),
     MethodSpec("GD + momentum", "momentum", 0.3, (("momentum", 0.9),)),
     MethodSpec("RMSprop", "rmsprop", 0.01),
     MethodSpec("Adam", "adam", 0.01),
@@ -42,7 +42,7 @@ DEFAULT_METHODS: tuple[MethodSpec, ...] = (
 
 
 class _FullCost(Callback):
-    """Record the full-training-set cost after every update (seed 000's curve)."""
+    """Record the full-training-set cost after every update (the learning curve)."""
 
     def __init__(self, data: Dataset, costs: list[float]):
         self.data, self.costs = data, costs

@@ -215,7 +215,7 @@ def load_iris(
 def make_moons(
     n_samples: int = 200, noise: float = 0.2, *, seed: int = 0, n_classes: int = 2, dtype=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaving half circles (seed 002); ``n_classes=3`` adds a third blob class.
+    """Two interleaving half circles ; ``n_classes=3`` adds a third blob class.
 
     >>> X, y = make_moons(10)
     >>> X.shape, sorted(set(y.tolist()))

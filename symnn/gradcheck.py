@@ -1,4 +1,4 @@
-"""A user-facing finite-difference check of symbolic gradients (seed 002 asks for one)."""
+"""A user-facing finite-difference check of symbolic gradients."""
 
 from __future__ import annotations
 

@@ -1,35 +1,22 @@
 """Choosing the number of BLAS threads for a repeated compiled call, by measuring.
 
-OpenBLAS splits every matrix product over all cores. For the small products of a
-784-100-10 step at batch 100, whether that pays depends on the machine and on what else runs
-on it: on this 2-core machine one run measured 222k samples/s with one thread against 164k
-with two, a later run 276k with two against 200k with one; at batch 1000 two threads won
-every time (397k against 249k). So a loop that calls a compiled function many times first
-times a few calls with one thread and with all threads, alternating, and keeps the faster
-setting for the rest of the loop; the thread count is restored afterwards. The settings are
-timed in blocks (the first call after a switch is not timed: OpenBLAS has to wake or park
-its threads, and alternating every call made all threads look slower than they are), the
-comparison uses each setting's fastest call, and all threads stay unless one thread is
-clearly faster: with medians over alternating calls, a burst of load during the probes once
-chose one thread at batch 1000, which then ran 30 % slower for the rest of the benchmark.
-
-The faster setting also changes while a loop runs (another process takes the second core, or
-leaves it), and a choice made from a few milliseconds of probes can be wrong: in one
-benchmark run a burst of load during the probes chose one thread at batch 100, which then
-ran at 209k samples/s against 301k for the same step with two threads. So once a choice is
-made, every call is timed, and every ``_RECHECK`` calls one block of the other setting runs;
-its fastest call is compared with the fastest of the chosen setting's recent calls by the
-same rule, and the choice switches when the rule says so. In a steady state that costs the
-other setting's slowdown on 3 calls in 200 (under 0.5 % when it is 30 % slower).
+Whether OpenBLAS's threads pay for the small products of a training or ascent step depends
+on the machine, the shapes and what else runs on it. A :class:`ThreadTuner` therefore times
+a loop's first calls with one thread and with all of them, in blocks (the first call after
+a switch is not timed: OpenBLAS wakes or parks its threads), and keeps the setting with the
+fastest call, all threads unless one thread is clearly faster (``_MARGIN``). Once chosen,
+every call is timed and every ``_RECHECK`` calls one block of the other setting runs, so the
+choice follows the machine as its load changes.
 
 The thread count can change the last bits of a matrix product (OpenBLAS's single- and
-multi-threaded drivers split the sum differently: a 100 x 784 by 784 x 100 float32 product
-differs by up to 5e-5 between one and two threads), so two runs from the same seed give
-bit-identical weights only with the same counts. A fixed count (``blas_threads=2`` on
+multi-threaded drivers split the sum differently), so two runs from the same seed give
+bit-identical results only with the same counts: a fixed count (``blas_threads=2`` on
 :class:`~symnn.train.Trainer` and :func:`~symnn.inputopt.maximize`) turns the tuning off.
 
-Only the BLAS library that PyTensor links (scipy's OpenBLAS) is touched, through
-threadpoolctl.
+OpenBLAS has one thread count per process: :class:`BlasGate` shares it between threads (see
+``docs/concurrency.md``). Only the BLAS library that PyTensor links (scipy's OpenBLAS) is
+touched, through threadpoolctl. Measurements behind these choices are in
+``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -68,8 +55,7 @@ def check_blas_threads(value: Any, name: str = "blas_threads") -> int | None:
 def blas_controller() -> Any | None:
     """threadpoolctl's controller of the BLAS library symnn links, if it is loaded.
 
-    Kept once found: building a ``ThreadpoolController`` scans every loaded library
-    (measured 3 ms, paid by every ``fit`` call before it was kept).
+    Kept once found: building a ``ThreadpoolController`` scans every loaded library.
     """
     if _found:
         return _found[0]

@@ -1,4 +1,4 @@
-"""Binary inputs (seed 004's are 0/1): rounding, and the exhaustive global maximum for small k."""
+"""Binary (0/1) inputs: rounding, and the exhaustive global maximum for small k."""
 
 from __future__ import annotations
 

@@ -106,12 +106,13 @@ def compile_train_step(
     data
         Arrays to put on the compiled side now (``TrainStep.set_data`` changes them later).
         Each call gathers its rows with :func:`symnn.ops.take_rows`, which raises
-        ``ValueError("take_rows: row R holds NaN or infinity")`` for a float row that does.
+        :class:`~symnn.ops.gather.NonFiniteRowError` (a ``ValueError`` with ``.row``) for a
+        float row that does.
     guard
         Skip, on the compiled side, any update that is not finite (see
-        :func:`guard_updates`). It keeps a copy of every updated variable on every call
-        (measured: 30-40 % of a 784-100-10 step), so :class:`~symnn.train.Trainer` guards by
-        snapshot and replay instead.
+        :func:`guard_updates`). It keeps a copy of every updated variable on every call (a
+        large share of a small step, see ``docs/performance.md``), so
+        :class:`~symnn.train.Trainer` guards by snapshot and replay instead.
     mode
         Compile mode (default: symnn's).
 

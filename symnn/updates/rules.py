@@ -172,8 +172,9 @@ def rmsprop(
 ) -> OrderedDict:
     """RMSprop: divide the gradient by a running RMS of recent gradients.
 
-    Unlike seed 000's version, the step is scaled by ``learning_rate`` (Tieleman & Hinton's
-    rule): ``acc = rho * acc + (1 - rho) * g**2``, ``param -= lr * g / sqrt(acc + epsilon)``.
+    The step is scaled by ``learning_rate`` (Tieleman & Hinton's rule; without it the
+    step size cannot be chosen): ``acc = rho * acc + (1 - rho) * g**2``,
+    ``param -= lr * g / sqrt(acc + epsilon)``.
     """
     rho = _check_unit(rho, "rho")
     grads = get_or_compute_grads(loss_or_grads, params)

@@ -46,7 +46,7 @@ class Constant:
 
 @dataclass(frozen=True)
 class ExponentialDecay:
-    """``learning_rate * decay ** t``: seed 000's ``learning_rate_decay`` applied per step."""
+    """``learning_rate * decay ** t``: an exponential decay applied per step."""
 
     learning_rate: float
     decay: float
