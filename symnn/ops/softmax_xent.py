@@ -59,7 +59,8 @@ def _check_labels_numpy(labels: np.ndarray, n_rows: int, n_classes: int) -> None
 # ln 2, degree-5 minimax polynomial; relative error below 1e-7 on [-87, 0], tested) written
 # with arithmetic and bit operations only, so that the loop vectorises (glibc's expf is a
 # scalar call; timings in docs/performance.md). Arguments below -87.3 give 2**-126 (1.2e-38)
-# instead of a denormal or 0; NaN stays NaN. The rounding trick needs IEEE arithmetic, so the ops refuse -ffast-math.
+# instead of a denormal or 0; NaN stays NaN. The rounding trick needs IEEE arithmetic, so
+# the ops refuse -ffast-math.
 _C_SUPPORT = r"""
 #ifndef SYMNN_SOFTMAX_ROWS_DEFINED
 #define SYMNN_SOFTMAX_ROWS_DEFINED
