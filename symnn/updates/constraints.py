@@ -8,6 +8,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..errors import SymnnValueError
+from ..utils import check_positive
 
 __all__ = ["total_norm_constraint", "norm_constraint"]
 
@@ -26,8 +27,7 @@ def total_norm_constraint(
     tensor_vars = list(tensor_vars)
     if not tensor_vars:
         raise SymnnValueError("tensor_vars is empty; expected gradients to rescale.")
-    if not float(max_norm) > 0:
-        raise SymnnValueError(f"max_norm={max_norm!r} is not valid; expected a number > 0.")
+    check_positive(max_norm, "max_norm")
     dtype = tensor_vars[0].dtype
     norm = pt.sqrt(sum(pt.sum(pt.square(t)) for t in tensor_vars))
     target = pt.clip(norm, 0, np.asarray(max_norm, dtype=dtype))

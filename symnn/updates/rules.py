@@ -24,7 +24,7 @@ import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 
 from ..errors import SymnnTypeError, SymnnValueError
-from ..utils import describe
+from ..utils import check_positive, describe
 
 __all__ = [
     "get_or_compute_grads",
@@ -80,8 +80,7 @@ def _lr(learning_rate, dtype: str, name: str = "learning_rate"):
         raise SymnnTypeError(
             f"{name} must be a number or a shared variable; got {describe(learning_rate)}."
         ) from None
-    if not np.isfinite(value) or value <= 0:
-        raise SymnnValueError(f"{name}={learning_rate!r} is not valid; expected a number > 0.")
+    check_positive(value, name)
     return pt.constant(np.asarray(value, dtype=dtype))
 
 

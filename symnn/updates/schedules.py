@@ -20,15 +20,13 @@ import numpy as np
 import pytensor
 
 from ..errors import SymnnValueError
+from ..utils import check_positive
 
 __all__ = ["Constant", "ExponentialDecay", "StepDecay", "InverseTimeDecay", "shared_learning_rate"]
 
 
 def _positive(value: float, name: str) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise SymnnValueError(f"{name}={value!r} is not valid; expected a number > 0.")
-    return value
+    return float(check_positive(value, name))
 
 
 @dataclass(frozen=True)
@@ -72,8 +70,7 @@ class StepDecay:
         _positive(self.learning_rate, "learning_rate")
         if not 0 < self.drop <= 1:
             raise SymnnValueError(f"drop={self.drop!r} is not valid; expected 0 < drop <= 1.")
-        if int(self.every) < 1:
-            raise SymnnValueError(f"every={self.every!r} is not valid; expected an integer >= 1.")
+        check_positive(self.every, "every", integer=True)
 
     def __call__(self, t: int) -> float:
         return float(self.learning_rate * self.drop ** (int(t) // int(self.every)))
