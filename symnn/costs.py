@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 from pytensor.scalar.math import Sigmoid
+from pytensor.tensor import TensorLike, TensorVariable
 from pytensor.tensor.elemwise import Elemwise
 from pytensor.tensor.special import Softmax
 
@@ -96,7 +97,7 @@ def _sigmoid_input(predictions):
     return None
 
 
-def categorical_crossentropy(predictions, targets):
+def categorical_crossentropy(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
     r"""Cross-entropy :math:`-\log p_{i, t_i}` between predicted probabilities and targets.
 
     ``targets`` are integer class labels (vector) or one-hot/soft rows (matrix). When
@@ -115,7 +116,7 @@ def categorical_crossentropy(predictions, targets):
     return -pt.sum(targets * pt.log(predictions), axis=-1)
 
 
-def categorical_crossentropy_from_logits(logits, targets):
+def categorical_crossentropy_from_logits(logits: TensorLike, targets: TensorLike) -> TensorVariable:
     """Cross-entropy computed from unnormalised logits with a stable ``log_softmax``.
 
     With integer labels this is one fused op (:func:`symnn.ops.softmax_cross_entropy`: one
@@ -130,7 +131,7 @@ def categorical_crossentropy_from_logits(logits, targets):
     return -_pick(log_softmax(logits), targets)
 
 
-def nll(probs, labels):
+def nll(probs: TensorLike, labels: TensorLike) -> TensorVariable:
     """Negative log-likelihood ``-log probs[i, labels[i]]`` for integer labels (per example),
     as in the Theano tutorial's logistic regression; use :func:`aggregate` for the mean."""
     labels = pt.as_tensor_variable(labels)
@@ -139,7 +140,7 @@ def nll(probs, labels):
     return categorical_crossentropy(probs, labels)
 
 
-def binary_crossentropy(predictions, targets):
+def binary_crossentropy(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
     r"""Element-wise :math:`-t \log p - (1 - t) \log(1 - p)` for probabilities ``p``.
 
     When ``predictions`` is ``sigmoid(z)`` the cost is computed from ``z`` as
@@ -153,12 +154,12 @@ def binary_crossentropy(predictions, targets):
     return -(targets * pt.log(predictions) + (1.0 - targets) * pt.log1p(-predictions))
 
 
-def squared_error(a, b):
+def squared_error(a: TensorLike, b: TensorLike) -> TensorVariable:
     """Element-wise ``(a - b) ** 2`` (the quadratic cost, before ``aggregate``)."""
     return pt.square(pt.as_tensor_variable(a) - pt.as_tensor_variable(b))
 
 
-def accuracy(predictions, targets):
+def accuracy(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
     """Fraction of correct predictions (a scalar).
 
     For a matrix of class scores the prediction is the row's argmax and ``targets`` are
@@ -179,7 +180,9 @@ def accuracy(predictions, targets):
     return pt.mean(pt.eq(predicted, pt.round(targets.flatten())))
 
 
-def aggregate(values, mode: str = "mean", weights=None):
+def aggregate(
+    values: TensorLike, mode: str = "mean", weights: TensorLike | None = None
+) -> TensorVariable:
     """Reduce per-example losses to a scalar: ``"mean"`` or ``"sum"``, optionally weighted.
 
     >>> import numpy as np, pytensor.tensor as pt

@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -327,7 +328,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _is_classifier = True
     _multi_output = False
 
-    def fit(self, X, y) -> MLPClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
         """Train on ``X`` and class labels ``y``; returns the estimator."""
         self._check_params()
         X, y = self._validate(X, y)
@@ -343,7 +344,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             incremental=False,
         )
 
-    def partial_fit(self, X, y, classes=None) -> MLPClassifier:
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> MLPClassifier:
         """One epoch over ``(X, y)``; ``classes`` is required on the first call."""
         self._check_params()
         first = not hasattr(self, "classes_")
@@ -366,14 +369,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             )
         return self._encoder.transform(y).astype(np.int32)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, one column per entry of ``classes_``."""
         proba = self._forward(X)
         return (
             proba[:, : len(self.classes_)] if len(self.classes_) > 1 else np.ones((len(proba), 1))
         )
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each row."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
@@ -401,14 +404,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _output = "linear"
     _loss = "squared_error"
 
-    def fit(self, X, y) -> MLPRegressor:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
         """Train on ``X`` and real targets ``y`` (one or several columns)."""
         self._check_params()
         X, y = self._validate(X, y)
         y2 = self._targets(y)
         return self._fit(X, y2, y2.shape[1], epochs=self.max_epochs, incremental=False)
 
-    def partial_fit(self, X, y) -> MLPRegressor:
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
         """One epoch over ``(X, y)``."""
         self._check_params()
         first = not hasattr(self, "network_")
@@ -426,7 +429,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self._y_1d = y.ndim == 1
         return y[:, None] if y.ndim == 1 else y
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets as float64 (scikit-learn's convention), 1-D when fitted on 1-D
         ``y``."""
         out = self._forward(X).astype(np.float64)

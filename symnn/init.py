@@ -76,7 +76,7 @@ class GlorotUniform(Initializer):
     def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         a = self.gain * np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-a, a, size=shape)
@@ -88,7 +88,7 @@ class GlorotNormal(Initializer):
     def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, fan_out = _fans(shape)
         return rng.normal(0.0, self.gain * np.sqrt(2.0 / (fan_in + fan_out)), size=shape)
 
@@ -103,7 +103,7 @@ class HeUniform(Initializer):
     def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, _ = _fans(shape)
         a = self.gain * np.sqrt(6.0 / fan_in)
         return rng.uniform(-a, a, size=shape)
@@ -115,7 +115,7 @@ class HeNormal(Initializer):
     def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         fan_in, _ = _fans(shape)
         return rng.normal(0.0, self.gain * np.sqrt(2.0 / fan_in), size=shape)
 
@@ -126,7 +126,7 @@ class Normal(Initializer):
     def __init__(self, std: float = 0.01, mean: float = 0.0):
         self.std, self.mean = float(std), float(mean)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.std, size=shape)
 
 
@@ -139,7 +139,7 @@ class Uniform(Initializer):
             raise SymnnValueError(f"range={range!r} is empty; expected lo < hi.")
         self.range = (float(lo), float(hi))
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.range[0], self.range[1], size=shape)
 
 
@@ -149,7 +149,7 @@ class Constant(Initializer):
     def __init__(self, value: float = 0.0):
         self.value = float(value)
 
-    def sample(self, shape, rng):
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return np.full(shape, self.value)
 
 
@@ -166,7 +166,7 @@ _NAMES = {
 }
 
 
-def get(spec, *, name: str = "init") -> Initializer:
+def get(spec: Initializer | str | type, *, name: str = "init") -> Initializer:
     """An initialiser given as an instance, a class or a name (``"he_normal"``)."""
     if isinstance(spec, Initializer):
         return spec

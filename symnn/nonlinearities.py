@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import zero_grad
+from pytensor.tensor import TensorLike, TensorVariable
 
 from .errors import SymnnTypeError, SymnnValueError
 
@@ -36,39 +37,39 @@ __all__ = [
 ]
 
 
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> TensorVariable:
     r"""Logistic sigmoid :math:`1 / (1 + e^{-x})`."""
     return pt.sigmoid(x)
 
 
-def tanh(x):
+def tanh(x: TensorLike) -> TensorVariable:
     """Hyperbolic tangent."""
     return pt.tanh(x)
 
 
-def relu(x):
+def relu(x: TensorLike) -> TensorVariable:
     """Rectified linear unit ``max(x, 0)`` (gradient 0 at 0)."""
     return pt.maximum(x, 0)
 
 
-def leaky_relu(x, alpha: float = 0.01):
+def leaky_relu(x: TensorLike, alpha: float = 0.01) -> TensorVariable:
     """Leaky rectifier: ``x`` for ``x > 0``, ``alpha * x`` otherwise."""
     alpha = pt.as_tensor_variable(np.asarray(alpha, dtype=x.dtype))
     return pt.switch(x > 0, x, alpha * x)
 
 
-def elu(x, alpha: float = 1.0):
+def elu(x: TensorLike, alpha: float = 1.0) -> TensorVariable:
     """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise."""
     alpha = pt.as_tensor_variable(np.asarray(alpha, dtype=x.dtype))
     return pt.switch(x > 0, x, alpha * pt.expm1(pt.minimum(x, 0)))
 
 
-def softplus(x):
+def softplus(x: TensorLike) -> TensorVariable:
     """Softplus ``log(1 + exp(x))``, computed stably."""
     return pt.softplus(x)
 
 
-def linear(x):
+def linear(x: TensorLike) -> TensorVariable:
     """The identity."""
     return x
 
@@ -82,7 +83,7 @@ def _shifted(x):
     return x - zero_grad(pt.max(x, axis=-1, keepdims=True))
 
 
-def softmax(x):
+def softmax(x: TensorLike) -> TensorVariable:
     """Softmax over the last axis (each row of a matrix sums to 1), stable for large inputs.
 
     Built from elementwise operations and reductions, which PyTensor's C backend compiles
@@ -94,7 +95,7 @@ def softmax(x):
     return out
 
 
-def log_softmax(x):
+def log_softmax(x: TensorLike) -> TensorVariable:
     """Logarithm of :func:`softmax`, computed as ``x - max - log(sum(exp(x - max)))``."""
     s = _shifted(x)
     return s - pt.log(pt.sum(pt.exp(s), axis=-1, keepdims=True))
@@ -115,7 +116,7 @@ def _group_tables(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return col_group, gather, member
 
 
-def grouped_softmax(x, sizes: Sequence[int]):
+def grouped_softmax(x: TensorLike, sizes: Sequence[int]) -> TensorVariable:
     """Softmax taken separately over consecutive column groups of the given sizes.
 
     With ``sizes=(3, 2)`` columns 0-2 form one distribution and columns 3-4 another (seed

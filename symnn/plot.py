@@ -33,7 +33,9 @@ def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
     return fig
 
 
-def plot_history(history: History, path=None, *, title: str | None = None) -> Figure:
+def plot_history(
+    history: History, path: str | os.PathLike | None = None, *, title: str | None = None
+) -> Figure:
     """Loss (and accuracy, when recorded) per epoch, training and validation."""
     if not len(history):
         raise SymnnValueError("history is empty; train for at least one epoch first.")
@@ -63,9 +65,9 @@ def plot_decision_boundary(
     predict: Callable[[np.ndarray], np.ndarray],
     X: np.ndarray,
     y: np.ndarray,
-    path=None,
+    path: str | os.PathLike | None = None,
     *,
-    ax=None,
+    ax: Any = None,
     title: str | None = None,
     resolution: int = 300,
 ) -> Figure:
@@ -91,7 +93,7 @@ def plot_decision_boundary(
 
 def plot_image_grid(
     images: np.ndarray,
-    path=None,
+    path: str | os.PathLike | None = None,
     *,
     titles: Sequence[str] | None = None,
     ncols: int | None = None,
@@ -123,7 +125,7 @@ def plot_image_grid(
 def plot_weights(
     W: np.ndarray,
     image_shape: tuple[int, int],
-    path=None,
+    path: str | os.PathLike | None = None,
     *,
     n: int = 20,
     title: str | None = "first-layer weights",

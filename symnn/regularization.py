@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytensor.tensor as pt
+from pytensor.tensor import TensorVariable
 
 from .errors import SymnnValueError
 
@@ -24,17 +25,19 @@ def _check(params) -> list:
     return params
 
 
-def l2(params):
+def l2(params: Sequence | TensorVariable) -> TensorVariable:
     """Sum of squares of every parameter (multiply by ``lambda / 2`` for weight decay)."""
     return pt.add(*[pt.sum(pt.square(p)) for p in _check(params)])
 
 
-def l1(params):
+def l1(params: Sequence | TensorVariable) -> TensorVariable:
     """Sum of absolute values of every parameter."""
     return pt.add(*[pt.sum(pt.abs(p)) for p in _check(params)])
 
 
-def apply_penalty(params, penalty, coefficient: float = 1.0):
+def apply_penalty(
+    params: Sequence | TensorVariable, penalty: Callable, coefficient: float = 1.0
+) -> TensorVariable:
     """``coefficient * penalty(params)``.
 
     For example ``apply_penalty(net.regularizable_params, l2, 1e-4)``.

@@ -186,27 +186,27 @@ class FitRun:
         t0 = time.perf_counter()
         n = len(plan.X)
         order = trainer.rng.permutation(n) if plan.shuffle else np.arange(n)
-        sums, seen, stop = np.zeros(len(self.step.names)), 0, None
+        sums, seen, stop = [0.0] * len(self.step.names), 0, None
         for start in range(0, n, plan.batch_size):
             idx = order[start : start + plan.batch_size]
             values, stop = self._update(idx)
             if values is not None:
-                sums += len(idx) * np.asarray(values)
+                sums = [t + len(idx) * v for t, v in zip(sums, values)]
                 seen += len(idx)
             stop = stop or ("interrupted" if interrupted() else None)
             if stop:
                 break
         if seen == 0:
             return self._stop(_kind_of(stop or "non-finite"), stop or "non-finite")
-        logs = self._record_epoch(sums / seen, t0)
+        logs = self._record_epoch([t / seen for t in sums], t0)
         stop = stop or self._first_stop("on_epoch_end", trainer.n_epochs, logs)
         stop = stop or ("interrupted" if interrupted() else None)
         return self._stop(_kind_of(stop), stop) if stop else False
 
     def _update(self, idx: np.ndarray) -> tuple[list[float] | None, str | None]:
         """One update; ``(its outputs or None, why training stops or None)``."""
-        trainer, rollback = self.trainer, self.rollback
-        for cb in self.callbacks:
+        trainer, rollback, callbacks = self.trainer, self.rollback, self.callbacks
+        for cb in callbacks:
             cb.on_batch_begin(trainer, trainer.n_updates + 1)
         if rollback is not None:
             rollback.maybe_snapshot()
@@ -220,6 +220,8 @@ class FitRun:
             rollback.record(idx, trainer.current_learning_rate())
         trainer.n_updates += 1
         self.history.batch_loss.append(values[0])
+        if not callbacks:
+            return values, None
         logs = dict(zip(self.step.names, values))
         return values, self._first_stop("on_batch_end", trainer.n_updates, logs)
 
@@ -230,10 +232,10 @@ class FitRun:
         ]
         return next((r for r in reasons if r), None)
 
-    def _record_epoch(self, means: np.ndarray, t0: float) -> dict[str, float]:
+    def _record_epoch(self, means: list[float], t0: float) -> dict[str, float]:
         trainer = self.trainer
         trainer.n_epochs += 1
-        logs = dict(zip(self.step.names, means.tolist()))
+        logs = dict(zip(self.step.names, means))
         if self.plan.validation is not None:
             logs.update({f"val_{k}": v for k, v in trainer.evaluate(*self.plan.validation).items()})
         logs.update(
