@@ -32,7 +32,7 @@ from ..utils import as_rng, check_choice, check_positive
 from .callbacks import Callback, ProgressBar, run_hook
 from .history import History, StopReason
 from .objective import Evaluator, Objective
-from .state import RunState
+from .state import RunState, progress_of, set_progress
 from .trainer import locked
 
 __all__ = ["ScipyTrainer", "METHODS", "pack", "unpack", "minimize_flat", "FlatObjective"]
@@ -290,18 +290,10 @@ class ScipyTrainer:
         return cls(network, **cfg)
 
     def get_progress(self) -> dict[str, Any]:
-        return {
-            "n_updates": self.n_updates,
-            "n_epochs": self.n_epochs,
-            "rng_state": self.rng.bit_generator.state,
-            "history": self.history.as_dict(),
-            "targets_kind": self.targets_kind,
-        }
+        return progress_of(self)
 
     def set_progress(self, progress: dict[str, Any]) -> None:
-        self.n_updates, self.n_epochs = int(progress["n_updates"]), int(progress["n_epochs"])
-        self.rng.bit_generator.state = progress["rng_state"]
-        self.history = History.from_dict(progress["history"])
+        set_progress(self, progress)
 
     def set_optimizer_state(self, values: Sequence[np.ndarray], targets: str = "labels") -> None:
         if len(values):

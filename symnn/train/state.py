@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RunState"]
+from .history import History
+
+__all__ = ["RunState", "progress_of", "set_progress"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,22 @@ class RunState:
     def finite(self) -> bool:
         """Whether every float value is finite."""
         return all(np.all(np.isfinite(v)) for v in self.values if v.dtype.kind == "f")
+
+
+def progress_of(trainer: Any) -> dict[str, Any]:
+    """A trainer's counters, shuffling generator, history and kind of targets, as JSON
+    values (what a file keeps besides the arrays)."""
+    return {
+        "n_updates": trainer.n_updates,
+        "n_epochs": trainer.n_epochs,
+        "rng_state": trainer.rng.bit_generator.state,
+        "history": trainer.history.as_dict(),
+        "targets_kind": trainer.targets_kind,
+    }
+
+
+def set_progress(trainer: Any, progress: dict[str, Any]) -> None:
+    """Put back what :func:`progress_of` returned."""
+    trainer.n_updates, trainer.n_epochs = int(progress["n_updates"]), int(progress["n_epochs"])
+    trainer.rng.bit_generator.state = progress["rng_state"]
+    trainer.history = History.from_dict(progress["history"])

@@ -24,7 +24,7 @@ from .callbacks import Callback
 from .fitloop import FitRun, plan_fit
 from .history import History
 from .objective import PREDICT_BLOCK, Evaluator, Objective, run_in_blocks
-from .state import RunState
+from .state import RunState, progress_of, set_progress
 from .step import TrainStep, compile_train_step
 
 __all__ = ["Trainer", "LOSSES", "DEFAULTS", "Compiled", "locked", "interactive"]
@@ -314,19 +314,11 @@ class Trainer:
 
     def get_progress(self) -> dict[str, Any]:
         """Counters, shuffling generator, history and the kind of targets, as JSON values."""
-        return {
-            "n_updates": self.n_updates,
-            "n_epochs": self.n_epochs,
-            "rng_state": self.rng.bit_generator.state,
-            "history": self.history.as_dict(),
-            "targets_kind": self.targets_kind,
-        }
+        return progress_of(self)
 
     def set_progress(self, progress: dict[str, Any]) -> None:
         """Put back what :meth:`get_progress` returned."""
-        self.n_updates, self.n_epochs = int(progress["n_updates"]), int(progress["n_epochs"])
-        self.rng.bit_generator.state = progress["rng_state"]
-        self.history = History.from_dict(progress["history"])
+        set_progress(self, progress)
 
     # -- learning rate and BLAS threads ---------------------------------------------------
     def current_learning_rate(self) -> float:
