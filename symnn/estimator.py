@@ -200,7 +200,6 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_ = 0
             self.best_loss_ = np.inf
         trainer = self._trainer
-        batch = min(200, len(X)) if self.batch_size == "auto" else min(self.batch_size, len(X))
         if isinstance(trainer, ScipyTrainer):
             history = trainer.fit(
                 X,
@@ -210,31 +209,7 @@ class _BaseMLP(BaseEstimator):
                 progress=bool(self.verbose),
             )
         else:
-            callbacks = []
-            split = 0.0
-            if self.early_stopping and not incremental and len(X) >= 10:
-                split = self.validation_fraction
-                callbacks.append(
-                    EarlyStopping("val_loss", patience=self.n_iter_no_change, min_delta=self.tol)
-                )
-            elif not incremental:
-                callbacks.append(
-                    EarlyStopping(
-                        "loss",
-                        patience=self.n_iter_no_change,
-                        min_delta=self.tol,
-                        restore_best=False,
-                    )
-                )
-            history = trainer.fit(
-                X,
-                targets,
-                epochs=epochs,
-                batch_size=batch,
-                validation_split=split,
-                callbacks=callbacks,
-                progress=bool(self.verbose),
-            )
+            history = self._fit_minibatches(trainer, X, targets, epochs, incremental)
         self.loss_curve_ += [float(v) for v in history["loss"]] if len(history) else []
         if len(history) and "val_loss" in history.metrics:
             key = "val_accuracy" if "val_accuracy" in history.metrics else "val_loss"
@@ -244,6 +219,47 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = float(min(self.loss_curve_))
         self.network_ = trainer.network
         return self
+
+    def _fit_minibatches(self, trainer, X, targets, epochs: int, incremental: bool):
+        split = self._validation_fraction(len(X), incremental)
+        n_train = len(X) - (max(1, int(round(len(X) * split))) if split else 0)
+        # "auto" is min(200, training samples), counted after the validation rows are held out
+        batch = min(200 if self.batch_size == "auto" else self.batch_size, n_train)
+        if incremental:
+            callbacks = []
+        elif split:
+            callbacks = [
+                EarlyStopping("val_loss", patience=self.n_iter_no_change, min_delta=self.tol)
+            ]
+        else:
+            callbacks = [
+                EarlyStopping(
+                    "loss", patience=self.n_iter_no_change, min_delta=self.tol, restore_best=False
+                )
+            ]
+        return trainer.fit(
+            X,
+            targets,
+            epochs=epochs,
+            batch_size=batch,
+            validation_split=split,
+            callbacks=callbacks,
+            progress=bool(self.verbose),
+        )
+
+    def _validation_fraction(self, n: int, incremental: bool) -> float:
+        """The fraction held out for early stopping (0 when off)."""
+        if not self.early_stopping or incremental:
+            return 0.0
+        if n < 10:
+            warnings.warn(
+                f"early_stopping=True needs at least 10 samples to hold out a validation set; "
+                f"got {n}, so this fit runs without early stopping.",
+                UserWarning,
+                stacklevel=5,
+            )
+            return 0.0
+        return float(self.validation_fraction)
 
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")

@@ -139,3 +139,21 @@ def test_bad_hyperparameters_are_named_at_fit(iris, params, match):
     X, y = iris
     with pytest.raises(ValueError, match=match):
         MLPClassifier(**{**FAST, **params}).fit(X, y)
+
+
+def test_early_stopping_with_auto_batch_on_a_small_data_set(iris):
+    """batch_size="auto" is counted after the validation rows are held out: no crash and no
+    warning on 150 samples (the held-out 15 left 135 < 200 training rows)."""
+    import warnings
+
+    X, y = iris
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clf = MLPClassifier(early_stopping=True, max_epochs=5, random_state=0).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == 5
+
+
+def test_early_stopping_on_fewer_than_ten_samples_says_it_is_off(iris):
+    X, y = iris
+    with pytest.warns(UserWarning, match="early_stopping=True needs at least 10 samples"):
+        MLPClassifier(early_stopping=True, max_epochs=2, random_state=0).fit(X[::17], y[::17])
