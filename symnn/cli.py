@@ -92,6 +92,14 @@ _NONNEGATIVE = _number(float, 0)
 _FRACTION = _number(float, 0, high=1)
 
 
+def _layer(text: str) -> int | str:
+    """``--layer``: a position (an integer) or a layer's name."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _out_dir(text: str) -> Path:
     """The output folder, created now: a bad one is reported before anything is compiled."""
     out = Path(text)
@@ -514,7 +522,13 @@ def _maximize_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model", help="a model file written by `symnn train` or symnn.save")
     p.add_argument("--units", default="0-9", help="units, e.g. 0-9, 1,3,5 or all")
-    p.add_argument("--layer", type=int, default=-1, help="layer index (-1: the output layer)")
+    p.add_argument(
+        "--layer",
+        type=_layer,
+        default=-1,
+        help="a layer's name, or its position in the network's layers (every layer counts, "
+        "dropout and batch normalisation included; -1: the output layer)",
+    )
     p.add_argument("--steps", type=_POSITIVE_INT, default=200, help="ascent steps")
     p.add_argument(
         "--method",

@@ -274,3 +274,33 @@ def test_a_fixed_blas_thread_count_runs_every_ascent_step(n):
     assert seen == {n}
     np.testing.assert_array_equal(runs[0].x, runs[1].x)
     assert lib.get_num_threads() == before
+
+
+def test_rectifier_units_are_maximised_by_preactivation_and_stuck_rows_are_marked():
+    """A ReLU unit that is off at every start gets no gradient: by default hidden rectifier
+    layers are maximised before the nonlinearity, so every unit moves; forced through the
+    nonlinearity, a unit that is off everywhere is marked and warned about."""
+    import warnings
+
+    net = mlp([4, 3, 2], hidden="relu", rng=0)
+    b = net.layers[0].b.get_value()
+    b[0] = -100.0  # unit 0 of the hidden layer is off for every input in [0, 1]
+    net.layers[0].b.set_value(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = activation_maximization(net, "all", layer="dense0", steps=20)
+    assert report.settings["preactivation"] is True
+    assert all(r.moved for r in report.rows)
+    with pytest.warns(RuntimeWarning, match=r"unit\(s\) \[0\] never changed"):
+        forced = activation_maximization(net, "all", layer=0, steps=20, preactivation=False)
+    assert [r.moved for r in forced.rows] == [False, True, True]
+    assert forced.to_json()["units"][0]["moved"] is False
+
+
+def test_layers_are_named_or_counted_with_every_layer():
+    net = mlp([4, 3, 2], hidden="relu", rng=0, dropout=0.5)  # dense0, dropout0, dense1
+    by_name = activation_maximization(net, [1], layer="dense1", steps=5)
+    by_index = activation_maximization(net, [1], layer=2, steps=5)
+    np.testing.assert_array_equal(by_name.x, by_index.x)
+    with pytest.raises(SymnnValueError, match="'hidden' is not a layer name.*'dropout0'"):
+        activation_maximization(net, [0], layer="hidden")

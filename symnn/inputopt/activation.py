@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 import weakref
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from .. import nonlinearities
 from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Dense, Layer, Sequential, attach_updates
@@ -44,14 +46,38 @@ def _layers(network: Layer) -> list[Layer]:
     return list(network.layers) if isinstance(network, Sequential) else [network]
 
 
-def _resolve_layer(network: Layer, layer: int) -> int:
+def _resolve_layer(network: Layer, layer: int | str) -> int:
+    """The index of ``layer``: a position in ``network.layers`` (every layer counts, dropout
+    and batch normalisation included; negative from the end) or a layer's name."""
     layers = _layers(network)
+    if isinstance(layer, str):
+        names = [la.name for la in layers]
+        if layer not in names:
+            raise SymnnValueError(
+                f"layer={layer!r} is not a layer name; the network's layers are named "
+                f"{', '.join(repr(n) for n in names)}."
+            )
+        return names.index(layer)
     if not isinstance(layer, int | np.integer) or not -len(layers) <= layer < len(layers):
         raise SymnnValueError(
             f"layer={layer!r} is out of range; the network has {len(layers)} "
             f"layers (0..{len(layers) - 1}, or negative from the end)."
         )
     return int(layer) % len(layers)
+
+
+_RECTIFIERS = ("relu", "leaky_relu", "elu", "softplus")
+
+
+def _default_preactivation(network: Layer, index: int, probability: bool) -> bool:
+    """Pre-activation for a classifier's logits and for a rectifier layer (a ReLU unit that
+    is off at the start gets no gradient, so its ascent would never move)."""
+    if probability:
+        return False
+    layer = _layers(network)[index]
+    fn = getattr(layer, "activation", None)
+    rectifier = isinstance(layer, Dense) and any(fn is nonlinearities.NAMES[n] for n in _RECTIFIERS)
+    return _is_softmax_output(network, index) or rectifier
 
 
 def _is_softmax_output(network: Layer, index: int) -> bool:
@@ -173,6 +199,7 @@ class _Graph:
                 at_bounds=float(result.at_bounds[k]),
                 steps=result.n_steps,
                 seconds=result.seconds,
+                moved=bool(len(result.history) < 2 or np.ptp(result.history[:, k]) > 0),
             )
             for k, u in enumerate(row_units)
         ]
@@ -372,6 +399,7 @@ class UnitResult:
     at_bounds: float  #: fraction of the input's coordinates on a bound
     steps: int
     seconds: float
+    moved: bool = True  #: False when the objective never changed (no gradient reached it)
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -387,7 +415,7 @@ def activation_maximization(
     network: Layer,
     units: Any = "all",
     *,
-    layer: int = -1,
+    layer: int | str = -1,
     preactivation: bool | None = None,
     probability: bool = False,
     n_starts: int = 1,
@@ -415,11 +443,14 @@ def activation_maximization(
         Unit indices (``[0, 3]``, ``range(10)``, ``"0-9"``, ``"all"``); row ``k`` of the batch
         maximises ``units[k]``, each repeated ``n_starts`` times.
     layer
-        Which layer (index into ``network.layers``; default the output layer).
+        Which layer: its position in ``network.layers`` (every layer counts, dropout and
+        batch normalisation included; default the output layer) or its name.
     preactivation
         Maximise ``x @ W + b`` before the nonlinearity. Default: True for a softmax output
-        layer (the class logit), False otherwise. ``probability=True`` maximises the softmax
-        probability of the class instead.
+        layer (the class logit) and for rectifier layers (relu, leaky_relu, elu, softplus: a
+        unit that is off at the start gets no gradient otherwise), False otherwise.
+        ``probability=True`` maximises the softmax probability of the class instead. Rows
+        whose objective never changed are marked ``moved=False`` and warned about.
     steps, learning_rate, method, tol
         As for :func:`~symnn.inputopt.maximize`; ``learning_rate`` defaults to 0.05 for the
         projected methods and is refused with the scipy ones.
@@ -457,6 +488,16 @@ def activation_maximization(
             every=penalties.every(image_shape), **ascent,
         )  # fmt: skip
         rows = graph.rows(result, row_units, n_starts, reference)
+    stuck = sorted({r.unit for r in rows if not r.moved})
+    if stuck:
+        warnings.warn(
+            f"symnn: the objective of unit(s) {stuck[:20]}{' ...' if len(stuck) > 20 else ''} "
+            "never changed during the ascent (no gradient reached the input; e.g. a unit that "
+            "is off everywhere near its start). Their rows are marked moved=False; try "
+            "preactivation=True, other starts (x0) or more steps.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     settings = {
         "layer": index,
         "preactivation": preactivation,
@@ -498,7 +539,7 @@ def _check_target(network, layer, probability, preactivation, image_shape):
             "probability=True needs the softmax output layer (layer=-1 of a classifier)."
         )
     if preactivation is None:
-        preactivation = _is_softmax_output(network, index) and not probability
+        preactivation = _default_preactivation(network, index, probability)
     if image_shape is not None:
         image_shape = tuple(int(s) for s in image_shape)
         if int(np.prod(image_shape)) != network.n_in:
