@@ -493,3 +493,36 @@ def test_progress_shows_in_a_notebook_kernel(monkeypatch):
     assert interactive()
     fake.get_ipython = lambda: None
     assert not interactive()
+
+
+def test_a_second_trainer_of_the_same_model_reuses_the_compiled_step(small, monkeypatch):
+    """The second trainer of an identical model copies the compiled step onto its own shared
+    variables: no recompile, the same numbers as a fresh compile, and the two trainers never
+    share a variable (weights, optimiser state, batch-norm statistics, dropout generators)."""
+    from symnn.train import trainer as trainer_module
+
+    def make(seed):
+        net = mlp([64, 16, 10], rng=seed, dropout=0.2, batch_norm=True)
+        return Trainer(net, seed=seed, blas_threads=1)
+
+    X, y = small
+    first = make(0)
+    first.fit(X, y, epochs=1, batch_size=50, progress=False)
+    before = first.get_state()
+    compiles = []
+    real = trainer_module.compile_train_step
+    monkeypatch.setattr(
+        trainer_module, "compile_train_step", lambda *a, **k: compiles.append(1) or real(*a, **k)
+    )
+    copied = make(1)
+    copied.fit(X, y, epochs=2, batch_size=50, progress=False)
+    assert compiles == []  # the step was copied, not compiled
+    for a, b in zip(before, first.get_state(), strict=True):
+        np.testing.assert_array_equal(a, b)  # training the copy left the first one alone
+    monkeypatch.setattr(trainer_module, "_TEMPLATES", trainer_module._StepTemplates())
+    fresh = make(1)
+    fresh.fit(X, y, epochs=2, batch_size=50, progress=False)
+    assert compiles == [1]
+    for a, b in zip(copied.get_state(), fresh.get_state(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert copied.history.batch_loss == fresh.history.batch_loss

@@ -78,6 +78,28 @@ class TrainStep:
     def __call__(self, indices: np.ndarray) -> list[float]:
         return self.fn(indices)
 
+    def copy_with(self, swap: Mapping[SharedVariable, SharedVariable]) -> TrainStep | None:
+        """The same compiled step over other shared variables (``swap``: this step's
+        variables -> the new ones; data storage gets fresh variables of its own), sharing
+        the compiled code: no graph rewriting, no compiling. None when ``swap`` does not
+        cover every shared variable the step reads or updates (so no variable can end up
+        shared between the two steps)."""
+        storage = [
+            pytensor.shared(
+                np.zeros((0, *s.get_value(borrow=True).shape[1:]), dtype=s.dtype),
+                name=s.name,
+                shape=s.type.shape,
+            )
+            for s in self.storage
+        ]
+        mapping = {**dict(swap), **dict(zip(self.storage, storage))}
+        used = {i.variable for i in self.fn.maker.inputs if isinstance(i.variable, SharedVariable)}
+        if not used <= set(mapping) or any(not mapping[v].type.in_same_class(v.type) for v in used):
+            return None
+        fn = self.fn.copy(swap={v: mapping[v] for v in used})
+        fn.trust_input = True
+        return TrainStep(fn, storage, list(self.names), self.guarded, 0, list(self._dtypes))
+
 
 def compile_train_step(
     loss,

@@ -4,6 +4,7 @@ shuffled minibatches by :meth:`Trainer.fit`."""
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 import threading
@@ -13,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import COMPILE_LOCK, default_mode
 from ..backend.threads import check_blas_threads
 from ..costs import LOSSES
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Layer, get_updates
+from ..layers import Layer, get_updates, layer_to_spec
 from ..updates import RULES, shared_learning_rate, total_norm_constraint
 from ..updates.rules import get_or_compute_grads
 from ..utils import as_rng, check_choice, check_positive, describe
@@ -57,6 +59,42 @@ def interactive() -> bool:
     shell = sys.modules.get("IPython")
     ipython = getattr(shell, "get_ipython", lambda: None)() if shell else None
     return type(ipython).__name__ == "ZMQInteractiveShell"
+
+
+class _StepTemplates:
+    """Compiled training steps by model (architecture, loss, optimizer and its settings,
+    penalties, mode), so that a trainer of a model already compiled in this process (a
+    scikit-learn clone, a search candidate, a refit) copies the compiled code onto its own
+    shared variables instead of rewriting and compiling the graph again. Kept for the last
+    ``size`` models."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._steps: dict[str, tuple[TrainStep, list]] = {}
+        self._lock = threading.Lock()
+
+    def copy(self, key: str | None, roles: list) -> TrainStep | None:
+        with self._lock:
+            found = self._steps.get(key) if key is not None else None
+        if found is None:
+            return None
+        step, template_roles = found
+        if len(roles) != len(template_roles):
+            return None
+        with COMPILE_LOCK:  # linking touches PyTensor's shared state
+            return step.copy_with(dict(zip(template_roles, roles)))
+
+    def add(self, key: str | None, step: TrainStep, roles: list) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._steps.pop(key, None)
+            self._steps[key] = (step, list(roles))
+            while len(self._steps) > self.size:
+                self._steps.pop(next(iter(self._steps)))
+
+
+_TEMPLATES = _StepTemplates()
 
 
 @dataclass
@@ -198,10 +236,31 @@ class Trainer:
             ) from None
         state = [k for k in ups if k not in params]
         ups.update(get_updates(loss))
-        step = compile_train_step(
-            loss, ups, inputs=[x, y], outputs=metrics, guard=False, mode=self.mode
-        )
+        roles = [*self.network.get_params(), *state, self.learning_rate, *self.network.get_rngs()]
+        key = self._template_key(kind)
+        step = _TEMPLATES.copy(key, roles)  # the compiled code of an identical model, if any
+        if step is None:
+            step = compile_train_step(
+                loss, ups, inputs=[x, y], outputs=metrics, guard=False, mode=self.mode
+            )
+            _TEMPLATES.add(key, step, roles)
         return Compiled(kind, step, state)
+
+    def _template_key(self, kind: str) -> str | None:
+        """What makes two trainers' steps the same graph (None: not shareable)."""
+        if self.loss_name not in LOSSES or self.optimizer_name not in RULES:
+            return None
+        if self.mode is not None and not isinstance(self.mode, str):
+            return None
+        try:
+            spec = layer_to_spec(self.network)
+            return json.dumps(
+                [spec, kind, self.loss_name, self.optimizer_name, self.optimizer_kwargs,
+                 self.l1, self.l2, self.max_norm, _mode_name(self.mode)],
+                sort_keys=True,
+            )  # fmt: skip
+        except (SymnnValueError, SymnnTypeError, TypeError, ValueError):
+            return None
 
     @locked
     def compile(self, targets: str = "labels") -> Trainer:
@@ -432,6 +491,12 @@ class Trainer:
         arguments = dict(locals())
         plan = plan_fit(self, X, y, arguments)
         return FitRun(self, plan, interactive() if progress is None else bool(progress)).execute()
+
+
+def _mode_name(mode: str | None) -> str:
+    """A stable name of the mode a step compiles with (symnn's C mode is a Mode object)."""
+    resolved = mode if mode is not None else default_mode()
+    return resolved if isinstance(resolved, str) else "C"
 
 
 def _update_rule(optimizer: str | Callable) -> tuple[str, Callable]:
