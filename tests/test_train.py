@@ -517,6 +517,13 @@ def test_a_second_trainer_of_the_same_model_reuses_the_compiled_step(small, monk
     copied = make(1)
     copied.fit(X, y, epochs=2, batch_size=50, progress=False)
     assert compiles == []  # the step was copied, not compiled
+    ((template, placeholders),) = [
+        v
+        for k, v in trainer_module._TEMPLATES._steps.items()
+        if '"dropout": 0.2' in k or "0.2" in k
+    ][-1:]
+    assert all(len(s.get_value(borrow=True)) == 0 for s in template.storage)  # no data kept
+    assert not set(placeholders) & set(first._state_vars() + copied._state_vars())
     for a, b in zip(before, first.get_state(), strict=True):
         np.testing.assert_array_equal(a, b)  # training the copy left the first one alone
     monkeypatch.setattr(trainer_module, "_TEMPLATES", trainer_module._StepTemplates())

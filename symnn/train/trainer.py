@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytensor
+from pytensor.tensor import TensorType
 
 from ..backend import COMPILE_LOCK, default_mode
 from ..backend.threads import check_blas_threads
@@ -85,13 +87,28 @@ class _StepTemplates:
             return step.copy_with(dict(zip(template_roles, roles)))
 
     def add(self, key: str | None, step: TrainStep, roles: list) -> None:
+        """Keep ``step`` as the template of ``key``, copied onto placeholder variables of
+        its own (the trainer's weights and data are not kept alive by the cache)."""
         if key is None:
+            return
+        placeholders = [_placeholder(v) for v in roles]
+        with COMPILE_LOCK:
+            template = step.copy_with(dict(zip(roles, placeholders)))
+        if template is None:
             return
         with self._lock:
             self._steps.pop(key, None)
-            self._steps[key] = (step, list(roles))
+            self._steps[key] = (template, placeholders)
             while len(self._steps) > self.size:
                 self._steps.pop(next(iter(self._steps)))
+
+
+def _placeholder(var: Any) -> Any:
+    """A shared variable of ``var``'s type holding a copy of its value."""
+    value = var.get_value()
+    if isinstance(var.type, TensorType):
+        return pytensor.shared(value, name=var.name, shape=var.type.shape)
+    return pytensor.shared(value, name=var.name)
 
 
 _TEMPLATES = _StepTemplates()
