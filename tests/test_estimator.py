@@ -103,11 +103,32 @@ def test_early_stopping_records_validation_scores(iris):
     ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.n_iter_ < 300  # it stopped early
-    # the weights kept are those of the best validation epoch: re-score them on the same split
-    trainer = clf._trainer
-    assert trainer.history.best_epoch is not None
-    scores = clf.validation_scores_
-    assert np.argmax(scores) + 1 <= clf.n_iter_ - 5
+    assert clf._trainer.history.best_epoch is not None
+
+
+def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(iris, monkeypatch):
+    from symnn import estimator
+    from symnn.train import EarlyStopping
+
+    seen = []
+
+    class Recording(EarlyStopping):
+        def on_epoch_end(self, trainer, epoch, logs):
+            seen.append((logs["val_loss"], trainer.network.get_values()))
+            return super().on_epoch_end(trainer, epoch, logs)
+
+    monkeypatch.setattr(estimator, "EarlyStopping", Recording)
+    X, y = iris
+    clf = MLPClassifier(
+        **{**FAST, "early_stopping": True, "max_epochs": 300, "n_iter_no_change": 5}
+    ).fit(X, y)
+    best, best_loss = None, np.inf  # the rule: an improvement by more than tol
+    for i, (loss, _) in enumerate(seen):
+        if loss < best_loss - clf.tol:
+            best, best_loss = i, loss
+    assert best < len(seen) - 1  # it stopped after the best epoch, not at it
+    for a, b in zip(seen[best][1], clf.network_.get_values(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("optimizer", ["l-bfgs-b", "sgd", "momentum"])
