@@ -304,3 +304,27 @@ def test_layers_are_named_or_counted_with_every_layer():
     np.testing.assert_array_equal(by_name.x, by_index.x)
     with pytest.raises(SymnnValueError, match="'hidden' is not a layer name.*'dropout0'"):
         activation_maximization(net, [0], layer="hidden")
+
+
+def test_report_gives_dataset_examples_and_realism_figures(digits_net):
+    from symnn.inputopt.activation import _nearest_distances, _pearson
+
+    trainer, data = digits_net
+    ref = data.X_train[:400]
+    report = activation_maximization(
+        trainer.network, [3, 7], steps=30, image_shape=(8, 8), reference=ref, top_k=4
+    )
+    w0, b0, w1, b1 = (v.astype(np.float64) for v in trainer.network.get_values())
+    acts = np.maximum(ref @ w0 + b0, 0) @ w1 + b1  # the class logits, by numpy
+    for row, x in zip(report.rows, report.x):
+        want = np.argsort(-np.asarray(acts)[:, row.unit], kind="stable")[:4]
+        assert row.top_examples == want.tolist()  # the unit's strongest real inputs
+        mean = ref[want].astype(np.float64).mean(axis=0)
+        assert row.top_corr == pytest.approx(np.corrcoef(x, mean)[0, 1], abs=1e-9)
+        assert row.nn_ratio > 0
+    assert "top corr" in report.to_table() and "nn ratio" in report.to_table()
+    assert report.to_json()["units"][0]["top_examples"] == report.rows[0].top_examples
+    # the helpers against numpy: a row of the reference is at distance 0 from it
+    d = _nearest_distances(ref[:3].astype(np.float64), ref.astype(np.float64))
+    np.testing.assert_allclose(d, 0, atol=1e-6)
+    assert _pearson(np.arange(5.0), 2 * np.arange(5.0) + 1) == pytest.approx(1.0)

@@ -176,9 +176,10 @@ class _Graph:
         for name in ("l2", "l1", "tv", "diversity"):
             self.coef[name].set_value(np.asarray(getattr(penalties, name), dtype=dtype))
 
-    def rows(self, result, row_units, n_starts: int, reference) -> list[UnitResult]:
-        """The report's rows: each start's activations, best and last, probability and the
-        unit's best activation on ``reference``."""
+    def rows(self, result, row_units, n_starts: int, reference, top_k: int) -> list[UnitResult]:
+        """The report's rows: each start's activations, best and last, probability and, with
+        ``reference``, the unit's best activation there, its ``top_k`` reference inputs and
+        how much the found input looks like real data."""
         dtype, n = self.x.type.dtype, len(row_units)
         pick = (np.arange(n), row_units)
         measured = self.measure(result.x.astype(dtype))
@@ -186,8 +187,10 @@ class _Graph:
         probs = np.asarray(measured[1])[pick] if self.has_probs else [None] * n
         last = result.x_last if result.x_last is not None else result.x
         final = np.asarray(self.measure(last.astype(dtype))[0])[pick]
-        ref_max = self.reference_max(reference)
-        return [
+        ref, acts = self.reference_activations(reference)
+        ref_max = None if acts is None else acts.max(axis=0)
+        real = _Realism(ref, acts, row_units, top_k).measure(result.x) if acts is not None else None
+        rows = [
             UnitResult(
                 unit=int(u),
                 start=k % n_starts,
@@ -203,15 +206,74 @@ class _Graph:
             )
             for k, u in enumerate(row_units)
         ]
+        for k, row in enumerate(rows if real is not None else ()):
+            row.top_examples, row.top_corr, row.nn_ratio = real[k]
+        return rows
 
-    def reference_max(self, reference) -> np.ndarray | None:
-        """Every unit's highest activation on the reference inputs (None without them)."""
+    def reference_activations(self, reference) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The reference inputs, checked, and every unit's activation on each of them."""
         if reference is None:
-            return None
+            return None, None
         dtype, width = self.x.type.dtype, self.x.type.shape[1]
         ref = check_array(reference, "reference", ndim=2, dtype=dtype, n_features=width)
         chunks = [np.asarray(self.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
-        return np.concatenate(chunks).max(axis=0)
+        return ref, np.concatenate(chunks)
+
+
+@dataclass
+class _Realism:
+    """How a found input compares with the real inputs that drive its unit: the ``top_k``
+    reference inputs of highest activation, the Pearson correlation of the input with their
+    mean, and its distance to the nearest reference input divided by the typical
+    nearest-neighbour distance inside the reference set (estimated on a seeded sample)."""
+
+    reference: np.ndarray
+    activations: np.ndarray  # (n_reference, n_units)
+    row_units: np.ndarray
+    top_k: int
+
+    def measure(self, X: np.ndarray) -> list[tuple[list[int], float, float]]:
+        ref = self.reference.astype(np.float64)
+        k = min(self.top_k, len(ref))
+        top = {
+            u: np.argsort(-self.activations[:, u], kind="stable")[:k] for u in set(self.row_units)
+        }
+        typical = _typical_nn_distance(ref)
+        nearest = _nearest_distances(np.asarray(X, dtype=np.float64), ref)
+        out = []
+        for x, u, d in zip(np.asarray(X, dtype=np.float64), self.row_units, nearest):
+            mean = ref[top[u]].mean(axis=0)
+            out.append(
+                (top[u].tolist(), _pearson(x, mean), float(d / typical) if typical else np.inf)
+            )
+        return out
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+def _nearest_distances(X: np.ndarray, ref: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """Each row's Euclidean distance to its nearest row of ``ref`` (chunked products)."""
+    ref_sq = (ref * ref).sum(axis=1)
+    best = np.full(len(X), np.inf)
+    for s in range(0, len(ref), 4096):
+        d2 = (X * X).sum(axis=1)[:, None] + ref_sq[None, s : s + 4096] - 2 * X @ ref[s : s + 4096].T
+        if exclude_self:
+            d2[d2 <= 1e-12] = np.inf
+        best = np.minimum(best, d2.min(axis=1))
+    return np.sqrt(np.maximum(best, 0.0))
+
+
+def _typical_nn_distance(ref: np.ndarray, sample: int = 200, pool: int = 5000) -> float:
+    """The median distance from a reference input to its nearest other reference input,
+    on a seeded sample (``sample`` points against a ``pool`` of the reference)."""
+    rng = np.random.default_rng(0)
+    pool_rows = ref[rng.permutation(len(ref))[:pool]]
+    probe = pool_rows[:sample]
+    return float(np.median(_nearest_distances(probe, pool_rows, exclude_self=True)))
 
 
 def _graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
@@ -300,6 +362,8 @@ class ActivationReport:
             ("final", "final", "{:>9.3f}"),
             ("best", "best", "{:>9.3f}"),
             ("reference_max", "ref max", "{:>9.3f}"),
+            ("top_corr", "top corr", "{:>8.2f}"),
+            ("nn_ratio", "nn ratio", "{:>8.2f}"),
             ("probability", "p(class)", "{:>8.4f}"),
             ("at_bounds", "at bounds", "{:>9.1%}"),
             ("steps", "steps", "{:>5d}"),
@@ -400,6 +464,9 @@ class UnitResult:
     steps: int
     seconds: float
     moved: bool = True  #: False when the objective never changed (no gradient reached it)
+    top_examples: list[int] | None = None  #: the unit's top reference inputs (indices)
+    top_corr: float | None = None  #: Pearson correlation with the mean of those inputs
+    nn_ratio: float | None = None  #: nearest reference distance / typical NN distance
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -429,6 +496,7 @@ def activation_maximization(
     penalties: InputPenalties | None = None,
     image_shape: tuple[int, ...] | None = None,
     reference=None,
+    top_k: int = 5,
     mode: Any = None,
     blas_threads: int | str = "auto",
     **penalty_values: Any,
@@ -458,8 +526,13 @@ def activation_maximization(
         An :class:`InputPenalties`, or its fields as keywords (``l2=0.1, tv=0.3``).
     image_shape
         The inputs' image shape, for ``tv``, ``blur_every`` and ``jitter`` and the report.
-    reference
-        Inputs (e.g. the training set) to report each unit's highest activation on real data.
+    reference, top_k
+        Inputs (e.g. the training set): each row then reports its unit's highest activation
+        on them, the unit's ``top_k`` reference inputs (dataset examples) and two realism
+        figures: ``top_corr``, the correlation of the found input with the mean of those
+        examples, and ``nn_ratio``, its distance to the nearest reference input over the
+        typical nearest-neighbour distance inside the reference set (about 1 for a
+        realistic input, much more for noise).
     Other arguments are those of :func:`symnn.inputopt.maximize`.
     """
     index, preactivation, image_shape = _check_target(
@@ -469,35 +542,22 @@ def activation_maximization(
     penalties.check(image_shape, method)
     learning_rate = 0.05 if learning_rate is None and method not in SCIPY else learning_rate
     check_positive(n_starts, "n_starts", integer=True)
+    check_positive(top_k, "top_k", integer=True)
     graph = _graph(
         network, index, preactivation, bool(probability), image_shape, int(penalties.jitter), mode
     )
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
-        lo, hi = resolve_bounds(bounds, network.n_in, network.dtype)
-        x0 = draw_starts(network.dtype, x0, len(row_units), seed, (lo, hi))
-        if len(x0) != len(row_units):
-            raise SymnnValueError(
-                f"x0 has {len(x0)} rows; expected one per unit and start ({len(row_units)})."
-            )
+        x0 = _starts(network, x0, len(row_units), seed, bounds)
         graph.configure(row_units, penalties, seed)
         ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
         result = maximize(
             graph.objective, graph.x, x0=x0, tol=tol, mode=mode, blas_threads=blas_threads,
             every=penalties.every(image_shape), **ascent,
         )  # fmt: skip
-        rows = graph.rows(result, row_units, n_starts, reference)
-    stuck = sorted({r.unit for r in rows if not r.moved})
-    if stuck:
-        warnings.warn(
-            f"symnn: the objective of unit(s) {stuck[:20]}{' ...' if len(stuck) > 20 else ''} "
-            "never changed during the ascent (no gradient reached the input; e.g. a unit that "
-            "is off everywhere near its start). Their rows are marked moved=False; try "
-            "preactivation=True, other starts (x0) or more steps.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        rows = graph.rows(result, row_units, n_starts, reference, top_k)
+    _warn_if_stuck(rows)
     settings = {
         "layer": index,
         "preactivation": preactivation,
@@ -510,6 +570,28 @@ def activation_maximization(
         "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
     }
     return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)
+
+
+def _starts(network: Layer, x0: Any, n: int, seed: Any, bounds: Any) -> np.ndarray:
+    """One start per unit and start index: ``x0`` checked, or drawn in the box."""
+    lo, hi = resolve_bounds(bounds, network.n_in, network.dtype)
+    x0 = draw_starts(network.dtype, x0, n, seed, (lo, hi))
+    if len(x0) != n:
+        raise SymnnValueError(f"x0 has {len(x0)} rows; expected one per unit and start ({n}).")
+    return x0
+
+
+def _warn_if_stuck(rows: list[UnitResult]) -> None:
+    stuck = sorted({r.unit for r in rows if not r.moved})
+    if stuck:
+        warnings.warn(
+            f"symnn: the objective of unit(s) {stuck[:20]}{' ...' if len(stuck) > 20 else ''} "
+            "never changed during the ascent (no gradient reached the input; e.g. a unit that "
+            "is off everywhere near its start). Their rows are marked moved=False; try "
+            "preactivation=True, other starts (x0) or more steps.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _penalties(penalties: InputPenalties | None, values: dict[str, Any]) -> InputPenalties:
