@@ -60,6 +60,8 @@ class _BaseMLP(BaseEstimator):
         dtype: str = "float32",
         blas_threads: int | str = "auto",
     ):
+        """Store the hyperparameters (scikit-learn's convention: no validation here). The
+        parameter list mirrors scikit-learn's ``MLPClassifier``/``MLPRegressor``."""
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer

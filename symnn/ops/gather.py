@@ -95,6 +95,7 @@ class TakeRows(COp):
         return (2,)
 
     def c_code(self, node, name, inames, onames, sub):
+        """The C code template of the gather (PyTensor fills in the names)."""
         data, idx = inames
         (out,) = onames
         fail = sub["fail"]
