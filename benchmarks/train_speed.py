@@ -10,9 +10,13 @@ order changes from round to round so that every implementation runs at every pos
 right after every other equally often); the ratios are medians of the per-round ratios (both
 implementations timed in the same round). "symnn guard=False" runs the same compiled step as
 "symnn" (the guard is a snapshot and replay in Python): the gap between the two rows shows the
-noise of the run. Run:
+noise of the run. The "fn: ..." rows are training steps written by hand with
+``symnn.function`` (the loss idiom named, SGD updates, a Python loop over numpy minibatches);
+"GEMM-only limit" times the step's matrix products alone in numpy, and the "of GEMM" column
+is each row's rate as a fraction of it. Run:
 
     python benchmarks/train_speed.py            # all configurations, 5 rounds
+    python benchmarks/train_speed.py --hidden sigmoid --hand-written 1
     python benchmarks/train_speed.py --quick    # 784-100-10 batch 100 float32 only
     python benchmarks/train_speed.py --configs 1 --dtypes float32 --rounds 9
 
@@ -34,6 +38,16 @@ CONFIGS = [  # (sizes, batch size)
     ([784, 512, 512, 10], 256),
 ]
 LR = 0.05
+HIDDEN = {"name": "relu"}  # set by --hidden: "relu" or "sigmoid", for every implementation
+
+
+def hidden_np(a):
+    return np.maximum(a, 0) if HIDDEN["name"] == "relu" else 1 / (1 + np.exp(-a))
+
+
+def hidden_grad_np(act):
+    """The derivative of the hidden activation, from its output."""
+    return (act > 0) if HIDDEN["name"] == "relu" else act * (1 - act)
 
 
 def init_weights(sizes, dtype, seed=0):
@@ -46,10 +60,10 @@ def init_weights(sizes, dtype, seed=0):
 
 
 def loss_of(weights, X, y):
-    """Mean cross-entropy of a relu MLP, evaluated the same way for every implementation."""
+    """Mean cross-entropy of the MLP, evaluated the same way for every implementation."""
     h = X.astype(np.float64)
     for i in range(0, len(weights) - 2, 2):
-        h = np.maximum(h @ weights[i] + weights[i + 1], 0)
+        h = hidden_np(h @ weights[i] + weights[i + 1])
     z = h @ weights[-2] + weights[-1]
     z = z - z.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -64,7 +78,7 @@ class Symnn:
         from symnn.layers import mlp
         from symnn.train import Trainer
 
-        self.net = mlp(sizes, hidden="relu", rng=0, dtype=dtype)
+        self.net = mlp(sizes, hidden=HIDDEN["name"], rng=0, dtype=dtype)
         self.trainer = Trainer(self.net, optimizer="sgd", learning_rate=LR, guard=guard)
         self.trainer.compile()
         self.init = init
@@ -92,6 +106,101 @@ class SymnnNoGuard(Symnn):
         super().__init__(sizes, dtype, init, guard=False)
 
 
+def _idioms():
+    """The losses a user writes by hand (logits ``z``, labels ``y``, one-hot rows ``Y``)."""
+    import pytensor.tensor as pt
+
+    from symnn import costs
+
+    def rows(z):
+        return pt.arange(z.shape[0])
+
+    return {
+        "costs.categorical_crossentropy": lambda z, y, Y: costs.aggregate(
+            costs.categorical_crossentropy_from_logits(z, y)
+        ),
+        "-log_softmax(z)[r, y]": lambda z, y, Y: (
+            -pt.mean(pt.special.log_softmax(z, axis=-1)[rows(z), y])
+        ),
+        "-log(softmax(z)[r, y])": lambda z, y, Y: (
+            -pt.mean(pt.log(pt.special.softmax(z, axis=-1)[rows(z), y]))
+        ),
+        "-sum(Y * log(softmax(z)))": lambda z, y, Y: (
+            -pt.mean(pt.sum(Y * pt.log(pt.special.softmax(z, axis=-1)), axis=1))
+        ),
+    }
+
+
+class HandWritten:
+    """A training step written by hand with ``symnn.function``, as the README's "The model is
+    a graph" section shows: the user's loss idiom, plain SGD updates, a Python loop over
+    numpy minibatches (``X[idx]``, no Trainer)."""
+
+    idiom = "-log_softmax(z)[r, y]"
+
+    def __init__(self, sizes, dtype, init):
+        import pytensor.tensor as pt
+
+        import symnn
+        from symnn.layers import mlp
+
+        self.net = mlp(sizes, hidden=HIDDEN["name"], rng=0, dtype=dtype)
+        x = pt.matrix("x", dtype=dtype)
+        y = pt.ivector("y")
+        Y = pt.matrix("Y", dtype=dtype)
+        loss = _idioms()[self.idiom](self.net(x), y, Y)
+        grads = pt.grad(loss, self.net.params)
+        lr = np.asarray(LR, dtype=dtype)
+        updates = [(p, p - lr * g) for p, g in zip(self.net.params, grads)]
+        inputs = [x, Y] if "Y" in self.idiom else [x, y]
+        self.step = symnn.function(inputs, loss, updates=updates)
+        self.init, self.dtype = init, dtype
+
+    def epoch(self, X, y, batch):
+        self.net.set_values(self.init)
+        targets = np.eye(10, dtype=self.dtype)[y] if "Y" in self.idiom else y
+        t0 = time.perf_counter()
+        for s in range(0, len(X), batch):
+            idx = np.arange(s, min(s + batch, len(X)))
+            self.step(X[idx], targets[idx])
+        return time.perf_counter() - t0
+
+    def weights(self):
+        return self.net.get_values()
+
+
+def _hand_written(idiom):
+    return type(f"HandWritten_{idiom}", (HandWritten,), {"idiom": idiom, "name": f"fn: {idiom}"})
+
+
+class GemmOnly:
+    """The matrix products of one step alone, in numpy (forward, and the backward products
+    for the weights and, below the first layer, the deltas): the limit a step could reach
+    if everything else cost nothing. Not a training run (its loss is not compared)."""
+
+    name = "GEMM-only limit"
+
+    def __init__(self, sizes, dtype, init):
+        self.init = init
+
+    def epoch(self, X, y, batch):
+        W = self.init[0::2]
+        t0 = time.perf_counter()
+        for s in range(0, len(X), batch):
+            acts = [X[s : s + batch]]
+            for w in W:
+                acts.append(acts[-1] @ w)
+            delta = acts[-1]
+            for i in range(len(W) - 1, -1, -1):
+                acts[i].T @ delta
+                if i:
+                    delta = delta @ W[i].T
+        return time.perf_counter() - t0
+
+    def weights(self):
+        return self.init
+
+
 class Torch:
     name = "pytorch"
 
@@ -103,7 +212,7 @@ class Torch:
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(torch.nn.Linear(a, b))
             if i < len(sizes) - 2:
-                layers.append(torch.nn.ReLU())
+                layers.append(torch.nn.ReLU() if HIDDEN["name"] == "relu" else torch.nn.Sigmoid())
         self.model = torch.nn.Sequential(*layers).to(getattr(torch, dtype))
         self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
@@ -151,7 +260,7 @@ class Numpy:
             xb, yb = X[idx], y[idx]
             acts = [xb]
             for i in range(n_layers - 1):
-                acts.append(np.maximum(acts[-1] @ W[2 * i] + W[2 * i + 1], 0))
+                acts.append(hidden_np(acts[-1] @ W[2 * i] + W[2 * i + 1]))
             z = acts[-1] @ W[-2] + W[-1]
             z -= z.max(axis=1, keepdims=True)
             np.exp(z, out=z)
@@ -162,7 +271,7 @@ class Numpy:
                 gW = acts[i].T @ delta
                 gb = delta.sum(axis=0)
                 if i:
-                    delta = (delta @ W[2 * i].T) * (acts[i] > 0)
+                    delta = (delta @ W[2 * i].T) * hidden_grad_np(acts[i])
                 W[2 * i] -= lr * gW
                 W[2 * i + 1] -= lr * gb
         self.W = W
@@ -180,7 +289,7 @@ class Sklearn:
 
         self.clf = MLPClassifier(
             hidden_layer_sizes=tuple(sizes[1:-1]),
-            activation="relu",
+            activation="relu" if HIDDEN["name"] == "relu" else "logistic",
             solver="sgd",
             learning_rate_init=LR,
             momentum=0.0,
@@ -252,15 +361,29 @@ def main(argv=None):
         "batch 100, 1 = batch 1000, 2 = 784-512-512-10 batch 256",
     )
     ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--hidden", choices=["relu", "sigmoid"], default="relu")
+    ap.add_argument(
+        "--hand-written",
+        default="all",
+        help="the hand-written symnn.function steps to time: 'all', 'none', or indices "
+        f"into {list(_idioms())}",
+    )
     args = ap.parse_args(argv)
+    HIDDEN["name"] = args.hidden
     configs = [CONFIGS[int(i)] for i in args.configs.split(",")]
     dtypes = args.dtypes.split(",")
     if args.quick:
         configs, dtypes = CONFIGS[:1], ["float32"]
-    impls = [Symnn, SymnnNoGuard, Torch, Numpy] + ([] if args.no_sklearn else [Sklearn])
+    idioms = list(_idioms())
+    if args.hand_written == "none":
+        idioms = []
+    elif args.hand_written != "all":
+        idioms = [idioms[int(i)] for i in args.hand_written.split(",")]
+    impls = [Symnn, SymnnNoGuard, *map(_hand_written, idioms), Torch, Numpy, GemmOnly]
+    impls += [] if args.no_sklearn else [Sklearn]
     import symnn
 
-    print(f"machine: {machine()}; symnn backend {symnn.info()['backend']}")
+    print(f"machine: {machine()}; symnn backend {symnn.info()['backend']}; hidden {args.hidden}")
     rows = []
     for dtype in dtypes:
         X, y, source = fashion_or_random(args.samples, dtype)
@@ -273,13 +396,15 @@ def main(argv=None):
                 f"(setup incl. compile {setup:.1f} s)"
             )
             print(
-                f"  {'implementation':<20}{'samples/s':>12}{'vs pytorch':>12}{'vs numpy':>10}"
-                f"{'final loss':>12}"
+                f"  {'implementation':<36}{'samples/s':>12}{'vs pytorch':>12}{'vs numpy':>10}"
+                f"{'of GEMM':>9}{'final loss':>12}"
             )
             for name, values in rates.items():
+                loss = "" if name == GemmOnly.name else f"{losses[name]:.5f}"
                 print(
-                    f"  {name:<20}{median(values):>12,.0f}{ratio(rates, name, 'pytorch'):>12}"
-                    f"{ratio(rates, name, 'numpy'):>10}{losses[name]:>12.5f}"
+                    f"  {name:<36}{median(values):>12,.0f}{ratio(rates, name, 'pytorch'):>12}"
+                    f"{ratio(rates, name, 'numpy'):>10}"
+                    f"{ratio(rates, name, GemmOnly.name).replace('x', ''):>9}{loss:>12}"
                 )
             for name, note in notes.items():
                 print(f"  ({name}: {note})")

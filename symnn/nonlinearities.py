@@ -78,27 +78,25 @@ def linear(x: TensorLike) -> TensorVariable:
 SOFTMAX_TAG = "symnn_softmax_of"
 
 
-def _shifted(x):
-    """``x`` minus its row maximum (the shift does not change a softmax, so no gradient)."""
-    return x - zero_grad(pt.max(x, axis=-1, keepdims=True))
-
-
 def softmax(x: TensorLike) -> TensorVariable:
     """Softmax over the last axis (each row of a matrix sums to 1), stable for large inputs.
 
-    Built from elementwise operations and reductions, which PyTensor's C backend compiles
-    (its ``Softmax`` op runs in Python there).
+    PyTensor's ``Softmax`` op; symnn's compile mode runs it as C code
+    (:mod:`symnn.ops.rewrites`), and ``symnn.costs`` reads the logits back from it.
     """
-    e = pt.exp(_shifted(x))
-    out = e / pt.sum(e, axis=-1, keepdims=True)
+    x = pt.as_tensor_variable(x)
+    out = pt.special.softmax(x, axis=-1)
     setattr(out.tag, SOFTMAX_TAG, x)
     return out
 
 
 def log_softmax(x: TensorLike) -> TensorVariable:
-    """Logarithm of :func:`softmax`, computed as ``x - max - log(sum(exp(x - max)))``."""
-    s = _shifted(x)
-    return s - pt.log(pt.sum(pt.exp(s), axis=-1, keepdims=True))
+    """Logarithm of :func:`softmax` (``x - max - log(sum(exp(x - max)))``), stable.
+
+    PyTensor's ``LogSoftmax`` op, so that ``-log_softmax(z)[arange(n), y]`` compiles to
+    symnn's fused softmax cross-entropy (:mod:`symnn.ops.rewrites`).
+    """
+    return pt.special.log_softmax(pt.as_tensor_variable(x), axis=-1)
 
 
 def _group_tables(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

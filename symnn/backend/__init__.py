@@ -40,6 +40,7 @@ __all__ = [
     "set_default_mode",
     "resolve_mode",
     "function",
+    "python_nodes",
     "info",
 ]
 
@@ -225,11 +226,14 @@ def blas_status() -> BlasStatus:
         return _status
 
 
+#: the tag of symnn's graph rewrites (:mod:`symnn.ops.rewrites`): only symnn's C mode runs them
+REWRITE_TAG = "symnn"
+
+
 def _c_mode() -> Mode:
-    # PyTensor 3 rewrites exp(x) / sum(exp(x)) into its Softmax op, which has no C code and
-    # runs a NUMBA-compiled inner graph from Python (a call of ~0.1 ms); excluding that
-    # recognition keeps softmax as C-compiled elementwise loops and reductions.
-    return Mode(linker="cvm", optimizer="fast_run").excluding("symbolic_op_recognition")
+    # fast_run plus symnn's rewrites, which turn PyTensor's Softmax/LogSoftmax (graphs that
+    # the C backend would run from Python) and the integer-indexing idioms into C ops
+    return Mode(linker="cvm", optimizer="fast_run").including(REWRITE_TAG)
 
 
 def set_default_mode(mode: str | Mode | None) -> None:
@@ -308,6 +312,27 @@ def function(
     mode = resolve_mode(mode)  # also checks the BLAS link once, under its own lock
     with COMPILE_LOCK:  # PyTensor's rewriting, configuration and linking are not thread-safe
         return pytensor.function(inputs, outputs, updates=updates, mode=mode, **kwargs)
+
+
+def python_nodes(fn: Any) -> list:
+    """The nodes of a compiled function that run as Python code rather than C.
+
+    With symnn's C mode this is empty for the graphs symnn builds and for the idioms its
+    rewrites know (:mod:`symnn.ops.rewrites`); a node listed here costs a Python call (and
+    usually a numpy round trip) on every call of ``fn``. Functions compiled with a Python or
+    NUMBA linker list every node.
+
+    >>> import pytensor.tensor as pt
+    >>> x = pt.matrix("x", dtype="float64")
+    >>> python_nodes(function([x], pt.special.softmax(x, axis=-1), mode="C"))
+    []
+    """
+    fn = getattr(fn, "fn", fn)  # a LockedFunction
+    vm = getattr(fn, "vm", None)
+    thunks = getattr(vm, "thunks", None)
+    if thunks is None:
+        return list(fn.maker.fgraph.toposort())
+    return [node for node, thunk in zip(vm.nodes, thunks) if not hasattr(thunk, "cthunk")]
 
 
 class LockedFunction:
