@@ -116,7 +116,7 @@ def _idioms():
         return pt.arange(z.shape[0])
 
     return {
-        "costs.categorical_crossentropy": lambda z, y, Y: costs.aggregate(
+        "costs...crossentropy_from_logits": lambda z, y, Y: costs.aggregate(
             costs.categorical_crossentropy_from_logits(z, y)
         ),
         "-log_softmax(z)[r, y]": lambda z, y, Y: (
@@ -144,7 +144,7 @@ class HandWritten:
         import symnn
         from symnn.layers import mlp
 
-        self.net = mlp(sizes, hidden=HIDDEN["name"], rng=0, dtype=dtype)
+        self.net = mlp(sizes, hidden=HIDDEN["name"], output="linear", rng=0, dtype=dtype)
         x = pt.matrix("x", dtype=dtype)
         y = pt.ivector("y")
         Y = pt.matrix("Y", dtype=dtype)

@@ -294,3 +294,30 @@ def test_row_softmax_ops_against_numpy(mode, dtype):
     np.testing.assert_allclose(lsm, log_softmax(z64), rtol=tol, atol=tol)
     np.testing.assert_allclose(sm_t, np.exp(log_softmax(z64.T)), rtol=tol, atol=tol)
     assert IncPick(True) != IncPick(False) and IncRows(True) == IncRows(True)
+
+
+@pytest.mark.slow
+def test_hand_written_sgd_step_updates_the_first_layer_in_one_inplace_gemm():
+    """An input without static width: the weight gradient carries the weight's shape, which
+    must not keep ``W - lr * x.T @ d`` from becoming one in-place GEMM (values checked
+    against numpy)."""
+    rng = np.random.default_rng(6)
+    W0 = rng.normal(0, 0.1, (5, 3)).astype("float32")
+    W = pytensor.shared(W0.copy())
+    x = pt.matrix("x", dtype="float32")  # shape (None, None)
+    y = pt.lvector("y")
+    z = x @ W
+    loss = -pt.mean(pt.special.log_softmax(z, axis=-1)[pt.arange(z.shape[0]), y])
+    lr = np.float32(0.5)
+    step = symnn.function([x, y], loss, updates=[(W, W - lr * pt.grad(loss, W))], mode=C)
+    gemms = [n for n in step.maker.fgraph.toposort() if type(n.op).__name__ == "Gemm"]
+    assert gemms and gemms[0].op.inplace and gemms[0].inputs[0] is W
+    assert python_nodes(step) == []
+    xv = rng.normal(size=(4, 5)).astype("float32")
+    yv = np.array([0, 2, 1, 2])
+    step(xv, yv)
+    logits = xv.astype(np.float64) @ W0
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(4), yv] -= 1
+    np.testing.assert_allclose(W.get_value(), W0 - 0.5 * xv.T @ p / 4, rtol=1e-5, atol=1e-6)

@@ -33,9 +33,10 @@ from pytensor.graph.rewriting.basic import EquilibriumGraphRewriter, node_rewrit
 from pytensor.scalar import basic as ps
 from pytensor.tensor.basic import Alloc, ARange
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
-from pytensor.tensor.math import Sum
+from pytensor.tensor.blas import Dot22
+from pytensor.tensor.math import Dot, Sum
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
-from pytensor.tensor.shape import Shape, Shape_i
+from pytensor.tensor.shape import Shape, Shape_i, SpecifyShape, specify_shape
 from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor,
@@ -311,12 +312,40 @@ def softmax_xent_grad_rewrite(fgraph, node):
         if col_node.op.new_order != (0, "x"):
             continue
         if _unbroadcast(col_node.inputs[0]) is _unbroadcast(a):
-            grad = softmax_cross_entropy_grad(_unbroadcast(a), z, y)
-            return [_cast(-grad, node.outputs[0].type.dtype)]
+            # the gradient is linear in its per-row weights: negate those, not the matrix
+            grad = softmax_cross_entropy_grad(-_unbroadcast(a), z, y)
+            return [_cast(grad, node.outputs[0].type.dtype)]
     return None
 
 
-# -- 4. the remaining softmax ops -----------------------------------------------------------
+# -- 4. the shape of a weight gradient ------------------------------------------------------
+@node_rewriter([SpecifyShape])
+def specify_shape_of_product_rewrite(fgraph, node):
+    """``specify_shape(dot(a, b), (r, c))`` -> ``dot(specify_shape(a, (r, None)),
+    specify_shape(b, (None, c)))``: the gradient of a first layer whose input has no static
+    width carries the weight's shape this way, and the ``SpecifyShape`` between the product
+    and the update ``W - lr * grad`` keeps PyTensor from making them one in-place GEMM."""
+    product, *dims = node.inputs
+    owner = product.owner
+    if owner is None or not isinstance(owner.op, (Dot, Dot22)) or product.type.ndim != 2:
+        return None
+    a, b = owner.inputs
+    if a.type.ndim != 2 or b.type.ndim != 2:
+        return None
+    rows, cols = (None if _is_none(d) else d for d in dims)
+    a = a if rows is None else specify_shape(a, (rows, None))
+    b = b if cols is None else specify_shape(b, (None, cols))
+    out = owner.op(a, b)
+    return [out] if out.type == node.outputs[0].type else [specify_shape(out, dims)]
+
+
+def _is_none(dim) -> bool:
+    from pytensor.tensor.type_other import NoneConst
+
+    return dim is NoneConst or (dim.owner is None and str(dim.type) == "NoneTypeT")
+
+
+# -- 5. the remaining softmax ops -----------------------------------------------------------
 @node_rewriter([Softmax, LogSoftmax])
 def softmax_to_c_rewrite(fgraph, node):
     (z,) = node.inputs
@@ -334,6 +363,7 @@ _FUSION = [
     sum_inc_pick_rewrite,
     mul_inc_pick_rewrite,
     softmax_xent_grad_rewrite,
+    specify_shape_of_product_rewrite,
 ]
 
 # after PyTensor's stabilisation (1.5) and before its specialisation (2): shapes are known

@@ -30,16 +30,20 @@ _CATEGORICAL = (costs.categorical_crossentropy, costs.categorical_crossentropy_f
 @dataclass
 class Objective:
     """A network, a per-example loss (a name from :data:`symnn.costs.LOSSES` or a callable)
-    and the penalties ``l1 * sum|W| + l2 / 2 * sum W**2`` on its regularisable weights."""
+    and the penalties ``l1 * sum|W| + l2 / 2 * sum W**2`` on its regularisable weights, divided
+    by the rows of each batch when ``per_row`` (scikit-learn's ``alpha``)."""
 
     network: Layer
     loss_name: str
     loss_fn: Callable
     l1: float = 0.0
     l2: float = 0.0
+    per_row: bool = False
 
     @classmethod
-    def create(cls, network: Layer, loss: str | Callable, l1: float, l2: float) -> Objective:
+    def create(
+        cls, network: Layer, loss: str | Callable, l1: float, l2: float, per_row: bool = False
+    ) -> Objective:
         """Check the arguments (naming each) and build the objective."""
         if not isinstance(network, Layer):
             raise SymnnTypeError(
@@ -55,7 +59,8 @@ class Objective:
         else:
             raise SymnnTypeError(f"loss must be a name or a callable; got {describe(loss)}.")
         l1 = float(check_positive(l1, "l1", allow_zero=True))
-        return cls(network, name, fn, l1, float(check_positive(l2, "l2", allow_zero=True)))
+        l2 = float(check_positive(l2, "l2", allow_zero=True))
+        return cls(network, name, fn, l1, l2, bool(per_row))
 
     @property
     def dtype(self) -> str:
@@ -86,7 +91,10 @@ class Objective:
         data_loss = costs.aggregate(self.loss_fn(out, target))
         if data_loss.type.ndim != 0:
             raise SymnnValueError(f"loss {self.loss_name!r} did not reduce to a scalar.")
-        objective = pt.cast(data_loss + self._penalty(), self.dtype)
+        penalty = self._penalty()
+        if self.per_row and not isinstance(penalty, int):
+            penalty = penalty / pt.cast(x.shape[0], self.dtype)
+        objective = pt.cast(data_loss + penalty, self.dtype)
         metrics = {"accuracy": costs.accuracy(out, y)} if kind == "labels" else {}
         return objective, out, metrics
 

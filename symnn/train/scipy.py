@@ -181,12 +181,13 @@ class ScipyTrainer:
         loss: str | Callable = "categorical_crossentropy",
         l1: float = 0.0,
         l2: float = 0.0,
+        penalty_per_row: bool = False,
         seed: Any = 0,
         mode: Any = None,
         options: dict | None = None,
         blas_threads: int | str = "auto",
     ):
-        self.objective = Objective.create(network, loss, l1, l2)
+        self.objective = Objective.create(network, loss, l1, l2, penalty_per_row)
         self.method = METHODS[check_choice(method, "method", METHODS)]
         self.options = dict(options or {})
         self.mode = mode
@@ -202,6 +203,9 @@ class ScipyTrainer:
     loss_name = property(lambda self: self.objective.loss_name, doc="The loss's name.")
     l1 = property(lambda self: self.objective.l1, doc="The L1 coefficient.")
     l2 = property(lambda self: self.objective.l2, doc="The L2 coefficient.")
+    penalty_per_row = property(
+        lambda self: self.objective.per_row, doc="Penalties divided by each batch's rows."
+    )
     dtype = property(lambda self: self.objective.dtype, doc="The network's float type.")
 
     def __repr__(self) -> str:
@@ -276,6 +280,7 @@ class ScipyTrainer:
             "loss": self.loss_name,
             "l1": self.l1,
             "l2": self.l2,
+            "penalty_per_row": self.penalty_per_row,
             "mode": self.mode,
             "options": dict(self.options),
             "blas_threads": "auto" if self.blas_threads is None else self.blas_threads,

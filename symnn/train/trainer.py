@@ -142,6 +142,9 @@ class Trainer:
     l1, l2
         Penalty coefficients on the regularisable parameters (weights, not biases); the
         objective adds ``l1 * sum|W| + l2 / 2 * sum W**2``.
+    penalty_per_row
+        Divide the penalties by the number of rows of each batch, as scikit-learn's ``alpha``
+        does (``alpha / (2 n) * sum W**2``); off, they are added once per batch.
     max_norm
         Rescale the joint gradient norm to at most this (``total_norm_constraint``).
     guard
@@ -181,6 +184,7 @@ class Trainer:
         learning_rate: float = DEFAULTS["learning_rate"],
         l1: float = 0.0,
         l2: float = 0.0,
+        penalty_per_row: bool = False,
         max_norm: float | None = None,
         guard: bool = True,
         seed: Any = 0,
@@ -188,7 +192,7 @@ class Trainer:
         blas_threads: int | str = "auto",
         **optimizer_kwargs: Any,
     ):
-        self.objective = Objective.create(network, loss, l1, l2)
+        self.objective = Objective.create(network, loss, l1, l2, penalty_per_row)
         self.optimizer_name, self.rule = _update_rule(optimizer)
         check_positive(learning_rate, "learning_rate")
         self.max_norm = None if max_norm is None else float(check_positive(max_norm, "max_norm"))
@@ -212,6 +216,9 @@ class Trainer:
     loss_fn = property(lambda self: self.objective.loss_fn, doc="The per-example loss.")
     l1 = property(lambda self: self.objective.l1, doc="The L1 coefficient.")
     l2 = property(lambda self: self.objective.l2, doc="The L2 coefficient.")
+    penalty_per_row = property(
+        lambda self: self.objective.per_row, doc="Penalties divided by each batch's rows."
+    )
     dtype = property(lambda self: self.objective.dtype, doc="The network's float type.")
 
     def __repr__(self) -> str:
@@ -273,7 +280,7 @@ class Trainer:
             spec = layer_to_spec(self.network)
             return json.dumps(
                 [spec, kind, self.loss_name, self.optimizer_name, self.optimizer_kwargs,
-                 self.l1, self.l2, self.max_norm, _mode_name(self.mode)],
+                 self.l1, self.l2, self.penalty_per_row, self.max_norm, _mode_name(self.mode)],
                 sort_keys=True,
             )  # fmt: skip
         except (SymnnValueError, SymnnTypeError, TypeError, ValueError):
@@ -375,6 +382,7 @@ class Trainer:
             "learning_rate": self.current_learning_rate(),
             "l1": self.l1,
             "l2": self.l2,
+            "penalty_per_row": self.penalty_per_row,
             "max_norm": self.max_norm,
             "guard": self.guard,
             "optimizer_kwargs": dict(self.optimizer_kwargs),
