@@ -32,8 +32,8 @@ from pytensor.compile import optdb
 from pytensor.graph.rewriting.basic import EquilibriumGraphRewriter, node_rewriter
 from pytensor.scalar import basic as ps
 from pytensor.tensor.basic import Alloc, ARange
-from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from pytensor.tensor.blas import Dot22
+from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from pytensor.tensor.math import Dot, Sum
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
 from pytensor.tensor.shape import Shape, Shape_i, SpecifyShape, specify_shape
