@@ -32,7 +32,7 @@ def setup():
 
     d = load_digits()
     X, y = d.X_train[:600], d.y_train[:600]
-    clf = MLPClassifier(hidden_layer_sizes=(32,), max_epochs=20, random_state=0, blas_threads=1)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, random_state=0, blas_threads=1)
     clf.fit(X, y)
     x = pt.matrix("x", dtype="float32", shape=(None, 64))
     objective = clf.network_(x, deterministic=True)[:, 3]

@@ -29,7 +29,9 @@ __all__ = [
     "categorical_crossentropy",
     "categorical_crossentropy_from_logits",
     "binary_crossentropy",
+    "binary_crossentropy_sum",
     "squared_error",
+    "half_squared_error",
     "nll",
     "accuracy",
     "aggregate",
@@ -159,6 +161,24 @@ def squared_error(a: TensorLike, b: TensorLike) -> TensorVariable:
     return pt.square(pt.as_tensor_variable(a) - pt.as_tensor_variable(b))
 
 
+def half_squared_error(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
+    """Per example ``sum((p - t) ** 2) / 2`` over the outputs (scikit-learn's MLPRegressor
+    objective, whose gradient is ``p - t``).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> p = pt.matrix("p", dtype="float64")
+    >>> half_squared_error(p, pt.zeros_like(p)).eval({p: np.array([[1.0, 2.0]])})
+    array([2.5])
+    """
+    return 0.5 * pt.sum(squared_error(predictions, targets), axis=-1)
+
+
+def binary_crossentropy_sum(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
+    """Per example :func:`binary_crossentropy` summed over the outputs (scikit-learn's loss
+    for binary and multilabel MLPClassifier: one logistic output per label)."""
+    return pt.sum(binary_crossentropy(predictions, targets), axis=-1)
+
+
 def accuracy(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
     """Fraction of correct predictions (a scalar).
 
@@ -204,5 +224,7 @@ LOSSES = {
     "crossentropy": categorical_crossentropy,
     "categorical_crossentropy_from_logits": categorical_crossentropy_from_logits,
     "binary_crossentropy": binary_crossentropy,
+    "binary_crossentropy_sum": binary_crossentropy_sum,
     "squared_error": squared_error,
+    "half_squared_error": half_squared_error,
 }

@@ -51,7 +51,7 @@ def digits():
 
 
 def _fit(X, y, seed):
-    clf = MLPClassifier(hidden_layer_sizes=(24,), max_epochs=15, random_state=seed, blas_threads=1)
+    clf = MLPClassifier(hidden_layer_sizes=(24,), max_iter=15, random_state=seed, blas_threads=1)
     return clf.fit(X, y)
 
 
@@ -135,7 +135,7 @@ GRID = {"alpha": [1e-4, 1e-3, 1e-2, 1e-1]}
 @pytest.fixture(scope="module")
 def serial_search(digits):
     X, y = digits
-    base = MLPClassifier(hidden_layer_sizes=(24,), max_epochs=15, random_state=0, blas_threads=1)
+    base = MLPClassifier(hidden_layer_sizes=(24,), max_iter=15, random_state=0, blas_threads=1)
     search = GridSearchCV(base, GRID, cv=KFold(3, shuffle=True, random_state=0), n_jobs=1)
     scores = search.fit(X, y).cv_results_["mean_test_score"]
     assert np.all(scores > 0.4) and scores.max() > 0.6, scores  # chance is 0.1
@@ -218,7 +218,7 @@ FIRST_COMPILES_SCRIPT = textwrap.dedent(
     def fit(seed):
         barrier.wait()
         try:
-            MLPClassifier(hidden_layer_sizes=(24,), max_epochs=2, random_state=seed).fit(
+            MLPClassifier(hidden_layer_sizes=(24,), max_iter=2, random_state=seed).fit(
                 d.X_train, d.y_train
             )
         except BaseException as exc:

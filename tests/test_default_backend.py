@@ -32,8 +32,8 @@ def test_sklearn_checks_on_the_default_backend(estimator, check):
 def test_predictions_do_not_depend_on_the_other_rows(digits):
     X, y = digits.X_train[:400], digits.y_train[:400]
     for est in (
-        MLPClassifier(hidden_layer_sizes=(100,), max_epochs=5, random_state=0),
-        MLPRegressor(hidden_layer_sizes=(100,), max_epochs=5, random_state=0),
+        MLPClassifier(hidden_layer_sizes=(100,), max_iter=5, random_state=0),
+        MLPRegressor(hidden_layer_sizes=(100,), max_iter=5, random_state=0),
     ):
         est.fit(X, y)
         method = est.predict_proba if hasattr(est, "predict_proba") else est.predict
@@ -44,7 +44,7 @@ def test_predictions_do_not_depend_on_the_other_rows(digits):
 
 def test_fixed_blas_threads_give_identical_estimators(digits):
     X, y = digits.X_train, digits.y_train
-    fits = [MLPClassifier(max_epochs=3, random_state=1, blas_threads=2).fit(X, y) for _ in range(2)]
+    fits = [MLPClassifier(max_iter=3, random_state=1, blas_threads=2).fit(X, y) for _ in range(2)]
     for a, b in zip(fits[0].network_.get_values(), fits[1].network_.get_values(), strict=True):
         np.testing.assert_array_equal(a, b)
 

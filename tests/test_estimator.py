@@ -1,6 +1,7 @@
 import pickle
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
@@ -14,7 +15,7 @@ from symnn.errors import SymnnValueError
 
 # Small, fast settings for scikit-learn's conformance checks (each check fits many times).
 FAST = dict(
-    hidden_layer_sizes=(16,), learning_rate=0.02, batch_size=32, max_epochs=60, random_state=0
+    hidden_layer_sizes=(16,), learning_rate_init=0.02, batch_size=32, max_iter=60, random_state=0
 )
 
 
@@ -31,7 +32,7 @@ def iris():
 def test_classifier_learns_iris_with_string_labels(iris):
     X, y = iris
     names = np.array(["setosa", "versicolor", "virginica"])[y]
-    clf = MLPClassifier(**{**FAST, "max_epochs": 150}).fit(X, names)
+    clf = MLPClassifier(**{**FAST, "max_iter": 150}).fit(X, names)
     assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
     assert clf.score(X, names) > 0.9
     assert clf.predict_proba(X).shape == (150, 3)
@@ -80,68 +81,73 @@ def test_blas_threads_reaches_the_trainer_and_is_a_hyperparameter(iris):
     assert MLPClassifier(**FAST).fit(X, y)._trainer.blas_threads is None  # "auto": tuned
 
 
-def test_partial_fit_and_warm_start(iris):
+def test_partial_fit_and_warm_start_count_as_scikit_learn_does(iris):
+    """``n_iter_`` counts the epochs of the last call (1 for ``partial_fit``), ``t_`` and
+    ``loss_curve_`` keep counting across calls; warm start continues from the weights."""
     X, y = iris
     clf = MLPClassifier(**FAST)
     clf.partial_fit(X, y, classes=[0, 1, 2])
     first = clf.loss_curve_[-1]
     for _ in range(20):
         clf.partial_fit(X, y)
-    assert clf.n_iter_ == 21 and clf.loss_curve_[-1] < first
-    warm = MLPClassifier(**{**FAST, "max_epochs": 5, "warm_start": True}).fit(X, y)
-    w0 = warm.network_.get_values()[0].copy()
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 21 and clf.t_ == 21 * len(X)
+    assert clf.loss_curve_[-1] < first
+    warm = MLPClassifier(**{**FAST, "max_iter": 5, "warm_start": True}).fit(X, y)
+    w0 = warm.coefs_[0]
     warm.fit(X, y)
-    assert warm.n_iter_ == 10 and not np.array_equal(w0, warm.network_.get_values()[0])
-    with pytest.raises(SymnnValueError, match="classes must be given"):
+    assert warm.n_iter_ == 5 and len(warm.loss_curve_) == 10
+    assert not np.array_equal(w0, warm.coefs_[0])
+    with pytest.raises(SymnnValueError, match="classes must be passed on the first call"):
         MLPClassifier().partial_fit(X, y)
 
 
 def test_early_stopping_records_validation_scores(iris):
     X, y = iris
     clf = MLPClassifier(
-        **{**FAST, "early_stopping": True, "max_epochs": 300, "n_iter_no_change": 5}
+        **{**FAST, "early_stopping": True, "max_iter": 300, "n_iter_no_change": 5}
     ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.n_iter_ < 300  # it stopped early
-    assert clf._trainer.history.best_epoch is not None
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert all(0 <= s <= 1 for s in clf.validation_scores_)  # accuracies
 
 
 def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(iris, monkeypatch):
-    from symnn import estimator
-    from symnn.train import EarlyStopping
+    from symnn.estimator import epochs
 
     seen = []
 
-    class Recording(EarlyStopping):
+    class Recording(epochs.SklearnEpochs):
         def on_epoch_end(self, trainer, epoch, logs):
-            seen.append((logs["val_loss"], trainer.network.get_values()))
-            return super().on_epoch_end(trainer, epoch, logs)
+            out = super().on_epoch_end(trainer, epoch, logs)
+            seen.append((self.est.validation_scores_[-1], trainer.network.get_values()))
+            return out
 
-    monkeypatch.setattr(estimator, "EarlyStopping", Recording)
+    monkeypatch.setattr("symnn.estimator.mlp.SklearnEpochs", Recording)
     X, y = iris
     clf = MLPClassifier(
-        **{**FAST, "early_stopping": True, "max_epochs": 300, "n_iter_no_change": 5}
+        **{**FAST, "early_stopping": True, "max_iter": 300, "n_iter_no_change": 5}
     ).fit(X, y)
-    best, best_loss = None, np.inf  # the rule: an improvement by more than tol
-    for i, (loss, _) in enumerate(seen):
-        if loss < best_loss - clf.tol:
-            best, best_loss = i, loss
+    best = int(np.argmax([score for score, _ in seen]))  # the first epoch with the best score
     assert best < len(seen) - 1  # it stopped after the best epoch, not at it
     for a, b in zip(seen[best][1], clf.network_.get_values(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("optimizer", ["l-bfgs-b", "sgd", "momentum"])
-def test_other_optimizers(iris, optimizer):
+@pytest.mark.parametrize("solver", ["lbfgs", "l-bfgs-b", "sgd", "momentum"])
+def test_other_optimizers(iris, solver):
     X, y = iris
-    clf = MLPClassifier(**{**FAST, "optimizer": optimizer, "learning_rate": 0.05}).fit(X, y)
+    clf = MLPClassifier(**{**FAST, "solver": solver, "learning_rate_init": 0.05})
+    if solver in ("lbfgs", "l-bfgs-b"):
+        clf.set_params(learning_rate_init=0.001, batch_size="auto")
+    clf.fit(X, y)
     assert clf.score(X, y) > 0.7
 
 
 def test_regressor_multi_output():
     X, Y = make_regression(200, 5, n_targets=2, noise=0.1, random_state=0)
     Y = Y / Y.std(axis=0)
-    reg = MLPRegressor(**{**FAST, "max_epochs": 200}).fit(X, Y)
+    reg = MLPRegressor(**{**FAST, "max_iter": 200}).fit(X, Y)
     assert reg.predict(X).shape == (200, 2) and reg.score(X, Y) > 0.9
 
 
@@ -149,9 +155,9 @@ def test_regressor_multi_output():
     "params, match",
     [
         ({"activation": "swish"}, "activation='swish' is not known"),
-        ({"optimizer": "adamw"}, "optimizer='adamw' is not known"),
+        ({"solver": "adamw"}, "solver='adamw' is not known"),
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
-        ({"learning_rate": 0}, "learning_rate=0"),
+        ({"learning_rate_init": 0}, "learning_rate_init=0"),
         ({"batch_size": 0}, "batch_size=0"),
         ({"dtype": "int8"}, "dtype='int8'"),
     ],
@@ -170,11 +176,13 @@ def test_early_stopping_with_auto_batch_on_a_small_data_set(iris):
     X, y = iris
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        clf = MLPClassifier(early_stopping=True, max_epochs=5, random_state=0).fit(X, y)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 5 epochs are not enough
+        clf = MLPClassifier(early_stopping=True, max_iter=5, random_state=0).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_ == 5
 
 
-def test_early_stopping_on_fewer_than_ten_samples_says_it_is_off(iris):
+def test_early_stopping_with_a_too_small_validation_set_is_an_error(iris):
+    """As in scikit-learn: fewer than 2 validation rows is an error, not a silent switch."""
     X, y = iris
-    with pytest.warns(UserWarning, match="early_stopping=True needs at least 10 samples"):
-        MLPClassifier(early_stopping=True, max_epochs=2, random_state=0).fit(X[::17], y[::17])
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        MLPClassifier(early_stopping=True, max_iter=2, random_state=0).fit(X[::17], y[::17])

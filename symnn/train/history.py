@@ -20,7 +20,8 @@ class StopReason(Enum):
     INTERRUPTED = "interrupted"
     NON_FINITE = "non-finite"
     NO_DATA = "no-data"
-    SCIPY = "scipy"
+    SCIPY = "scipy"  #: scipy's optimiser converged
+    SCIPY_LIMIT = "scipy-limit"  #: scipy stopped without converging (an iteration limit, ...)
 
 
 @dataclass

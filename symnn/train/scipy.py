@@ -110,6 +110,10 @@ class _Stop(Exception):
         self.kind, self.reason = kind, reason
 
 
+#: scipy returned by itself (converged or at one of its limits)
+_SCIPY_ENDS = (StopReason.SCIPY, StopReason.SCIPY_LIMIT)
+
+
 def minimize_flat(
     fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
     theta0: np.ndarray,
@@ -136,7 +140,8 @@ def minimize_flat(
     except _Stop as stop:
         return last["theta"], stop.kind, stop.reason
     theta = res.x if np.isfinite(res.fun) else last["theta"]
-    return theta, StopReason.SCIPY, str(res.message)
+    why = StopReason.SCIPY if res.success else StopReason.SCIPY_LIMIT
+    return theta, why, str(res.message)
 
 
 class ScipyTrainer:
@@ -454,10 +459,10 @@ class _ScipyRun:
                 kind, reason = self._iterations(
                     flat, lo, hi, self.args["iterations_per_batch"], interrupted, None
                 )
-                if kind is not StopReason.SCIPY:
+                if kind not in _SCIPY_ENDS:
                     break
             loss = trainer.evaluate(self.X, self.y)["loss"]
-            going = kind is StopReason.SCIPY
+            going = kind in _SCIPY_ENDS
             stopped_by_callback = self._record_epoch(loss, t0, hooks=going)
             stop = stopped_by_callback if going else reason
             if stop:
