@@ -1,10 +1,11 @@
 import pickle
+import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -186,3 +187,120 @@ def test_early_stopping_with_a_too_small_validation_set_is_an_error(iris):
     X, y = iris
     with pytest.raises(ValueError, match="The validation set is too small"):
         MLPClassifier(early_stopping=True, max_iter=2, random_state=0).fit(X[::17], y[::17])
+
+
+# -- the drop-in: scikit-learn's meanings, checked against scikit-learn itself ----------------
+def _twin_cases():
+    from sklearn.datasets import make_multilabel_classification
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    Xr, yr = make_regression(120, 4, noise=1.0, random_state=0)
+    Xm, Ym = make_multilabel_classification(100, 6, n_classes=3, random_state=0)
+    return {
+        "multiclass sgd nesterov": ("C", X, y, {"solver": "sgd", "alpha": 0.1}),
+        "binary adam": ("C", X[y < 2], y[y < 2], {"solver": "adam", "alpha": 0.01}),
+        "multilabel adam": ("C", Xm / 10, Ym, {"solver": "adam"}),
+        "regression sgd momentum": (
+            "R", Xr, yr / yr.std(), {"solver": "sgd", "nesterovs_momentum": False}),
+        "regression invscaling": (
+            "R", Xr, yr / yr.std(), {"solver": "sgd", "learning_rate": "invscaling",
+                                     "learning_rate_init": 0.1}),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(_twin_cases()))
+def test_same_trajectory_as_scikit_learns_estimator(case):
+    """Same random_state, minibatches in order: scikit-learn's initial weights, alpha scale,
+    losses, update rules, schedules and fitted attributes, to float32 precision (this
+    failed before the drop-in: alpha was batch_size times stronger, the regression loss
+    lacked its 1/2, coefs_/n_layers_/... did not exist)."""
+    from sklearn import neural_network as sk
+
+    kind, X, y, params = _twin_cases()[case]
+    ours_cls, theirs_cls = (
+        (MLPClassifier, sk.MLPClassifier) if kind == "C" else (MLPRegressor, sk.MLPRegressor)
+    )
+    common = dict(hidden_layer_sizes=(7,), batch_size=16, shuffle=False, max_iter=6,
+                  random_state=3, **params)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = ours_cls(**common, dtype="float64").fit(X, y)
+        theirs = theirs_cls(**common).fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_", "best_loss_"):
+        assert getattr(ours, name) == pytest.approx(getattr(theirs, name)), name
+    if kind == "R":
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+    else:
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    if kind == "C":
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-6)
+        np.testing.assert_allclose(
+            ours.predict_log_proba(X), theirs.predict_log_proba(X), rtol=1e-6, atol=1e-9
+        )
+    float32 = ours_cls(**common).fit(X, y)  # the default: float32, the same to its precision
+    np.testing.assert_allclose(float32.loss_curve_, theirs.loss_curve_, rtol=2e-3)
+
+
+def test_lbfgs_matches_scikit_learn_and_warns_when_not_converged():
+    from sklearn.neural_network import MLPClassifier as Theirs
+
+    X, y = load_iris(return_X_y=True)
+    common = dict(solver="lbfgs", hidden_layer_sizes=(5,), max_iter=15, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge after 15"):
+        ours = MLPClassifier(**common, dtype="float64").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = Theirs(**common).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 15
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-3)
+
+
+def test_convergence_warning_and_the_stopping_rule(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
+        MLPClassifier(max_iter=3, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stopped by tol: no warning
+        clf = MLPClassifier(max_iter=500, tol=10.0, n_iter_no_change=2, random_state=0)
+        clf.fit(X, y)
+    from sklearn.neural_network import MLPClassifier as Theirs
+
+    theirs = Theirs(max_iter=500, tol=10.0, n_iter_no_change=2, random_state=0).fit(X, y)
+    assert clf.n_iter_ == theirs.n_iter_ == 4  # the first epoch, then 3 without improvement
+
+
+def test_former_spellings_warn_and_keep_working(iris):
+    X, y = iris
+    with pytest.warns(FutureWarning) as record:
+        clf = MLPClassifier(optimizer="sgd", learning_rate=0.05, max_epochs=4, random_state=0)
+        clf.fit(X, y)
+    said = " ".join(str(w.message) for w in record)
+    for new in ("solver='sgd'", "learning_rate_init=0.05", "max_iter=4"):
+        assert new in said
+    assert clf.n_iter_ == 4 and clf._trainer.optimizer_name == "nesterov_momentum"
+
+
+def test_sparse_input_and_float32_overflow_are_handled(iris):
+    import scipy.sparse as sp
+
+    X, y = iris
+    dense = MLPClassifier(max_iter=5, random_state=0).fit(X, y)
+    sparse = MLPClassifier(max_iter=5, random_state=0).fit(sp.csr_matrix(X), y)
+    np.testing.assert_array_equal(dense.coefs_[0], sparse.coefs_[0])
+    huge = X.copy()
+    huge[0, 0] = 1e300  # finite in float64, infinite in float32
+    with pytest.raises(SymnnValueError, match="beyond the range of dtype='float32'"):
+        MLPClassifier(max_iter=5).fit(huge, y)
+
+
+def test_parameters_a_solver_does_not_use_are_named(iris):
+    X, y = iris
+    with pytest.warns(UserWarning, match=r"momentum=0.5 has no effect with solver='adam'"):
+        MLPClassifier(momentum=0.5, max_iter=2).fit(X, y)
+    with pytest.warns(UserWarning, match=r"beta_1=0.5 has no effect with solver='sgd'"):
+        MLPClassifier(solver="sgd", beta_1=0.5, max_iter=2).fit(X, y)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")

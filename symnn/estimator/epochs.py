@@ -35,6 +35,8 @@ class SklearnEpochs(Callback):
         est.loss_ = float(logs["loss"])
         est.t_ += self.n_train
         est.loss_curve_.append(est.loss_)
+        if est.verbose:  # scikit-learn's verbose output, asked for by the user
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")  # noqa: T201
         self._count_no_improvement(trainer)
         self._end_of_epoch_rate(trainer)
         if est._no_improvement_count <= est.n_iter_no_change:
@@ -54,6 +56,8 @@ class SklearnEpochs(Callback):
         if self.validation is not None:
             score = est._validation_score(*self.validation)
             est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")  # noqa: T201
             if score < est.best_validation_score_ + est.tol:
                 est._no_improvement_count += 1
             else:

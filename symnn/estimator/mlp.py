@@ -20,10 +20,11 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -37,6 +38,21 @@ from .settings import ACTIVATIONS, Settings, resolve
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _REBUILD_LOCK = threading.Lock()
+
+
+class _OptimizerView:
+    def __init__(self, trainer):
+        self._trainer = trainer
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self._trainer.current_learning_rate())
+
+
+def resolve_quietly(est) -> Settings:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return resolve(est)
 
 
 class _BaseMLP(BaseEstimator):
@@ -114,6 +130,22 @@ class _BaseMLP(BaseEstimator):
 
     def _validation_score(self, X, y) -> float:
         raise NotImplementedError
+
+    def _check_solver(self) -> bool:
+        """``partial_fit`` exists only for minibatch solvers (as in scikit-learn)."""
+        if resolve_quietly(self).scipy_method is not None:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is "
+                "not stochastic."
+            )
+        return True
+
+    @property
+    def _optimizer(self) -> _OptimizerView:
+        """scikit-learn's optimizer attribute, as far as its tests read it: the current
+        ``learning_rate``."""
+        check_is_fitted(self, "network_")
+        return _OptimizerView(self._trainer)
 
     # -- fitted attributes, as scikit-learn names them -----------------------------------
     @property
@@ -253,20 +285,28 @@ class _BaseMLP(BaseEstimator):
         history = self._trainer.fit(
             *train, epochs=1 if incremental else settings.max_iter,
             batch_size=int(np.clip(batch, 1, n_train)), shuffle=bool(self.shuffle),
-            callbacks=[rule], progress=bool(self.verbose))  # fmt: skip
+            callbacks=[rule], progress=False)  # fmt: skip
         if history.stopped_by is StopReason.INTERRUPTED:
             warnings.warn("Training interrupted by user.", UserWarning, stacklevel=4)
+        if history.stopped_by is StopReason.NON_FINITE:
+            if self.early_stopping:
+                self.validation_scores_.append(np.nan)
+            warnings.warn(
+                f"Training stopped in epoch {self.n_iter_ + 1}: {history.stop_reason}. The "
+                "weights are those of the last finite update; lower learning_rate_init or "
+                "scale the data.", ConvergenceWarning, stacklevel=4)  # fmt: skip
         if self.early_stopping and rule.best_values is not None:
             self.network_.set_values(rule.best_values)
         if not incremental and not rule.stopped and self.n_iter_ == settings.max_iter:
-            warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({settings.max_iter}) reached and "
-                "the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)  # fmt: skip
+            message = (f"Stochastic Optimizer: Maximum iterations ({settings.max_iter}) reached "
+                       "and the optimization hasn't converged yet.")  # fmt: skip
+            warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
     def _split(self, X, y, targets, rng):
         """scikit-learn's early-stopping split (stratified for single-output classifiers)."""
         # as scikit-learn: stratified for a single output (binary classes), not otherwise
-        stratify = y if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
+        single = isinstance(self, ClassifierMixin) and self.n_outputs_ == 1
+        stratify = targets.astype(bool) if single else None
         X_train, X_val, t_train, _, _, y_val = train_test_split(
             X, targets, y, random_state=rng, test_size=self.validation_fraction,
             stratify=stratify)  # fmt: skip
@@ -294,12 +334,16 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, incremental=False)
 
     def _forward(self, X) -> np.ndarray:
+        """The network's outputs, in the float type of ``X`` (float64 for other inputs)."""
         check_is_fitted(self, "network_")
+        kind = getattr(X, "dtype", None)
+        out_dtype = kind if kind in (np.float32, np.float64) else np.float64
         X = self._check_X(X, reset=False)
         with _REBUILD_LOCK:  # several threads may predict with one unpickled estimator
             if self._trainer is None:  # after unpickling: compile again, lazily
                 self._trainer = Trainer(self.network_, loss=self._output()[1], seed=0)
-        return self._trainer.predict_proba(X)  # the trainer runs one call at a time
+        out = self._trainer.predict_proba(X)  # the trainer runs one call at a time
+        return out.astype(out_dtype, copy=False)
 
     # -- pickling: arrays and architecture, never compiled functions ----------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -402,14 +446,10 @@ n_iter_no_change, max_fun
             return "softmax", "categorical_crossentropy"
         return "logistic", "binary_crossentropy_sum"
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None):
         """One epoch over ``(X, y)``; ``classes`` (every label) is required on the first
         call. Only for minibatch solvers."""
-        if resolve(self).scipy_method is not None:
-            raise AttributeError(
-                f"partial_fit is only available for stochastic optimizers. {self.solver} is "
-                "not stochastic."
-            )
         first = not hasattr(self, "classes_")
         if first and classes is None:
             raise SymnnValueError("classes must be passed on the first call to partial_fit.")
@@ -427,7 +467,7 @@ n_iter_no_change, max_fun
         return self._fit(X, y, incremental=True)
 
     def _probabilities(self, X) -> np.ndarray:
-        out = self._forward(X).astype(np.float64)
+        out = self._forward(X)
         return out[:, 0] if self.n_outputs_ == 1 else out
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
@@ -447,7 +487,10 @@ n_iter_no_change, max_fun
         return self._binarizer.inverse_transform(p)
 
     def _validation_score(self, X, y) -> float:
-        return float(self.score(X, y))
+        p = self._probabilities(X)
+        if not np.isfinite(p).all():
+            return np.nan
+        return float(accuracy_score(y, self._binarizer.inverse_transform(p)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -476,22 +519,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _output(self) -> tuple[str, str]:
         return "identity", "half_squared_error"
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X: ArrayLike, y: ArrayLike):
         """One epoch over ``(X, y)``. Only for minibatch solvers."""
-        if resolve(self).scipy_method is not None:
-            raise AttributeError(
-                f"partial_fit is only available for stochastic optimizers. {self.solver} is "
-                "not stochastic."
-            )
         return self._fit(X, y, incremental=True)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predicted targets as float64 (1-D for a single output, as in scikit-learn)."""
-        out = self._forward(X).astype(np.float64)
+        """Predicted targets in the float type of ``X`` (1-D for a single output, as in
+        scikit-learn)."""
+        out = self._forward(X)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def _validation_score(self, X, y) -> float:
-        return float(r2_score(y, self.predict(X)))
+        p = self.predict(X)
+        return float(r2_score(y, p)) if np.isfinite(p).all() else np.nan
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

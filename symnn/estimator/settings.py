@@ -112,9 +112,7 @@ def _check_ranges(est, lr_init: float, max_iter: int) -> None:
         if not 0 <= getattr(est, name) < 1:
             raise SymnnValueError(f"{name}={getattr(est, name)!r} must be in [0, 1).")
     if not 0 < est.validation_fraction < 1:
-        raise SymnnValueError(
-            f"validation_fraction={est.validation_fraction!r} must be in (0, 1)."
-        )
+        raise SymnnValueError(f"validation_fraction={est.validation_fraction!r} must be in (0, 1).")
     batch = est.batch_size
     if not (isinstance(batch, str) and batch == "auto"):
         _check_number(batch, "batch_size", low=1, strict=False, integer=True)
@@ -169,9 +167,10 @@ _USED_BY = {
 def _warn_unused(est, solver: str, schedule: str) -> None:
     """scikit-learn accepts every hyperparameter; say which ones this solver does not use."""
     defaults = type(est)().get_params()
+    numeric_rate = not isinstance(est.learning_rate, str)  # the deprecated spelling: used
     unused = [n for n, used in _USED_BY.items()
               if solver not in used and getattr(est, n) != defaults[n]
-              and not (n == "learning_rate" and not isinstance(est.learning_rate, str))]  # fmt: skip
+              and not (n == "learning_rate" and numeric_rate)]  # fmt: skip
     if schedule != "invscaling" and est.power_t != defaults["power_t"] and solver == "sgd":
         unused.append("power_t")
     if unused:
