@@ -27,6 +27,7 @@ from ..nonlinearities import softmax
 from ..utils import as_rng, check_array, check_positive, describe
 from .engine import SCIPY
 from .maximize import MaximizeResult, draw_starts, maximize, resolve_bounds
+from .priors import GaussianPrior, gaussian_penalty
 
 __all__ = [
     "activation_maximization",
@@ -162,10 +163,14 @@ class _Graph:
     n_units: int
     has_probs: bool
     jitter_rng: Any = None  # shared generator of the jitter shifts
+    prior: dict[str, Any] | None = None  # shared arrays of a Gaussian prior
     lock: Any = field(default_factory=threading.RLock)  #: held for a whole call
 
-    def configure(self, row_units: np.ndarray, penalties: InputPenalties, seed: Any) -> None:
-        """Set the graph's shared settings for one call (the caller holds :attr:`lock`)."""
+    def configure(
+        self, row_units: np.ndarray, penalties: InputPenalties, seed: Any, prior: Any = None
+    ) -> None:
+        """Set the graph's shared settings for one call (the caller holds :attr:`lock`);
+        ``prior`` is ``(GaussianPrior, weight)`` for a graph built with one."""
         dtype = self.x.type.dtype
         n = len(row_units)
         self.unit_index.set_value(row_units)
@@ -175,6 +180,11 @@ class _Graph:
         self.same_unit.set_value(same.astype(dtype))
         for name in ("l2", "l1", "tv", "diversity"):
             self.coef[name].set_value(np.asarray(getattr(penalties, name), dtype=dtype))
+        if self.prior is not None:
+            model, weight = prior
+            for name, value in model.arrays(dtype).items():
+                self.prior[name].set_value(value)
+            self.coef["prior"].set_value(np.asarray(weight, dtype=dtype))
 
     def rows(self, result, row_units, n_starts: int, reference, top_k: int) -> list[UnitResult]:
         """The report's rows: each start's activations, best and last, probability and, with
@@ -276,13 +286,35 @@ def _typical_nn_distance(ref: np.ndarray, sample: int = 200, pool: int = 5000) -
     return float(np.median(_nearest_distances(probe, pool_rows, exclude_self=True)))
 
 
-def _graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
+@dataclass(frozen=True)
+class _GraphKey:
+    """What makes two activation-maximisation graphs of one network differ."""
+
+    index: int
+    preactivation: bool
+    probability: bool
+    image_shape: tuple[int, ...] | None
+    jitter: int
+    prior: bool
+    mode: str
+
+
+def _graph(network, key: _GraphKey, mode) -> _Graph:
     with _GRAPHS_LOCK:
-        return _build_graph(network, index, preactivation, probability, image_shape, jitter, mode)
+        return _build_graph(network, key, mode)
 
 
-def _build_graph(network, index, preactivation, probability, image_shape, jitter, mode) -> _Graph:
-    key = (index, preactivation, probability, image_shape, int(jitter), repr(mode))
+def _prior_arrays(dtype: str) -> dict[str, Any]:
+    shapes = {"mean": (1,), "components": (1, 1), "inv_variances": (1,), "inv_rest": ()}
+    return {
+        name: pytensor.shared(np.zeros(shape, dtype=dtype), name=f"prior.{name}")
+        for name, shape in shapes.items()
+    }
+
+
+def _build_graph(network, key: _GraphKey, mode) -> _Graph:
+    index, preactivation, probability = key.index, key.preactivation, key.probability
+    image_shape, jitter = key.image_shape, key.jitter
     per_net = _GRAPHS.setdefault(network, {})
     if key in per_net:
         return per_net[key]
@@ -292,7 +324,7 @@ def _build_graph(network, index, preactivation, probability, image_shape, jitter
     same_unit = pytensor.shared(np.zeros((1, 1), dtype=dtype), name="same_unit")
     coef = {
         k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
-        for k in ("l2", "l1", "tv", "diversity")
+        for k in ("l2", "l1", "tv", "diversity", "prior")
     }
     inp, rng_updates, rng = x, {}, None
     if jitter:
@@ -312,6 +344,9 @@ def _build_graph(network, index, preactivation, probability, image_shape, jitter
         objective = objective - coef["tv"] * _total_variation(img)
     sim = pt.dot(x, x.T) / np.asarray(network.n_in, dtype=dtype)
     objective = objective - coef["diversity"] * pt.sum(same_unit * sim, axis=1)
+    prior = _prior_arrays(dtype) if key.prior else None
+    if prior is not None:
+        objective = objective - coef["prior"] * gaussian_penalty(x, prior, network.n_in)
     objective = attach_updates(objective, rng_updates)
     plain = unit_activations(network, x, index, preactivation=preactivation and not probability)
     outs = [plain]
@@ -322,7 +357,9 @@ def _build_graph(network, index, preactivation, probability, image_shape, jitter
     n_units = _layers(network)[index].output_size(None) or int(
         np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1]
     )
-    graph = _Graph(x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs, rng)
+    graph = _Graph(
+        x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs, rng, prior
+    )
     per_net[key] = graph
     return graph
 
@@ -497,6 +534,8 @@ def activation_maximization(
     image_shape: tuple[int, ...] | None = None,
     reference=None,
     top_k: int = 5,
+    prior: str | GaussianPrior | None = "auto",
+    prior_weight: float | None = None,
     mode: Any = None,
     blas_threads: int | str = "auto",
     **penalty_values: Any,
@@ -526,8 +565,20 @@ def activation_maximization(
         An :class:`InputPenalties`, or its fields as keywords (``l2=0.1, tv=0.3``).
     image_shape
         The inputs' image shape, for ``tv``, ``blur_every`` and ``jitter`` and the report.
+    x0
+        Starts: an array (one row per unit and start), None (uniform in the box),
+        ``"mean"`` (the mean reference input) or ``"class-mean"`` (for class units, the mean
+        reference input of the unit's class; needs ``reference=(X, y)``).
+    prior, prior_weight
+        A density prior on the input: ``"gaussian"`` (a :class:`~symnn.inputopt.priors.
+        GaussianPrior` fitted to ``reference``), a fitted ``GaussianPrior``, or None (plain
+        activation maximisation). ``"auto"`` (default) is ``"gaussian"`` when ``reference``
+        is given, else None. The ascent maximises ``activation - prior_weight * penalty``,
+        the penalty being about 0.5 for a real input; ``prior_weight`` defaults to
+        :data:`DEFAULT_PRIOR_WEIGHT`.
     reference, top_k
-        Inputs (e.g. the training set): each row then reports its unit's highest activation
+        Inputs ``X`` or ``(X, labels)`` (e.g. the training set): each row then reports its
+        unit's highest activation
         on them, the unit's ``top_k`` reference inputs (dataset examples) and two realism
         figures: ``top_corr``, the correlation of the found input with the mean of those
         examples, and ``nn_ratio``, its distance to the nearest reference input over the
@@ -543,14 +594,16 @@ def activation_maximization(
     learning_rate = 0.05 if learning_rate is None and method not in SCIPY else learning_rate
     check_positive(n_starts, "n_starts", integer=True)
     check_positive(top_k, "top_k", integer=True)
-    graph = _graph(
-        network, index, preactivation, bool(probability), image_shape, int(penalties.jitter), mode
-    )
+    reference, labels = _reference_parts(reference, network)
+    density = _resolve_prior(prior, prior_weight, reference, network)
+    key = _GraphKey(index, preactivation, bool(probability), image_shape, int(penalties.jitter),
+                    density is not None, repr(mode))  # fmt: skip
+    graph = _graph(network, key, mode)
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
-        x0 = _starts(network, x0, len(row_units), seed, bounds)
-        graph.configure(row_units, penalties, seed)
+        x0 = _starts(network, x0, row_units, seed, bounds, (reference, labels))
+        graph.configure(row_units, penalties, seed, density)
         ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
         result = maximize(
             graph.objective, graph.x, x0=x0, tol=tol, mode=mode, blas_threads=blas_threads,
@@ -566,15 +619,86 @@ def activation_maximization(
         "steps": steps,
         "learning_rate": learning_rate,
         **asdict(penalties),
+        "prior": None if density is None else "gaussian",
+        "prior_weight": None if density is None else density[1],
         "n_starts": n_starts,
         "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
     }
     return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)
 
 
-def _starts(network: Layer, x0: Any, n: int, seed: Any, bounds: Any) -> np.ndarray:
-    """One start per unit and start index: ``x0`` checked, or drawn in the box."""
+#: the prior weight when none is given (measured: docs/performance.md, "Readable activation
+#: maximisation")
+DEFAULT_PRIOR_WEIGHT = 1.0
+
+
+def _reference_parts(reference: Any, network: Layer) -> tuple[np.ndarray | None, Any]:
+    """``reference`` as ``(X, labels or None)``, ``X`` checked against the network."""
+    if reference is None:
+        return None, None
+    labels = None
+    if isinstance(reference, tuple):
+        if len(reference) != 2:
+            raise SymnnValueError("reference must be X or a pair (X, labels).")
+        reference, labels = reference
+        labels = np.asarray(labels)
+    X = check_array(reference, "reference", ndim=2, dtype=network.dtype, n_features=network.n_in)
+    if labels is not None and labels.shape != (len(X),):
+        raise SymnnValueError(f"reference labels have shape {labels.shape}; expected ({len(X)},).")
+    return X, labels
+
+
+def _resolve_prior(prior: Any, weight: Any, reference, network: Layer):
+    """``(GaussianPrior, weight)`` or None."""
+    if isinstance(prior, str) and prior == "auto":
+        prior = "gaussian" if reference is not None else None
+    if prior is None:
+        if weight is not None:
+            raise SymnnValueError(f"prior_weight={weight!r} has no effect without a prior.")
+        return None
+    if isinstance(prior, str):
+        if prior != "gaussian":
+            raise SymnnValueError(
+                f"prior={prior!r} is not known; expected 'auto', 'gaussian', a GaussianPrior "
+                "or None."
+            )
+        if reference is None:
+            raise SymnnValueError("prior='gaussian' needs reference inputs to fit it to.")
+        prior = GaussianPrior.fit(reference)
+    if not isinstance(prior, GaussianPrior) or prior.width != network.n_in:
+        raise SymnnTypeError(
+            f"prior must be a GaussianPrior of width {network.n_in}; got {describe(prior)}."
+        )
+    weight = DEFAULT_PRIOR_WEIGHT if weight is None else weight
+    return prior, float(check_positive(weight, "prior_weight", allow_zero=True))
+
+
+def _data_starts(kind: str, row_units: np.ndarray, reference) -> np.ndarray:
+    X, labels = reference
+    if X is None:
+        raise SymnnValueError(f"x0={kind!r} needs reference inputs.")
+    if kind == "mean":
+        return np.repeat(X.mean(axis=0, keepdims=True), len(row_units), axis=0)
+    if labels is None:
+        raise SymnnValueError("x0='class-mean' needs reference=(X, labels).")
+    missing = sorted(set(row_units.tolist()) - set(labels.tolist()))
+    if missing:
+        raise SymnnValueError(f"x0='class-mean': no reference input has label {missing[0]}.")
+    means = {u: X[labels == u].mean(axis=0) for u in set(row_units.tolist())}
+    return np.stack([means[u] for u in row_units.tolist()])
+
+
+def _starts(network: Layer, x0: Any, row_units, seed: Any, bounds: Any, reference) -> np.ndarray:
+    """One start per unit and start index: ``x0`` checked, taken from the reference data
+    (``"mean"``, ``"class-mean"``), or drawn in the box."""
+    n = len(row_units)
     lo, hi = resolve_bounds(bounds, network.n_in, network.dtype)
+    if isinstance(x0, str):
+        if x0 not in ("mean", "class-mean"):
+            raise SymnnValueError(
+                f"x0={x0!r} is not known; expected an array, None, 'mean' or 'class-mean'."
+            )
+        x0 = np.clip(_data_starts(x0, row_units, reference), lo, hi)
     x0 = draw_starts(network.dtype, x0, n, seed, (lo, hi))
     if len(x0) != n:
         raise SymnnValueError(f"x0 has {len(x0)} rows; expected one per unit and start ({n}).")
