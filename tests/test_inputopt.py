@@ -97,6 +97,7 @@ def test_ten_class_units_in_one_call_end_as_their_class(digits_net):
         learning_rate=0.05,
         image_shape=(8, 8),
         reference=data.X_train,
+        prior=None,  # plain activation maximisation: the objective is the activation
     )
     assert report.x.shape == (10, 64)
     assert np.all(report.x >= 0) and np.all(report.x <= 1)

@@ -12,7 +12,7 @@ import json
 import threading
 import warnings
 import weakref
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -167,26 +167,41 @@ class _Graph:
     lock: Any = field(default_factory=threading.RLock)  #: held for a whole call
 
     def configure(
-        self, row_units: np.ndarray, penalties: InputPenalties, seed: Any, prior: Any = None
+        self, rows: _Rows, penalties: InputPenalties, seed: Any, prior: Any = None
     ) -> None:
         """Set the graph's shared settings for one call (the caller holds :attr:`lock`);
-        ``prior`` is ``(GaussianPrior, weight)`` for a graph built with one."""
+        ``prior`` is ``(GaussianPrior, per-row weights)`` for a graph built with one."""
         dtype = self.x.type.dtype
-        n = len(row_units)
-        self.unit_index.set_value(row_units)
+        n = len(rows.units)
+        self.unit_index.set_value(rows.units)
         if self.jitter_rng is not None:  # the same seed gives the same shifts
             self.jitter_rng.set_value(np.random.default_rng(as_rng(seed).integers(2**31 - 1)))
-        same = (row_units[:, None] == row_units[None, :]) & ~np.eye(n, dtype=bool)
+        group = rows.units * len(rows.weights_of) + rows.weight_index  # one weight, one unit
+        same = (group[:, None] == group[None, :]) & ~np.eye(n, dtype=bool)
         self.same_unit.set_value(same.astype(dtype))
         for name in ("l2", "l1", "tv", "diversity"):
             self.coef[name].set_value(np.asarray(getattr(penalties, name), dtype=dtype))
         if self.prior is not None:
-            model, weight = prior
+            model, weights = prior
             for name, value in model.arrays(dtype).items():
                 self.prior[name].set_value(value)
-            self.coef["prior"].set_value(np.asarray(weight, dtype=dtype))
+            self.prior["weight"].set_value(np.asarray(weights, dtype=dtype))
 
-    def rows(self, result, row_units, n_starts: int, reference, top_k: int) -> list[UnitResult]:
+    @staticmethod
+    def prior_weights(density, rows: _Rows, acts: np.ndarray | None):
+        """``(prior, per-row weights)``: each row's relative weight times its unit's
+        activation spread on the reference inputs (best minus mean), so that one weight
+        suits units of any scale; without reference activations, the weight itself."""
+        if density is None:
+            return None
+        model, _ = density
+        relative = np.asarray(rows.weights_of)[rows.weight_index]
+        if acts is None:
+            return model, relative
+        spread = np.maximum(acts.max(axis=0) - acts.mean(axis=0), 1e-6)
+        return model, relative * spread[rows.units]
+
+    def rows(self, result, row_units, n_starts: int, ref_pair, top_k: int) -> list[UnitResult]:
         """The report's rows: each start's activations, best and last, probability and, with
         ``reference``, the unit's best activation there, its ``top_k`` reference inputs and
         how much the found input looks like real data."""
@@ -197,7 +212,7 @@ class _Graph:
         probs = np.asarray(measured[1])[pick] if self.has_probs else [None] * n
         last = result.x_last if result.x_last is not None else result.x
         final = np.asarray(self.measure(last.astype(dtype))[0])[pick]
-        ref, acts = self.reference_activations(reference)
+        ref, acts = ref_pair
         ref_max = None if acts is None else acts.max(axis=0)
         real = _Realism(ref, acts, row_units, top_k).measure(result.x) if acts is not None else None
         rows = [
@@ -287,6 +302,52 @@ def _typical_nn_distance(ref: np.ndarray, sample: int = 200, pool: int = 5000) -
 
 
 @dataclass(frozen=True)
+class _Rows:
+    """The rows of one call: each row's unit and the index of its prior weight in
+    ``weights_of`` (several weights per unit and start when the weight is chosen per unit)."""
+
+    units: np.ndarray
+    weight_index: np.ndarray
+    weights_of: tuple[float, ...]
+
+    @classmethod
+    def expand(cls, row_units: np.ndarray, weights: tuple[float, ...]) -> _Rows:
+        k = len(weights)
+        return cls(np.repeat(row_units, k), np.tile(np.arange(k), len(row_units)), weights)
+
+
+#: the relative prior weights tried per unit when none is given (one compiled call): each
+#: unit keeps the strongest under which it still beats its best reference input
+AUTO_PRIOR_WEIGHTS = (0.5, 1.0, 2.0, 4.0)
+
+
+def _choose_weights(graph: _Graph, result, rows: _Rows, acts) -> np.ndarray:
+    """Per (unit, start), the row of the strongest weight whose input still activates the
+    unit beyond its best reference input (else the weakest weight's row)."""
+    k = len(rows.weights_of)
+    n = len(rows.units)
+    activation = np.asarray(graph.measure(result.x.astype(graph.x.type.dtype))[0])
+    reached = activation[np.arange(n), rows.units] > acts.max(axis=0)[rows.units]
+    chosen = []
+    for start in range(0, n, k):
+        ok = [i for i in range(start, start + k) if reached[i]]
+        chosen.append(max(ok, key=lambda i: rows.weight_index[i]) if ok else start)
+    return np.asarray(chosen)
+
+
+def _subset(result: MaximizeResult, keep: np.ndarray) -> MaximizeResult:
+    """``result`` restricted to the rows ``keep``."""
+    return replace(
+        result,
+        x=result.x[keep],
+        value=result.value[keep],
+        history=result.history[:, keep] if result.history.ndim == 2 else result.history,
+        at_bounds=result.at_bounds[keep],
+        x_last=None if result.x_last is None else result.x_last[keep],
+    )
+
+
+@dataclass(frozen=True)
 class _GraphKey:
     """What makes two activation-maximisation graphs of one network differ."""
 
@@ -305,7 +366,8 @@ def _graph(network, key: _GraphKey, mode) -> _Graph:
 
 
 def _prior_arrays(dtype: str) -> dict[str, Any]:
-    shapes = {"mean": (1,), "components": (1, 1), "inv_variances": (1,), "inv_rest": ()}
+    shapes = {"mean": (1,), "components": (1, 1), "inv_variances": (1,), "inv_rest": (),
+              "weight": (1,)}  # fmt: skip
     return {
         name: pytensor.shared(np.zeros(shape, dtype=dtype), name=f"prior.{name}")
         for name, shape in shapes.items()
@@ -324,7 +386,7 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
     same_unit = pytensor.shared(np.zeros((1, 1), dtype=dtype), name="same_unit")
     coef = {
         k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
-        for k in ("l2", "l1", "tv", "diversity", "prior")
+        for k in ("l2", "l1", "tv", "diversity")
     }
     inp, rng_updates, rng = x, {}, None
     if jitter:
@@ -346,7 +408,7 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
     objective = objective - coef["diversity"] * pt.sum(same_unit * sim, axis=1)
     prior = _prior_arrays(dtype) if key.prior else None
     if prior is not None:
-        objective = objective - coef["prior"] * gaussian_penalty(x, prior, network.n_in)
+        objective = objective - prior["weight"] * gaussian_penalty(x, prior, network.n_in)
     objective = attach_updates(objective, rng_updates)
     plain = unit_activations(network, x, index, preactivation=preactivation and not probability)
     outs = [plain]
@@ -504,6 +566,7 @@ class UnitResult:
     top_examples: list[int] | None = None  #: the unit's top reference inputs (indices)
     top_corr: float | None = None  #: Pearson correlation with the mean of those inputs
     nn_ratio: float | None = None  #: nearest reference distance / typical NN distance
+    prior_weight: float | None = None  #: the relative weight of the density prior used
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -574,8 +637,13 @@ def activation_maximization(
         GaussianPrior` fitted to ``reference``), a fitted ``GaussianPrior``, or None (plain
         activation maximisation). ``"auto"`` (default) is ``"gaussian"`` when ``reference``
         is given, else None. The ascent maximises ``activation - prior_weight * penalty``,
-        the penalty being about 0.5 for a real input; ``prior_weight`` defaults to
-        :data:`DEFAULT_PRIOR_WEIGHT`.
+        the penalty being about 0.5 for a real input. ``prior_weight`` is relative to the
+        unit's activation spread on the reference (its best minus its mean), so one value
+        suits units of any scale. By default each unit and start runs with every weight of
+        :data:`AUTO_PRIOR_WEIGHTS` in the same compiled call and keeps the strongest under
+        which it still beats its best reference input (``row.prior_weight`` says which);
+        without reference inputs (a fitted ``GaussianPrior`` given) the weight is absolute,
+        :data:`DEFAULT_PRIOR_WEIGHT` by default.
     reference, top_k
         Inputs ``X`` or ``(X, labels)`` (e.g. the training set): each row then reports its
         unit's highest activation
@@ -603,14 +671,24 @@ def activation_maximization(
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
         x0 = _starts(network, x0, row_units, seed, bounds, (reference, labels))
-        graph.configure(row_units, penalties, seed, density)
+        ref_pair = graph.reference_activations(reference)
+        rows = _Rows.expand(row_units, _weight_candidates(density, ref_pair[1]))
+        graph.configure(rows, penalties, seed, graph.prior_weights(density, rows, ref_pair[1]))
         ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
         result = maximize(
-            graph.objective, graph.x, x0=x0, tol=tol, mode=mode, blas_threads=blas_threads,
-            every=penalties.every(image_shape), **ascent,
+            graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0), tol=tol,
+            mode=mode, blas_threads=blas_threads, every=penalties.every(image_shape), **ascent,
         )  # fmt: skip
-        rows = graph.rows(result, row_units, n_starts, reference, top_k)
-    _warn_if_stuck(rows)
+        if len(rows.weights_of) > 1:
+            keep = _choose_weights(graph, result, rows, ref_pair[1])
+            result, chosen = _subset(result, keep), np.asarray(rows.weights_of)[
+                rows.weight_index[keep]]  # fmt: skip
+        else:
+            chosen = np.full(len(row_units), rows.weights_of[0])
+        report_rows = graph.rows(result, row_units, n_starts, ref_pair, top_k)
+    for row, weight in zip(report_rows, chosen):
+        row.prior_weight = None if density is None else float(weight)
+    _warn_if_stuck(report_rows)
     settings = {
         "layer": index,
         "preactivation": preactivation,
@@ -620,16 +698,16 @@ def activation_maximization(
         "learning_rate": learning_rate,
         **asdict(penalties),
         "prior": None if density is None else "gaussian",
-        "prior_weight": None if density is None else density[1],
+        "prior_weight": None if density is None else density[1] or "auto",
         "n_starts": n_starts,
         "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
     }
-    return ActivationReport(unit_list, result.x, rows, result, image_shape, settings)
+    return ActivationReport(unit_list, result.x, report_rows, result, image_shape, settings)
 
 
 #: the prior weight when none is given (measured: docs/performance.md, "Readable activation
 #: maximisation")
-DEFAULT_PRIOR_WEIGHT = 1.0
+DEFAULT_PRIOR_WEIGHT = 2.0
 
 
 def _reference_parts(reference: Any, network: Layer) -> tuple[np.ndarray | None, Any]:
@@ -669,8 +747,18 @@ def _resolve_prior(prior: Any, weight: Any, reference, network: Layer):
         raise SymnnTypeError(
             f"prior must be a GaussianPrior of width {network.n_in}; got {describe(prior)}."
         )
-    weight = DEFAULT_PRIOR_WEIGHT if weight is None else weight
+    if weight is None:
+        return prior, None  # chosen per unit among AUTO_PRIOR_WEIGHTS
     return prior, float(check_positive(weight, "prior_weight", allow_zero=True))
+
+
+def _weight_candidates(density, acts) -> tuple[float, ...]:
+    """The relative prior weights each unit and start runs with."""
+    if density is None:
+        return (0.0,)
+    if density[1] is not None:
+        return (density[1],)
+    return AUTO_PRIOR_WEIGHTS if acts is not None else (DEFAULT_PRIOR_WEIGHT,)
 
 
 def _data_starts(kind: str, row_units: np.ndarray, reference) -> np.ndarray:

@@ -1,0 +1,118 @@
+"""The Gaussian density prior of activation maximisation and the starts from data."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from symnn.errors import SymnnValueError
+from symnn.inputopt import activation_maximization
+from symnn.inputopt.priors import PRIOR_ARRAYS, GaussianPrior, gaussian_penalty
+
+
+@pytest.fixture(scope="module")
+def prior(rng_module=None):
+    rng = np.random.default_rng(11)
+    mixing = rng.normal(size=(6, 6))
+    X = rng.normal(size=(400, 6)) @ mixing + 3.0
+    return X, GaussianPrior.fit(X, n_components=3)
+
+
+def test_fit_is_a_pca_with_an_isotropic_rest(prior):
+    X, model = prior
+    np.testing.assert_allclose(model.mean, X.mean(axis=0))
+    np.testing.assert_allclose(model.components @ model.components.T, np.eye(3), atol=1e-12)
+    values = np.sort(np.linalg.eigvalsh(np.cov(X.T)))[::-1]
+    np.testing.assert_allclose(model.variances, values[:3], rtol=1e-10)
+    assert model.rest_variance == pytest.approx(values[3:].mean())
+    # a real input scores about 0.5 (its Mahalanobis distance is about the width)
+    assert 0.3 < model.penalty_numpy(X).mean() < 0.7
+
+
+def _symbolic(model, dtype="float64"):
+    x = pt.matrix("x", dtype=dtype)
+    arrays = {k: pt.as_tensor_variable(v) for k, v in model.arrays(dtype).items()}
+    assert set(arrays) == set(PRIOR_ARRAYS)
+    return x, gaussian_penalty(x, arrays, model.width)
+
+
+def test_penalty_against_numpy_and_finite_differences(prior):
+    X, model = prior
+    x, penalty = _symbolic(model)
+    value = pytensor.function([x], penalty, mode="FAST_COMPILE")(X[:5])
+    np.testing.assert_allclose(value, model.penalty_numpy(X[:5]), rtol=1e-10)
+    # the full Mahalanobis form with the model's covariance
+    basis = np.linalg.svd(model.components.T, full_matrices=True)[0]
+    rest = basis[:, 3:]
+    cov = (model.components.T * model.variances) @ model.components + model.rest_variance * (
+        rest @ rest.T
+    )
+    z = X[:5] - model.mean
+    maha = np.einsum("ij,jk,ik->i", z, np.linalg.inv(cov), z)
+    np.testing.assert_allclose(value, maha / (2 * model.width), rtol=1e-8)
+    arrays = {k: pt.as_tensor_variable(v) for k, v in model.arrays("float64").items()}
+    pytensor.gradient.verify_grad(
+        lambda v: gaussian_penalty(v, arrays, model.width).sum(),
+        [X[:4]],
+        rng=np.random.default_rng(0),
+    )
+
+
+@pytest.fixture(scope="module")
+def digits_net():
+    from symnn.datasets import load_digits
+    from symnn.layers import mlp
+    from symnn.train import Trainer
+
+    data = load_digits()
+    trainer = Trainer(mlp([64, 100, 10], rng=0), learning_rate=1e-2)
+    trainer.fit(data.X_train, data.y_train, epochs=30, batch_size=32, progress=False)
+    return trainer.network, data
+
+
+def _class_mean_corr(x, X, y):
+    out = []
+    for c in range(10):
+        a, b = x[c] - x[c].mean(), X[y == c].mean(axis=0)
+        b = b - b.mean()
+        out.append((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+    return float(np.mean(out))
+
+
+def test_with_a_reference_the_default_prior_makes_inputs_look_like_their_class(digits_net):
+    net, data = digits_net
+    X, y = data.X_train, data.y_train
+    plain = activation_maximization(net, range(10), reference=X, prior=None, steps=200)
+    prior = activation_maximization(net, range(10), reference=X, x0="mean", steps=200)
+    assert plain.settings["prior"] is None and prior.settings["prior"] == "gaussian"
+    assert _class_mean_corr(prior.x, X, y) > _class_mean_corr(plain.x, X, y) + 0.1
+    assert all(row.exceeds_reference for row in prior.rows)  # still beyond every real input
+
+
+def test_starts_from_data(digits_net):
+    net, data = digits_net
+    X, y = data.X_train, data.y_train
+    kw = dict(steps=1, learning_rate=1e-9, prior=None)
+    mean = activation_maximization(net, [0, 1], reference=X, x0="mean", **kw)
+    np.testing.assert_allclose(mean.x, np.repeat(X.mean(axis=0, keepdims=True), 2, 0), atol=1e-6)
+    per_class = activation_maximization(net, [3, 7], reference=(X, y), x0="class-mean", **kw)
+    np.testing.assert_allclose(per_class.x[1], X[y == 7].mean(axis=0), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"prior": "gmm", "reference": "X"}, "prior='gmm' is not known"),
+        ({"prior": "gaussian"}, "needs reference inputs to fit it to"),
+        ({"prior": None, "prior_weight": 3.0}, "prior_weight=3.0 has no effect without a prior"),
+        ({"x0": "class-mean", "reference": "X"}, r"needs reference=\(X, labels\)"),
+        ({"x0": "median", "reference": "X"}, "x0='median' is not known"),
+        ({"prior_weight": -1.0, "reference": "X"}, "prior_weight=-1.0"),
+    ],
+)
+def test_bad_prior_arguments_are_named(digits_net, kwargs, match):
+    net, data = digits_net
+    if kwargs.get("reference") == "X":
+        kwargs = {**kwargs, "reference": data.X_train}
+    with pytest.raises(SymnnValueError, match=match):
+        activation_maximization(net, [0], steps=2, **kwargs)
