@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -269,11 +270,17 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
             parse_units(args.units, width)
     except ValueError as exc:
         raise _UsageError(f"--units/--layer: {exc}") from None
+    reference, prior = _reference_for(args, network.n_in)
     _compile_note("the ascent step")
     report = activation_maximization(
         network,
         args.units,
         layer=args.layer,
+        reference=reference,
+        prior=prior,
+        prior_weight=args.prior_weight,
+        x0=None if args.x0 == "random" else args.x0,
+        top_k=args.top_k,
         steps=args.steps,
         method=args.method,
         learning_rate=args.lr,
@@ -289,6 +296,33 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
     )
     _report_am(report, out, None, f"units {args.units} of layer {args.layer}")
     return 0
+
+
+def _reference_for(args: argparse.Namespace, n_in: int) -> tuple[Any, Any]:
+    """``(reference, prior)`` for ``symnn maximize``, every combination checked before
+    anything compiles."""
+    spec = args.reference
+    if spec == "auto":
+        from .datasets import fashion_mnist_available
+
+        spec = {64: "digits", 784: "fashion-mnist" if fashion_mnist_available() else None}.get(n_in)
+    if spec in (None, "none"):
+        if args.prior == "gaussian" or args.x0 != "random":
+            what = "--prior gaussian" if args.prior == "gaussian" else f"--x0 {args.x0}"
+            raise _UsageError(f"{what} needs --reference (a data set of the model's inputs)")
+        if args.prior_weight is not None:
+            raise _UsageError("--prior-weight has no effect without a reference and a prior")
+        return None, None
+    data = _load_data(spec, 0)
+    if data.X_train.shape[1] != n_in:
+        raise _UsageError(
+            f"--reference {spec}: its inputs have {data.X_train.shape[1]} features; the model "
+            f"takes {n_in}"
+        )
+    if args.prior == "none" and args.prior_weight is not None:
+        raise _UsageError("--prior-weight has no effect with --prior none")
+    prior = None if args.prior == "none" else args.prior
+    return (data.X_train, data.y_train), prior
 
 
 def _image_shape(args: argparse.Namespace, n_in: int) -> tuple[int, ...] | None:
@@ -410,8 +444,9 @@ def _demo_train(args: argparse.Namespace, data):
 
 
 def _demo_maximize(args: argparse.Namespace, trainer, data):
-    """The ten class units maximised in one compiled call."""
-    from .inputopt import InputPenalties, activation_maximization
+    """The ten class units maximised in one compiled call, under a Gaussian prior fitted to
+    the training images (its weight chosen per unit), from their class means."""
+    from .inputopt import activation_maximization
 
     _compile_note("the activation-maximisation step")
     t0 = time.perf_counter()
@@ -421,8 +456,8 @@ def _demo_maximize(args: argparse.Namespace, trainer, data):
         steps=args.steps,
         learning_rate=0.05,
         image_shape=(8, 8),
-        penalties=InputPenalties(l2=0.1, tv=0.3),
-        reference=data.X_train,
+        reference=(data.X_train, data.y_train),  # a Gaussian prior fitted to them, by default
+        x0="class-mean",
     )
     print(
         f"maximised all ten class units in one compiled call: {report.result.n_steps} steps "
@@ -554,10 +589,42 @@ def _maximize_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="maximise the class probability instead of the logit",
     )
+    _reference_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts")
     _blas_threads_option(p)
     p.add_argument("--out", default="symnn-maximize", help="output folder")
     p.set_defaults(func=_cmd_maximize)
+
+
+def _reference_arguments(p: argparse.ArgumentParser) -> None:
+    """``symnn maximize``'s options for real inputs: prior, starts and dataset examples."""
+    p.add_argument(
+        "--reference",
+        default="auto",
+        help="real inputs for the prior, the starts from data and the report's dataset "
+        "examples: digits, fashion-mnist, mnist:PATH, none, or auto (the data set whose "
+        "input width matches the model: Fashion-MNIST when installed for 784, digits for 64)",
+    )
+    p.add_argument(
+        "--prior",
+        default="auto",
+        choices=["auto", "gaussian", "none"],
+        help="density prior on the input (auto: gaussian when there is a reference)",
+    )
+    p.add_argument(
+        "--prior-weight",
+        type=_NONNEGATIVE,
+        default=None,
+        help="relative prior weight (default: chosen per unit, the strongest of 0.5/1/2/4 "
+        "under which the unit still beats its best reference input)",
+    )
+    p.add_argument(
+        "--x0",
+        default="random",
+        choices=["random", "mean", "class-mean"],
+        help="starts: uniform random, the reference mean, or the unit's class mean",
+    )
+    p.add_argument("--top-k", type=_POSITIVE_INT, default=5, help="dataset examples per unit")
 
 
 def _compare_arguments(p: argparse.ArgumentParser) -> None:

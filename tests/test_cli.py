@@ -166,6 +166,11 @@ def model_file(tmp_path_factory):
         (["maximize", "MODEL", "--method", "tnc", "--jitter", "2"], "--jitter has no effect"),
         (["maximize", "MODEL", "--method", "tnc", "--lr", "0.1"], "--lr has no effect"),
         (["maximize", "MODEL", "--method", "tnc", "--blur-every", "3"], "--blur-every has no"),
+        (["maximize", "MODEL", "--reference", "none", "--x0", "mean"], "--x0 mean needs"),
+        (["maximize", "MODEL", "--reference", "none", "--prior", "gaussian"], "needs --reference"),
+        (["maximize", "MODEL", "--prior", "none", "--prior-weight", "2"], "--prior-weight has no"),
+        (["maximize", "MODEL", "--reference", "iris"], "its inputs have 4 features"),
+        (["maximize", "MODEL", "--prior", "gmm"], "invalid choice: 'gmm'"),
     ],
 )
 def test_bad_values_are_refused_before_anything_compiles(
@@ -229,3 +234,19 @@ def test_info_shortens_the_blas_flags(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) < 200
+
+
+def test_maximize_with_a_prior_from_class_means_reports_dataset_examples(model_file, tmp_path):
+    """``--reference auto`` finds digits for a 64-input model; the prior's weight per unit and
+    the dataset examples reach the report."""
+    import json
+
+    from symnn import cli
+
+    out = tmp_path / "out"
+    args = ["maximize", str(model_file), "--units", "0-2", "--x0", "class-mean", "--steps", "20"]
+    assert cli.main([*args, "--top-k", "3", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["prior"] == "gaussian"
+    for row in report["units"]:
+        assert row["prior_weight"] in (0.5, 1.0, 2.0, 4.0) and len(row["top_examples"]) == 3

@@ -335,6 +335,21 @@ def _choose_weights(graph: _Graph, result, rows: _Rows, acts) -> np.ndarray:
     return np.asarray(chosen)
 
 
+def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts) -> tuple[Any, np.ndarray]:
+    """``(result, weights)``: one row per unit and start, run with the prior weight chosen
+    among its candidates (all rows when there was one candidate)."""
+    if len(rows.weights_of) == 1:
+        return result, np.full(len(rows.weight_index), rows.weights_of[0])
+    keep = _choose_weights(graph, result, rows, acts)
+    return _subset(result, keep), np.asarray(rows.weights_of)[rows.weight_index[keep]]
+
+
+def _prior_settings(density) -> dict[str, Any]:
+    if density is None:
+        return {"prior": None, "prior_weight": None}
+    return {"prior": "gaussian", "prior_weight": density[1] or "auto"}
+
+
 def _subset(result: MaximizeResult, keep: np.ndarray) -> MaximizeResult:
     """``result`` restricted to the rows ``keep``."""
     return replace(
@@ -463,6 +478,7 @@ class ActivationReport:
             ("reference_max", "ref max", "{:>9.3f}"),
             ("top_corr", "top corr", "{:>8.2f}"),
             ("nn_ratio", "nn ratio", "{:>8.2f}"),
+            ("prior_weight", "prior w", "{:>7.1f}"),
             ("probability", "p(class)", "{:>8.4f}"),
             ("at_bounds", "at bounds", "{:>9.1%}"),
             ("steps", "steps", "{:>5d}"),
@@ -679,12 +695,7 @@ def activation_maximization(
             graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0), tol=tol,
             mode=mode, blas_threads=blas_threads, every=penalties.every(image_shape), **ascent,
         )  # fmt: skip
-        if len(rows.weights_of) > 1:
-            keep = _choose_weights(graph, result, rows, ref_pair[1])
-            result, chosen = _subset(result, keep), np.asarray(rows.weights_of)[
-                rows.weight_index[keep]]  # fmt: skip
-        else:
-            chosen = np.full(len(row_units), rows.weights_of[0])
+        result, chosen = _keep_chosen_weights(graph, result, rows, ref_pair[1])
         report_rows = graph.rows(result, row_units, n_starts, ref_pair, top_k)
     for row, weight in zip(report_rows, chosen):
         row.prior_weight = None if density is None else float(weight)
@@ -697,8 +708,7 @@ def activation_maximization(
         "steps": steps,
         "learning_rate": learning_rate,
         **asdict(penalties),
-        "prior": None if density is None else "gaussian",
-        "prior_weight": None if density is None else density[1] or "auto",
+        **_prior_settings(density),
         "n_starts": n_starts,
         "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
     }
