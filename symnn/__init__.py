@@ -25,7 +25,7 @@ from . import (
 )
 from .backend import default_mode, function, info, set_default_mode
 from .errors import SymnnError, SymnnTypeError, SymnnValueError
-from .estimator import MLPClassifier, MLPRegressor
+from .estimator import MLPClassifier, MLPRegressor, NetClassifier, NetRegressor
 from .gradcheck import check_grad
 from .io import load, save
 from .version import __version__
@@ -51,6 +51,8 @@ __all__ = [
     "load",
     "MLPClassifier",
     "MLPRegressor",
+    "NetClassifier",
+    "NetRegressor",
     "function",
     "info",
     "default_mode",

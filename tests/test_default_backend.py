@@ -9,8 +9,9 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import symnn
-from symnn import MLPClassifier, MLPRegressor
+from symnn import MLPClassifier, MLPRegressor, NetClassifier
 from symnn.datasets import load_digits
+from symnn.estimator import dense_network
 from symnn.inputopt import maximize
 from symnn.layers import mlp
 from symnn.train import LambdaCallback, Trainer
@@ -24,7 +25,7 @@ def digits():
 
 
 # -- scikit-learn's own checks, every one, default hyperparameters ---------------------------
-@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+@parametrize_with_checks([MLPClassifier(), MLPRegressor(), NetClassifier(dense_network)])
 def test_sklearn_checks_on_the_default_backend(estimator, check):
     check(estimator)
 

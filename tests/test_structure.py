@@ -41,6 +41,7 @@ FLOORS = {
 #: 8 parameters and 60 lines of code (its docstring not counted)
 EXCEPTIONS = {
     "estimator/mlp.py:__init__": "scikit-learn's MLPClassifier/MLPRegressor parameters (drop-in)",
+    "estimator/net.py:__init__": "scikit-learn's MLP training parameters (as MLPClassifier)",
     "inputopt/maximize.py:maximize": "its parameter names are a contract (the inputopt issue)",
     "inputopt/activation.py:activation_maximization": "public keyword API kept (penalties grouped)",
     "train/trainer.py:__init__": "public keyword API kept (Trainer's settings)",

@@ -74,13 +74,13 @@ def _spellings(est) -> tuple[str, float, str, int]:
     """(solver, learning_rate_init, schedule, max_iter), with the former spellings."""
     solver, lr_init, schedule, max_iter = (
         est.solver, est.learning_rate_init, est.learning_rate, est.max_iter)  # fmt: skip
-    if est.optimizer is not None:
+    if getattr(est, "optimizer", None) is not None:  # MLPClassifier's former spellings
         _deprecated(est, "optimizer", "solver", est.optimizer)
         solver = est.optimizer
     if isinstance(schedule, numbers.Real) and not isinstance(schedule, bool):
         _deprecated(est, "learning_rate=<number>", "learning_rate_init", schedule)
         lr_init, schedule = schedule, "constant"
-    if est.max_epochs is not None:
+    if getattr(est, "max_epochs", None) is not None:
         _deprecated(est, "max_epochs", "max_iter", est.max_epochs)
         max_iter = est.max_epochs
     return solver, lr_init, schedule, max_iter
@@ -119,14 +119,8 @@ def _check_ranges(est, lr_init: float, max_iter: int) -> None:
 
 
 def _check_names(est, solver: str, schedule: str) -> None:
-    hidden = est.hidden_layer_sizes
-    hidden = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(np.ravel(hidden))
-    if any(not isinstance(h, numbers.Integral) or h < 1 for h in hidden):
-        raise SymnnValueError(
-            f"hidden_layer_sizes={est.hidden_layer_sizes!r} must be positive integers."
-        )
-    choices = {"activation": (est.activation, ACTIVATIONS), "solver": (solver, STOCHASTIC +
-               FULL_BATCH), "learning_rate": (schedule, SCHEDULES)}  # fmt: skip
+    choices = {"solver": (solver, STOCHASTIC + FULL_BATCH),
+               "learning_rate": (schedule, SCHEDULES)}  # fmt: skip
     for name, (value, allowed) in choices.items():
         if not isinstance(value, str) or value not in allowed:
             raise SymnnValueError(
