@@ -17,7 +17,7 @@ import pytensor.tensor as pt
 from pytensor.scalar.math import Sigmoid
 from pytensor.tensor import TensorLike, TensorVariable
 from pytensor.tensor.elemwise import Elemwise
-from pytensor.tensor.special import Softmax
+from pytensor.tensor.special import Softmax, xlogy
 
 from .errors import SymnnTypeError, SymnnValueError
 from .nonlinearities import SOFTMAX_TAG, log_softmax
@@ -32,6 +32,7 @@ __all__ = [
     "binary_crossentropy_sum",
     "squared_error",
     "half_squared_error",
+    "half_poisson_deviance",
     "nll",
     "accuracy",
     "aggregate",
@@ -173,6 +174,22 @@ def half_squared_error(predictions: TensorLike, targets: TensorLike) -> TensorVa
     return 0.5 * pt.sum(squared_error(predictions, targets), axis=-1)
 
 
+def half_poisson_deviance(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
+    """Per example ``sum(t * log(t / p) - t + p)`` over the outputs (half the Poisson
+    deviance: scikit-learn's ``MLPRegressor(loss="poisson")`` objective, with an exponential
+    output whose gradient is ``p - t``).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> p = pt.matrix("p", dtype="float64")
+    >>> half_poisson_deviance(p, pt.ones_like(p)).eval({p: np.array([[1.0, np.e]])})
+    array([0.71828183])
+    """
+    predictions = pt.as_tensor_variable(predictions)
+    targets = pt.as_tensor_variable(targets)
+    terms = xlogy(targets, targets) - targets * pt.log(predictions) - targets + predictions
+    return pt.sum(terms, axis=-1)
+
+
 def binary_crossentropy_sum(predictions: TensorLike, targets: TensorLike) -> TensorVariable:
     """Per example :func:`binary_crossentropy` summed over the outputs (scikit-learn's loss
     for binary and multilabel MLPClassifier: one logistic output per label)."""
@@ -227,4 +244,5 @@ LOSSES = {
     "binary_crossentropy_sum": binary_crossentropy_sum,
     "squared_error": squared_error,
     "half_squared_error": half_squared_error,
+    "poisson": half_poisson_deviance,
 }

@@ -29,6 +29,7 @@ __all__ = [
     "elu",
     "softplus",
     "linear",
+    "exp",
     "softmax",
     "log_softmax",
     "grouped_softmax",
@@ -72,6 +73,11 @@ def softplus(x: TensorLike) -> TensorVariable:
 def linear(x: TensorLike) -> TensorVariable:
     """The identity."""
     return x
+
+
+def exp(x: TensorLike) -> TensorVariable:
+    """The exponential (the output of a Poisson regression: a log link)."""
+    return pt.exp(x)
 
 
 #: tag naming the logits of a :func:`softmax` output (``symnn.costs`` uses it for stability)
@@ -157,6 +163,7 @@ NAMES: dict[str, Callable] = {
     "softplus": softplus,
     "linear": linear,
     "identity": linear,
+    "exp": exp,
     "softmax": softmax,
     "log_softmax": log_softmax,
 }

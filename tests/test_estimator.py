@@ -20,7 +20,21 @@ FAST = dict(
 )
 
 
-@parametrize_with_checks([MLPClassifier(**FAST), MLPRegressor(**FAST)])
+def _sample_weight_xfail(estimator):
+    """Weighted rows and repeated rows agree exactly only for a full-batch solver in float64
+    (tested below); minibatches see different rows, float32 rounds differently."""
+    reason = (
+        "minibatch solver or float32: equivalent in expectation, not to 1e-7 (scikit-learn's "
+        "own MLP runs this check with lbfgs); float64 lbfgs passes it"
+    )
+    return {
+        f"check_sample_weight_equivalence_on_{kind}_data": reason for kind in ("dense", "sparse")
+    }
+
+
+@parametrize_with_checks(
+    [MLPClassifier(**FAST), MLPRegressor(**FAST)], expected_failed_checks=_sample_weight_xfail
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -124,7 +138,7 @@ def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(iris, 
             seen.append((self.est.validation_scores_[-1], trainer.network.get_values()))
             return out
 
-    monkeypatch.setattr("symnn.estimator.mlp.SklearnEpochs", Recording)
+    monkeypatch.setattr("symnn.estimator.base.SklearnEpochs", Recording)
     X, y = iris
     clf = MLPClassifier(
         **{**FAST, "early_stopping": True, "max_iter": 300, "n_iter_no_change": 5}

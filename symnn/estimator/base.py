@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..errors import SymnnValueError
 from ..layers import Layer, layer_from_spec, layer_to_spec
@@ -64,6 +65,16 @@ def resolve_quietly(est) -> Settings:
         return resolve(est)
 
 
+@dataclass(frozen=True)
+class _Data:
+    """The rows of one fit: inputs, original targets, the network's targets, weights."""
+
+    X: np.ndarray
+    y: Any
+    targets: np.ndarray
+    w: np.ndarray | None = None
+
+
 class BaseNetEstimator(BaseEstimator):
     """Validation, training and pickling of a network estimator; subclasses store the
     hyperparameters and build the network."""
@@ -85,7 +96,7 @@ class BaseNetEstimator(BaseEstimator):
         """(output activation, loss name) for the fitted targets."""
         raise NotImplementedError
 
-    def _validation_score(self, X, y) -> float:
+    def _validation_score(self, X, y, sample_weight=None) -> float:
         raise NotImplementedError
 
     def _check_solver(self) -> bool:
@@ -160,11 +171,13 @@ class BaseNetEstimator(BaseEstimator):
             self.validation_scores_, self.best_validation_score_ = None, None
             self.best_loss_ = np.inf
 
-    def _fit(self, X, y, *, incremental: bool) -> BaseNetEstimator:
+    def _fit(self, X, y, sample_weight=None, *, incremental: bool) -> BaseNetEstimator:
         self._check_architecture()
         settings = resolve(self)
         first = not hasattr(self, "network_") or not (self.warm_start or incremental)
         X, y = self._check_X(X, y, reset=first)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         targets = self._targets(y, incremental)
         n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
         rng = check_random_state(self.random_state)
@@ -175,10 +188,11 @@ class BaseNetEstimator(BaseEstimator):
         if not keep_trainer:  # scikit-learn: a new optimizer unless partial_fit continues
             self._trainer = self._new_trainer(settings, n_outputs, rng)
         self.network_ = self._trainer.network
+        data = _Data(X, y, targets, sample_weight)
         if settings.stochastic:
-            self._fit_stochastic(settings, X, y, targets, rng, incremental)
+            self._fit_stochastic(settings, data, rng, incremental)
         else:
-            self._fit_full_batch(settings, X, targets)
+            self._fit_full_batch(settings, data)
         if not all(np.isfinite(v).all() for v in self.network_.get_values()):
             raise SymnnValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
@@ -186,13 +200,13 @@ class BaseNetEstimator(BaseEstimator):
             )
         return self
 
-    def _fit_stochastic(self, settings, X, y, targets, rng, incremental: bool) -> None:
+    def _fit_stochastic(self, settings, data: _Data, rng, incremental: bool) -> None:
         if self.early_stopping and incremental:
             raise SymnnValueError("partial_fit does not support early_stopping=True")
-        validation, train = None, (X, targets)
+        validation, train = None, data
         if self.early_stopping:
-            train, validation = self._split(X, y, targets, rng)
-        n_train = len(train[0])
+            train, validation = self._split(data, rng)
+        n_train = len(train.X)
         batch = min(200, n_train) if self.batch_size == "auto" else self.batch_size
         if batch > n_train:
             warnings.warn(
@@ -201,9 +215,9 @@ class BaseNetEstimator(BaseEstimator):
         rule = SklearnEpochs(self, settings, n_train, validation)
         self.n_iter_ = 0
         history = self._trainer.fit(
-            *train, epochs=1 if incremental else settings.max_iter,
+            train.X, train.targets, epochs=1 if incremental else settings.max_iter,
             batch_size=int(np.clip(batch, 1, n_train)), shuffle=bool(self.shuffle),
-            callbacks=[rule], progress=False)  # fmt: skip
+            callbacks=[rule], progress=False, sample_weight=train.w)  # fmt: skip
         if history.stopped_by is StopReason.INTERRUPTED:
             warnings.warn("Training interrupted by user.", UserWarning, stacklevel=4)
         if history.stopped_by is StopReason.NON_FINITE:
@@ -220,25 +234,28 @@ class BaseNetEstimator(BaseEstimator):
                        "and the optimization hasn't converged yet.")  # fmt: skip
             warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
-    def _split(self, X, y, targets, rng):
-        """scikit-learn's early-stopping split (stratified for single-output classifiers)."""
+    def _split(self, data: _Data, rng) -> tuple[_Data, tuple]:
+        """scikit-learn's early-stopping split (stratified for single-output classifiers):
+        the training part, and ``(X_val, y_val, w_val)`` with the original targets."""
         single = isinstance(self, ClassifierMixin) and self.n_outputs_ == 1
-        stratify = targets.astype(bool) if single else None
-        X_train, X_val, t_train, _, _, y_val = train_test_split(
-            X, targets, y, random_state=rng, test_size=self.validation_fraction,
-            stratify=stratify)  # fmt: skip
-        if len(X_val) < 2:
+        stratify = data.targets.astype(bool) if single else None
+        arrays = [data.X, data.targets, data.y] + ([] if data.w is None else [data.w])
+        parts = train_test_split(*arrays, random_state=rng, test_size=self.validation_fraction,
+                                 stratify=stratify)  # fmt: skip
+        train, val = parts[0::2], parts[1::2]
+        if len(val[0]) < 2:
             raise SymnnValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
             )
-        return (X_train, t_train), (X_val, y_val)
+        w_train, w_val = (train[3], val[3]) if data.w is not None else (None, None)
+        return _Data(train[0], train[2], train[1], w_train), (val[0], val[2], w_val)
 
-    def _fit_full_batch(self, settings: Settings, X, targets) -> None:
-        history = self._trainer.fit(X, targets, maxiter=settings.max_iter, tol=None,
-                                    progress=bool(self.verbose))  # fmt: skip
+    def _fit_full_batch(self, settings: Settings, data: _Data) -> None:
+        history = self._trainer.fit(data.X, data.targets, maxiter=settings.max_iter, tol=None,
+                                    progress=bool(self.verbose), sample_weight=data.w)  # fmt: skip
         self.n_iter_ = len(history)
-        self.loss_ = float(self._trainer.evaluate(X, targets)["loss"])
+        self.loss_ = self._final_loss(data, history)
         self.loss_curve_ = list(history["loss"]) if len(history) else []
         if history.stopped_by is StopReason.SCIPY_LIMIT:
             warnings.warn(
@@ -246,9 +263,16 @@ class BaseNetEstimator(BaseEstimator):
                 f"({history.stop_reason}). Increase the number of iterations (max_iter) or "
                 "scale the data.", ConvergenceWarning, stacklevel=4)  # fmt: skip
 
-    def fit(self, X: ArrayLike, y: ArrayLike):
-        """Fit the model to data ``X`` and targets ``y``; returns the estimator."""
-        return self._fit(X, y, incremental=False)
+    def _final_loss(self, data: _Data, history) -> float:
+        """The objective at the fitted weights (weighted as the fit was)."""
+        if data.w is None or not len(history):
+            return float(self._trainer.evaluate(data.X, data.targets)["loss"])
+        return float(history["loss"][-1])
+
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None):
+        """Fit the model to data ``X`` and targets ``y`` (rows weighted by
+        ``sample_weight``, as in scikit-learn); returns the estimator."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
     def _forward(self, X) -> np.ndarray:
         """The network's outputs, in the float type of ``X`` (float64 for other inputs)."""
@@ -325,9 +349,15 @@ class ClassifierPart:
         return "logistic", "binary_crossentropy_sum"
 
     @available_if(BaseNetEstimator._check_solver)
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None):
-        """One epoch over ``(X, y)``; ``classes`` (every label) is required on the first
-        call. Only for minibatch solvers."""
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        classes: ArrayLike | None = None,
+    ):
+        """One epoch over ``(X, y)`` (rows weighted by ``sample_weight``); ``classes``
+        (every label) is required on the first call. Only for minibatch solvers."""
         first = not hasattr(self, "classes_")
         if first and classes is None:
             raise SymnnValueError("classes must be passed on the first call to partial_fit.")
@@ -342,7 +372,7 @@ class ClassifierPart:
             target = y_arr if type_of_target(y_arr).startswith("multilabel") else classes
             self._binarizer = LabelBinarizer().fit(target)
             self.classes_ = self._binarizer.classes_
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def _probabilities(self, X) -> np.ndarray:
         out = self._forward(X)
@@ -364,11 +394,12 @@ class ClassifierPart:
         p = self._probabilities(X)  # checks that the estimator is fitted
         return self._binarizer.inverse_transform(p)
 
-    def _validation_score(self, X, y) -> float:
+    def _validation_score(self, X, y, sample_weight=None) -> float:
         p = self._probabilities(X)
         if not np.isfinite(p).all():
             return np.nan
-        return float(accuracy_score(y, self._binarizer.inverse_transform(p)))
+        predicted = self._binarizer.inverse_transform(p)
+        return float(accuracy_score(y, predicted, sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -383,15 +414,20 @@ class RegressorPart:
 
     def _targets(self, y, incremental: bool) -> np.ndarray:
         y = np.asarray(y, dtype=as_float_dtype(self.dtype))
+        if self._output()[1] == "poisson" and np.any(y < 0):
+            raise SymnnValueError("loss='poisson' needs non-negative targets; y has negatives.")
         return y[:, None] if y.ndim == 1 else y
 
     def _output(self) -> tuple[str, str]:
+        if getattr(self, "loss", "squared_error") == "poisson":
+            return "exp", "poisson"
         return "identity", "half_squared_error"
 
     @available_if(BaseNetEstimator._check_solver)
-    def partial_fit(self, X: ArrayLike, y: ArrayLike):
-        """One epoch over ``(X, y)``. Only for minibatch solvers."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None):
+        """One epoch over ``(X, y)`` (rows weighted by ``sample_weight``). Only for
+        minibatch solvers."""
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets in the float type of ``X`` (1-D for a single output, as in
@@ -399,9 +435,11 @@ class RegressorPart:
         out = self._forward(X)
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def _validation_score(self, X, y) -> float:
+    def _validation_score(self, X, y, sample_weight=None) -> float:
         p = self.predict(X)
-        return float(r2_score(y, p)) if np.isfinite(p).all() else np.nan
+        if not np.isfinite(p).all():
+            return np.nan
+        return float(r2_score(y, p, sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

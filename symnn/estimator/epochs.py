@@ -20,8 +20,8 @@ _MIN_ADAPTIVE_RATE = 1e-6  # scikit-learn's adaptive schedule stops below this r
 
 class SklearnEpochs(Callback):
     """Updates the estimator's fitted attributes after every epoch and stops training as
-    scikit-learn would. ``validation`` is ``(X_val, y_val)`` (original labels or values)
-    when early stopping, else None."""
+    scikit-learn would. ``validation`` is ``(X_val, y_val, w_val)`` (original labels or values,
+    sample weights or None) when early stopping, else None."""
 
     def __init__(self, est: Any, settings: Settings, n_train: int, validation: tuple | None):
         self.est, self.settings, self.n_train = est, settings, n_train

@@ -197,8 +197,9 @@ n_iter_no_change, max_fun
 
 class MLPRegressor(RegressorPart, RegressorMixin, _BaseMLP):
     """A multilayer perceptron regressor: scikit-learn's ``MLPRegressor`` (identity output,
-    its loss ``sum((y - p) ** 2) / 2`` per row, averaged), trained by symnn's compiled
-    steps; parameters as for :class:`MLPClassifier`. ``validation_scores_`` are R^2 scores,
+    its loss ``sum((y - p) ** 2) / 2`` per row, averaged; with ``loss="poisson"`` an
+    exponential output on half the Poisson deviance), trained by symnn's compiled steps;
+    other parameters as for :class:`MLPClassifier`. ``validation_scores_`` are R^2 scores,
     as in scikit-learn.
 
     >>> import numpy as np
@@ -208,3 +209,47 @@ class MLPRegressor(RegressorPart, RegressorMixin, _BaseMLP):
     >>> reg.score(X, X[:, 0] ** 2) > 0.9
     True
     """
+
+    def __init__(
+        self,
+        loss: str = "squared_error",
+        hidden_layer_sizes=(100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state=None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        max_fun: int = 15000,
+        dtype: str = "float32",
+        blas_threads: int | str = "auto",
+        optimizer: str | None = None,
+        max_epochs: int | None = None,
+    ):
+        """scikit-learn's ``MLPRegressor`` parameters (``loss`` first, as there)."""
+        args = {k: v for k, v in locals().items() if k not in ("self", "loss", "__class__")}
+        super().__init__(**args)
+        self.loss = loss
+
+    def _check_architecture(self) -> None:
+        super()._check_architecture()
+        if self.loss not in ("squared_error", "poisson"):
+            raise SymnnValueError(
+                f"loss={self.loss!r} is not known; expected 'squared_error' or 'poisson'."
+            )

@@ -27,6 +27,7 @@ from .callbacks import (
     run_hook,
 )
 from .history import History, StopReason
+from .objective import check_sample_weight
 from .rollback import Rollback
 
 __all__ = ["FitPlan", "FitRun", "StopReason"]
@@ -41,6 +42,7 @@ class FitPlan:
 
     X: np.ndarray
     y: np.ndarray
+    w: np.ndarray | None  # sample weights of the training rows
     rows: np.ndarray | None  # positions in the caller's X of the training rows (after a split)
     validation: tuple[np.ndarray, np.ndarray] | None
     epochs: int
@@ -60,8 +62,10 @@ def plan_fit(trainer: Any, X: Any, y: Any, args: dict[str, Any]) -> FitPlan:
     retries = check_positive(args["max_retries"], "max_retries", integer=True, allow_zero=True)
     # NaN and infinity in X are found by the step's gather as it copies each minibatch
     X, y = trainer.objective.check_xy(X, y, finite_x=False)
+    w = check_sample_weight(args["sample_weight"], len(X), trainer.dtype)
     shuffle_state = trainer.rng.bit_generator.state  # the split below draws from it
     X, y, rows, validation = _validation(trainer, X, y, args)
+    w = w if w is None or rows is None else w[rows]
     if batch_size > len(X):
         warnings.warn(
             f"symnn: batch_size={batch_size} is larger than the {len(X)} training samples; "
@@ -81,6 +85,7 @@ def plan_fit(trainer: Any, X: Any, y: Any, args: dict[str, Any]) -> FitPlan:
     return FitPlan(
         X,
         y,
+        w,
         rows,
         validation,
         epochs,
@@ -146,8 +151,9 @@ class FitRun:
 
     def __init__(self, trainer: Any, plan: FitPlan, progress: bool):
         self.trainer, self.plan = trainer, plan
-        self.step = trainer.compiled(trainer.objective.targets_kind(plan.y)).step
-        self.step.set_data(plan.X, plan.y)
+        kind = trainer.objective.targets_kind(plan.y)
+        self.step = trainer.compiled(kind, weighted=plan.w is not None).step
+        self.step.set_data(plan.X, plan.y, *([] if plan.w is None else [plan.w]))
         self.start = trainer.capture_state(shuffle_state=plan.shuffle_state)
         self.callbacks = list(plan.callbacks)
         if progress:

@@ -19,7 +19,7 @@ from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer
 from ..utils import check_array, check_choice, check_labels, check_positive, describe
 
-__all__ = ["Objective", "Evaluator", "run_in_blocks", "PREDICT_BLOCK"]
+__all__ = ["Objective", "Evaluator", "run_in_blocks", "PREDICT_BLOCK", "check_sample_weight"]
 
 _EVAL_CHUNK = 4096
 #: rows per call of the prediction function (every call has exactly this shape)
@@ -77,8 +77,16 @@ class Objective:
         y = pt.ivector("y") if kind == "labels" else pt.matrix("y", dtype=self.dtype)
         return x, y
 
-    def build(self, x, y, kind: str, *, deterministic: bool) -> tuple[Any, Any, dict[str, Any]]:
-        """``(objective, network output, metrics)`` as symbolic expressions."""
+    def weight_symbol(self):
+        """The symbolic per-row weights of a weighted objective (see :meth:`build`)."""
+        return pt.vector("sample_weight", dtype=self.dtype)
+
+    def build(
+        self, x, y, kind: str, *, deterministic: bool, w=None
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """``(objective, network output, metrics)`` as symbolic expressions. With row
+        weights ``w`` the data term is ``sum(w * loss) / sum(w)`` and a per-row penalty is
+        divided by ``sum(w)`` (scikit-learn's ``sample_weight``)."""
         out = self.network(x, deterministic=deterministic)
         target = y
         if kind == "labels" and self.loss_fn in (costs.squared_error, costs.binary_crossentropy):
@@ -88,12 +96,14 @@ class Objective:
                 if n_out and n_out > 1
                 else pt.cast(y, self.dtype).dimshuffle(0, "x")
             )
-        data_loss = costs.aggregate(self.loss_fn(out, target))
+        per_example = self.loss_fn(out, target)
+        rows = pt.cast(x.shape[0], self.dtype) if w is None else pt.sum(w)
+        data_loss = costs.aggregate(per_example) if w is None else pt.sum(per_example * w) / rows
         if data_loss.type.ndim != 0:
             raise SymnnValueError(f"loss {self.loss_name!r} did not reduce to a scalar.")
         penalty = self._penalty()
         if self.per_row and not isinstance(penalty, int):
-            penalty = penalty / pt.cast(x.shape[0], self.dtype)
+            penalty = penalty / rows
         objective = pt.cast(data_loss + penalty, self.dtype)
         metrics = {"accuracy": costs.accuracy(out, y)} if kind == "labels" else {}
         return objective, out, metrics
@@ -126,6 +136,22 @@ class Objective:
                 "samples; expected equal lengths."
             )
         return X, y_arr
+
+
+def check_sample_weight(w: Any, n: int, dtype: str) -> np.ndarray | None:
+    """``sample_weight`` as a float vector of ``n`` finite, non-negative values with a
+    positive sum (None stays None)."""
+    if w is None:
+        return None
+    w = check_array(w, "sample_weight", ndim=1, dtype=dtype)
+    if len(w) != n:
+        raise SymnnValueError(f"sample_weight has {len(w)} values; expected one per row ({n}).")
+    if np.any(w < 0) or not w.sum() > 0:
+        raise SymnnValueError(
+            "sample_weight has negative values or sums to 0; expected non-negative weights "
+            "with a positive sum."
+        )
+    return w
 
 
 def _one_hot_to_labels(y: np.ndarray, loss_fn: Callable) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..layers import Layer
 from ..utils import as_rng, check_choice, check_positive
 from .callbacks import Callback, ProgressBar, run_hook
 from .history import History, StopReason
-from .objective import Evaluator, Objective
+from .objective import Evaluator, Objective, check_sample_weight
 from .state import RunState, progress_of, set_progress
 from .trainer import locked
 
@@ -69,9 +69,13 @@ class FlatObjective:
     storage: list
 
     @classmethod
-    def compile(cls, objective: Objective, kind: str, mode: Any) -> FlatObjective:
+    def compile(
+        cls, objective: Objective, kind: str, mode: Any, weighted: bool = False
+    ) -> FlatObjective:
         x, y = objective.symbols(kind)
-        loss, _, _ = objective.build(x, y, kind, deterministic=True)
+        w = objective.weight_symbol() if weighted else None
+        data = [x, y] if w is None else [x, y, w]
+        loss, _, _ = objective.build(x, y, kind, deterministic=True, w=w)
         theta = pt.vector("theta", dtype="float64")
         replace, start = {}, 0
         for p in objective.network.params:
@@ -82,16 +86,18 @@ class FlatObjective:
         flat_loss = clone_replace(loss, replace)
         grad = pytensor.grad(flat_loss, theta)
         lo, hi = pt.lscalar("start"), pt.lscalar("stop")
-        storage = [
-            pytensor.shared(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype)) for v in (x, y)
-        ]
-        givens = {x: storage[0][lo:hi], y: storage[1][lo:hi]}
+        storage = [pytensor.shared(np.zeros((0,) * v.type.ndim, dtype=v.type.dtype)) for v in data]
+        givens = {v: s[lo:hi] for v, s in zip(data, storage)}
         outputs = [pt.cast(flat_loss, "float64"), grad]
         return cls(function([theta, lo, hi], outputs, givens=givens, mode=mode), storage)
 
-    def set_data(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.storage[0].set_value(X)
-        self.storage[1].set_value(y)
+    def set_data(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> None:
+        """The rows the objective runs over (and their weights, for a weighted one)."""
+        arrays = [X, y] if w is None else [X, y, w]
+        if len(arrays) != len(self.storage):
+            raise SymnnValueError("sample weights go with a weighted flat objective only.")
+        for storage, values in zip(self.storage, arrays):
+            storage.set_value(values)
 
     def __call__(self, theta: np.ndarray, start: int, stop: int) -> tuple[float, np.ndarray]:
         """Cost and gradient; a non-finite one reads as ``(inf, 0)`` (scipy backs off)."""
@@ -202,6 +208,7 @@ class ScipyTrainer:
         self.history = History()
         self.evaluator = Evaluator(self.objective, mode)
         self._flat: dict[str, FlatObjective] = {}
+        self._weighted_flat: dict[str, FlatObjective] = {}
         self._lock = threading.RLock()
 
     network = property(lambda self: self.objective.network, doc="The network trained.")
@@ -220,11 +227,13 @@ class ScipyTrainer:
         )
 
     # -- compiled functions, evaluation ---------------------------------------------------
-    def flat(self, kind: str) -> FlatObjective:
-        """The compiled flat objective for targets of ``kind`` (compiled on first use)."""
-        if kind not in self._flat:
-            self._flat[kind] = FlatObjective.compile(self.objective, kind, self.mode)
-        return self._flat[kind]
+    def flat(self, kind: str, weighted: bool = False) -> FlatObjective:
+        """The compiled flat objective for targets of ``kind``, with per-row weights when
+        ``weighted`` (compiled on first use)."""
+        cache = self._weighted_flat if weighted else self._flat
+        if kind not in cache:
+            cache[kind] = FlatObjective.compile(self.objective, kind, self.mode, weighted)
+        return cache[kind]
 
     @locked
     def compile(self, targets: str = "labels") -> ScipyTrainer:
@@ -259,7 +268,7 @@ class ScipyTrainer:
 
     # -- state ----------------------------------------------------------------------------
     optimizer_state: list = []  # scipy keeps none between calls
-    targets_kind = property(lambda self: next(iter(self._flat), None))
+    targets_kind = property(lambda self: next(iter(self._flat or self._weighted_flat), None))
 
     def get_state(self) -> list[np.ndarray]:
         """Copies of every parameter and layer state."""
@@ -324,6 +333,7 @@ class ScipyTrainer:
         callbacks: Sequence[Callback] = (),
         tol: float | None = None,
         progress: bool = False,
+        sample_weight=None,
     ) -> History:
         """Minimise the objective; returns the History (one entry per scipy iteration in
         full-batch mode, one per pass over the data with ``batch_size``).
@@ -331,8 +341,8 @@ class ScipyTrainer:
         ``maxiter`` bounds the iterations of a full-batch run (function evaluations for
         TNC); with ``batch_size``, each minibatch gets ``iterations_per_batch`` iterations,
         for ``epochs`` passes. ``tol`` is handed to scipy (and, per epoch, stops when the loss
-        changes by less). The keyword arguments mirror :meth:`Trainer.fit` where they mean
-        the same thing.
+        changes by less). ``sample_weight`` weighs the rows as in :meth:`Trainer.fit`. The
+        keyword arguments mirror :meth:`Trainer.fit` where they mean the same thing.
         """
         run = _ScipyRun.plan(self, X, y, locals())
         return run.execute()
@@ -345,6 +355,7 @@ class _ScipyRun:
     trainer: ScipyTrainer
     X: np.ndarray
     y: np.ndarray
+    w: np.ndarray | None
     validation: tuple | None
     args: dict[str, Any]
     callbacks: list[Callback]
@@ -356,6 +367,7 @@ class _ScipyRun:
         check_positive(args["iterations_per_batch"], "iterations_per_batch", integer=True)
         check_positive(args["epochs"], "epochs", integer=True)
         X, y = trainer.objective.check_xy(X, y)
+        w = check_sample_weight(args["sample_weight"], len(X), trainer.dtype)
         if args["batch_size"] is not None:
             check_positive(args["batch_size"], "batch_size", integer=True)
             if args["batch_size"] > len(X):
@@ -372,10 +384,11 @@ class _ScipyRun:
             n_batches = 1 if args["batch_size"] is None else -(-len(X) // args["batch_size"])
             per = args["epochs"] * n_batches * args["iterations_per_batch"]
             callbacks.append(ProgressBar(args["maxiter"] if args["batch_size"] is None else per))
-        return cls(trainer, X, y, validation, args, callbacks)
+        return cls(trainer, X, y, w, validation, args, callbacks)
 
     def execute(self) -> History:
-        trainer, flat = self.trainer, self.trainer.flat(self.trainer.objective.targets_kind(self.y))
+        trainer = self.trainer
+        flat = trainer.flat(trainer.objective.targets_kind(self.y), self.w is not None)
         for cb in self.callbacks:
             cb.on_train_begin(trainer)
         tuner = ThreadTuner(fixed=trainer.blas_threads)  # "auto": the library's default count
@@ -435,7 +448,7 @@ class _ScipyRun:
         return kind, reason
 
     def _full_batch(self, flat: FlatObjective, interrupted) -> None:
-        flat.set_data(self.X, self.y)
+        flat.set_data(self.X, self.y, self.w)
         t0 = time.perf_counter()
 
         def per_iteration(value: float) -> str | None:
@@ -452,7 +465,7 @@ class _ScipyRun:
         for _ in range(self.args["epochs"]):
             t0 = time.perf_counter()
             order = trainer.rng.permutation(len(self.X))
-            flat.set_data(self.X[order], self.y[order])
+            flat.set_data(self.X[order], self.y[order], None if self.w is None else self.w[order])
             kind = None
             for lo in range(0, len(self.X), batch):
                 hi = min(lo + batch, len(self.X))

@@ -122,6 +122,7 @@ class Compiled:
     kind: str
     step: TrainStep
     optimizer_state: list
+    weighted: bool = False  #: the step takes per-row weights (``sample_weight``)
 
 
 class Trainer:
@@ -229,22 +230,28 @@ class Trainer:
         )
 
     # -- compiling ------------------------------------------------------------------------
-    def compiled(self, kind: str) -> Compiled:
-        """The compiled step for targets of ``kind`` (compiled on first use)."""
+    def compiled(self, kind: str, weighted: bool = False) -> Compiled:
+        """The compiled step for targets of ``kind``, with per-row weights when
+        ``weighted`` (compiled on first use; a step of the other weighting takes over the
+        optimiser state)."""
         if self._compiled is not None and self._compiled.kind != kind:
             raise SymnnValueError(
                 f"this trainer was compiled for {self._compiled.kind} targets; got {kind}."
             )
+        if self._compiled is not None and self._compiled.weighted != weighted:
+            self._pending_state = (kind, [v.get_value() for v in self.optimizer_state])
+            self._compiled = None
         if self._compiled is None:
-            self._compiled = self._compile(kind)
+            self._compiled = self._compile(kind, weighted)
             if self._pending_state is not None and self._pending_state[0] == kind:
                 self._write_optimizer_state(self._pending_state[1])
             self._pending_state = None
         return self._compiled
 
-    def _compile(self, kind: str) -> Compiled:
+    def _compile(self, kind: str, weighted: bool = False) -> Compiled:
         x, y = self.objective.symbols(kind)
-        loss, _, metrics = self.objective.build(x, y, kind, deterministic=False)
+        w = self.objective.weight_symbol() if weighted else None
+        loss, _, metrics = self.objective.build(x, y, kind, deterministic=False, w=w)
         params = self.network.params
         grads = get_or_compute_grads(loss, params)
         if self.max_norm is not None:
@@ -261,14 +268,15 @@ class Trainer:
         state = [k for k in ups if k not in params]
         ups.update(get_updates(loss))
         roles = [*self.network.get_params(), *state, self.learning_rate, *self.network.get_rngs()]
-        key = self._template_key(kind)
+        key = self._template_key(kind if w is None else f"{kind}, weighted")
         step = _TEMPLATES.copy(key, roles)  # the compiled code of an identical model, if any
         if step is None:
+            inputs = [x, y] if w is None else [x, y, w]
             step = compile_train_step(
-                loss, ups, inputs=[x, y], outputs=metrics, guard=False, mode=self.mode
+                loss, ups, inputs=inputs, outputs=metrics, guard=False, mode=self.mode
             )
             _TEMPLATES.add(key, step, roles)
-        return Compiled(kind, step, state)
+        return Compiled(kind, step, state, w is not None)
 
     def _template_key(self, kind: str) -> str | None:
         """What makes two trainers' steps the same graph (None: not shareable)."""
@@ -460,6 +468,7 @@ class Trainer:
         progress: bool | None = None,
         on_nonfinite: str = "stop",
         max_retries: int = 5,
+        sample_weight=None,
     ) -> History:
         """Train over ``epochs`` passes of shuffled minibatches; returns this run's History.
 
@@ -499,6 +508,10 @@ class Trainer:
             the last finite update and stops; ``"halve"`` rolls back, halves the learning rate
             and retries, at most ``max_retries`` times in this call (``history.notes`` says
             when).
+        sample_weight
+            A weight per row of ``X`` (Keras' and scikit-learn's name): the loss is
+            ``sum(w * loss) / sum(w)`` over each minibatch, and a per-row penalty is divided
+            by ``sum(w)``. Validation losses are unweighted.
 
         Notes
         -----
