@@ -29,7 +29,11 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 from pytensor.compile import optdb
-from pytensor.graph.rewriting.basic import EquilibriumGraphRewriter, node_rewriter
+from pytensor.graph.rewriting.basic import (
+    EquilibriumGraphRewriter,
+    WalkingGraphRewriter,
+    node_rewriter,
+)
 from pytensor.scalar import basic as ps
 from pytensor.tensor.basic import Alloc, ARange
 from pytensor.tensor.blas import Dot22
@@ -46,6 +50,7 @@ from pytensor.tensor.subtensor import (
 )
 
 from ..backend import REWRITE_TAG as TAG
+from .flat_elemwise import flat_elemwise_for, wants_flat_loop
 from .indexing import IncPick, IncRows, PickRows
 from .softmax import LogSoftmaxRows, SoftmaxRows
 from .softmax_xent import softmax_cross_entropy_grad, softmax_cross_entropy_op
@@ -383,4 +388,22 @@ optdb.register(
     ),
     TAG,
     position=48.9,
+)
+
+
+@node_rewriter([Elemwise])
+def flat_elemwise_rewrite(fgraph, node):
+    """An elementwise node of many operands (a fused optimiser update) -> the same node with
+    a flat loop for contiguous operands (:mod:`symnn.ops.flat_elemwise`)."""
+    if not wants_flat_loop(node):
+        return None
+    return flat_elemwise_for(node).make_node(*node.inputs).outputs
+
+
+# last, after PyTensor's fusion (49) and in-place rewrites: the nodes keep their destroy map
+optdb.register(
+    "symnn_flat_elemwise",
+    WalkingGraphRewriter(flat_elemwise_rewrite),
+    TAG,
+    position=99,
 )
