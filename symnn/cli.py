@@ -307,8 +307,8 @@ def _reference_for(args: argparse.Namespace, n_in: int) -> tuple[Any, Any]:
 
         spec = {64: "digits", 784: "fashion-mnist" if fashion_mnist_available() else None}.get(n_in)
     if spec in (None, "none"):
-        if args.prior == "gaussian" or args.x0 != "random":
-            what = "--prior gaussian" if args.prior == "gaussian" else f"--x0 {args.x0}"
+        if args.prior in ("gaussian", "gmm") or args.x0 != "random":
+            what = f"--prior {args.prior}" if args.prior != "auto" else f"--x0 {args.x0}"
             raise _UsageError(f"{what} needs --reference (a data set of the model's inputs)")
         if args.prior_weight is not None:
             raise _UsageError("--prior-weight has no effect without a reference and a prior")
@@ -402,8 +402,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     data = load_digits(seed=args.seed)
     print(f"data: {data!r}")
     trainer, history = _demo_train(args, data)
-    report = _demo_maximize(args, trainer, data)
+    report, plain = _demo_maximize(args, trainer, data)
     _report_am(report, out, data.classes, "digits: inputs that maximise each class logit")
+    _plot_comparison(report, plain, data, out / "compared.png")
     io.save(trainer, out / "model.npz")
     plot.plot_history(history, out / "curves.png", title="digits 64-100-10")
     plot.plot_weights(trainer.network.params[0].get_value(), (8, 8), out / "weights.png")
@@ -464,7 +465,25 @@ def _demo_maximize(args: argparse.Namespace, trainer, data):
         f"in {report.result.seconds:.3f} s ({time.perf_counter() - t0:.1f} s with compiling)"
     )
     print(f"predicted classes of the maximised inputs: {trainer.predict(report.x).tolist()}")
-    return report
+    # plain activation maximisation (random starts, no prior) through the same compiled step
+    plain = activation_maximization(
+        trainer.network, range(10), steps=args.steps, learning_rate=0.05, image_shape=(8, 8),
+        reference=(data.X_train, data.y_train), prior_weight=0.0,
+    )  # fmt: skip
+    return report, plain
+
+
+def _plot_comparison(report, plain, data, path: Path) -> None:
+    """Per class: plain activation maximisation, with the prior, and the top real inputs."""
+    from . import plot
+
+    rows = [("plain", plain.images()), ("with prior", report.images())]
+    for k in range(3):
+        picks = [r.top_examples[k] for r in report.rows]
+        rows.append((f"real #{k + 1}", data.X_train[picks].reshape(-1, 8, 8)))
+    plot.plot_image_rows(rows, path, titles=[str(c) for c in data.classes])
+    print(f"wrote {path} (plain, with the prior, the top real inputs)")
+    print(f"plain activation maximisation, for comparison:\n{plain.to_table()}")
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -608,8 +627,9 @@ def _reference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prior",
         default="auto",
-        choices=["auto", "gaussian", "none"],
-        help="density prior on the input (auto: gaussian when there is a reference)",
+        choices=["auto", "gaussian", "gmm", "none"],
+        help="density prior on the input: a Gaussian or a Gaussian mixture fitted to the "
+        "reference (auto: gaussian when there is a reference)",
     )
     p.add_argument(
         "--prior-weight",

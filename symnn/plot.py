@@ -22,6 +22,7 @@ __all__ = [
     "plot_history",
     "plot_decision_boundary",
     "plot_image_grid",
+    "plot_image_rows",
     "plot_comparison",
     "plot_weights",
 ]
@@ -117,6 +118,42 @@ def plot_image_grid(
             ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_image_rows(
+    rows: Sequence[tuple[str, np.ndarray]],
+    path: str | os.PathLike | None = None,
+    *,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Rows of images side by side, each row ``(label, images (n, h, w))`` with the same
+    ``n`` (e.g. per class: plain and prior activation maximisation and dataset examples),
+    ``titles`` over the columns.
+
+    >>> fig = plot_image_rows([("a", np.zeros((3, 4, 4))), ("b", np.ones((3, 4, 4)))])
+    >>> len(fig.axes)
+    6
+    """
+    arrays = [np.asarray(images) for _, images in rows]
+    if not arrays or any(a.ndim != 3 or len(a) != len(arrays[0]) for a in arrays):
+        raise SymnnValueError("rows must be (label, images (n, height, width)) with one n.")
+    nrows, ncols = len(arrays), len(arrays[0])
+    fig = Figure(figsize=(1.2 * ncols + 0.8, 1.25 * nrows + (0.4 if title else 0)),
+                 layout="constrained")  # fmt: skip
+    for r, ((label, _), images) in enumerate(zip(rows, arrays)):
+        for c in range(ncols):
+            ax = fig.add_subplot(nrows, ncols, r * ncols + c + 1)
+            ax.imshow(images[c], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+            if r == 0 and titles is not None:
+                ax.set_title(str(titles[c]), fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -170,7 +170,8 @@ def model_file(tmp_path_factory):
         (["maximize", "MODEL", "--reference", "none", "--prior", "gaussian"], "needs --reference"),
         (["maximize", "MODEL", "--prior", "none", "--prior-weight", "2"], "--prior-weight has no"),
         (["maximize", "MODEL", "--reference", "iris"], "its inputs have 4 features"),
-        (["maximize", "MODEL", "--prior", "gmm"], "invalid choice: 'gmm'"),
+        (["maximize", "MODEL", "--prior", "student"], "invalid choice: 'student'"),
+        (["maximize", "MODEL", "--reference", "none", "--prior", "gmm"], "--prior gmm needs"),
     ],
 )
 def test_bad_values_are_refused_before_anything_compiles(

@@ -1,4 +1,5 @@
-"""The Gaussian density prior of activation maximisation and the starts from data."""
+"""The density priors of activation maximisation (Gaussian, Gaussian mixture), the starts
+from data and the report's realism figures."""
 
 import numpy as np
 import pytensor
@@ -7,7 +8,7 @@ import pytest
 
 from symnn.errors import SymnnValueError
 from symnn.inputopt import activation_maximization
-from symnn.inputopt.priors import PRIOR_ARRAYS, GaussianPrior, gaussian_penalty
+from symnn.inputopt.priors import PRIOR_ARRAYS, GaussianPrior, MixturePrior, gaussian_penalty
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_starts_from_data(digits_net):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"prior": "gmm", "reference": "X"}, "prior='gmm' is not known"),
+        ({"prior": "student", "reference": "X"}, "prior='student' is not known"),
         ({"prior": "gaussian"}, "needs reference inputs to fit it to"),
         ({"prior": None, "prior_weight": 3.0}, "prior_weight=3.0 has no effect without a prior"),
         ({"x0": "class-mean", "reference": "X"}, r"needs reference=\(X, labels\)"),
@@ -116,3 +117,83 @@ def test_bad_prior_arguments_are_named(digits_net, kwargs, match):
         kwargs = {**kwargs, "reference": data.X_train}
     with pytest.raises(SymnnValueError, match=match):
         activation_maximization(net, [0], steps=2, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=4.0, size=(3, 6))
+    X = np.concatenate(
+        [c + rng.normal(size=(200, 6)) * [1, 1, 0.5, 0.3, 0.1, 0.1] for c in centres]
+    )
+    return X, MixturePrior.fit(X, n_components=4, n_mixture=3)
+
+
+def test_mixture_penalty_is_scikit_learns_density_plus_the_isotropic_rest(mixture):
+    """Against an independent reference: ``GaussianMixture.score_samples`` of the same
+    mixture on the projections, the rest as a Gaussian of the rest variance."""
+    from sklearn.mixture import GaussianMixture
+
+    X, model = mixture
+    z = X[:20] - model.mean
+    p = z @ model.components.T
+    gm = GaussianMixture(3, covariance_type="diag")
+    gm.weights_, gm.means_, gm.covariances_ = (
+        model.mix_weights,
+        model.mix_means,
+        model.mix_variances,
+    )
+    gm.precisions_cholesky_ = 1 / np.sqrt(model.mix_variances)
+    rest = 0.5 * ((z**2).sum(1) - (p**2).sum(1)) / model.rest_variance
+    expected = (-gm.score_samples(p) + rest) / model.width + model.offset
+    np.testing.assert_allclose(model.penalty_numpy(X[:20]), expected, rtol=1e-10)
+    assert model.penalty_numpy(X).mean() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mixture_penalty_symbolic_equals_numpy_far_away_too(mixture, dtype):
+    X, model = mixture
+    x = pt.matrix("x", dtype=dtype)
+    arrays = {k: pt.as_tensor_variable(v) for k, v in model.arrays(dtype).items()}
+    fn = pytensor.function([x], MixturePrior.penalty(x, arrays, model.width), mode="FAST_COMPILE")
+    far = X[:3] + 1e3  # every component's density underflows: the log-sum-exp must not
+    rows = np.concatenate([X[:5], far]).astype(dtype)
+    rtol = 1e-10 if dtype == "float64" else 2e-4
+    np.testing.assert_allclose(fn(rows), model.penalty_numpy(rows), rtol=rtol)
+
+
+def test_mixture_penalty_gradient_against_finite_differences(mixture):
+    X, model = mixture
+    arrays = {k: pt.as_tensor_variable(v) for k, v in model.arrays("float64").items()}
+    pytensor.gradient.verify_grad(
+        lambda v: MixturePrior.penalty(v, arrays, model.width).sum(),
+        [X[:4] + 0.3],
+        rng=np.random.default_rng(0),
+    )
+
+
+def test_gmm_prior_and_the_realism_columns(digits_net):
+    """prior='gmm' is readable too; with labels the report gives the class correlation and
+    the 5-NN label (checked against scikit-learn's KNeighborsClassifier), and a judge's."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    net, data = digits_net
+    X, y = data.X_train, data.y_train
+    judge = KNeighborsClassifier(1).fit(X, y)
+    report = activation_maximization(net, range(10), reference=(X, y), prior="gmm",
+                                     x0="class-mean", steps=100, judge=judge)  # fmt: skip
+    assert report.settings["prior"] == "gmm"
+    assert all(row.exceeds_reference for row in report.rows)
+    knn = KNeighborsClassifier(5, algorithm="brute").fit(X, y).predict(report.x)
+    assert [row.knn_label for row in report.rows] == knn.tolist()
+    assert [row.judge_label for row in report.rows] == judge.predict(report.x).tolist()
+    corr = [row.class_corr for row in report.rows]
+    expected = [np.corrcoef(report.x[c], X[y == c].mean(axis=0))[0, 1] for c in range(10)]
+    np.testing.assert_allclose(corr, expected, rtol=1e-5)
+    assert min(corr) > 0.5
+    table = report.to_table()
+    assert "class corr" in table and "5-NN" in table and "judge" in table
+    hidden = activation_maximization(net, [0, 1], layer=0, reference=(X, y), steps=5)
+    assert all(r.class_corr is None and r.knn_label is not None for r in hidden.rows)
+    with pytest.raises(SymnnValueError, match="judge needs reference inputs"):
+        activation_maximization(net, [0], steps=2, judge=judge)

@@ -20,6 +20,7 @@ from .binary import (
     round_to_binary,
 )
 from .maximize import METHODS, MaximizeResult, maximize
+from .priors import PRIORS, GaussianPrior, MixturePrior
 
 __all__ = [
     "maximize",
@@ -35,4 +36,7 @@ __all__ = [
     "evaluate_objective",
     "BinaryMaximum",
     "round_to_binary",
+    "GaussianPrior",
+    "MixturePrior",
+    "PRIORS",
 ]

@@ -27,7 +27,7 @@ from ..nonlinearities import softmax
 from ..utils import as_rng, check_array, check_positive, describe
 from .engine import SCIPY
 from .maximize import MaximizeResult, draw_starts, maximize, resolve_bounds
-from .priors import GaussianPrior, gaussian_penalty
+from .priors import PRIORS, GaussianPrior, MixturePrior
 
 __all__ = [
     "activation_maximization",
@@ -201,7 +201,7 @@ class _Graph:
         spread = np.maximum(acts.max(axis=0) - acts.mean(axis=0), 1e-6)
         return model, relative * spread[rows.units]
 
-    def rows(self, result, row_units, n_starts: int, ref_pair, top_k: int) -> list[UnitResult]:
+    def rows(self, result, row_units, n_starts: int, realism: _Realism | None) -> list[UnitResult]:
         """The report's rows: each start's activations, best and last, probability and, with
         ``reference``, the unit's best activation there, its ``top_k`` reference inputs and
         how much the found input looks like real data."""
@@ -212,9 +212,9 @@ class _Graph:
         probs = np.asarray(measured[1])[pick] if self.has_probs else [None] * n
         last = result.x_last if result.x_last is not None else result.x
         final = np.asarray(self.measure(last.astype(dtype))[0])[pick]
-        ref, acts = ref_pair
+        acts = None if realism is None else realism.activations
         ref_max = None if acts is None else acts.max(axis=0)
-        real = _Realism(ref, acts, row_units, top_k).measure(result.x) if acts is not None else None
+        real = None if realism is None else realism.measure(result.x, row_units)
         rows = [
             UnitResult(
                 unit=int(u),
@@ -232,46 +232,98 @@ class _Graph:
             for k, u in enumerate(row_units)
         ]
         for k, row in enumerate(rows if real is not None else ()):
-            row.top_examples, row.top_corr, row.nn_ratio = real[k]
+            for name, value in real[k].items():
+                setattr(row, name, value)
         return rows
 
-    def reference_activations(self, reference) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The reference inputs, checked, and every unit's activation on each of them."""
+    def reference_activations(self, reference: np.ndarray | None) -> np.ndarray | None:
+        """Every unit's activation on each (checked) reference input."""
         if reference is None:
-            return None, None
-        dtype, width = self.x.type.dtype, self.x.type.shape[1]
-        ref = check_array(reference, "reference", ndim=2, dtype=dtype, n_features=width)
-        chunks = [np.asarray(self.measure(ref[s : s + 4096])[0]) for s in range(0, len(ref), 4096)]
-        return ref, np.concatenate(chunks)
+            return None
+        chunks = [np.asarray(self.measure(reference[s : s + 4096])[0])
+                  for s in range(0, len(reference), 4096)]  # fmt: skip
+        return np.concatenate(chunks)
 
 
 @dataclass
 class _Realism:
-    """How a found input compares with the real inputs that drive its unit: the ``top_k``
-    reference inputs of highest activation, the Pearson correlation of the input with their
-    mean, and its distance to the nearest reference input divided by the typical
-    nearest-neighbour distance inside the reference set (estimated on a seeded sample)."""
+    """How a found input compares with the real inputs: the ``top_k`` reference inputs of
+    highest activation for its unit (dataset examples) and the Pearson correlation with their
+    mean, its distance to the nearest reference input over the typical nearest-neighbour
+    distance inside the reference set (estimated on a seeded sample); with reference labels,
+    the label of most of its :data:`KNN` nearest reference inputs and, for class units (output
+    units with labels), the correlation with the class mean; the ``judge``'s label."""
 
     reference: np.ndarray
     activations: np.ndarray  # (n_reference, n_units)
-    row_units: np.ndarray
     top_k: int
+    labels: np.ndarray | None = None
+    class_units: bool = False
+    judge: Any = None
 
-    def measure(self, X: np.ndarray) -> list[tuple[list[int], float, float]]:
-        ref = self.reference.astype(np.float64)
+    def measure(self, X: np.ndarray, row_units: np.ndarray) -> list[dict[str, Any]]:
+        ref, X = self.reference.astype(np.float64), np.asarray(X, dtype=np.float64)
         k = min(self.top_k, len(ref))
-        top = {
-            u: np.argsort(-self.activations[:, u], kind="stable")[:k] for u in set(self.row_units)
-        }
+        top = {u: np.argsort(-self.activations[:, u], kind="stable")[:k] for u in set(row_units)}
         typical = _typical_nn_distance(ref)
-        nearest = _nearest_distances(np.asarray(X, dtype=np.float64), ref)
+        nearest = _nearest_rows(X, ref, KNN)
+        distance = np.sqrt(((X - ref[nearest[:, 0]]) ** 2).sum(axis=1))
+        judged = _judge_labels(self.judge, X)
         out = []
-        for x, u, d in zip(np.asarray(X, dtype=np.float64), self.row_units, nearest):
-            mean = ref[top[u]].mean(axis=0)
-            out.append(
-                (top[u].tolist(), _pearson(x, mean), float(d / typical) if typical else np.inf)
-            )
+        for i, (x, u) in enumerate(zip(X, row_units)):
+            row = {"top_examples": top[u].tolist(), "top_corr": _pearson(x, ref[top[u]].mean(0)),
+                   "nn_ratio": float(distance[i] / typical) if typical else np.inf}  # fmt: skip
+            if self.labels is not None:
+                row["knn_label"] = _majority(self.labels[nearest[i]])
+                if self.class_units and np.any(self.labels == u):
+                    row["class_corr"] = _pearson(x, ref[self.labels == u].mean(axis=0))
+            if judged is not None:
+                row["judge_label"] = _plain(judged[i])
+            out.append(row)
         return out
+
+
+#: neighbours whose majority label is a found input's k-NN label
+KNN = 5
+
+
+def _plain(value: Any) -> Any:
+    """A label as a JSON-friendly Python value."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _majority(labels: np.ndarray) -> Any:
+    """The most frequent label (ties: the one of the nearest neighbour among them)."""
+    values, counts = np.unique(labels, return_counts=True)
+    best = values[counts == counts.max()]
+    return _plain(next(v for v in labels if v in best))
+
+
+def _judge_labels(judge: Any, X: np.ndarray) -> np.ndarray | None:
+    if judge is None:
+        return None
+    predict = getattr(judge, "predict", judge)
+    labels = np.asarray(predict(X))
+    if labels.shape[:1] != (len(X),):
+        raise SymnnValueError(
+            f"judge returned {labels.shape[:1]} labels for {len(X)} inputs; expected one each."
+        )
+    return labels
+
+
+def _nearest_rows(X: np.ndarray, ref: np.ndarray, k: int) -> np.ndarray:
+    """The indices of each row's ``k`` nearest rows of ``ref``, nearest first."""
+    k = min(k, len(ref))
+    ref_sq = (ref * ref).sum(axis=1)
+    best_d = np.full((len(X), 0), np.inf)
+    best_i = np.zeros((len(X), 0), dtype=np.int64)
+    for s in range(0, len(ref), 4096):
+        d2 = ref_sq[None, s : s + 4096] - 2 * X @ ref[s : s + 4096].T
+        d = np.concatenate([best_d, d2], axis=1)
+        i = np.concatenate([best_i, np.arange(s, s + d2.shape[1])[None].repeat(len(X), 0)], 1)
+        keep = np.argsort(d, axis=1, kind="stable")[:, :k]
+        best_d, best_i = np.take_along_axis(d, keep, 1), np.take_along_axis(i, keep, 1)
+    return best_i
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -335,6 +387,14 @@ def _choose_weights(graph: _Graph, result, rows: _Rows, acts) -> np.ndarray:
     return np.asarray(chosen)
 
 
+def _realism(reference, acts, labels, top_k: int, judge: Any, class_units: bool):
+    if reference is None:
+        if judge is not None:
+            raise SymnnValueError("judge needs reference inputs (the report compares with them).")
+        return None
+    return _Realism(reference, acts, top_k, labels, class_units and labels is not None, judge)
+
+
 def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts) -> tuple[Any, np.ndarray]:
     """``(result, weights)``: one row per unit and start, run with the prior weight chosen
     among its candidates (all rows when there was one candidate)."""
@@ -347,7 +407,7 @@ def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts) -> tuple[Any,
 def _prior_settings(density) -> dict[str, Any]:
     if density is None:
         return {"prior": None, "prior_weight": None}
-    return {"prior": "gaussian", "prior_weight": density[1] or "auto"}
+    return {"prior": density[0].kind, "prior_weight": density[1] or "auto"}
 
 
 def _subset(result: MaximizeResult, keep: np.ndarray) -> MaximizeResult:
@@ -371,7 +431,7 @@ class _GraphKey:
     probability: bool
     image_shape: tuple[int, ...] | None
     jitter: int
-    prior: bool
+    prior: str | None  #: the prior's kind (``PRIORS``), or None
     mode: str
 
 
@@ -380,9 +440,8 @@ def _graph(network, key: _GraphKey, mode) -> _Graph:
         return _build_graph(network, key, mode)
 
 
-def _prior_arrays(dtype: str) -> dict[str, Any]:
-    shapes = {"mean": (1,), "components": (1, 1), "inv_variances": (1,), "inv_rest": (),
-              "weight": (1,)}  # fmt: skip
+def _prior_arrays(kind: str, dtype: str) -> dict[str, Any]:
+    shapes = {**PRIORS[kind].SHAPES, "weight": (1,)}
     return {
         name: pytensor.shared(np.zeros(shape, dtype=dtype), name=f"prior.{name}")
         for name, shape in shapes.items()
@@ -421,9 +480,10 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
         objective = objective - coef["tv"] * _total_variation(img)
     sim = pt.dot(x, x.T) / np.asarray(network.n_in, dtype=dtype)
     objective = objective - coef["diversity"] * pt.sum(same_unit * sim, axis=1)
-    prior = _prior_arrays(dtype) if key.prior else None
+    prior = _prior_arrays(key.prior, dtype) if key.prior else None
     if prior is not None:
-        objective = objective - prior["weight"] * gaussian_penalty(x, prior, network.n_in)
+        penalty = PRIORS[key.prior].penalty(x, prior, network.n_in)
+        objective = objective - prior["weight"] * penalty
     objective = attach_updates(objective, rng_updates)
     plain = unit_activations(network, x, index, preactivation=preactivation and not probability)
     outs = [plain]
@@ -478,6 +538,9 @@ class ActivationReport:
             ("reference_max", "ref max", "{:>9.3f}"),
             ("top_corr", "top corr", "{:>8.2f}"),
             ("nn_ratio", "nn ratio", "{:>8.2f}"),
+            ("class_corr", "class corr", "{:>10.2f}"),
+            ("knn_label", "5-NN", "{!s:>5}"),
+            ("judge_label", "judge", "{!s:>5}"),
             ("prior_weight", "prior w", "{:>7.1f}"),
             ("probability", "p(class)", "{:>8.4f}"),
             ("at_bounds", "at bounds", "{:>9.1%}"),
@@ -583,6 +646,9 @@ class UnitResult:
     top_corr: float | None = None  #: Pearson correlation with the mean of those inputs
     nn_ratio: float | None = None  #: nearest reference distance / typical NN distance
     prior_weight: float | None = None  #: the relative weight of the density prior used
+    class_corr: float | None = None  #: correlation with the mean reference input of its class
+    knn_label: Any = None  #: the majority label of its 5 nearest reference inputs
+    judge_label: Any = None  #: the label the ``judge`` gives it
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -613,13 +679,17 @@ def activation_maximization(
     image_shape: tuple[int, ...] | None = None,
     reference=None,
     top_k: int = 5,
-    prior: str | GaussianPrior | None = "auto",
+    judge: Any = None,
+    prior: str | GaussianPrior | MixturePrior | None = "auto",
     prior_weight: float | None = None,
     mode: Any = None,
     blas_threads: int | str = "auto",
     **penalty_values: Any,
 ) -> ActivationReport:
     """Maximise units of a layer, many units in one compiled call.
+
+    The keywords are :func:`~symnn.inputopt.maximize`'s (a published contract) plus what
+    picks the units, the input penalties, the reference data and the density prior.
 
     Parameters
     ----------
@@ -650,24 +720,27 @@ def activation_maximization(
         reference input of the unit's class; needs ``reference=(X, y)``).
     prior, prior_weight
         A density prior on the input: ``"gaussian"`` (a :class:`~symnn.inputopt.priors.
-        GaussianPrior` fitted to ``reference``), a fitted ``GaussianPrior``, or None (plain
-        activation maximisation). ``"auto"`` (default) is ``"gaussian"`` when ``reference``
-        is given, else None. The ascent maximises ``activation - prior_weight * penalty``,
-        the penalty being about 0.5 for a real input. ``prior_weight`` is relative to the
-        unit's activation spread on the reference (its best minus its mean), so one value
-        suits units of any scale. By default each unit and start runs with every weight of
-        :data:`AUTO_PRIOR_WEIGHTS` in the same compiled call and keeps the strongest under
-        which it still beats its best reference input (``row.prior_weight`` says which);
-        without reference inputs (a fitted ``GaussianPrior`` given) the weight is absolute,
+        GaussianPrior` fitted to ``reference``), ``"gmm"`` (a :class:`~symnn.inputopt.priors.
+        MixturePrior`: ten diagonal Gaussians on the principal components), a fitted prior,
+        or None (plain activation maximisation). ``"auto"`` (default) is ``"gaussian"`` when
+        ``reference`` is given, else None. The ascent maximises ``activation - prior_weight
+        * penalty``, the penalty being about 0.5 for a real input. ``prior_weight`` is
+        relative to the unit's activation spread on the reference (its best minus its mean),
+        so one value suits units of any scale. By default each unit and start runs with every
+        weight of :data:`AUTO_PRIOR_WEIGHTS` in the same compiled call and keeps the strongest
+        under which it still beats its best reference input (``row.prior_weight`` says which);
+        without reference inputs (a fitted prior given) the weight is absolute,
         :data:`DEFAULT_PRIOR_WEIGHT` by default.
-    reference, top_k
+    reference, top_k, judge
         Inputs ``X`` or ``(X, labels)`` (e.g. the training set): each row then reports its
-        unit's highest activation
-        on them, the unit's ``top_k`` reference inputs (dataset examples) and two realism
-        figures: ``top_corr``, the correlation of the found input with the mean of those
-        examples, and ``nn_ratio``, its distance to the nearest reference input over the
-        typical nearest-neighbour distance inside the reference set (about 1 for a
-        realistic input, much more for noise).
+        unit's highest activation on them, the unit's ``top_k`` reference inputs (dataset
+        examples) and realism figures: ``top_corr``, the correlation of the found input with
+        the mean of those examples; ``nn_ratio``, its distance to the nearest reference input
+        over the typical nearest-neighbour distance inside the reference set (about 1 for a
+        realistic input, much more for noise); with labels, ``knn_label`` (the majority label
+        of its 5 nearest reference inputs) and, for output units, ``class_corr`` (the
+        correlation with the mean input of the unit's class). ``judge``, a fitted classifier
+        (its ``predict``) or a callable returning labels, adds ``judge_label``.
     Other arguments are those of :func:`symnn.inputopt.maximize`.
     """
     index, preactivation, image_shape = _check_target(
@@ -681,22 +754,25 @@ def activation_maximization(
     reference, labels = _reference_parts(reference, network)
     density = _resolve_prior(prior, prior_weight, reference, network)
     key = _GraphKey(index, preactivation, bool(probability), image_shape, int(penalties.jitter),
-                    density is not None, repr(mode))  # fmt: skip
+                    None if density is None else density[0].kind, repr(mode))  # fmt: skip
     graph = _graph(network, key, mode)
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
         x0 = _starts(network, x0, row_units, seed, bounds, (reference, labels))
-        ref_pair = graph.reference_activations(reference)
-        rows = _Rows.expand(row_units, _weight_candidates(density, ref_pair[1]))
-        graph.configure(rows, penalties, seed, graph.prior_weights(density, rows, ref_pair[1]))
+        acts = graph.reference_activations(reference)
+        rows = _Rows.expand(row_units, _weight_candidates(density, acts))
+        graph.configure(rows, penalties, seed, graph.prior_weights(density, rows, acts))
         ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
         result = maximize(
             graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0), tol=tol,
             mode=mode, blas_threads=blas_threads, every=penalties.every(image_shape), **ascent,
         )  # fmt: skip
-        result, chosen = _keep_chosen_weights(graph, result, rows, ref_pair[1])
-        report_rows = graph.rows(result, row_units, n_starts, ref_pair, top_k)
+        result, chosen = _keep_chosen_weights(graph, result, rows, acts)
+        realism = _realism(
+            reference, acts, labels, top_k, judge, index == len(_layers(network)) - 1
+        )
+        report_rows = graph.rows(result, row_units, n_starts, realism)
     for row, weight in zip(report_rows, chosen):
         row.prior_weight = None if density is None else float(weight)
     _warn_if_stuck(report_rows)
@@ -737,7 +813,7 @@ def _reference_parts(reference: Any, network: Layer) -> tuple[np.ndarray | None,
 
 
 def _resolve_prior(prior: Any, weight: Any, reference, network: Layer):
-    """``(GaussianPrior, weight)`` or None."""
+    """``(prior model, weight)`` or None."""
     if isinstance(prior, str) and prior == "auto":
         prior = "gaussian" if reference is not None else None
     if prior is None:
@@ -745,17 +821,18 @@ def _resolve_prior(prior: Any, weight: Any, reference, network: Layer):
             raise SymnnValueError(f"prior_weight={weight!r} has no effect without a prior.")
         return None
     if isinstance(prior, str):
-        if prior != "gaussian":
+        if prior not in PRIORS:
             raise SymnnValueError(
-                f"prior={prior!r} is not known; expected 'auto', 'gaussian', a GaussianPrior "
-                "or None."
+                f"prior={prior!r} is not known; expected 'auto', {', '.join(map(repr, PRIORS))}, "
+                "a fitted prior or None."
             )
         if reference is None:
-            raise SymnnValueError("prior='gaussian' needs reference inputs to fit it to.")
-        prior = GaussianPrior.fit(reference)
-    if not isinstance(prior, GaussianPrior) or prior.width != network.n_in:
+            raise SymnnValueError(f"prior={prior!r} needs reference inputs to fit it to.")
+        prior = PRIORS[prior].fit(reference)
+    if not isinstance(prior, tuple(PRIORS.values())) or prior.width != network.n_in:
         raise SymnnTypeError(
-            f"prior must be a GaussianPrior of width {network.n_in}; got {describe(prior)}."
+            f"prior must be a GaussianPrior or MixturePrior of width {network.n_in}; got "
+            f"{describe(prior)}."
         )
     if weight is None:
         return prior, None  # chosen per unit among AUTO_PRIOR_WEIGHTS

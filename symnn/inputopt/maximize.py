@@ -177,6 +177,9 @@ def maximize(
 ) -> MaximizeResult:
     """Find inputs in the box ``bounds`` that maximise ``objective``, from several starts.
 
+    The keyword names are a published contract of symnn's input optimisation (code outside
+    this package calls them); they stay as they are.
+
     Parameters
     ----------
     objective

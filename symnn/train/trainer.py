@@ -128,6 +128,9 @@ class Compiled:
 class Trainer:
     """Compile a network's training step once and fit it over minibatches.
 
+    The settings are keyword-only and mirror Keras' ``Model.compile``/``Model.fit`` and
+    Lasagne's update-rule arguments (``**optimizer_kwargs`` go to the rule).
+
     Parameters
     ----------
     network
