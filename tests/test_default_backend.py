@@ -6,6 +6,7 @@ its best-iterate replay, the non-finite rollback, exact resume and determinism."
 import numpy as np
 import pytensor.tensor as pt
 import pytest
+from _sklearn_checks import sample_weight_xfail
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import symnn
@@ -25,21 +26,9 @@ def digits():
 
 
 # -- scikit-learn's own checks, every one, default hyperparameters ---------------------------
-def _sample_weight_xfail(estimator):
-    """Weighted rows and repeated rows agree exactly only for a full-batch solver in float64
-    (tested below); minibatches see different rows, float32 rounds differently."""
-    reason = (
-        "minibatch solver or float32: equivalent in expectation, not to 1e-7 (scikit-learn's "
-        "own MLP runs this check with lbfgs); float64 lbfgs passes it"
-    )
-    return {
-        f"check_sample_weight_equivalence_on_{kind}_data": reason for kind in ("dense", "sparse")
-    }
-
-
 @parametrize_with_checks(
     [MLPClassifier(), MLPRegressor(), NetClassifier(dense_network)],
-    expected_failed_checks=_sample_weight_xfail,
+    expected_failed_checks=sample_weight_xfail,
 )
 def test_sklearn_checks_on_the_default_backend(estimator, check):
     check(estimator)

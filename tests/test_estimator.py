@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _sklearn_checks import sample_weight_xfail
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -20,20 +21,8 @@ FAST = dict(
 )
 
 
-def _sample_weight_xfail(estimator):
-    """Weighted rows and repeated rows agree exactly only for a full-batch solver in float64
-    (tested below); minibatches see different rows, float32 rounds differently."""
-    reason = (
-        "minibatch solver or float32: equivalent in expectation, not to 1e-7 (scikit-learn's "
-        "own MLP runs this check with lbfgs); float64 lbfgs passes it"
-    )
-    return {
-        f"check_sample_weight_equivalence_on_{kind}_data": reason for kind in ("dense", "sparse")
-    }
-
-
 @parametrize_with_checks(
-    [MLPClassifier(**FAST), MLPRegressor(**FAST)], expected_failed_checks=_sample_weight_xfail
+    [MLPClassifier(**FAST), MLPRegressor(**FAST)], expected_failed_checks=sample_weight_xfail
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

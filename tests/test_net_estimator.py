@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from _sklearn_checks import sample_weight_xfail
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -18,24 +19,12 @@ from symnn.layers import Dense, mlp
 FAST = dict(learning_rate_init=0.02, batch_size=32, max_iter=60, random_state=0)
 
 
-def _sample_weight_xfail(estimator):
-    """Weighted rows and repeated rows agree exactly only for a full-batch solver in float64
-    (tested below); minibatches see different rows, float32 rounds differently."""
-    reason = (
-        "minibatch solver or float32: equivalent in expectation, not to 1e-7 (scikit-learn's "
-        "own MLP runs this check with lbfgs); float64 lbfgs passes it"
-    )
-    return {
-        f"check_sample_weight_equivalence_on_{kind}_data": reason for kind in ("dense", "sparse")
-    }
-
-
 @parametrize_with_checks(
     [
         NetClassifier(dense_network, network__hidden=(16,), **FAST),
         NetRegressor(dense_network, network__hidden=(16,), **FAST),
     ],
-    expected_failed_checks=_sample_weight_xfail,
+    expected_failed_checks=sample_weight_xfail,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
