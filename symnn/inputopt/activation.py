@@ -746,16 +746,14 @@ def activation_maximization(
     index, preactivation, image_shape = _check_target(
         network, layer, probability, preactivation, image_shape
     )
-    penalties = _penalties(penalties, penalty_values)
-    penalties.check(image_shape, method)
+    penalties = _penalties(penalties, penalty_values, image_shape, method)
     learning_rate = 0.05 if learning_rate is None and method not in SCIPY else learning_rate
     check_positive(n_starts, "n_starts", integer=True)
     check_positive(top_k, "top_k", integer=True)
     reference, labels = _reference_parts(reference, network)
     density = _resolve_prior(prior, prior_weight, reference, network)
-    key = _GraphKey(index, preactivation, bool(probability), image_shape, int(penalties.jitter),
-                    None if density is None else density[0].kind, repr(mode))  # fmt: skip
-    graph = _graph(network, key, mode)
+    key = (index, preactivation, bool(probability), image_shape, int(penalties.jitter))
+    graph = _graph(network, _GraphKey(*key, density and density[0].kind, repr(mode)), mode)
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
@@ -769,26 +767,30 @@ def activation_maximization(
             mode=mode, blas_threads=blas_threads, every=penalties.every(image_shape), **ascent,
         )  # fmt: skip
         result, chosen = _keep_chosen_weights(graph, result, rows, acts)
-        realism = _realism(
-            reference, acts, labels, top_k, judge, index == len(_layers(network)) - 1
-        )
+        realism = _realism(reference, acts, labels, top_k, judge, _is_output(network, index))
         report_rows = graph.rows(result, row_units, n_starts, realism)
-    for row, weight in zip(report_rows, chosen):
-        row.prior_weight = None if density is None else float(weight)
+        _record_weights(report_rows, chosen, density)
     _warn_if_stuck(report_rows)
-    settings = {
-        "layer": index,
-        "preactivation": preactivation,
-        "probability": bool(probability),
-        "method": result.method,
-        "steps": steps,
-        "learning_rate": learning_rate,
-        **asdict(penalties),
-        **_prior_settings(density),
-        "n_starts": n_starts,
-        "bounds": [float(np.min(bounds[0])), float(np.max(bounds[1]))],
-    }
+    settings = dict(
+        layer=index, preactivation=preactivation, probability=bool(probability),
+        method=result.method, steps=steps, learning_rate=learning_rate, **asdict(penalties),
+        **_prior_settings(density), n_starts=n_starts, bounds=_bounds_setting(bounds),
+    )  # fmt: skip
     return ActivationReport(unit_list, result.x, report_rows, result, image_shape, settings)
+
+
+def _is_output(network: Layer, index: int) -> bool:
+    return index == len(_layers(network)) - 1
+
+
+def _bounds_setting(bounds: Any) -> list[float]:
+    return [float(np.min(bounds[0])), float(np.max(bounds[1]))]
+
+
+def _record_weights(rows: list[UnitResult], chosen: Any, density: Any) -> None:
+    """Each row's chosen relative prior weight (None without a prior)."""
+    for row, weight in zip(rows, chosen):
+        row.prior_weight = None if density is None else float(weight)
 
 
 #: the prior weight when none is given (measured: docs/performance.md, "Readable activation
@@ -893,7 +895,10 @@ def _warn_if_stuck(rows: list[UnitResult]) -> None:
         )
 
 
-def _penalties(penalties: InputPenalties | None, values: dict[str, Any]) -> InputPenalties:
+def _penalties(
+    penalties: InputPenalties | None, values: dict[str, Any], image_shape: Any, method: str
+) -> InputPenalties:
+    """The call's :class:`InputPenalties`, checked against the image shape and method."""
     known = {f.name for f in fields(InputPenalties)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -905,7 +910,9 @@ def _penalties(penalties: InputPenalties | None, values: dict[str, Any]) -> Inpu
         raise SymnnValueError("pass penalties=InputPenalties(...) or penalty keywords, not both.")
     if penalties is not None and not isinstance(penalties, InputPenalties):
         raise SymnnTypeError(f"penalties must be an InputPenalties; got {describe(penalties)}.")
-    return penalties or InputPenalties(**values)
+    penalties = penalties or InputPenalties(**values)
+    penalties.check(image_shape, method)
+    return penalties
 
 
 def _check_target(network, layer, probability, preactivation, image_shape):
