@@ -76,6 +76,8 @@ def main(argv=None):
         ("plain", dict(prior=None)),
         ("prior", dict(x0="class-mean")),
         ("gmm prior", dict(x0="class-mean", prior="gmm")),
+        ("prior, top-input start", dict(x0="facets")),
+        ("prior, per-row jitter", dict(x0="class-mean", jitter=1)),
     ):
         t0 = time.perf_counter()
         reports[name] = activation_maximization(trainer.network, range(10), **common, **kw)
@@ -84,10 +86,10 @@ def main(argv=None):
     print()
     table = [summary(name, r) for name, r in reports.items()]
     keys = list(table[0])
-    print("  ".join(f"{k:>17}" for k in keys))
+    print("  ".join(f"{k:>23}" for k in keys))
     for row in table:
         print(
-            "  ".join(f"{v:>17.2f}" if isinstance(v, float) else f"{v!s:>17}" for v in row.values())
+            "  ".join(f"{v:>23.2f}" if isinstance(v, float) else f"{v!s:>23}" for v in row.values())
         )
     names = data.classes or [str(c) for c in range(10)]
     rows = [("plain", reports["plain"].images()), ("with prior", reports["prior"].images())]

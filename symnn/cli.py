@@ -641,8 +641,9 @@ def _reference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--x0",
         default="random",
-        choices=["random", "mean", "class-mean"],
-        help="starts: uniform random, the reference mean, or the unit's class mean",
+        choices=["random", "mean", "class-mean", "facets"],
+        help="starts: uniform random, the reference mean, the unit's class mean, or the "
+        "centres of its most activating reference inputs (one facet per start)",
     )
     p.add_argument("--top-k", type=_POSITIVE_INT, default=5, help="dataset examples per unit")
 

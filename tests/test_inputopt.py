@@ -329,3 +329,60 @@ def test_report_gives_dataset_examples_and_realism_figures(digits_net):
     d = _nearest_distances(ref[:3].astype(np.float64), ref.astype(np.float64))
     np.testing.assert_allclose(d, 0, atol=1e-6)
     assert _pearson(np.arange(5.0), 2 * np.arange(5.0) + 1) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("image_shape", [(5, 7), (4, 6, 3)])
+@pytest.mark.parametrize("compiled", ["FAST_COMPILE", "C"])
+def test_jitter_shifts_every_row_by_its_own_amount(image_shape, compiled):
+    from symnn.backend import python_nodes, resolve_mode
+    from symnn.inputopt.activation import _shift_rows
+
+    mode = resolve_mode(compiled) if compiled == "C" else compiled
+    n, d = 4, int(np.prod(image_shape))
+    x = pt.matrix("x", dtype="float64", shape=(None, d))
+    shift = pt.lmatrix("shift")
+    g = pt.matrix("g", dtype="float64")
+    out = _shift_rows(x, shift, image_shape)
+    grad = pytensor.grad(pt.sum(out * g), x)
+    fn = pytensor.function([x, shift, g], [out, grad], mode=mode)
+    if compiled == "C":
+        assert python_nodes(fn) == []
+    rng = np.random.default_rng(0)
+    X, G = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    shifts = np.array([[0, 0], [1, -2], [-3, 5], [7, 1]])
+    got, got_grad = fn(X, shifts, G)
+    for k in range(n):
+        img = X[k].reshape(image_shape)
+        want = np.roll(img, tuple(shifts[k]), axis=(0, 1)).reshape(-1)
+        np.testing.assert_array_equal(got[k], want)
+        back = np.roll(G[k].reshape(image_shape), tuple(-shifts[k]), axis=(0, 1)).reshape(-1)
+        np.testing.assert_allclose(got_grad[k], back)
+
+
+def test_facet_starts_are_kmeans_centres_of_the_units_top_inputs(digits_net):
+    from sklearn.cluster import KMeans
+
+    from symnn.inputopt.activation import FACET_POOL
+    from symnn.utils import as_rng
+
+    trainer, data = digits_net
+    ref = data.X_train[:500]
+    report = activation_maximization(
+        trainer.network, [2, 5], n_starts=3, steps=1, learning_rate=1e-9, x0="facets",
+        reference=ref, image_shape=(8, 8), prior=None, seed=3,
+    )  # fmt: skip
+    starts = report.x  # one tiny step: still the starts (to float32 rounding)
+    w0, b0, w1, b1 = (v.astype(np.float64) for v in trainer.network.get_values())
+    acts = np.maximum(ref @ w0 + b0, 0) @ w1 + b1
+    for i, unit in enumerate([2, 5]):
+        top = np.argsort(-acts[:, unit], kind="stable")[: FACET_POOL * 3]
+        state = int(as_rng(3).integers(2**31 - 1))  # the k-means seed drawn from seed=3
+        km = KMeans(n_clusters=3, n_init=3, random_state=state).fit(ref[top])
+        strength = [acts[top][km.labels_ == c, unit].mean() for c in range(3)]
+        want = km.cluster_centers_[np.argsort(strength)[::-1]]  # strongest facet first
+        np.testing.assert_allclose(starts[3 * i : 3 * i + 3], want, atol=1e-6)
+        assert [r.unit for r in report.rows[3 * i : 3 * i + 3]] == [unit] * 3
+    with pytest.raises(SymnnValueError, match="x0='facets' needs reference inputs"):
+        activation_maximization(trainer.network, [2], x0="facets", steps=1)
+    with pytest.raises(SymnnValueError, match="'facets'"):
+        activation_maximization(trainer.network, [2], x0="centre", steps=1)

@@ -448,6 +448,24 @@ def _prior_arrays(kind: str, dtype: str) -> dict[str, Any]:
     }
 
 
+def _shift_rows(x: Any, shift: Any, image_shape: tuple[int, ...]) -> Any:
+    """Each row of ``x`` (an image of ``image_shape``, rows then columns first) shifted
+    cyclically by its own ``shift[n] = (rows, columns)``, as ``np.roll`` on axes 0 and 1.
+
+    One flat gather (C code, and its gradient a C scatter-add), so every row of a batch sees
+    its own jitter.
+    """
+    height, width = image_shape[0], image_shape[1]
+    depth = int(np.prod(image_shape[2:], dtype=int))
+    n = x.shape[0]
+    rows = (pt.arange(height)[None, :] - shift[:, 0][:, None]) % height  # (n, height)
+    cols = (pt.arange(width)[None, :] - shift[:, 1][:, None]) % width  # (n, width)
+    pixel = rows[:, :, None] * width + cols[:, None, :]  # (n, height, width)
+    flat = pixel[:, :, :, None] * depth + pt.arange(depth)[None, None, None, :]
+    flat = flat.reshape((n, -1)) + (pt.arange(n) * x.shape[1])[:, None]
+    return x.reshape((-1,))[flat.reshape((-1,))].reshape(x.shape)
+
+
 def _build_graph(network, key: _GraphKey, mode) -> _Graph:
     index, preactivation, probability = key.index, key.preactivation, key.probability
     image_shape, jitter = key.image_shape, key.jitter
@@ -465,10 +483,8 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
     inp, rng_updates, rng = x, {}, None
     if jitter:
         rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
-        next_rng, shift = rng.integers(-int(jitter), int(jitter) + 1, size=(2,))
-        img = x.reshape((x.shape[0], *image_shape))
-        img = pt.roll(pt.roll(img, shift[0], axis=1), shift[1], axis=2)
-        inp = img.reshape((x.shape[0], network.n_in))
+        next_rng, shift = rng.integers(-int(jitter), int(jitter) + 1, size=(x.shape[0], 2))
+        inp = _shift_rows(x, shift, image_shape)
         rng_updates = {rng: next_rng}
     act = unit_activations(network, inp, index, preactivation=preactivation and not probability)
     rows = pt.arange(x.shape[0])
@@ -582,7 +598,8 @@ class InputPenalties:
 
     ``l2``, ``l1``: decay of the input; ``tv``: total variation (images); ``blur_every``,
     ``blur_sigma``: a Gaussian blur (default 0.5 pixels) of every input every ``blur_every``
-    steps; ``jitter``: random shifts of up to ``jitter`` pixels before each forward pass;
+    steps; ``jitter``: random shifts of up to ``jitter`` pixels before each forward pass,
+    drawn for each row on its own;
     ``diversity``: a penalty on the similarity between starts of the same unit.
 
     >>> InputPenalties(l2=0.1, tv=0.3).needs_image
@@ -716,8 +733,11 @@ def activation_maximization(
         The inputs' image shape, for ``tv``, ``blur_every`` and ``jitter`` and the report.
     x0
         Starts: an array (one row per unit and start), None (uniform in the box),
-        ``"mean"`` (the mean reference input) or ``"class-mean"`` (for class units, the mean
-        reference input of the unit's class; needs ``reference=(X, y)``).
+        ``"mean"`` (the mean reference input), ``"class-mean"`` (for class units, the mean
+        reference input of the unit's class; needs ``reference=(X, y)``) or ``"facets"``
+        (the k-means centres of the unit's :data:`FACET_POOL` times ``n_starts`` most
+        activating reference inputs, one start per facet, so the starts of a unit show its
+        different facets; combine with ``diversity`` to keep them apart).
     prior, prior_weight
         A density prior on the input: ``"gaussian"`` (a :class:`~symnn.inputopt.priors.
         GaussianPrior` fitted to ``reference``), ``"gmm"`` (a :class:`~symnn.inputopt.priors.
@@ -757,8 +777,8 @@ def activation_maximization(
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
-        x0 = _starts(network, x0, row_units, seed, bounds, (reference, labels))
         acts = graph.reference_activations(reference)
+        x0 = _starts(network, x0, row_units, seed, bounds, _Reference(reference, labels, acts))
         rows = _Rows.expand(row_units, _weight_candidates(density, acts))
         graph.configure(rows, penalties, seed, graph.prior_weights(density, rows, acts))
         ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
@@ -850,12 +870,52 @@ def _weight_candidates(density, acts) -> tuple[float, ...]:
     return AUTO_PRIOR_WEIGHTS if acts is not None else (DEFAULT_PRIOR_WEIGHT,)
 
 
-def _data_starts(kind: str, row_units: np.ndarray, reference) -> np.ndarray:
-    X, labels = reference
+@dataclass(frozen=True)
+class _Reference:
+    """The reference inputs, their labels (or None) and every unit's activation on them."""
+
+    X: np.ndarray | None
+    labels: np.ndarray | None
+    acts: np.ndarray | None
+
+
+#: how many of a unit's most activating reference inputs ``x0="facets"`` clusters, per start
+FACET_POOL = 20
+STARTS = ("mean", "class-mean", "facets")
+
+
+def _unit_facets(X: np.ndarray, act: np.ndarray, n_facets: int, seed: Any) -> np.ndarray:
+    """``n_facets`` centres of the ``FACET_POOL * n_facets`` inputs of ``X`` with the highest
+    ``act`` (k-means), ordered by the mean activation of their cluster."""
+    from sklearn.cluster import KMeans
+
+    top = np.argsort(-act, kind="stable")[: FACET_POOL * n_facets]
+    if n_facets == 1 or len(top) <= n_facets:
+        return np.repeat(X[top].mean(axis=0, keepdims=True), n_facets, axis=0)
+    state = int(as_rng(seed).integers(2**31 - 1))
+    km = KMeans(n_clusters=n_facets, n_init=3, random_state=state).fit(X[top])
+    mean_act = [act[top][km.labels_ == c].mean() for c in range(n_facets)]
+    return km.cluster_centers_[np.argsort(mean_act)[::-1]]
+
+
+def _facet_starts(row_units: np.ndarray, reference: _Reference, seed: Any) -> np.ndarray:
+    """One facet per start of each unit (a unit's starts are consecutive rows)."""
+    units, counts = np.unique(row_units, return_counts=True)
+    facets = {
+        unit: list(_unit_facets(reference.X, reference.acts[:, unit], n, seed))
+        for unit, n in zip(units.tolist(), counts.tolist())
+    }
+    return np.stack([facets[u].pop(0) for u in row_units.tolist()])
+
+
+def _data_starts(kind: str, row_units: np.ndarray, reference: _Reference, seed: Any) -> np.ndarray:
+    X, labels = reference.X, reference.labels
     if X is None:
         raise SymnnValueError(f"x0={kind!r} needs reference inputs.")
     if kind == "mean":
         return np.repeat(X.mean(axis=0, keepdims=True), len(row_units), axis=0)
+    if kind == "facets":
+        return _facet_starts(row_units, reference, seed)
     if labels is None:
         raise SymnnValueError("x0='class-mean' needs reference=(X, labels).")
     missing = sorted(set(row_units.tolist()) - set(labels.tolist()))
@@ -867,15 +927,15 @@ def _data_starts(kind: str, row_units: np.ndarray, reference) -> np.ndarray:
 
 def _starts(network: Layer, x0: Any, row_units, seed: Any, bounds: Any, reference) -> np.ndarray:
     """One start per unit and start index: ``x0`` checked, taken from the reference data
-    (``"mean"``, ``"class-mean"``), or drawn in the box."""
+    (``"mean"``, ``"class-mean"``, ``"facets"``), or drawn in the box."""
     n = len(row_units)
     lo, hi = resolve_bounds(bounds, network.n_in, network.dtype)
     if isinstance(x0, str):
-        if x0 not in ("mean", "class-mean"):
+        if x0 not in STARTS:
             raise SymnnValueError(
-                f"x0={x0!r} is not known; expected an array, None, 'mean' or 'class-mean'."
+                f"x0={x0!r} is not known; expected an array, None, {', '.join(map(repr, STARTS))}."
             )
-        x0 = np.clip(_data_starts(x0, row_units, reference), lo, hi)
+        x0 = np.clip(_data_starts(x0, row_units, reference, seed), lo, hi).astype(network.dtype)
     x0 = draw_starts(network.dtype, x0, n, seed, (lo, hi))
     if len(x0) != n:
         raise SymnnValueError(f"x0 has {len(x0)} rows; expected one per unit and start ({n}).")

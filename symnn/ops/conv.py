@@ -1,0 +1,575 @@
+"""Convolution as im2col + GEMM, and 2-D pooling, with C code.
+
+PyTensor 3 has no fast 2-D convolution or pooling (its C ``CorrMM`` and ``Pool`` ops were
+removed), so symnn carries its own:
+
+- :class:`Im2Col` ``(N, C, H, W) -> (N*OH*OW, C*kh*kw)``: the patches of a batch of images,
+  row ``(n*OH + y)*OW + x``, column ``(c*kh + i)*kw + j``; zero padding is applied as the
+  patches are copied (no padded copy of the input). :class:`Col2Im` is its adjoint (the
+  scatter-add of patches back into an image); each is the other's gradient. A convolution is
+  then ``dot(im2col(x), W.reshape((F, -1)).T)``: the forward pass and both gradients are BLAS
+  GEMMs.
+- :class:`Pool2D` (``"max"``, ``"average_inc_pad"``, ``"average_exc_pad"``) and
+  :class:`Pool2DGrad`. The gradient of max pooling goes to the first maximum of each window
+  in row-major order (as PyTorch and ONNX), not to every tied element.
+
+``ignore_border=False`` (Theano's and Lasagne's option) keeps partial windows at the bottom and
+right edges; it needs ``pad=0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import disconnected_type, grad_not_implemented
+from pytensor.graph.basic import Apply
+from pytensor.link.c.op import COp
+
+from ..errors import SymnnTypeError, SymnnValueError
+
+__all__ = [
+    "Im2Col",
+    "Col2Im",
+    "Pool2D",
+    "Pool2DGrad",
+    "im2col",
+    "col2im",
+    "pool_2d",
+    "conv_output_size",
+    "pool_output_size",
+    "POOL_MODES",
+]
+
+POOL_MODES = ("max", "average_inc_pad", "average_exc_pad")
+
+
+def _pair(value, name: str, *, minimum: int) -> tuple[int, int]:
+    pair = tuple(value) if isinstance(value, tuple | list) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int | np.integer) for v in pair):
+        raise SymnnTypeError(f"{name} must be an int or a pair of ints; got {value!r}.")
+    if min(pair) < minimum:
+        raise SymnnValueError(f"{name}={value!r} is not valid; expected values >= {minimum}.")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's and Lasagne's formula)."""
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pool_output_size(size: int, pool: int, stride: int, pad: int, ignore_border: bool) -> int:
+    """Output length of pooling along one axis; ``ignore_border=False`` keeps a partial last
+    window (Theano's formula)."""
+    if ignore_border:
+        return (size + 2 * pad - pool) // stride + 1
+    if stride >= pool:
+        return (size - 1) // stride + 1
+    return max(0, (size - 1 - pool + stride) // stride) + 1
+
+
+def _image(x):
+    x = pt.as_tensor_variable(x)
+    if x.type.ndim != 4 or x.type.dtype not in ("float32", "float64"):
+        raise SymnnTypeError(f"expected a float 4-D tensor (N, C, H, W); got {x.type}.")
+    return x
+
+
+class _Geometry(COp):
+    """Shared by the ops of one window geometry: kernel, stride, pad, dilation (pairs)."""
+
+    __props__ = ("kernel", "stride", "pad", "dilation")
+
+    def __init__(self, kernel, stride=1, pad=0, dilation=1):
+        self.kernel = _pair(kernel, "kernel", minimum=1)
+        self.stride = _pair(stride, "stride", minimum=1)
+        self.pad = _pair(pad, "pad", minimum=0)
+        self.dilation = _pair(dilation, "dilation", minimum=1)
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        args = zip((h, w), self.kernel, self.stride, self.pad, self.dilation)
+        oh, ow = (conv_output_size(*a) for a in args)
+        if oh <= 0 or ow <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: the {self.kernel} kernel (dilation {self.dilation}) "
+                f"does not fit the {h}x{w} input with padding {self.pad}."
+            )
+        return oh, ow
+
+    def _defines(self) -> str:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
+        return (
+            f"const npy_intp KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw}, "
+            f"DH = {dh}, DW = {dw};"
+        )
+
+    def _windows(self, x: np.ndarray):
+        """``(i, j, patch)``: for each kernel offset, the (N, C, OH, OW) input values it sees
+        (zero outside the image), as views of a padded copy."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
+        oh, ow = self.out_hw(*x.shape[2:])
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        for i in range(kh):
+            for j in range(kw):
+                y0, x0 = i * dh, j * dw
+                yield (
+                    i,
+                    j,
+                    xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw],
+                )
+
+    def c_code_cache_version(self):
+        return (1,)
+
+
+_SHAPE_CHECK = """
+        if (OH <= 0 || OW <= 0) {{
+            PyErr_Format(PyExc_ValueError, "{what}: the (%ld, %ld) kernel does not fit the "
+                         "%ldx%ld input with padding (%ld, %ld).", (long)KH, (long)KW,
+                         (long)H, (long)W, (long)PH, (long)PW);
+            {fail}
+        }}"""
+
+# one loop nest for both directions: PATCH_OP copies a pixel into the patch row (im2col) or
+# adds the patch value back into the pixel (col2im)
+_LOOP = """
+        for (npy_intp n = 0; n < N; ++n)
+        for (npy_intp oy = 0; oy < OH; ++oy)
+        for (npy_intp ox = 0; ox < OW; ++ox) {{
+            {ctype}* row = cols + ((n * OH + oy) * OW + ox) * K;
+            for (npy_intp c = 0; c < C; ++c) {{
+                {ctype}* plane = img + (n * C + c) * H * W;
+                for (npy_intp ky = 0; ky < KH; ++ky) {{
+                    const npy_intp iy = oy * SH - PH + ky * DH;
+                    if (iy < 0 || iy >= H) {{ {skip_line} row += KW; continue; }}
+                    {ctype}* line = plane + iy * W;
+                    for (npy_intp kx = 0; kx < KW; ++kx, ++row) {{
+                        const npy_intp ix = ox * SW - PW + kx * DW;
+                        if (ix >= 0 && ix < W) {{ {pixel_op} }} {outside}
+                    }}
+                }}
+            }}
+        }}"""
+
+
+class Im2Col(_Geometry):
+    """``(N, C, H, W) -> (N*OH*OW, C*kh*kw)``: the zero-padded patches, one row per output
+    position (see the module docstring for the layout)."""
+
+    def make_node(self, x):
+        x = _image(x)
+        n, c = x.type.shape[:2]
+        rows = None
+        if None not in x.type.shape:
+            oh, ow = self.out_hw(*x.type.shape[2:])
+            rows = n * oh * ow
+        k = None if c is None else c * self.kernel[0] * self.kernel[1]
+        return Apply(self, [x], [pt.TensorType(x.type.dtype, shape=(rows, k))()])
+
+    def perform(self, node, inputs, output_storage):
+        (x,) = inputs
+        n, c = x.shape[:2]
+        oh, ow = self.out_hw(*x.shape[2:])
+        out = np.empty((n, oh, ow, c, *self.kernel), dtype=x.dtype)
+        for i, j, patch in self._windows(x):
+            out[..., i, j] = patch.transpose(0, 2, 3, 1)
+        output_storage[0][0] = out.reshape(n * oh * ow, -1)
+
+    def infer_shape(self, fgraph, node, shapes):
+        n, c, h, w = shapes[0]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        return [(n * oh * ow, c * kh * kw)]
+
+    def pullback(self, inputs, outputs, cotangents):
+        (x,) = inputs
+        return [Col2Im(self.kernel, self.stride, self.pad, self.dilation)(cotangents[0], x)]
+
+    def c_code(self, node, name, inames, onames, sub):
+        """The C code template of im2col (PyTensor fills in the names)."""
+        (x,), (out,), fail = inames, onames, sub["fail"]
+        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        loop = _LOOP.format(
+            ctype=ctype,
+            skip_line=f"for (npy_intp k = 0; k < KW; ++k) row[k] = ({ctype})0;",
+            pixel_op="*row = line[ix];",
+            outside=f"else *row = ({ctype})0;",
+        )
+        return f"""
+        {{
+        {self._defines()}
+        PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x});
+        if (!src) {fail}
+        const npy_intp N = PyArray_DIMS(src)[0], C = PyArray_DIMS(src)[1];
+        const npy_intp H = PyArray_DIMS(src)[2], W = PyArray_DIMS(src)[3];
+        const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
+        const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+        {_SHAPE_CHECK.format(what="im2col", fail="Py_DECREF(src); " + fail)}
+        const npy_intp K = C * KH * KW;
+        npy_intp dims[2] = {{N * OH * OW, K}};
+        if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_DIMS({out})[0] == dims[0]
+              && PyArray_DIMS({out})[1] == dims[1])) {{
+            Py_XDECREF({out});
+            {out} = (PyArrayObject*)PyArray_EMPTY(2, dims, {typenum}, 0);
+            if (!{out}) {{ Py_DECREF(src); {fail} }}
+        }}
+        {ctype}* img = ({ctype}*)PyArray_DATA(src);
+        {ctype}* cols = ({ctype}*)PyArray_DATA({out});
+        {loop}
+        Py_DECREF(src);
+        }}
+        """
+
+
+class Col2Im(_Geometry):
+    """The adjoint of :class:`Im2Col`: patches ``(N*OH*OW, C*kh*kw)`` added back into an
+    image shaped like ``like`` (only its shape is read)."""
+
+    def make_node(self, cols, like):
+        cols, like = pt.as_tensor_variable(cols), _image(like)
+        if cols.type.ndim != 2 or cols.type.dtype != like.type.dtype:
+            raise SymnnTypeError(f"cols must be a {like.type.dtype} matrix; got {cols.type}.")
+        return Apply(self, [cols, like], [like.type()])
+
+    def perform(self, node, inputs, output_storage):
+        cols, like = inputs
+        n, c, h, w = like.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
+        oh, ow = self.out_hw(h, w)
+        patches = cols.reshape(n, oh, ow, c, kh, kw)
+        xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                y0, x0 = i * dh, j * dw
+                view = xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw]
+                view += patches[..., i, j].transpose(0, 3, 1, 2)
+        output_storage[0][0] = np.ascontiguousarray(xp[:, :, ph : ph + h, pw : pw + w])
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[1]]
+
+    def connection_pattern(self, node):
+        return [[True], [False]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        op = Im2Col(self.kernel, self.stride, self.pad, self.dilation)
+        return [op(cotangents[0]), disconnected_type()]
+
+    def c_code(self, node, name, inames, onames, sub):
+        """The C code template of col2im (PyTensor fills in the names)."""
+        (cols_in, like), (out,), fail = inames, onames, sub["fail"]
+        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        loop = _LOOP.format(ctype=ctype, skip_line="", pixel_op="line[ix] += *row;", outside="")
+        return f"""
+        {{
+        {self._defines()}
+        const npy_intp N = PyArray_DIMS({like})[0], C = PyArray_DIMS({like})[1];
+        const npy_intp H = PyArray_DIMS({like})[2], W = PyArray_DIMS({like})[3];
+        const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
+        const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+        {_SHAPE_CHECK.format(what="col2im", fail=fail)}
+        const npy_intp K = C * KH * KW;
+        if (PyArray_DIMS({cols_in})[0] != N * OH * OW || PyArray_DIMS({cols_in})[1] != K) {{
+            PyErr_Format(PyExc_ValueError, "col2im: patches of shape (%ld, %ld); expected "
+                         "(%ld, %ld).", (long)PyArray_DIMS({cols_in})[0],
+                         (long)PyArray_DIMS({cols_in})[1], (long)(N * OH * OW), (long)K);
+            {fail}
+        }}
+        PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({cols_in});
+        if (!src) {fail}
+        Py_XDECREF({out});
+        {out} = (PyArrayObject*)PyArray_ZEROS(4, PyArray_DIMS({like}), {typenum}, 0);
+        if (!{out}) {{ Py_DECREF(src); {fail} }}
+        {ctype}* img = ({ctype}*)PyArray_DATA({out});
+        {ctype}* cols = ({ctype}*)PyArray_DATA(src);
+        {loop}
+        Py_DECREF(src);
+        }}
+        """
+
+
+def im2col(x, kernel, stride=1, pad=0, dilation=1):
+    """The patches of a batch of images ``x`` (N, C, H, W), one row per output position.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor4("x", dtype="float64")
+    >>> im2col(x, 2).eval({x: np.arange(9.0).reshape(1, 1, 3, 3)})
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    return Im2Col(kernel, stride, pad, dilation)(x)
+
+
+def col2im(cols, like, kernel, stride=1, pad=0, dilation=1):
+    """Patches added back into an image shaped like ``like`` (the adjoint of :func:`im2col`)."""
+    return Col2Im(kernel, stride, pad, dilation)(cols, like)
+
+
+class _Pooling(COp):
+    __props__ = ("mode", "pool", "stride", "pad", "ignore_border")
+
+    def __init__(self, mode="max", pool=2, stride=None, pad=0, ignore_border=True):
+        if mode not in POOL_MODES:
+            raise SymnnValueError(f"mode={mode!r} is not known; expected one of {POOL_MODES}.")
+        self.mode = mode
+        self.pool = _pair(pool, "pool_size", minimum=1)
+        self.stride = self.pool if stride is None else _pair(stride, "stride", minimum=1)
+        self.pad = _pair(pad, "pad", minimum=0)
+        self.ignore_border = bool(ignore_border)
+        if self.pad[0] >= self.pool[0] or self.pad[1] >= self.pool[1]:
+            raise SymnnValueError(
+                f"pad={pad!r} must be smaller than pool_size={pool!r} (a window of padding only)."
+            )
+        if not self.ignore_border and self.pad != (0, 0):
+            raise SymnnValueError("ignore_border=False needs pad=0 (as in Theano and Lasagne).")
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        args = zip((h, w), self.pool, self.stride, self.pad)
+        return tuple(pool_output_size(*a, self.ignore_border) for a in args)
+
+    def _defines(self) -> str:
+        (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
+        ib = int(self.ignore_border)
+        return f"""
+        const npy_intp KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw};
+        const npy_intp N = PyArray_DIMS(src)[0], C = PyArray_DIMS(src)[1];
+        const npy_intp H = PyArray_DIMS(src)[2], W = PyArray_DIMS(src)[3];
+        npy_intp OH, OW;
+        if ({ib}) {{ OH = (H + 2 * PH - KH) / SH + 1; OW = (W + 2 * PW - KW) / SW + 1; }}
+        else {{
+            const npy_intp ry = H - 1 - KH + SH, rx = W - 1 - KW + SW;
+            OH = SH >= KH ? (H - 1) / SH + 1 : (ry > 0 ? ry / SH : 0) + 1;
+            OW = SW >= KW ? (W - 1) / SW + 1 : (rx > 0 ? rx / SW : 0) + 1;
+        }}
+        if (H + 2 * PH < KH || W + 2 * PW < KW || H == 0 || W == 0) {{
+            PyErr_Format(PyExc_ValueError, "pool_2d: the %ldx%ld window does not fit the %ldx%ld "
+                         "input.", (long)KH, (long)KW, (long)H, (long)W);
+            Py_DECREF(src); FAIL_HERE
+        }}"""
+
+    # for each output position: the window [y0, y1) x [x0, x1) inside the image and the
+    # divisor of average pooling
+    _WINDOW = """
+            const npy_intp ys = oy * SH - PH, xs = ox * SW - PW;
+            const npy_intp ye = ys + KH < H + PH ? ys + KH : H + PH;
+            const npy_intp xe = xs + KW < W + PW ? xs + KW : W + PW;
+            const npy_intp y0 = ys > 0 ? ys : 0, x0 = xs > 0 ? xs : 0;
+            const npy_intp y1 = ye < H ? ye : H, x1 = xe < W ? xe : W;
+            const double count = INC_PAD ? (double)((ye - ys) * (xe - xs))
+                                         : (double)((y1 - y0) * (x1 - x0));"""
+
+    def _windows(self, x: np.ndarray):
+        """``(oy, ox, y0, y1, x0, x1, count)`` for every output position (numpy path)."""
+        h, w = x.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
+        oh, ow = self.out_hw(h, w)
+        if oh <= 0 or ow <= 0 or h + 2 * ph < kh or w + 2 * pw < kw:
+            raise ValueError("pool_2d: the window does not fit the input.")
+        for oy in range(oh):
+            ys = oy * sh - ph
+            ye = min(ys + kh, h + ph)
+            for ox in range(ow):
+                xs = ox * sw - pw
+                xe = min(xs + kw, w + pw)
+                y0, x0, y1, x1 = max(ys, 0), max(xs, 0), min(ye, h), min(xe, w)
+                inc = self.mode == "average_inc_pad"
+                count = (ye - ys) * (xe - xs) if inc else (y1 - y0) * (x1 - x0)
+                yield oy, ox, y0, y1, x0, x1, count
+
+    def c_code_cache_version(self):
+        return (1,)
+
+
+class Pool2D(_Pooling):
+    """2-D pooling of ``(N, C, H, W)`` over windows of ``pool`` with ``stride`` and ``pad``."""
+
+    def make_node(self, x):
+        x = _image(x)
+        h, w = x.type.shape[2:]
+        oh, ow = (None, None) if None in (h, w) else self.out_hw(h, w)
+        out = pt.TensorType(x.type.dtype, shape=(*x.type.shape[:2], oh, ow))
+        return Apply(self, [x], [out()])
+
+    def perform(self, node, inputs, output_storage):
+        (x,) = inputs
+        oh, ow = self.out_hw(*x.shape[2:])
+        out = np.empty((*x.shape[:2], oh, ow), dtype=x.dtype)
+        for oy, ox, y0, y1, x0, x1, count in self._windows(x):
+            win = x[:, :, y0:y1, x0:x1]
+            if self.mode == "max":
+                out[:, :, oy, ox] = win.max(axis=(2, 3))
+            else:
+                out[:, :, oy, ox] = win.sum(axis=(2, 3)) / count
+        output_storage[0][0] = out
+
+    def infer_shape(self, fgraph, node, shapes):
+        n, c, h, w = shapes[0]
+        (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
+        if self.ignore_border:
+            return [(n, c, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)]
+
+        def size(s, k, st):
+            if st >= k:
+                return (s - 1) // st + 1
+            return pt.maximum(0, (s - 1 - k + st) // st) + 1
+
+        return [(n, c, size(h, kh, sh), size(w, kw, sw))]
+
+    def pullback(self, inputs, outputs, cotangents):
+        (x,) = inputs
+        args = (self.mode, self.pool, self.stride, self.pad, self.ignore_border)
+        return [Pool2DGrad(*args)(x, cotangents[0])]
+
+    def c_code(self, node, name, inames, onames, sub):
+        """The C code template of pooling (PyTensor fills in the names)."""
+        (x,), (out,), fail = inames, onames, sub["fail"]
+        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        if self.mode == "max":
+            body = f"""
+                {ctype} best = plane[y0 * W + x0];
+                for (npy_intp y = y0; y < y1; ++y)
+                    for (npy_intp xx = x0; xx < x1; ++xx) {{
+                        const {ctype} v = plane[y * W + xx];
+                        if (v > best || v != v) best = v;
+                    }}
+                *o = best;"""
+        else:
+            body = f"""
+                double s = 0;
+                for (npy_intp y = y0; y < y1; ++y)
+                    for (npy_intp xx = x0; xx < x1; ++xx) s += plane[y * W + xx];
+                *o = ({ctype})(s / count);"""
+        defines = self._defines().replace("FAIL_HERE", fail)
+        return f"""
+        {{
+        PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x});
+        if (!src) {fail}
+        const int INC_PAD = {int(self.mode == "average_inc_pad")};
+        {defines}
+        npy_intp dims[4] = {{N, C, OH, OW}};
+        if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_DIMS({out})[0] == N
+              && PyArray_DIMS({out})[1] == C && PyArray_DIMS({out})[2] == OH
+              && PyArray_DIMS({out})[3] == OW)) {{
+            Py_XDECREF({out});
+            {out} = (PyArrayObject*)PyArray_EMPTY(4, dims, {typenum}, 0);
+            if (!{out}) {{ Py_DECREF(src); {fail} }}
+        }}
+        const {ctype}* in = (const {ctype}*)PyArray_DATA(src);
+        {ctype}* o = ({ctype}*)PyArray_DATA({out});
+        for (npy_intp nc = 0; nc < N * C; ++nc) {{
+            const {ctype}* plane = in + nc * H * W;
+            for (npy_intp oy = 0; oy < OH; ++oy)
+            for (npy_intp ox = 0; ox < OW; ++ox, ++o) {{
+                {self._WINDOW}
+                (void)count;
+                {body}
+            }}
+        }}
+        Py_DECREF(src);
+        }}
+        """
+
+
+class Pool2DGrad(_Pooling):
+    """The gradient of :class:`Pool2D` with respect to its input: ``(x, gz) -> gx``."""
+
+    def make_node(self, x, gz):
+        x, gz = _image(x), _image(gz)
+        if gz.type.dtype != x.type.dtype:
+            raise SymnnTypeError(f"gz must be {x.type.dtype}; got {gz.type}.")
+        return Apply(self, [x, gz], [x.type()])
+
+    def perform(self, node, inputs, output_storage):
+        x, gz = inputs
+        gx = np.zeros_like(x)
+        for oy, ox, y0, y1, x0, x1, count in self._windows(x):
+            g = gz[:, :, oy, ox]
+            if self.mode == "max":
+                win = x[:, :, y0:y1, x0:x1].reshape(*x.shape[:2], -1)
+                first = np.argmax(win, axis=2)  # the first maximum (row-major)
+                dy, dx = np.divmod(first, x1 - x0)
+                n, c = np.indices(x.shape[:2])
+                np.add.at(gx, (n, c, y0 + dy, x0 + dx), g)
+            else:
+                gx[:, :, y0:y1, x0:x1] += (g / count)[:, :, None, None]
+        output_storage[0][0] = gx
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        x, gz = inputs
+        if self.mode == "max":
+            return [grad_not_implemented(self, 0, x), grad_not_implemented(self, 1, gz)]
+        args = (self.mode, self.pool, self.stride, self.pad, self.ignore_border)
+        return [pt.zeros_like(x), Pool2D(*args)(cotangents[0])]
+
+    def c_code(self, node, name, inames, onames, sub):
+        """The C code template of the pooling gradient (PyTensor fills in the names)."""
+        (x, gz), (out,), fail = inames, onames, sub["fail"]
+        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        if self.mode == "max":
+            body = f"""
+                npy_intp at = y0 * W + x0;
+                {ctype} best = plane[at];
+                for (npy_intp y = y0; y < y1; ++y)
+                    for (npy_intp xx = x0; xx < x1; ++xx) {{
+                        const {ctype} v = plane[y * W + xx];
+                        if (v > best) {{ best = v; at = y * W + xx; }}
+                    }}
+                gplane[at] += g;"""
+        else:
+            body = f"""
+                const {ctype} share = ({ctype})(g / count);
+                for (npy_intp y = y0; y < y1; ++y)
+                    for (npy_intp xx = x0; xx < x1; ++xx) gplane[y * W + xx] += share;"""
+        defines = self._defines().replace("FAIL_HERE", fail)
+        return f"""
+        {{
+        PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x});
+        if (!src) {fail}
+        const int INC_PAD = {int(self.mode == "average_inc_pad")};
+        {defines}
+        if (PyArray_DIMS({gz})[0] != N || PyArray_DIMS({gz})[1] != C
+            || PyArray_DIMS({gz})[2] != OH || PyArray_DIMS({gz})[3] != OW) {{
+            PyErr_SetString(PyExc_ValueError, "pool_2d gradient: gz has the wrong shape.");
+            Py_DECREF(src); {fail}
+        }}
+        PyArrayObject* gsrc = (PyArrayObject*)PyArray_GETCONTIGUOUS({gz});
+        if (!gsrc) {{ Py_DECREF(src); {fail} }}
+        Py_XDECREF({out});
+        {out} = (PyArrayObject*)PyArray_ZEROS(4, PyArray_DIMS(src), {typenum}, 0);
+        if (!{out}) {{ Py_DECREF(src); Py_DECREF(gsrc); {fail} }}
+        const {ctype}* in = (const {ctype}*)PyArray_DATA(src);
+        const {ctype}* gin = (const {ctype}*)PyArray_DATA(gsrc);
+        {ctype}* gx = ({ctype}*)PyArray_DATA({out});
+        for (npy_intp nc = 0; nc < N * C; ++nc) {{
+            const {ctype}* plane = in + nc * H * W;
+            {ctype}* gplane = gx + nc * H * W;
+            const {ctype}* gzp = gin + nc * OH * OW;
+            for (npy_intp oy = 0; oy < OH; ++oy)
+            for (npy_intp ox = 0; ox < OW; ++ox) {{
+                {self._WINDOW}
+                const {ctype} g = gzp[oy * OW + ox];
+                (void)count;
+                {body}
+            }}
+        }}
+        Py_DECREF(src);
+        Py_DECREF(gsrc);
+        }}
+        """
+
+
+def pool_2d(x, pool_size=2, stride=None, pad=0, *, mode="max", ignore_border=True):
+    """Pool a batch of images ``(N, C, H, W)``; ``stride`` defaults to ``pool_size``.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor4("x", dtype="float64")
+    >>> pool_2d(x, 2).eval({x: np.arange(16.0).reshape(1, 1, 4, 4)})[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    return Pool2D(mode, pool_size, stride, pad, ignore_border)(x)
