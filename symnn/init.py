@@ -2,7 +2,9 @@
 
 Every initialiser is called with a shape and an explicit ``numpy.random.Generator`` (there is
 no module-level random state). For a weight matrix of shape ``(n_in, n_out)`` the fan-in is
-``shape[0]`` and the fan-out ``shape[1]``.
+``shape[0]`` and the fan-out ``shape[1]``; for a convolution kernel ``(out_channels,
+in_channels, kh, kw)`` (OIHW) the fan-in is ``in_channels * kh * kw`` and the fan-out
+``out_channels * kh * kw``, as in Lasagne, Keras and PyTorch.
 
 >>> import numpy as np
 >>> w = GlorotUniform()((784, 100), np.random.default_rng(0))
@@ -63,8 +65,10 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
         raise SymnnValueError(
             f"shape={shape}: Glorot and He initialisers need at least 2 dimensions (n_in, n_out)."
         )
-    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    return shape[0] * receptive, shape[1] * receptive
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[2:]))
+    return shape[1] * receptive, shape[0] * receptive  # OIHW: input channels are axis 1
 
 
 class GlorotUniform(Initializer):

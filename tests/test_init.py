@@ -56,3 +56,14 @@ def test_get_by_name():
     assert isinstance(init.get("he_normal"), init.HeNormal)
     with pytest.raises(SymnnValueError, match="is not an initialiser"):
         init.get("orthogonal_magic")
+
+
+def test_fans_of_a_convolution_kernel_are_those_of_lasagne_and_pytorch():
+    # OIHW (32, 3, 5, 5): fan_in = 3 * 25 = 75, fan_out = 32 * 25 = 800 (torch's
+    # _calculate_fan_in_and_fan_out gives the same)
+    from symnn.init import HeUniform, _fans
+
+    assert _fans((32, 3, 5, 5)) == (75, 800)
+    w = HeUniform()((32, 3, 5, 5), np.random.default_rng(0), "float64")
+    bound = np.sqrt(6.0 / 75)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound

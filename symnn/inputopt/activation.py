@@ -22,7 +22,7 @@ import pytensor.tensor as pt
 from .. import nonlinearities
 from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Dense, Layer, Sequential, attach_updates
+from ..layers import Layer, Sequential, attach_updates
 from ..nonlinearities import softmax
 from ..utils import as_rng, check_array, check_positive, describe
 from .engine import SCIPY
@@ -77,7 +77,9 @@ def _default_preactivation(network: Layer, index: int, probability: bool) -> boo
         return False
     layer = _layers(network)[index]
     fn = getattr(layer, "activation", None)
-    rectifier = isinstance(layer, Dense) and any(fn is nonlinearities.NAMES[n] for n in _RECTIFIERS)
+    rectifier = hasattr(layer, "preactivation") and any(
+        fn is nonlinearities.NAMES[n] for n in _RECTIFIERS
+    )
     return _is_softmax_output(network, index) or rectifier
 
 
@@ -86,11 +88,15 @@ def _is_softmax_output(network: Layer, index: int) -> bool:
     return index == len(layers) - 1 and getattr(layers[index], "activation", None) is softmax
 
 
-def unit_activations(network: Layer, x, layer: int = -1, *, preactivation: bool = False):
+def unit_activations(
+    network: Layer, x, layer: int = -1, *, preactivation: bool = False, spatial: Any = None
+):
     """The symbolic activations ``(n, n_units)`` of one layer (inference mode).
 
-    ``preactivation=True`` gives a Dense layer's ``x @ W + b`` before its nonlinearity (for
-    the output layer of a classifier: the logits).
+    ``preactivation=True`` gives a Dense or Conv2D layer's output before its nonlinearity
+    (for the output layer of a classifier: the logits). The units of an image layer
+    ``(n, C, H, W)`` are its channels, reduced over the image by ``spatial``: ``"mean"``
+    (default; Lucid's channel objective), ``"center"`` or a position ``(y, x)`` (a neuron).
     """
     index = _resolve_layer(network, layer)
     layers = _layers(network)
@@ -98,15 +104,45 @@ def unit_activations(network: Layer, x, layer: int = -1, *, preactivation: bool 
     for i, la in enumerate(layers):
         if i == index:
             if preactivation:
-                if not isinstance(la, Dense):
+                if not hasattr(la, "preactivation"):
                     raise SymnnValueError(
                         f"layer {index} is a {type(la).__name__}; "
-                        "preactivation needs a Dense layer."
+                        "preactivation needs a Dense or Conv2D layer."
                     )
-                return la.preactivation(h)
-            return la(h, deterministic=True)
+                return _reduce_spatial(la.preactivation(h), spatial)
+            return _reduce_spatial(la(h, deterministic=True), spatial)
         h = la(h, deterministic=True)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+SPATIAL = ("mean", "center")
+
+
+def _reduce_spatial(act, spatial: Any):
+    """Channel activations ``(n, C)`` of an image layer's output; ``spatial`` refused for a
+    layer whose units are already features."""
+    if act.ndim == 2:
+        if spatial is not None:
+            raise SymnnValueError(
+                f"spatial={spatial!r} has no effect: the layer's units are features, not "
+                "channels of an image."
+            )
+        return act
+    if act.ndim != 4:
+        raise SymnnValueError(f"the layer's output has {act.ndim} axes; expected 2 or 4.")
+    if spatial is None or spatial == "mean":
+        return act.mean(axis=(2, 3))
+    if spatial == "center":
+        return act[:, :, act.shape[2] // 2, act.shape[3] // 2]
+    if isinstance(spatial, tuple | list) and len(spatial) == 2:
+        y, x = (int(v) for v in spatial)
+        h, w = act.type.shape[2:]
+        if (h is not None and not 0 <= y < h) or (w is not None and not 0 <= x < w):
+            raise SymnnValueError(f"spatial={spatial!r} lies outside the {h}x{w} feature map.")
+        return act[:, :, y, x]
+    raise SymnnValueError(
+        f"spatial={spatial!r} is not known; expected 'mean', 'center' or a position (y, x)."
+    )
 
 
 def layer_width(network: Layer, layer: int = -1) -> int | None:
@@ -433,6 +469,11 @@ class _GraphKey:
     jitter: int
     prior: str | None  #: the prior's kind (``PRIORS``), or None
     mode: str
+    spatial: Any = None  #: how an image layer's channels are reduced (``unit_activations``)
+
+    def __post_init__(self):
+        if isinstance(self.spatial, list):  # hashable
+            object.__setattr__(self, "spatial", tuple(self.spatial))
 
 
 def _graph(network, key: _GraphKey, mode) -> _Graph:
@@ -486,7 +527,8 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
         next_rng, shift = rng.integers(-int(jitter), int(jitter) + 1, size=(x.shape[0], 2))
         inp = _shift_rows(x, shift, image_shape)
         rng_updates = {rng: next_rng}
-    act = unit_activations(network, inp, index, preactivation=preactivation and not probability)
+    pre = preactivation and not probability
+    act = unit_activations(network, inp, index, preactivation=pre, spatial=key.spatial)
     rows = pt.arange(x.shape[0])
     objective = act[rows, unit_index]
     objective = objective - coef["l2"] * pt.sum(pt.square(x), axis=1)
@@ -501,7 +543,7 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
         penalty = PRIORS[key.prior].penalty(x, prior, network.n_in)
         objective = objective - prior["weight"] * penalty
     objective = attach_updates(objective, rng_updates)
-    plain = unit_activations(network, x, index, preactivation=preactivation and not probability)
+    plain = unit_activations(network, x, index, preactivation=pre, spatial=key.spatial)
     outs = [plain]
     has_probs = _is_softmax_output(network, index)
     if has_probs:
@@ -701,6 +743,7 @@ def activation_maximization(
     prior_weight: float | None = None,
     mode: Any = None,
     blas_threads: int | str = "auto",
+    spatial: Any = None,
     **penalty_values: Any,
 ) -> ActivationReport:
     """Maximise units of a layer, many units in one compiled call.
@@ -717,7 +760,12 @@ def activation_maximization(
         maximises ``units[k]``, each repeated ``n_starts`` times.
     layer
         Which layer: its position in ``network.layers`` (every layer counts, dropout and
-        batch normalisation included; default the output layer) or its name.
+        batch normalisation included; default the output layer) or its name. The units of
+        a convolutional layer are its channels.
+    spatial
+        For an image layer, how a channel's map becomes one value: ``"mean"`` (default),
+        ``"center"`` or a position ``(y, x)`` (see :func:`unit_activations`); refused for
+        dense layers.
     preactivation
         Maximise ``x @ W + b`` before the nonlinearity. Default: True for a softmax output
         layer (the class logit) and for rectifier layers (relu, leaky_relu, elu, softplus: a
@@ -768,12 +816,11 @@ def activation_maximization(
     )
     penalties = _penalties(penalties, penalty_values, image_shape, method)
     learning_rate = 0.05 if learning_rate is None and method not in SCIPY else learning_rate
-    check_positive(n_starts, "n_starts", integer=True)
-    check_positive(top_k, "top_k", integer=True)
+    _check_counts(n_starts=n_starts, top_k=top_k)
     reference, labels = _reference_parts(reference, network)
     density = _resolve_prior(prior, prior_weight, reference, network)
     key = (index, preactivation, bool(probability), image_shape, int(penalties.jitter))
-    graph = _graph(network, _GraphKey(*key, density and density[0].kind, repr(mode)), mode)
+    graph = _graph(network, _GraphKey(*key, density and density[0].kind, repr(mode), spatial), mode)
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
@@ -792,11 +839,16 @@ def activation_maximization(
         _record_weights(report_rows, chosen, density)
     _warn_if_stuck(report_rows)
     settings = dict(
-        layer=index, preactivation=preactivation, probability=bool(probability),
+        layer=index, preactivation=preactivation, probability=bool(probability), spatial=spatial,
         method=result.method, steps=steps, learning_rate=learning_rate, **asdict(penalties),
         **_prior_settings(density), n_starts=n_starts, bounds=_bounds_setting(bounds),
     )  # fmt: skip
     return ActivationReport(unit_list, result.x, report_rows, result, image_shape, settings)
+
+
+def _check_counts(**counts: Any) -> None:
+    for name, value in counts.items():
+        check_positive(value, name, integer=True)
 
 
 def _is_output(network: Layer, index: int) -> bool:

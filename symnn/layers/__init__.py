@@ -14,9 +14,11 @@ from .base import (
     register,
 )
 from .containers import Sequential, mlp
+from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
 from .noise import Dropout
 from .normalization import BatchNorm
+from .shape import Flatten, Normalize, Reshape
 
 __all__ = [
     "Layer",
@@ -29,6 +31,13 @@ __all__ = [
     "register",
     "Dropout",
     "BatchNorm",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "Flatten",
+    "Reshape",
+    "Normalize",
     "Sequential",
     "mlp",
     "get_updates",

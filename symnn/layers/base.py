@@ -138,6 +138,10 @@ class Layer:
 
     #: number of input features (last axis) the layer expects, or None if any
     n_in: int | None = None
+    #: a layer without parameters (pooling, reshaping) takes either float type
+    any_dtype: bool = False
+    #: the output has the input's shape (dropout, normalisation of the input)
+    keeps_shape: bool = False
 
     def __init__(self, name: str | None = None, dtype: Any = None):
         if name is not None and not isinstance(name, str):
@@ -264,7 +268,9 @@ class Layer:
                 f"{type(self).__name__} input must be a symbolic tensor "
                 f"(e.g. pt.matrix('x', dtype='{self.dtype}')); got {describe(x)}."
             )
-        if x.type.dtype != self.dtype:
+        if x.type.dtype != self.dtype and not (
+            self.any_dtype and x.type.dtype in ("float32", "float64")
+        ):
             raise SymnnTypeError(
                 f"{type(self).__name__}{self._label()} input has dtype {x.type.dtype}; expected "
                 f"{self.dtype} (the layer's dtype). Mixing float types would silently compute "
@@ -327,6 +333,20 @@ class Layer:
     def output_size(self, input_size: int | None) -> int | None:
         """Number of output features given ``input_size`` input features."""
         return input_size
+
+    def output_shape(self, input_shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        """The per-sample output shape (batch axis left out) for a per-sample input shape
+        (None: not known); :class:`~symnn.errors.SymnnValueError` when the layer cannot take
+        that shape. By default the layer maps the last axis (``n_in`` features) to
+        :meth:`output_size` features."""
+        if input_shape is None:
+            return None if self.n_in is None else (self.output_size(self.n_in),)
+        if self.n_in is not None and input_shape[-1] != self.n_in:
+            given = input_shape[0] if len(input_shape) == 1 else f"shape {input_shape}"
+            raise SymnnValueError(
+                f"expects {self.n_in} inputs but the layer before it gives {given}."
+            )
+        return (*input_shape[:-1], self.output_size(input_shape[-1]))
 
     def __repr__(self) -> str:
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import init as inits
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
@@ -39,21 +41,17 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise SymnnTypeError(f"layers[{i}] is not a symnn Layer; got {describe(layer)}.")
-        dtypes = {layer.dtype for layer in layers}
+        typed = [la for la in layers if not la.any_dtype] or layers
+        dtypes = {layer.dtype for layer in typed}
         if len(dtypes) > 1:
             raise SymnnValueError(f"layers mix float types {sorted(dtypes)}; expected one.")
-        super().__init__(name, layers[0].dtype)
-        size = None
-        for i, layer in enumerate(layers):
-            if size is not None and layer.n_in is not None and layer.n_in != size:
-                raise SymnnValueError(
-                    f"layers[{i}] ({type(layer).__name__}) expects {layer.n_in} inputs but the "
-                    f"layer before it gives {size}."
-                )
-            size = layer.output_size(size if layer.n_in is None else layer.n_in)
+        super().__init__(name, typed[0].dtype)
         self.layers = layers
-        self.n_in = next((la.n_in for la in layers if la.n_in is not None), None)
-        self.n_out = size
+        #: each layer's per-sample output shape (None where not known)
+        self.output_shapes = _track_shapes(layers)
+        self.n_in = _input_width(layers)
+        last = self.output_shapes[-1]
+        self.n_out = last[0] if last is not None and len(last) == 1 else None
         for layer in layers:
             self._params.update(layer._params)
             self._rngs.extend(layer._rngs)
@@ -82,6 +80,35 @@ class Sequential(Layer):
     def output_size(self, input_size):
         return self.n_out
 
+    def output_shape(self, input_shape):
+        if input_shape is None:
+            return self.output_shapes[-1]
+        return _track_shapes(self.layers, input_shape)[-1]
+
+    def summary(self) -> str:
+        """A table of the layers: name, class, per-sample output shape, parameter count.
+
+        >>> print(Sequential([Dense(4, 3, "tanh", rng=0), Dense(3, 2, rng=1)]).summary())
+        #  layer      output  params
+        0  Dense        (3,)      15
+        1  Dense        (2,)       8
+        total parameters: 23 (23 trainable)
+        """
+        rows = [("#", "layer", "output", "params")]
+        for i, (layer, shape) in enumerate(zip(self.layers, self.output_shapes)):
+            label = type(layer).__name__ + (f" '{layer.name}'" if layer.name else "")
+            count = sum(int(np.prod(p.get_value(borrow=True).shape)) for p in layer.get_params())
+            rows.append((str(i), label, "?" if shape is None else str(shape), str(count)))
+        widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        lines = [
+            f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}"
+            for r in rows
+        ]
+        total = sum(int(np.prod(p.get_value(borrow=True).shape)) for p in self.get_params())
+        trainable = sum(int(np.prod(p.get_value(borrow=True).shape)) for p in self.params)
+        lines.append(f"total parameters: {total} ({trainable} trainable)")
+        return "\n".join(line.rstrip() for line in lines)
+
     def get_config(self) -> dict[str, Any]:
         return {"layers": [layer_to_spec(la) for la in self.layers], "name": self.name}
 
@@ -92,6 +119,30 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(la) for la in self.layers)
         return f"Sequential([\n  {inner}\n])"
+
+
+def _track_shapes(layers: list[Layer], shape: tuple[int, ...] | None = None) -> list:
+    """Each layer's per-sample output shape, the first layer fed ``shape``; a layer that
+    cannot take what the layer before gives is named."""
+    shapes = []
+    for i, layer in enumerate(layers):
+        try:
+            shape = layer.output_shape(shape)
+        except SymnnValueError as exc:
+            raise SymnnValueError(f"layers[{i}] ({type(layer).__name__}) {exc}") from None
+        shapes.append(None if shape is None else tuple(int(s) for s in shape))
+    return shapes
+
+
+def _input_width(layers: list[Layer]) -> int | None:
+    """The network's input width: that of its first layer with one, looking past layers
+    that keep the shape (dropout, normalisation of the input)."""
+    for layer in layers:
+        if layer.n_in is not None:
+            return layer.n_in
+        if not layer.keeps_shape:
+            return None
+    return None
 
 
 def _default_init(activation: str | Any) -> inits.Initializer:

@@ -83,6 +83,14 @@ class Dense(Layer):
     def output_size(self, input_size):
         return self.n_out
 
+    def output_shape(self, input_shape):
+        if input_shape is not None and len(input_shape) != 1:
+            raise SymnnValueError(
+                f"expects inputs of shape ({self.n_in},) per sample; the layer before gives "
+                f"{input_shape}: put Flatten() before it."
+            )
+        return super().output_shape(input_shape)
+
     def get_config(self) -> dict[str, Any]:
         name = _activation_name(self.activation)
         if name is None:

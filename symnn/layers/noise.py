@@ -33,6 +33,8 @@ class Dropout(Layer):
     [0.0, 2.0]
     """
 
+    keeps_shape = True
+
     def __init__(
         self,
         p: float = 0.5,

@@ -63,14 +63,43 @@ class BatchNorm(Layer):
             Constant(1.0), shape, "inv_std", None, trainable=False, regularizable=False
         )
 
+    def _check_input(self, x):
+        x = pt.as_tensor_variable(x) if not isinstance(x, pt.TensorVariable) else x
+        if x.type.ndim != 4:
+            return super()._check_input(x)
+        channels = x.type.shape[1]
+        if channels is not None and channels != self.n_in:
+            raise SymnnValueError(
+                f"BatchNorm{self._label()} normalises {self.n_in} channels; the input has "
+                f"{channels} (type {x.type})."
+            )
+        return x
+
+    def output_shape(self, input_shape):
+        if input_shape is not None and len(input_shape) == 3:  # (channels, height, width)
+            if input_shape[0] != self.n_in:
+                raise SymnnValueError(
+                    f"normalises {self.n_in} channels but the layer before gives {input_shape}."
+                )
+            return input_shape
+        return super().output_shape(input_shape)
+
     def get_output_for(self, x, *, deterministic: bool = False):
+        """Per feature for matrices; per channel (over batch, height and width) for
+        ``(N, C, H, W)`` inputs."""
+        axes = (0, 2, 3) if x.ndim == 4 else (0,)
+
+        def per_unit(v):
+            return v.dimshuffle("x", 0, "x", "x") if x.ndim == 4 else v
+
+        beta, gamma, mean, inv_std = map(per_unit, (self.beta, self.gamma, self.mean, self.inv_std))
         if deterministic:
-            return (x - self.mean) * (self.gamma * self.inv_std) + self.beta
+            return (x - mean) * (gamma * inv_std) + beta
         eps = np.asarray(self.epsilon, dtype=x.dtype)
         a = np.asarray(self.momentum, dtype=x.dtype)
-        batch_mean = pt.mean(x, axis=0)
-        batch_inv_std = 1.0 / pt.sqrt(pt.var(x, axis=0) + eps)
-        out = (x - batch_mean) * (self.gamma * batch_inv_std) + self.beta
+        batch_mean = pt.mean(x, axis=axes)
+        batch_inv_std = 1.0 / pt.sqrt(pt.var(x, axis=axes) + eps)
+        out = (x - per_unit(batch_mean)) * (gamma * per_unit(batch_inv_std)) + beta
         updates = {
             self.mean: (1 - a) * self.mean + a * batch_mean,
             self.inv_std: (1 - a) * self.inv_std + a * batch_inv_std,

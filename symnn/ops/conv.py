@@ -343,7 +343,7 @@ class _Pooling(COp):
             OH = SH >= KH ? (H - 1) / SH + 1 : (ry > 0 ? ry / SH : 0) + 1;
             OW = SW >= KW ? (W - 1) / SW + 1 : (rx > 0 ? rx / SW : 0) + 1;
         }}
-        if (H + 2 * PH < KH || W + 2 * PW < KW || H == 0 || W == 0) {{
+        if (({ib} && (H + 2 * PH < KH || W + 2 * PW < KW)) || H == 0 || W == 0) {{
             PyErr_Format(PyExc_ValueError, "pool_2d: the %ldx%ld window does not fit the %ldx%ld "
                          "input.", (long)KH, (long)KW, (long)H, (long)W);
             Py_DECREF(src); FAIL_HERE
@@ -365,7 +365,8 @@ class _Pooling(COp):
         h, w = x.shape[2:]
         (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
         oh, ow = self.out_hw(h, w)
-        if oh <= 0 or ow <= 0 or h + 2 * ph < kh or w + 2 * pw < kw:
+        too_small = self.ignore_border and (h + 2 * ph < kh or w + 2 * pw < kw)
+        if oh <= 0 or ow <= 0 or too_small:
             raise ValueError("pool_2d: the window does not fit the input.")
         for oy in range(oh):
             ys = oy * sh - ph
@@ -379,7 +380,7 @@ class _Pooling(COp):
                 yield oy, ox, y0, y1, x0, x1, count
 
     def c_code_cache_version(self):
-        return (1,)
+        return (2,)
 
 
 class Pool2D(_Pooling):

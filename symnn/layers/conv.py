@@ -1,0 +1,322 @@
+"""Convolutional and pooling layers on ``(N, C, H, W)`` images (NCHW, weights OIHW)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from .. import nonlinearities
+from ..errors import SymnnValueError
+from ..init import Constant, GlorotUniform
+from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
+from ..utils import check_positive
+from .base import Layer, register
+from .dense import _activation_name
+
+__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
+
+PAD_NAMES = ("valid", "same", "full")
+
+
+def _check_images(layer: Layer, x, channels: int | None):
+    if x.type.ndim != 4:
+        raise SymnnValueError(
+            f"{type(layer).__name__}{layer._label()} takes images (N, C, H, W); got {x.type}. "
+            "Put Reshape((C, H, W)) before it for flat inputs."
+        )
+    if channels is not None and x.type.shape[1] not in (None, channels):
+        raise SymnnValueError(
+            f"{type(layer).__name__}{layer._label()} expects {channels} channels; the input "
+            f"has {x.type.shape[1]}."
+        )
+    return x
+
+
+def _image_shape(layer: Layer, shape, channels: int | None) -> tuple[int, int, int] | None:
+    """The per-sample input ``(C, H, W)`` checked, or None when not known."""
+    if shape is None:
+        return None
+    if len(shape) != 3:
+        raise SymnnValueError(
+            f"takes images (C, H, W) per sample but the layer before gives {shape}; put "
+            "Reshape((C, H, W)) before it."
+        )
+    if channels is not None and shape[0] != channels:
+        raise SymnnValueError(
+            f"expects {channels} channels but the layer before gives {shape[0]} {shape}."
+        )
+    return shape
+
+
+@register
+class Conv2D(Layer):
+    """2-D convolution ``activation(conv(x, W) + b)`` by im2col and one GEMM.
+
+    The signature follows Lasagne's ``Conv2DLayer`` (with PyTorch's names for the channel
+    counts). ``W`` has shape ``(out_channels, in_channels, kh, kw)`` (OIHW, as Lasagne, PyTorch
+    and ONNX); by default the layer computes a cross-correlation (``flip_filters=False``, as
+    PyTorch and ONNX); ``flip_filters=True`` flips the kernels, a true convolution (Lasagne's
+    default, Keras 1 on Theano), for weights trained there.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and of the output.
+    kernel_size, stride, dilation
+        Ints or ``(height, width)`` pairs.
+    pad
+        An int or pair (zeros on each side), ``"valid"`` (0), ``"same"`` (output as large as
+        the input at stride 1; odd kernels) or ``"full"`` (every partial overlap).
+    activation, W, b, name, rng, dtype
+        As for :class:`~symnn.layers.Dense`; ``W`` defaults to Glorot uniform with the
+        convolution's fans, ``b=None`` for no bias.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> conv = Conv2D(1, 8, 5, pad="same", activation="relu", rng=0)
+    >>> conv.W.get_value().shape
+    (8, 1, 5, 5)
+    >>> conv(pt.tensor4("x", dtype="float32", shape=(None, 1, 28, 28))).type
+    TensorType(float32, shape=(None, 8, 28, 28))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        pad: Any = 0,
+        activation: Any = "linear",
+        W: Any = None,
+        b: Any = Constant(0.0),
+        name: str | None = None,
+        *,
+        dilation: Any = 1,
+        flip_filters: bool = False,
+        rng: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__(name, dtype)
+        self.in_channels = check_positive(in_channels, "in_channels", integer=True)
+        self.out_channels = check_positive(out_channels, "out_channels", integer=True)
+        self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = _pair(stride, "stride", minimum=1)
+        self.dilation = _pair(dilation, "dilation", minimum=1)
+        self.pad = pad
+        self._pad = self._resolve_pad(pad)
+        self.flip_filters = bool(flip_filters)
+        self.activation = nonlinearities.get(activation)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self.W = self.add_param(GlorotUniform() if W is None else W, shape, "W", rng)
+        self.b = None
+        if b is not None:
+            self.b = self.add_param(b, (self.out_channels,), "b", rng, regularizable=False)
+        self._im2col = Im2Col(self.kernel_size, self.stride, self._pad, self.dilation)
+
+    def _resolve_pad(self, pad: Any) -> tuple[int, int]:
+        span = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
+        if isinstance(pad, str):
+            if pad not in PAD_NAMES:
+                raise SymnnValueError(
+                    f"pad={pad!r} is not known; expected an int, a pair or one of {PAD_NAMES}."
+                )
+            if pad == "same" and any(s % 2 for s in span):
+                raise SymnnValueError(
+                    f"pad='same' needs an odd kernel (with dilation); got kernel_size="
+                    f"{self.kernel_size}, dilation={self.dilation}."
+                )
+            same = (span[0] // 2, span[1] // 2)
+            return {"valid": (0, 0), "same": same, "full": tuple(span)}[pad]
+        return _pair(pad, "pad", minimum=0)
+
+    def _check_input(self, x):
+        if not isinstance(x, pt.TensorVariable):
+            return super()._check_input(x)
+        return _check_images(self, super()._check_input(x), self.in_channels)
+
+    def output_shape(self, input_shape):
+        shape = _image_shape(self, input_shape, self.in_channels)
+        if shape is None:
+            return None
+        args = zip(shape[1:], self.kernel_size, self.stride, self._pad, self.dilation)
+        oh, ow = (conv_output_size(*a) for a in args)
+        if oh <= 0 or ow <= 0:
+            raise SymnnValueError(
+                f"kernel {self.kernel_size} does not fit the input {shape} with pad {self._pad}."
+            )
+        return (self.out_channels, oh, ow)
+
+    def preactivation(self, x):
+        """``conv(x, W) + b``: the layer's output before its nonlinearity."""
+        x = self._check_input(x)
+        n, _, h, w = x.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        (ph, pw), (dh, dw) = self._pad, self.dilation
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        W = self.W[:, :, ::-1, ::-1] if self.flip_filters else self.W
+        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+            cols = x.dimshuffle(0, 2, 3, 1).reshape((n * h * w, self.in_channels))
+        else:
+            cols = self._im2col(x)
+        z = pt.dot(cols, W.reshape((self.out_channels, -1)).T)
+        z = z.reshape((n, oh, ow, self.out_channels)).dimshuffle(0, 3, 1, 2)
+        out_shape = self.output_shape(x.type.shape[1:]) if None not in x.type.shape[1:] else None
+        if out_shape is not None:
+            z = pt.specify_shape(z, (None, *out_shape))
+        return z if self.b is None else z + self.b.dimshuffle("x", 0, "x", "x")
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return self.activation(self.preactivation(x))
+
+    def get_config(self) -> dict[str, Any]:
+        name = _activation_name(self.activation)
+        if name is None:
+            raise SymnnValueError(
+                f"Conv2D{self._label()} uses a custom activation, which cannot be described "
+                "by name; use one of symnn.nonlinearities.NAMES."
+            )
+        pad = self.pad if isinstance(self.pad, str) else list(self._pad)
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "pad": pad,
+            "activation": name,
+            "bias": self.b is not None,
+            "name": self.name,
+            "dilation": list(self.dilation),
+            "flip_filters": self.flip_filters,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Conv2D:
+        cfg = dict(config)
+        bias = cfg.pop("bias", True)
+        for key in ("kernel_size", "stride", "dilation", "pad"):
+            if isinstance(cfg.get(key), list):
+                cfg[key] = tuple(cfg[key])
+        shape = (cfg["out_channels"], cfg["in_channels"], *np.broadcast_to(cfg["kernel_size"], 2))
+        return cls(**cfg, W=np.zeros(shape), b=Constant(0.0) if bias else None)
+
+
+class _Pool(Layer):
+    any_dtype = True
+    mode = "max"
+
+    def __init__(self, pool_size: Any = 2, stride: Any = None, pad: Any = 0, *, ignore_border=True):
+        super().__init__(None, None)
+        self.pool_size = _pair(pool_size, "pool_size", minimum=1)
+        self.stride = self.pool_size if stride is None else _pair(stride, "stride", minimum=1)
+        self.pad = _pair(pad, "pad", minimum=0)
+        self.ignore_border = bool(ignore_border)
+        self._op = Pool2D(self.mode, self.pool_size, self.stride, self.pad, self.ignore_border)
+
+    def _check_input(self, x):
+        return _check_images(self, super()._check_input(x), None)
+
+    def output_shape(self, input_shape):
+        shape = _image_shape(self, input_shape, None)
+        if shape is None:
+            return None
+        args = zip(shape[1:], self.pool_size, self.stride, self.pad)
+        oh, ow = (pool_output_size(*a, self.ignore_border) for a in args)
+        fits = not self.ignore_border or all(
+            s + 2 * p >= k for s, p, k in zip(shape[1:], self.pad, self.pool_size)
+        )
+        if oh <= 0 or ow <= 0 or not fits:
+            raise SymnnValueError(f"pool_size {self.pool_size} does not fit the input {shape}.")
+        return (shape[0], oh, ow)
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return self._op(x)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "pool_size": list(self.pool_size),
+            "stride": list(self.stride),
+            "pad": list(self.pad),
+            "ignore_border": self.ignore_border,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> _Pool:
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        return cls(**cfg)
+
+
+@register
+class MaxPool2D(_Pool):
+    """Max pooling over ``pool_size`` windows (stride defaults to the window, Lasagne's
+    ``MaxPool2DLayer``); the gradient goes to the first maximum of each window, as in
+    PyTorch. ``ignore_border=False`` keeps partial windows at the bottom and right edges.
+
+    >>> import pytensor.tensor as pt
+    >>> MaxPool2D(2)(pt.tensor4("x", dtype="float32", shape=(None, 8, 24, 24))).type
+    TensorType(float32, shape=(None, 8, 12, 12))
+    """
+
+    mode = "max"
+
+
+@register
+class AvgPool2D(_Pool):
+    """Average pooling; ``include_pad=True`` divides by the whole window, padding included
+    (Lasagne's ``average_inc_pad``, PyTorch's ``count_include_pad``), else by the pixels of the
+    window inside the image.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor4("x", dtype="float32")
+    >>> AvgPool2D(2)(x).eval({x: np.ones((1, 1, 2, 2), dtype="float32")})
+    array([[[[1.]]]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        pool_size: Any = 2,
+        stride: Any = None,
+        pad: Any = 0,
+        *,
+        ignore_border: bool = True,
+        include_pad: bool = True,
+    ):
+        self.include_pad = bool(include_pad)
+        self.mode = "average_inc_pad" if self.include_pad else "average_exc_pad"
+        super().__init__(pool_size, stride, pad, ignore_border=ignore_border)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "include_pad": self.include_pad}
+
+
+@register
+class GlobalAvgPool2D(Layer):
+    """The mean of each channel over height and width: ``(N, C, H, W) -> (N, C)``.
+
+    >>> import pytensor.tensor as pt
+    >>> GlobalAvgPool2D()(pt.tensor4("x", dtype="float32", shape=(None, 16, 7, 7))).type
+    TensorType(float32, shape=(None, 16))
+    """
+
+    any_dtype = True
+
+    def __init__(self):
+        super().__init__(None, None)
+
+    def _check_input(self, x):
+        return _check_images(self, super()._check_input(x), None)
+
+    def output_shape(self, input_shape):
+        shape = _image_shape(self, input_shape, None)
+        return None if shape is None else (shape[0],)
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return pt.mean(x, axis=(2, 3))
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
