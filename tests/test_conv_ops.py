@@ -53,7 +53,7 @@ def test_convolution_by_im2col_matches_direct_loops(
     n = x.shape[0]
     want = reference_conv(X, Wt, stride, pad, dilation)
     oh, ow = want.shape[2:]
-    out = pt.dot(cols, w.reshape((4, -1)).T).reshape((n, oh, ow, 4)).dimshuffle(0, 3, 1, 2)
+    out = pt.dot(w.reshape((4, -1)), cols).reshape((4, n, oh, ow)).dimshuffle(1, 0, 2, 3)
     g = pt.tensor4("g", dtype=dtype)
     gx, gw = pytensor.grad(pt.sum(out * g), [x, w])
     fn = pytensor.function([x, w, g], [out, gx, gw], mode=mode)
@@ -122,6 +122,8 @@ POOLS = [  # pool, stride, pad, ignore_border
     ((3, 2), (1, 2), (0, 1), True),
     ((2, 2), (2, 2), (0, 0), False),
     ((3, 3), (2, 2), (0, 0), False),
+    ((2, 2), (3, 3), (0, 0), True),  # gaps between windows
+    ((2, 3), (3, 3), (1, 1), True),
 ]
 
 
@@ -185,3 +187,54 @@ def test_bad_geometries_are_named():
         fn = pytensor.function([x], im2col(x, 5), mode=mode)
         with pytest.raises(ValueError, match="kernel"):
             fn(np.zeros((1, 1, 3, 3)))
+
+
+@pytest.mark.parametrize("mode", _modes(), ids=["numpy", "C"])
+@pytest.mark.parametrize("how", ["max", "average_exc_pad"])
+def test_pooling_reads_strided_inputs(mode, how):
+    # the convolution layer hands pooling a transposed view (channels first in memory)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3, 2, 6, 5))  # (C, N, H, W) in memory
+    x = pt.tensor4("x", dtype="float64")
+    view = x.dimshuffle(1, 0, 2, 3)[:, :, :, ::-1]
+    out = pool_2d(view, 2, mode=how)
+    g = pt.tensor4("g", dtype="float64")
+    fn = pytensor.function([x, g], [out, pytensor.grad(pt.sum(out * g), x)], mode=mode)
+    V = X.transpose(1, 0, 2, 3)[:, :, :, ::-1]
+    want = reference_pool(V, (2, 2), (2, 2), (0, 0), how, True)
+    G = rng.normal(size=want.shape)
+    got, gx = fn(X, G)
+    np.testing.assert_allclose(got, want)
+    h = 1e-6
+    for k in rng.choice(X.size, 6, replace=False):
+        E = np.zeros(X.size)
+        E[k] = h
+        Ev = E.reshape(X.shape).transpose(1, 0, 2, 3)[:, :, :, ::-1]
+        geometry = ((2, 2), (2, 2), (0, 0), how, True)
+        diff = reference_pool(V + Ev, *geometry) - reference_pool(V - Ev, *geometry)
+        fd = np.sum(G * diff) / (2 * h)
+        np.testing.assert_allclose(gx.reshape(-1)[k], fd, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", _modes(), ids=["numpy", "C"])
+def test_the_row_of_ones_carries_a_bias_and_gets_no_image_gradient(mode):
+    rng = np.random.default_rng(6)
+    x = pt.tensor4("x", dtype="float64")
+    wb = pt.matrix("wb", dtype="float64")
+    cols = im2col(x, 3, pad=1, ones_row=True)
+    out = pt.dot(wb, cols)
+    gx, gwb = pytensor.grad(pt.sum(out**2), [x, wb])
+    fn = pytensor.function([x, wb], [cols, out, gx, gwb], mode=mode)
+    X, WB = rng.normal(size=(2, 3, 5, 4)), rng.normal(size=(4, 3 * 9 + 1))
+    c, o, g_x, g_wb = fn(X, WB)
+    plain = pytensor.function([x], im2col(x, 3, pad=1), mode=mode)(X)
+    np.testing.assert_array_equal(c[:-1], plain)
+    np.testing.assert_array_equal(c[-1], 1.0)
+    want = reference_conv(X, WB[:, :-1].reshape(4, 3, 3, 3), (1, 1), (1, 1), (1, 1))
+    want = want + WB[:, -1][None, :, None, None]
+    np.testing.assert_allclose(o.reshape(4, 2, 5, 4).transpose(1, 0, 2, 3), want, atol=1e-12)
+    np.testing.assert_allclose(g_wb[:, -1], 2 * o.sum(axis=1), atol=1e-10)  # bias gradient
+    # the image gradient: that of the same convolution with the bias added separately
+    z = pt.dot(wb[:, :-1], im2col(x, 3, pad=1)) + wb[:, -1].dimshuffle(0, "x")
+    g_sep = pytensor.function([x, wb], pytensor.grad(pt.sum(z**2), x), mode=mode)(X, WB)
+    np.testing.assert_allclose(g_x, g_sep, atol=1e-10)

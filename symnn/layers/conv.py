@@ -115,7 +115,8 @@ class Conv2D(Layer):
         self.b = None
         if b is not None:
             self.b = self.add_param(b, (self.out_channels,), "b", rng, regularizable=False)
-        self._im2col = Im2Col(self.kernel_size, self.stride, self._pad, self.dilation)
+        geometry = (self.kernel_size, self.stride, self._pad, self.dilation)
+        self._im2col = Im2Col(*geometry, ones_row=self.b is not None)
 
     def _resolve_pad(self, pad: Any) -> tuple[int, int]:
         span = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
@@ -150,28 +151,43 @@ class Conv2D(Layer):
             )
         return (self.out_channels, oh, ow)
 
-    def preactivation(self, x):
-        """``conv(x, W) + b``: the layer's output before its nonlinearity."""
-        x = self._check_input(x)
+    def _channels_first(self, x, *, activation: bool):
+        """The output as ``(out_channels, N, OH, OW)`` (contiguous: the GEMM's result, so the
+        bias, the nonlinearity and their gradients run on contiguous memory)."""
         n, _, h, w = x.shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         (ph, pw), (dh, dw) = self._pad, self.dilation
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         W = self.W[:, :, ::-1, ::-1] if self.flip_filters else self.W
+        W = W.reshape((self.out_channels, -1))
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
-            cols = x.dimshuffle(0, 2, 3, 1).reshape((n * h * w, self.in_channels))
-        else:
-            cols = self._im2col(x)
-        z = pt.dot(cols, W.reshape((self.out_channels, -1)).T)
-        z = z.reshape((n, oh, ow, self.out_channels)).dimshuffle(0, 3, 1, 2)
-        out_shape = self.output_shape(x.type.shape[1:]) if None not in x.type.shape[1:] else None
-        if out_shape is not None:
-            z = pt.specify_shape(z, (None, *out_shape))
-        return z if self.b is None else z + self.b.dimshuffle("x", 0, "x", "x")
+            cols = x.dimshuffle(1, 0, 2, 3).reshape((self.in_channels, n * h * w))
+            z = pt.dot(W, cols) if self.b is None else pt.dot(W, cols) + self.b.dimshuffle(0, "x")
+        elif self.b is None:
+            z = pt.dot(W, self._im2col(x))
+        else:  # the bias as one more weight column against a row of ones: one GEMM
+            z = pt.dot(pt.concatenate([W, self.b.dimshuffle(0, "x")], axis=1), self._im2col(x))
+        if activation:
+            z = self.activation(z)
+        return z.reshape((self.out_channels, n, oh, ow))
+
+    def _images(self, x, *, activation: bool):
+        x = self._check_input(x)
+        out = self._channels_first(x, activation=activation).dimshuffle(1, 0, 2, 3)
+        if None not in x.type.shape[1:]:
+            out = pt.specify_shape(out, (None, *self.output_shape(x.type.shape[1:])))
+        return out
+
+    def preactivation(self, x):
+        """``conv(x, W) + b``: the layer's output before its nonlinearity."""
+        return self._images(x, activation=False)
+
+    def __call__(self, x, *, deterministic: bool = False):
+        return self._images(x, activation=True)
 
     def get_output_for(self, x, *, deterministic: bool = False):
-        return self.activation(self.preactivation(x))
+        return self._images(x, activation=True)
 
     def get_config(self) -> dict[str, Any]:
         name = _activation_name(self.activation)

@@ -3,12 +3,15 @@
 PyTensor 3 has no fast 2-D convolution or pooling (its C ``CorrMM`` and ``Pool`` ops were
 removed), so symnn carries its own:
 
-- :class:`Im2Col` ``(N, C, H, W) -> (N*OH*OW, C*kh*kw)``: the patches of a batch of images,
-  row ``(n*OH + y)*OW + x``, column ``(c*kh + i)*kw + j``; zero padding is applied as the
-  patches are copied (no padded copy of the input). :class:`Col2Im` is its adjoint (the
-  scatter-add of patches back into an image); each is the other's gradient. A convolution is
-  then ``dot(im2col(x), W.reshape((F, -1)).T)``: the forward pass and both gradients are BLAS
-  GEMMs.
+- :class:`Im2Col` ``(N, C, H, W) -> (C*kh*kw, N*OH*OW)``: the patches of a batch of images
+  as columns (Caffe's layout), row ``(c*kh + i)*kw + j``, column ``(n*OH + y)*OW + x``; zero
+  padding is applied as the patches are copied (no padded copy of the input).
+  :class:`Col2Im` is its adjoint (the scatter-add of patches back into an image); each is the
+  other's gradient. A convolution is then ``dot(W.reshape((F, -1)), im2col(x))``, an
+  ``(F, N, OH, OW)`` result whose bias, nonlinearity and gradients run on contiguous memory;
+  the forward pass and both gradients are BLAS GEMMs. (Patches as rows, ``(N*OH*OW,
+  C*kh*kw)``, were measured slower: the GEMM's ``(N*OH*OW, F)`` result is channels-last, and
+  the bias, nonlinearity, pooling and the bias gradient then all read it across strides.)
 - :class:`Pool2D` (``"max"``, ``"average_inc_pad"``, ``"average_exc_pad"``) and
   :class:`Pool2DGrad`. The gradient of max pooling goes to the first maximum of each window
   in row-major order (as PyTorch and ONNX), not to every tied element.
@@ -77,13 +80,20 @@ def _image(x):
 class _Geometry(COp):
     """Shared by the ops of one window geometry: kernel, stride, pad, dilation (pairs)."""
 
-    __props__ = ("kernel", "stride", "pad", "dilation")
+    __props__ = ("kernel", "stride", "pad", "dilation", "ones_row")
 
-    def __init__(self, kernel, stride=1, pad=0, dilation=1):
+    def __init__(self, kernel, stride=1, pad=0, dilation=1, *, ones_row: bool = False):
         self.kernel = _pair(kernel, "kernel", minimum=1)
         self.stride = _pair(stride, "stride", minimum=1)
         self.pad = _pair(pad, "pad", minimum=0)
         self.dilation = _pair(dilation, "dilation", minimum=1)
+        #: the patch matrix has one more row of ones (Im2Col writes it, Col2Im skips it), so
+        #: a bias is one more column of the weight matrix and its gradient comes out of the
+        #: same GEMM as the weights'
+        self.ones_row = bool(ones_row)
+
+    def _geometry(self) -> tuple:
+        return self.kernel, self.stride, self.pad, self.dilation
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
         args = zip((h, w), self.kernel, self.stride, self.pad, self.dilation)
@@ -117,8 +127,11 @@ class _Geometry(COp):
                     xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw],
                 )
 
+    def c_headers(self, **kwargs):
+        return ["<string.h>"]
+
     def c_code_cache_version(self):
-        return (1,)
+        return (4,)
 
 
 _SHAPE_CHECK = """
@@ -129,61 +142,91 @@ _SHAPE_CHECK = """
             {fail}
         }}"""
 
-# one loop nest for both directions: PATCH_OP copies a pixel into the patch row (im2col) or
-# adds the patch value back into the pixel (col2im)
+
+def _zeroed(out: str, dims: str, typenum: int, fail: str) -> str:
+    """C code: ``out`` a zeroed C-contiguous 4-D array of ``dims``, the previous call's
+    buffer reused when it fits (a fresh buffer pays a page fault per 4 KiB at first touch)."""
+    return f"""
+        if ({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == 4
+            && PyArray_DIMS({out})[0] == {dims}[0] && PyArray_DIMS({out})[1] == {dims}[1]
+            && PyArray_DIMS({out})[2] == {dims}[2] && PyArray_DIMS({out})[3] == {dims}[3]) {{
+            memset(PyArray_DATA({out}), 0, PyArray_NBYTES({out}));
+        }} else {{
+            Py_XDECREF({out});
+            {out} = (PyArrayObject*)PyArray_ZEROS(4, {dims}, {typenum}, 0);
+            if (!{out}) {{ {fail} }}
+        }}"""
+
+
+# one loop nest for both directions: row k = (c, ky, kx) of the patch matrix, column
+# (n, oy, ox); for each (k, n, oy) the output positions ox whose pixel lies inside the image
+# form one run [lo, hi) (contiguous in the image at stride 1). PIXEL_OP copies a pixel into the
+# patch matrix (im2col) or adds the patch value back into the image (col2im); EDGE_OP handles
+# positions that fall into the padding (im2col writes zeros).
 _LOOP = """
-        for (npy_intp n = 0; n < N; ++n)
-        for (npy_intp oy = 0; oy < OH; ++oy)
-        for (npy_intp ox = 0; ox < OW; ++ox) {{
-            {ctype}* row = cols + ((n * OH + oy) * OW + ox) * K;
-            for (npy_intp c = 0; c < C; ++c) {{
-                {ctype}* plane = img + (n * C + c) * H * W;
-                for (npy_intp ky = 0; ky < KH; ++ky) {{
-                    const npy_intp iy = oy * SH - PH + ky * DH;
-                    if (iy < 0 || iy >= H) {{ {skip_line} row += KW; continue; }}
-                    {ctype}* line = plane + iy * W;
-                    for (npy_intp kx = 0; kx < KW; ++kx, ++row) {{
-                        const npy_intp ix = ox * SW - PW + kx * DW;
-                        if (ix >= 0 && ix < W) {{ {pixel_op} }} {outside}
-                    }}
+        for (npy_intp c = 0; c < C; ++c)
+        for (npy_intp ky = 0; ky < KH; ++ky)
+        for (npy_intp kx = 0; kx < KW; ++kx) {{
+            const npy_intp k = (c * KH + ky) * KW + kx;
+            const npy_intp off = kx * DW - PW;  /* ix = ox * SW + off */
+            npy_intp lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+            npy_intp hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / SW + 1;
+            if (lo > OW) lo = OW;
+            if (hi > OW) hi = OW;
+            if (hi < lo) hi = lo;
+            for (npy_intp n = 0; n < N; ++n)
+            for (npy_intp oy = 0; oy < OH; ++oy) {{
+                {ctype}* dst = cols + k * NP + (n * OH + oy) * OW;
+                const npy_intp iy = oy * SH - PH + ky * DH;
+                if (iy < 0 || iy >= H) {{ {edge_row} continue; }}
+                {ctype}* line = img + ((n * C + c) * H + iy) * W + off;
+                {edge_lo}
+                if (SW == 1) {{
+                    for (npy_intp ox = lo; ox < hi; ++ox) {{ {pixel_op_1} }}
+                }} else {{
+                    for (npy_intp ox = lo; ox < hi; ++ox) {{ {pixel_op} }}
                 }}
+                {edge_hi}
             }}
         }}"""
 
 
 class Im2Col(_Geometry):
-    """``(N, C, H, W) -> (N*OH*OW, C*kh*kw)``: the zero-padded patches, one row per output
-    position (see the module docstring for the layout)."""
+    """``(N, C, H, W) -> (C*kh*kw, N*OH*OW)``: the zero-padded patches as columns (see the
+    module docstring for the layout)."""
 
     def make_node(self, x):
         x = _image(x)
         n, c = x.type.shape[:2]
-        rows = None
+        cols = None
         if None not in x.type.shape:
             oh, ow = self.out_hw(*x.type.shape[2:])
-            rows = n * oh * ow
-        k = None if c is None else c * self.kernel[0] * self.kernel[1]
-        return Apply(self, [x], [pt.TensorType(x.type.dtype, shape=(rows, k))()])
+            cols = n * oh * ow
+        k = None if c is None else c * self.kernel[0] * self.kernel[1] + self.ones_row
+        return Apply(self, [x], [pt.TensorType(x.type.dtype, shape=(k, cols))()])
 
     def perform(self, node, inputs, output_storage):
         (x,) = inputs
         n, c = x.shape[:2]
         oh, ow = self.out_hw(*x.shape[2:])
-        out = np.empty((n, oh, ow, c, *self.kernel), dtype=x.dtype)
+        out = np.empty((c, *self.kernel, n, oh, ow), dtype=x.dtype)
         for i, j, patch in self._windows(x):
-            out[..., i, j] = patch.transpose(0, 2, 3, 1)
-        output_storage[0][0] = out.reshape(n * oh * ow, -1)
+            out[:, i, j] = patch.transpose(1, 0, 2, 3)
+        out = out.reshape(c * self.kernel[0] * self.kernel[1], n * oh * ow)
+        if self.ones_row:
+            out = np.concatenate([out, np.ones((1, out.shape[1]), dtype=x.dtype)])
+        output_storage[0][0] = out
 
     def infer_shape(self, fgraph, node, shapes):
         n, c, h, w = shapes[0]
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        return [(n * oh * ow, c * kh * kw)]
+        return [(c * kh * kw + int(self.ones_row), n * oh * ow)]
 
     def pullback(self, inputs, outputs, cotangents):
         (x,) = inputs
-        return [Col2Im(self.kernel, self.stride, self.pad, self.dilation)(cotangents[0], x)]
+        return [Col2Im(*self._geometry(), ones_row=self.ones_row)(cotangents[0], x)]
 
     def c_code(self, node, name, inames, onames, sub):
         """The C code template of im2col (PyTensor fills in the names)."""
@@ -191,9 +234,11 @@ class Im2Col(_Geometry):
         ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
         loop = _LOOP.format(
             ctype=ctype,
-            skip_line=f"for (npy_intp k = 0; k < KW; ++k) row[k] = ({ctype})0;",
-            pixel_op="*row = line[ix];",
-            outside=f"else *row = ({ctype})0;",
+            edge_row=f"for (npy_intp ox = 0; ox < OW; ++ox) dst[ox] = ({ctype})0;",
+            edge_lo=f"for (npy_intp ox = 0; ox < lo; ++ox) dst[ox] = ({ctype})0;",
+            edge_hi=f"for (npy_intp ox = hi; ox < OW; ++ox) dst[ox] = ({ctype})0;",
+            pixel_op_1="dst[ox] = line[ox];",
+            pixel_op="dst[ox] = line[ox * SW];",
         )
         return f"""
         {{
@@ -205,8 +250,8 @@ class Im2Col(_Geometry):
         const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
         const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
         {_SHAPE_CHECK.format(what="im2col", fail="Py_DECREF(src); " + fail)}
-        const npy_intp K = C * KH * KW;
-        npy_intp dims[2] = {{N * OH * OW, K}};
+        const npy_intp NP = N * OH * OW;
+        npy_intp dims[2] = {{C * KH * KW + {int(self.ones_row)}, NP}};
         if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_DIMS({out})[0] == dims[0]
               && PyArray_DIMS({out})[1] == dims[1])) {{
             Py_XDECREF({out});
@@ -216,13 +261,17 @@ class Im2Col(_Geometry):
         {ctype}* img = ({ctype}*)PyArray_DATA(src);
         {ctype}* cols = ({ctype}*)PyArray_DATA({out});
         {loop}
+        if ({int(self.ones_row)}) {{
+            {ctype}* ones = cols + C * KH * KW * NP;
+            for (npy_intp j = 0; j < NP; ++j) ones[j] = ({ctype})1;
+        }}
         Py_DECREF(src);
         }}
         """
 
 
 class Col2Im(_Geometry):
-    """The adjoint of :class:`Im2Col`: patches ``(N*OH*OW, C*kh*kw)`` added back into an
+    """The adjoint of :class:`Im2Col`: patches ``(C*kh*kw, N*OH*OW)`` added back into an
     image shaped like ``like`` (only its shape is read)."""
 
     def make_node(self, cols, like):
@@ -236,13 +285,13 @@ class Col2Im(_Geometry):
         n, c, h, w = like.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
         oh, ow = self.out_hw(h, w)
-        patches = cols.reshape(n, oh, ow, c, kh, kw)
+        patches = cols[: c * kh * kw].reshape(c, kh, kw, n, oh, ow)
         xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
         for i in range(kh):
             for j in range(kw):
                 y0, x0 = i * dh, j * dw
                 view = xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw]
-                view += patches[..., i, j].transpose(0, 3, 1, 2)
+                view += patches[:, i, j].transpose(1, 0, 2, 3)
         output_storage[0][0] = np.ascontiguousarray(xp[:, :, ph : ph + h, pw : pw + w])
 
     def infer_shape(self, fgraph, node, shapes):
@@ -252,14 +301,19 @@ class Col2Im(_Geometry):
         return [[True], [False]]
 
     def pullback(self, inputs, outputs, cotangents):
-        op = Im2Col(self.kernel, self.stride, self.pad, self.dilation)
-        return [op(cotangents[0]), disconnected_type()]
+        patches = Im2Col(*self._geometry())(cotangents[0])
+        if self.ones_row:  # the row of ones does not reach the image: zero gradient
+            patches = pt.concatenate([patches, pt.zeros_like(patches[:1])])
+        return [patches, disconnected_type()]
 
     def c_code(self, node, name, inames, onames, sub):
         """The C code template of col2im (PyTensor fills in the names)."""
         (cols_in, like), (out,), fail = inames, onames, sub["fail"]
         ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
-        loop = _LOOP.format(ctype=ctype, skip_line="", pixel_op="line[ix] += *row;", outside="")
+        loop = _LOOP.format(
+            ctype=ctype, edge_row="", edge_lo="", edge_hi="",
+            pixel_op_1="line[ox] += dst[ox];", pixel_op="line[ox * SW] += dst[ox];",
+        )  # fmt: skip
         return f"""
         {{
         {self._defines()}
@@ -268,18 +322,18 @@ class Col2Im(_Geometry):
         const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
         const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
         {_SHAPE_CHECK.format(what="col2im", fail=fail)}
-        const npy_intp K = C * KH * KW;
-        if (PyArray_DIMS({cols_in})[0] != N * OH * OW || PyArray_DIMS({cols_in})[1] != K) {{
+        const npy_intp NP = N * OH * OW;
+        if (PyArray_DIMS({cols_in})[0] != C * KH * KW + {int(self.ones_row)}
+            || PyArray_DIMS({cols_in})[1] != NP) {{
             PyErr_Format(PyExc_ValueError, "col2im: patches of shape (%ld, %ld); expected "
                          "(%ld, %ld).", (long)PyArray_DIMS({cols_in})[0],
-                         (long)PyArray_DIMS({cols_in})[1], (long)(N * OH * OW), (long)K);
+                         (long)PyArray_DIMS({cols_in})[1],
+                         (long)(C * KH * KW + {int(self.ones_row)}), (long)NP);
             {fail}
         }}
         PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({cols_in});
         if (!src) {fail}
-        Py_XDECREF({out});
-        {out} = (PyArrayObject*)PyArray_ZEROS(4, PyArray_DIMS({like}), {typenum}, 0);
-        if (!{out}) {{ Py_DECREF(src); {fail} }}
+        {_zeroed(out, f"PyArray_DIMS({like})", typenum, "Py_DECREF(src); " + fail)}
         {ctype}* img = ({ctype}*)PyArray_DATA({out});
         {ctype}* cols = ({ctype}*)PyArray_DATA(src);
         {loop}
@@ -288,8 +342,8 @@ class Col2Im(_Geometry):
         """
 
 
-def im2col(x, kernel, stride=1, pad=0, dilation=1):
-    """The patches of a batch of images ``x`` (N, C, H, W), one row per output position.
+def im2col(x, kernel, stride=1, pad=0, dilation=1, *, ones_row=False):
+    """The patches of a batch of images ``x`` (N, C, H, W), one column per output position.
 
     >>> import numpy as np, pytensor.tensor as pt
     >>> x = pt.tensor4("x", dtype="float64")
@@ -298,13 +352,15 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1):
            [1., 2., 4., 5.],
            [3., 4., 6., 7.],
            [4., 5., 7., 8.]])
+    >>> im2col(x, 2, stride=2, pad=1).eval({x: np.arange(9.0).reshape(1, 1, 3, 3)})[3]
+    array([0., 2., 6., 8.])
     """
-    return Im2Col(kernel, stride, pad, dilation)(x)
+    return Im2Col(kernel, stride, pad, dilation, ones_row=ones_row)(x)
 
 
-def col2im(cols, like, kernel, stride=1, pad=0, dilation=1):
+def col2im(cols, like, kernel, stride=1, pad=0, dilation=1, *, ones_row=False):
     """Patches added back into an image shaped like ``like`` (the adjoint of :func:`im2col`)."""
-    return Col2Im(kernel, stride, pad, dilation)(cols, like)
+    return Col2Im(kernel, stride, pad, dilation, ones_row=ones_row)(cols, like)
 
 
 class _Pooling(COp):
@@ -352,13 +408,49 @@ class _Pooling(COp):
     # for each output position: the window [y0, y1) x [x0, x1) inside the image and the
     # divisor of average pooling
     _WINDOW = """
-            const npy_intp ys = oy * SH - PH, xs = ox * SW - PW;
+            const npy_intp xs = ox * SW - PW;
             const npy_intp ye = ys + KH < H + PH ? ys + KH : H + PH;
             const npy_intp xe = xs + KW < W + PW ? xs + KW : W + PW;
             const npy_intp y0 = ys > 0 ? ys : 0, x0 = xs > 0 ? xs : 0;
             const npy_intp y1 = ye < H ? ye : H, x1 = xe < W ? xe : W;
             const double count = INC_PAD ? (double)((ye - ys) * (xe - xs))
                                          : (double)((y1 - y0) * (x1 - x0));"""
+
+    def _row_loops(self, ctype: str, prefix: str, inside: str, border: str) -> str:
+        """C code: for every output position of one plane, ``prefix`` then ``inside`` (the
+        window lies inside the image; ``p`` points at its first pixel) or ``border`` (the
+        general window of :attr:`_WINDOW`). The inside positions of a row form one range
+        without a test in the loop, compiled twice (for contiguous rows and for any
+        stride), so the compiler vectorises it across output positions."""
+        fast = f"""
+                    const npy_intp xs = ox * SW - PW;
+                    const {ctype}* p = plane + ys * XSY + xs * XSX;
+                    {prefix}
+                    {inside}"""
+        general = f"""
+                    {{ {self._WINDOW}
+                    (void)count;
+                    {prefix}
+                    {border} }}"""
+        return f"""
+            for (npy_intp oy = 0; oy < OH; ++oy) {{
+                const npy_intp ys = oy * SH - PH;
+                npy_intp lo = 0, hi = 0;
+                if (ys >= 0 && ys + KH <= H) {{
+                    lo = (PW + SW - 1) / SW;
+                    hi = W + PW - KW >= 0 ? (W + PW - KW) / SW + 1 : 0;
+                    if (lo > OW) lo = OW;
+                    if (hi > OW) hi = OW;
+                    if (hi < lo) hi = lo;
+                }}
+                for (npy_intp ox = 0; ox < lo; ++ox) {general}
+                if (XSX == 1) {{
+                    for (npy_intp ox = lo; ox < hi; ++ox) {{ {fast.replace("XSX", "1")} }}
+                }} else {{
+                    for (npy_intp ox = lo; ox < hi; ++ox) {{ {fast} }}
+                }}
+                for (npy_intp ox = hi; ox < OW; ++ox) {general}
+            }}"""
 
     def _windows(self, x: np.ndarray):
         """``(oy, ox, y0, y1, x0, x1, count)`` for every output position (numpy path)."""
@@ -379,8 +471,11 @@ class _Pooling(COp):
                 count = (ye - ys) * (xe - xs) if inc else (y1 - y0) * (x1 - x0)
                 yield oy, ox, y0, y1, x0, x1, count
 
+    def c_headers(self, **kwargs):
+        return ["<string.h>"]
+
     def c_code_cache_version(self):
-        return (2,)
+        return (7,)
 
 
 class Pool2D(_Pooling):
@@ -427,26 +522,48 @@ class Pool2D(_Pooling):
         """The C code template of pooling (PyTensor fills in the names)."""
         (x,), (out,), fail = inames, onames, sub["fail"]
         ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        # windows inside the image (all but the border ones) take a fixed-size loop the
+        # compiler unrolls; "v <= best ? best : v" also picks up NaN, as PyTorch's max does
         if self.mode == "max":
+            inside = f"""
+                {ctype} best = p[0];
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) {{
+                        const {ctype} v = p[ky * XSY + kx * XSX];
+                        best = v <= best ? best : v;
+                    }}
+                ob[ox] = best;"""
             body = f"""
-                {ctype} best = plane[y0 * W + x0];
+                {ctype} best = plane[y0 * XSY + x0 * XSX];
                 for (npy_intp y = y0; y < y1; ++y)
                     for (npy_intp xx = x0; xx < x1; ++xx) {{
-                        const {ctype} v = plane[y * W + xx];
-                        if (v > best || v != v) best = v;
+                        const {ctype} v = plane[y * XSY + xx * XSX];
+                        best = v <= best ? best : v;
                     }}
-                *o = best;"""
+                ob[ox] = best;"""
         else:
+            inside = f"""
+                {ctype} s = 0;
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) s += p[ky * XSY + kx * XSX];
+                ob[ox] = s * ({ctype})(1.0 / (KH * KW));"""
             body = f"""
                 double s = 0;
                 for (npy_intp y = y0; y < y1; ++y)
-                    for (npy_intp xx = x0; xx < x1; ++xx) s += plane[y * W + xx];
-                *o = ({ctype})(s / count);"""
+                    for (npy_intp xx = x0; xx < x1; ++xx) s += plane[y * XSY + xx * XSX];
+                ob[ox] = ({ctype})(s / count);"""
+        loops = self._row_loops(ctype, f"{ctype}* ob = o + (nc * OH + oy) * OW;", inside, body)
         defines = self._defines().replace("FAIL_HERE", fail)
         return f"""
         {{
-        PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x});
-        if (!src) {fail}
+        PyArrayObject* src = {x};
+        const int esz = (int)sizeof({ctype});
+        int strided_ok = PyArray_ISALIGNED(src);
+        for (int d = 0; strided_ok && d < 4; ++d) strided_ok = PyArray_STRIDES(src)[d] % esz == 0;
+        if (strided_ok) Py_INCREF(src);
+        else {{ src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x}); if (!src) {fail} }}
+        const npy_intp XS0 = PyArray_STRIDES(src)[0] / esz, XS1 = PyArray_STRIDES(src)[1] / esz;
+        const npy_intp XSY = PyArray_STRIDES(src)[2] / esz, XSX = PyArray_STRIDES(src)[3] / esz;
         const int INC_PAD = {int(self.mode == "average_inc_pad")};
         {defines}
         npy_intp dims[4] = {{N, C, OH, OW}};
@@ -460,13 +577,8 @@ class Pool2D(_Pooling):
         const {ctype}* in = (const {ctype}*)PyArray_DATA(src);
         {ctype}* o = ({ctype}*)PyArray_DATA({out});
         for (npy_intp nc = 0; nc < N * C; ++nc) {{
-            const {ctype}* plane = in + nc * H * W;
-            for (npy_intp oy = 0; oy < OH; ++oy)
-            for (npy_intp ox = 0; ox < OW; ++ox, ++o) {{
-                {self._WINDOW}
-                (void)count;
-                {body}
-            }}
+            const {ctype}* plane = in + (nc / C) * XS0 + (nc % C) * XS1;
+            {loops}
         }}
         Py_DECREF(src);
         }}
@@ -511,26 +623,63 @@ class Pool2DGrad(_Pooling):
         """The C code template of the pooling gradient (PyTensor fills in the names)."""
         (x, gz), (out,), fail = inames, onames, sub["fail"]
         ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        # windows that do not overlap (stride >= pool) write their pixels' gradients instead
+        # of adding them, and the buffer is zeroed only where no inside window covers it; the
+        # first maximum of a window is found without branches (a branch per pixel on random
+        # data mispredicts half the time: 5x slower)
+        tiles = self.stride[0] >= self.pool[0] and self.stride[1] >= self.pool[1]
+        op = "=" if tiles else "+="
         if self.mode == "max":
+            inside = f"""
+                {ctype} best = p[0];
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) {{
+                        const {ctype} v = p[ky * XSY + kx * XSX];
+                        best = v > best ? v : best;
+                    }}
+                int found = 0;
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) {{
+                        const int e = (p[ky * XSY + kx * XSX] == best) & !found;
+                        found |= e;
+                        gplane[(ys + ky) * W + xs + kx] {op} g * ({ctype})e;
+                    }}"""
             body = f"""
                 npy_intp at = y0 * W + x0;
-                {ctype} best = plane[at];
+                {ctype} best = plane[y0 * XSY + x0 * XSX];
                 for (npy_intp y = y0; y < y1; ++y)
                     for (npy_intp xx = x0; xx < x1; ++xx) {{
-                        const {ctype} v = plane[y * W + xx];
+                        const {ctype} v = plane[y * XSY + xx * XSX];
                         if (v > best) {{ best = v; at = y * W + xx; }}
                     }}
                 gplane[at] += g;"""
         else:
+            inside = f"""
+                const {ctype} share = g * ({ctype})(1.0 / (KH * KW));
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx)
+                        gplane[(ys + ky) * W + xs + kx] {op} share;"""
             body = f"""
                 const {ctype} share = ({ctype})(g / count);
                 for (npy_intp y = y0; y < y1; ++y)
                     for (npy_intp xx = x0; xx < x1; ++xx) gplane[y * W + xx] += share;"""
+        loops = self._row_loops(ctype, f"const {ctype} g = gzp[oy * OW + ox];", inside, body)
+        covered = (
+            "PH == 0 && PW == 0 && SH == KH && SW == KW && H == OH * KH && W == OW * KW"
+            if tiles
+            else "0"
+        )
         defines = self._defines().replace("FAIL_HERE", fail)
         return f"""
         {{
-        PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x});
-        if (!src) {fail}
+        PyArrayObject* src = {x};
+        const int esz = (int)sizeof({ctype});
+        int strided_ok = PyArray_ISALIGNED(src);
+        for (int d = 0; strided_ok && d < 4; ++d) strided_ok = PyArray_STRIDES(src)[d] % esz == 0;
+        if (strided_ok) Py_INCREF(src);
+        else {{ src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x}); if (!src) {fail} }}
+        const npy_intp XS0 = PyArray_STRIDES(src)[0] / esz, XS1 = PyArray_STRIDES(src)[1] / esz;
+        const npy_intp XSY = PyArray_STRIDES(src)[2] / esz, XSX = PyArray_STRIDES(src)[3] / esz;
         const int INC_PAD = {int(self.mode == "average_inc_pad")};
         {defines}
         if (PyArray_DIMS({gz})[0] != N || PyArray_DIMS({gz})[1] != C
@@ -540,23 +689,22 @@ class Pool2DGrad(_Pooling):
         }}
         PyArrayObject* gsrc = (PyArrayObject*)PyArray_GETCONTIGUOUS({gz});
         if (!gsrc) {{ Py_DECREF(src); {fail} }}
-        Py_XDECREF({out});
-        {out} = (PyArrayObject*)PyArray_ZEROS(4, PyArray_DIMS(src), {typenum}, 0);
-        if (!{out}) {{ Py_DECREF(src); Py_DECREF(gsrc); {fail} }}
+        if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == 4
+              && PyArray_DIMS({out})[0] == N && PyArray_DIMS({out})[1] == C
+              && PyArray_DIMS({out})[2] == H && PyArray_DIMS({out})[3] == W)) {{
+            Py_XDECREF({out});
+            {out} = (PyArrayObject*)PyArray_EMPTY(4, PyArray_DIMS(src), {typenum}, 0);
+            if (!{out}) {{ Py_DECREF(src); Py_DECREF(gsrc); {fail} }}
+        }}
+        if (!({covered})) memset(PyArray_DATA({out}), 0, PyArray_NBYTES({out}));
         const {ctype}* in = (const {ctype}*)PyArray_DATA(src);
         const {ctype}* gin = (const {ctype}*)PyArray_DATA(gsrc);
         {ctype}* gx = ({ctype}*)PyArray_DATA({out});
         for (npy_intp nc = 0; nc < N * C; ++nc) {{
-            const {ctype}* plane = in + nc * H * W;
+            const {ctype}* plane = in + (nc / C) * XS0 + (nc % C) * XS1;
             {ctype}* gplane = gx + nc * H * W;
             const {ctype}* gzp = gin + nc * OH * OW;
-            for (npy_intp oy = 0; oy < OH; ++oy)
-            for (npy_intp ox = 0; ox < OW; ++ox) {{
-                {self._WINDOW}
-                const {ctype} g = gzp[oy * OW + ox];
-                (void)count;
-                {body}
-            }}
+            {loops}
         }}
         Py_DECREF(src);
         Py_DECREF(gsrc);
