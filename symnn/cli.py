@@ -171,22 +171,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import io, plot
-    from .layers import mlp
     from .train import EarlyStopping, Trainer
 
     out = _out_dir(args.out)
     data = _load_data(args.data, args.seed)
-    layers = args.layers or f"{data.n_features},100,{data.n_classes}"
-    sizes = _int_list(layers, "--layers")
-    if len(sizes) < 2 or sizes[0] != data.n_features or sizes[-1] != data.n_classes:
-        raise _UsageError(
-            f"--layers {layers} does not fit {data.name}: it has "
-            f"{data.n_features} features and {data.n_classes} classes "
-            f"(e.g. --layers {data.n_features},100,{data.n_classes})"
-        )
     if args.validation_split and round(len(data.X_train) * args.validation_split) < 1:
         raise _UsageError(f"--validation-split {args.validation_split} holds out no sample")
-    net = mlp(sizes, hidden=args.activation, rng=args.seed, dropout=args.dropout)
+    net, sizes = _train_network(args, data)
     trainer = Trainer(
         net,
         optimizer=args.optimizer,
@@ -224,8 +215,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model = io.save(trainer, out / "model.npz")
     (out / "history.json").write_text(json.dumps(history.as_dict(), indent=2))
     plot.plot_history(history, out / "curves.png", title=f"{data.name}: {sizes}")
-    if data.image_shape is not None and len(data.image_shape) == 2:
-        plot.plot_weights(net.params[0].get_value(), data.image_shape, out / "weights.png")
+    first = net.params[0].get_value()
+    if data.image_shape is not None and len(data.image_shape) == 2 and first.ndim == 2:
+        plot.plot_weights(first, data.image_shape, out / "weights.png")
     print(f"wrote {model}, {out / 'history.json'}, {out / 'curves.png'}")
     return 0
 
@@ -530,7 +522,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _train_network(args: argparse.Namespace, data: Any) -> tuple[Any, Any]:
+    """The network ``--layers`` (a perceptron) or ``--arch`` (any, e.g. convolutional)
+    describes, checked against the data; and its description for the messages."""
+    from .errors import SymnnValueError
+    from .layers import from_arch, mlp
+
+    if args.arch is not None:
+        if args.layers is not None or args.dropout:
+            flag = "--layers" if args.layers is not None else "--dropout"
+            raise _UsageError(f"{flag} has no effect with --arch (write drop0.5 in --arch)")
+        if data.image_shape is None:
+            raise _UsageError(f"--arch needs image data; {data.name} has no image shape")
+        try:
+            net = from_arch(args.arch, data.image_shape, activation=args.activation, rng=args.seed)
+        except SymnnValueError as exc:
+            raise _UsageError(f"--arch {args.arch}: {exc}") from None
+        if net.n_out != data.n_classes:
+            raise _UsageError(f"--arch ends with {net.n_out} units; {data.name} has "
+                              f"{data.n_classes} classes")  # fmt: skip
+        return net, args.arch
+    layers = args.layers or f"{data.n_features},100,{data.n_classes}"
+    sizes = _int_list(layers, "--layers")
+    if len(sizes) < 2 or sizes[0] != data.n_features or sizes[-1] != data.n_classes:
+        raise _UsageError(
+            f"--layers {layers} does not fit {data.name}: it has "
+            f"{data.n_features} features and {data.n_classes} classes "
+            f"(e.g. --layers {data.n_features},100,{data.n_classes})"
+        )
+    return mlp(sizes, hidden=args.activation, rng=args.seed, dropout=args.dropout), sizes
+
+
 def _train_arguments(p: argparse.ArgumentParser) -> None:
+    from .layers.arch import ARCH_HELP
     from .train.trainer import DEFAULTS
     from .updates import RULES
 
@@ -541,6 +565,11 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--layers",
         default=None,
         help="layer sizes, e.g. 784,100,10 (default: FEATURES,100,CLASSES)",
+    )
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="instead of --layers, e.g. conv32x5,pool2,conv32x5,pool2,256,10: " + ARCH_HELP,
     )
     p.add_argument("--activation", default="relu", help="hidden activation")
     p.add_argument(

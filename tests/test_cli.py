@@ -251,3 +251,34 @@ def test_maximize_with_a_prior_from_class_means_reports_dataset_examples(model_f
     assert report["settings"]["prior"] == "gaussian"
     for row in report["units"]:
         assert row["prior_weight"] in (0.5, 1.0, 2.0, 4.0) and len(row["top_examples"]) == 3
+
+
+def test_train_a_convolutional_network_from_arch_and_maximise_its_channels(tmp_path):
+    out = tmp_path / "cnn"
+    res = run(
+        "train", "--data", "digits", "--arch", "conv6x3same,pool2,drop0.25,32,10",
+        "--epochs", "4", "--batch-size", "32", "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "network: conv6x3same,pool2,drop0.25,32,10" in res.stdout
+    accuracy = float(res.stdout.split("test accuracy:")[1].split()[0])
+    assert accuracy > 0.5
+    res = run("maximize", str(out / "model.npz"), "--layer", "1", "--units", "0-5",
+              "--steps", "10", "--out", str(tmp_path / "max"))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "max" / "maximized.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--arch", "conv6x3,blob,10"], "'blob' is not known"),
+        (["--arch", "conv6x9,10"], "does not fit"),
+        (["--arch", "conv6x3,12"], "ends with 12 units"),
+        (["--arch", "conv6x3,10", "--layers", "64,10"], "--layers has no effect with --arch"),
+        (["--arch", "conv6x3,10", "--dropout", "0.5"], "--dropout has no effect with --arch"),
+    ],
+)
+def test_bad_arch_is_a_usage_error(args, message, tmp_path):
+    res = run("train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path), *args)
+    assert res.returncode == 2 and message in res.stderr, res.stderr

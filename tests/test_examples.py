@@ -87,6 +87,7 @@ def test_matrix_network_on_fashion_mnist_when_present(tmp_path, monkeypatch):
         "matrix_network",
         "input_optimization",
         "activation_maximization",
+        "convnet",
     ],
 )
 def test_every_example_has_help_with_defaults_and_data(name, monkeypatch, capsys):
@@ -118,3 +119,13 @@ def test_activation_maximization(tmp_path):
     out = load("activation_maximization").main(epochs=1, steps=5, n_train=200, out=str(tmp_path))
     assert "digits" in out and (tmp_path / "digits_classes.png").is_file()
     assert (tmp_path / "digits_report.json").is_file()
+
+
+def test_convnet_learns_digits_and_maximises_channels_and_classes(tmp_path):
+    out = load("convnet").main(epochs=5, steps=20, n_ref=500, out=str(tmp_path))
+    assert out["accuracy"] > 0.85  # digits (conftest hides Fashion-MNIST)
+    assert [type(la).__name__ for la in out["network"].layers][:3] == [
+        "Reshape", "Conv2D", "MaxPool2D"
+    ]  # fmt: skip
+    assert out["beats_reference"]["classes"] >= 8
+    assert (tmp_path / "digits_convnet_am.png").is_file()

@@ -4,6 +4,7 @@ A layer or network is called on a symbolic tensor and returns a symbolic tensor
 (``deterministic=True`` for inference); ``.params`` lists its trainable shared variables.
 """
 
+from .arch import from_arch
 from .base import (
     LAYER_CLASSES,
     Layer,
@@ -40,6 +41,7 @@ __all__ = [
     "Normalize",
     "Sequential",
     "mlp",
+    "from_arch",
     "get_updates",
     "attach_updates",
 ]

@@ -602,9 +602,8 @@ class Pool2DGrad(_Pooling):
             if self.mode == "max":
                 win = x[:, :, y0:y1, x0:x1].reshape(*x.shape[:2], -1)
                 first = np.argmax(win, axis=2)  # the first maximum (row-major)
-                dy, dx = np.divmod(first, x1 - x0)
-                n, c = np.indices(x.shape[:2])
-                np.add.at(gx, (n, c, y0 + dy, x0 + dx), g)
+                hot = np.arange(win.shape[2]) == first[:, :, None]
+                gx[:, :, y0:y1, x0:x1] += (hot * g[:, :, None]).reshape(*x.shape[:2], y1 - y0, -1)
             else:
                 gx[:, :, y0:y1, x0:x1] += (g / count)[:, :, None, None]
         output_storage[0][0] = gx
