@@ -238,3 +238,23 @@ def test_the_row_of_ones_carries_a_bias_and_gets_no_image_gradient(mode):
     z = pt.dot(wb[:, :-1], im2col(x, 3, pad=1)) + wb[:, -1].dimshuffle(0, "x")
     g_sep = pytensor.function([x, wb], pytensor.grad(pt.sum(z**2), x), mode=mode)(X, WB)
     np.testing.assert_allclose(g_x, g_sep, atol=1e-10)
+
+
+def test_numba_implementations_match_the_numpy_ones():
+    """PyTensor's default backend (numba) runs the ops' numba loops, not object mode."""
+    pytest.importorskip("numba")
+    import warnings
+
+    x = pt.tensor4("x", dtype="float64")
+    X = np.random.default_rng(7).normal(size=(2, 3, 7, 6))
+    outs = [im2col(x, 3, 2, 1, ones_row=True), col2im(im2col(x, 3, 2, 1), x, 3, 2, 1)]
+    for how in ["max", "average_inc_pad", "average_exc_pad"]:
+        for ignore_border in [True, False]:
+            p = pool_2d(x, 3, 2, 0, mode=how, ignore_border=ignore_border)
+            outs += [p, pytensor.grad(pt.sum(p**2), x)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # object mode warns
+        got = pytensor.function([x], outs, mode="NUMBA")(X)
+    want = pytensor.function([x], outs, mode="FAST_COMPILE")(X)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-12)

@@ -1,0 +1,180 @@
+"""numba implementations of the convolution and pooling ops (PyTensor's numba backend, its
+default mode without symnn's: ``pytensor.function(...)``, ``.eval()``, ``SYMNN_MODE=NUMBA``).
+
+The same loops as the C code; registering them keeps PyTensor from running the ops' Python
+``perform`` in numba's object mode. Skipped when numba is missing or its dispatch API differs
+from the one this was written against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _pool_size(size, pool, stride, pad, ignore_border):
+    if ignore_border:
+        return (size + 2 * pad - pool) // stride + 1
+    if stride >= pool:
+        return (size - 1) // stride + 1
+    return max(0, (size - 1 - pool + stride) // stride) + 1
+
+
+def _im2col(nb, op):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
+    ones = int(op.ones_row)
+
+    @nb.numba_njit
+    def im2col(x):
+        n, c, h, w = x.shape
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if oh <= 0 or ow <= 0:
+            raise ValueError("im2col: the kernel does not fit the padded input.")
+        out = np.zeros((c * kh * kw + ones, n * oh * ow), dtype=x.dtype)
+        for ci in range(c):
+            for ky in range(kh):
+                for kx in range(kw):
+                    k = (ci * kh + ky) * kw + kx
+                    for ni in range(n):
+                        for oy in range(oh):
+                            iy = oy * sh - ph + ky * dh
+                            if iy < 0 or iy >= h:
+                                continue
+                            for ox in range(ow):
+                                ix = ox * sw - pw + kx * dw
+                                if 0 <= ix < w:
+                                    out[k, (ni * oh + oy) * ow + ox] = x[ni, ci, iy, ix]
+        if ones:
+            out[c * kh * kw, :] = 1
+        return out
+
+    return im2col
+
+
+def _col2im(nb, op):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
+
+    @nb.numba_njit
+    def col2im(cols, like):
+        n, c, h, w = like.shape
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if oh <= 0 or ow <= 0 or cols.shape[1] != n * oh * ow:
+            raise ValueError("col2im: the patches do not match the image.")
+        out = np.zeros((n, c, h, w), dtype=cols.dtype)
+        for ci in range(c):
+            for ky in range(kh):
+                for kx in range(kw):
+                    k = (ci * kh + ky) * kw + kx
+                    for ni in range(n):
+                        for oy in range(oh):
+                            iy = oy * sh - ph + ky * dh
+                            if iy < 0 or iy >= h:
+                                continue
+                            for ox in range(ow):
+                                ix = ox * sw - pw + kx * dw
+                                if 0 <= ix < w:
+                                    out[ni, ci, iy, ix] += cols[k, (ni * oh + oy) * ow + ox]
+        return out
+
+    return col2im
+
+
+def _windows(nb, op):
+    """A numba function ``(h, w, oy, ox) -> (y0, y1, x0, x1, count)``."""
+    (kh, kw), (sh, sw), (ph, pw) = op.pool, op.stride, op.pad
+    inc = op.mode == "average_inc_pad"
+
+    @nb.numba_njit
+    def window(h, w, oy, ox):
+        ys, xs = oy * sh - ph, ox * sw - pw
+        ye, xe = min(ys + kh, h + ph), min(xs + kw, w + pw)
+        y0, x0, y1, x1 = max(ys, 0), max(xs, 0), min(ye, h), min(xe, w)
+        count = (ye - ys) * (xe - xs) if inc else (y1 - y0) * (x1 - x0)
+        return y0, y1, x0, x1, count
+
+    return window
+
+
+def _pool(nb, op):
+    window = _windows(nb, op)
+    args = (op.pool, op.stride, op.pad, op.ignore_border)
+    is_max = op.mode == "max"
+
+    @nb.numba_njit
+    def pool(x):
+        n, c, h, w = x.shape
+        oh = _pool_size_nb(h, args[0][0], args[1][0], args[2][0], args[3])
+        ow = _pool_size_nb(w, args[0][1], args[1][1], args[2][1], args[3])
+        out = np.empty((n, c, oh, ow), dtype=x.dtype)
+        for ni in range(n):
+            for ci in range(c):
+                for oy in range(oh):
+                    for ox in range(ow):
+                        y0, y1, x0, x1, count = window(h, w, oy, ox)
+                        if is_max:
+                            best = x[ni, ci, y0, x0]
+                            for y in range(y0, y1):
+                                for xx in range(x0, x1):
+                                    v = x[ni, ci, y, xx]
+                                    if not v <= best:
+                                        best = v
+                            out[ni, ci, oy, ox] = best
+                        else:
+                            s = 0.0
+                            for y in range(y0, y1):
+                                for xx in range(x0, x1):
+                                    s += x[ni, ci, y, xx]
+                            out[ni, ci, oy, ox] = s / count
+        return out
+
+    _pool_size_nb = nb.numba_njit(_pool_size)
+    return pool
+
+
+def _pool_grad(nb, op):
+    window = _windows(nb, op)
+    is_max = op.mode == "max"
+
+    @nb.numba_njit
+    def pool_grad(x, gz):
+        n, c, h, w = x.shape
+        oh, ow = gz.shape[2], gz.shape[3]
+        gx = np.zeros_like(x)
+        for ni in range(n):
+            for ci in range(c):
+                for oy in range(oh):
+                    for ox in range(ow):
+                        y0, y1, x0, x1, count = window(h, w, oy, ox)
+                        g = gz[ni, ci, oy, ox]
+                        if is_max:
+                            by, bx = y0, x0
+                            best = x[ni, ci, y0, x0]
+                            for y in range(y0, y1):
+                                for xx in range(x0, x1):
+                                    if x[ni, ci, y, xx] > best:
+                                        best, by, bx = x[ni, ci, y, xx], y, xx
+                            gx[ni, ci, by, bx] += g
+                        else:
+                            for y in range(y0, y1):
+                                for xx in range(x0, x1):
+                                    gx[ni, ci, y, xx] += g / count
+        return gx
+
+    return pool_grad
+
+
+def register() -> None:
+    try:
+        import numba  # noqa: F401
+        from pytensor.link.numba.dispatch import basic as nb
+    except ImportError:  # pragma: no cover - numba is optional
+        return
+    hook = getattr(nb, "register_funcify_default_op_cache_key", None)
+    if hook is None:  # pragma: no cover - another PyTensor version
+        return
+    from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
+
+    for cls, make in ((Im2Col, _im2col), (Col2Im, _col2im), (Pool2D, _pool),
+                      (Pool2DGrad, _pool_grad)):  # fmt: skip
+        hook(cls)(lambda op, node=None, make=make, **kw: make(nb, op))
