@@ -30,6 +30,8 @@ FLOORS = {
     "compare": 4,
     "estimator": 4,
     "io": 4,
+    "state_dict": 4,
+    "safetensors": 4,
     "datasets": 4,
     "plot": 4,
     "cli": 4,
