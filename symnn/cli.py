@@ -160,6 +160,11 @@ def _compile_note(what: str) -> None:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .backend import info
 
+    if args.model is not None:  # a model's layers instead of the machine
+        network = _load_network(args.model, args.arch, args.image_shape)
+        print(f"{args.model}: {network.n_in} inputs")
+        print(network.summary() if hasattr(network, "summary") else repr(network))
+        return 0
     for key, value in info().items():
         text = str(value)
         if len(text) > 120:  # the BLAS flags rename ~70 symbols: show the start
@@ -243,19 +248,38 @@ def _report_am(report, out: Path, classes: list[str] | None, title: str) -> None
         print(f"wrote {out / 'report.json'}")
 
 
-def _cmd_maximize(args: argparse.Namespace) -> int:
+def _load_network(model: str, arch: str | None, image_shape: str | None) -> Any:
+    """The network in ``model``: a symnn file, an ONNX graph, or a ``.safetensors`` of
+    PyTorch-layout weights for the network ``arch`` describes (on ``image_shape`` inputs)."""
     from . import io
-    from .inputopt import activation_maximization
-    from .inputopt.activation import layer_width, parse_units
-    from .layers import Layer
+    from .layers import Layer, from_arch
 
-    out = _out_dir(args.out)
+    suffix = Path(model).suffix
+    if arch is not None and suffix != ".safetensors":
+        raise _UsageError("--arch has no effect: it describes the network of a .safetensors file")
     try:
-        obj = io.load(args.model)
+        if suffix == ".onnx":
+            return io.from_onnx(model)
+        if suffix == ".safetensors":
+            shape = _shape(image_shape)
+            if arch is None or shape is None:
+                raise _UsageError(f"{model}: weights alone need --arch and --image-shape")
+            network = from_arch(arch, shape)
+            io.load_state_dict(network, model)
+            return network
+        obj = io.load(model)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
-    network = obj if isinstance(obj, Layer) else obj.network
-    shape = _image_shape(args, network.n_in)
+    return obj if isinstance(obj, Layer) else obj.network
+
+
+def _cmd_maximize(args: argparse.Namespace) -> int:
+    from .inputopt import activation_maximization
+    from .inputopt.activation import layer_width, parse_units
+
+    out = _out_dir(args.out)
+    network = _load_network(args.model, args.arch, args.image_shape)
+    shape = _image_shape(args, network)
     try:  # the units, before anything is compiled
         width = layer_width(network, args.layer)
         if width is not None:
@@ -317,9 +341,14 @@ def _reference_for(args: argparse.Namespace, n_in: int) -> tuple[Any, Any]:
     return (data.X_train, data.y_train), prior
 
 
-def _image_shape(args: argparse.Namespace, n_in: int) -> tuple[int, ...] | None:
-    """``--image-shape`` checked against the network's inputs (default: square inputs)."""
+def _image_shape(args: argparse.Namespace, network: Any) -> tuple[int, ...] | None:
+    """``--image-shape`` checked against the network's inputs (default: the image its first
+    ``Reshape`` makes, else square inputs)."""
+    n_in = network.n_in
     shape = _shape(args.image_shape)
+    first = network.layers[0] if hasattr(network, "layers") else None
+    if shape is None and getattr(first, "shape", None) is not None and first.shape[0] == 1:
+        shape = tuple(first.shape[1:])
     if shape is not None and math.prod(shape) != n_in:
         raise _UsageError(
             f"--image-shape {args.image_shape} has {math.prod(shape)} pixels; "
@@ -512,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("info", "print backend, BLAS library, float type, compile dir, versions")
     p.add_argument("--full", action="store_true", help="print long values (BLAS flags) whole")
+    p.add_argument("model", nargs="?", default=None, help="a model file: print its layers")
+    p.add_argument("--arch", default=None, help="the network of a .safetensors file")
+    p.add_argument("--image-shape", default=None, help="its input image, e.g. 28x28")
     p.set_defaults(func=_cmd_info)
     _train_arguments(command("train", "train an MLP and write the model, history and plots"))
     _maximize_arguments(command("maximize", "activation maximisation on a saved model"))
@@ -602,8 +634,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 def _maximize_arguments(p: argparse.ArgumentParser) -> None:
     from .inputopt.maximize import METHODS
+    from .layers.arch import ARCH_HELP
 
-    p.add_argument("model", help="a model file written by `symnn train` or symnn.save")
+    p.add_argument(
+        "model",
+        help="a model file written by `symnn train` or symnn.save, an ONNX graph (.onnx), or "
+        "PyTorch-layout weights (.safetensors, with --arch and --image-shape)",
+    )
+    p.add_argument("--arch", default=None, help="the network of a .safetensors file: " + ARCH_HELP)
     p.add_argument("--units", default="0-9", help="units, e.g. 0-9, 1,3,5 or all")
     p.add_argument(
         "--layer",

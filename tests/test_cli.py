@@ -282,3 +282,45 @@ def test_train_a_convolutional_network_from_arch_and_maximise_its_channels(tmp_p
 def test_bad_arch_is_a_usage_error(args, message, tmp_path):
     res = run("train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path), *args)
     assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    """An ONNX graph and a .safetensors of PyTorch-layout weights for a small CNN."""
+    pytest.importorskip("onnx")
+    import numpy as np
+
+    from symnn.io import to_onnx
+    from symnn.layers import from_arch
+    from symnn.safetensors import write_safetensors
+
+    folder = tmp_path_factory.mktemp("imported")
+    to_onnx(from_arch("conv4x3same,pool2,10", (8, 8), rng=0), folder / "cnn.onnx")
+    rng = np.random.default_rng(0)
+    weights = {"1.weight": rng.normal(size=(4, 1, 3, 3)), "1.bias": np.zeros(4),
+               "4.weight": rng.normal(size=(10, 64)), "4.bias": np.zeros(10)}  # fmt: skip
+    write_safetensors(
+        {k: v.astype("float32") for k, v in weights.items()}, folder / "w.safetensors"
+    )
+    return folder
+
+
+def test_info_prints_an_imported_models_layers(imported):
+    res = run("info", str(imported / "cnn.onnx"))
+    assert res.returncode == 0, res.stderr
+    assert "Conv2D" in res.stdout and "(4, 8, 8)" in res.stdout and "64 inputs" in res.stdout
+
+
+def test_maximize_an_onnx_graph_and_safetensors_weights(imported, tmp_path):
+    res = run("maximize", str(imported / "cnn.onnx"), "--units", "0-3", "--steps", "5",
+              "--out", str(tmp_path / "a"))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "a" / "maximized.png").is_file()
+    res = run("maximize", str(imported / "w.safetensors"), "--arch", "conv4x3same,pool2,10",
+              "--image-shape", "8x8", "--layer", "1", "--units", "0-3", "--steps", "5",
+              "--out", str(tmp_path / "b"))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    res = run("maximize", str(imported / "w.safetensors"), "--out", str(tmp_path / "c"))
+    assert res.returncode == 2 and "need --arch and --image-shape" in res.stderr
+    res = run("maximize", str(imported / "cnn.onnx"), "--arch", "10", "--out", str(tmp_path))
+    assert res.returncode == 2 and "--arch has no effect" in res.stderr

@@ -88,6 +88,7 @@ def test_matrix_network_on_fashion_mnist_when_present(tmp_path, monkeypatch):
         "input_optimization",
         "activation_maximization",
         "convnet",
+        "import_model",
     ],
 )
 def test_every_example_has_help_with_defaults_and_data(name, monkeypatch, capsys):
@@ -129,3 +130,16 @@ def test_convnet_learns_digits_and_maximises_channels_and_classes(tmp_path):
     ]  # fmt: skip
     assert out["beats_reference"]["classes"] >= 8
     assert (tmp_path / "digits_convnet_am.png").is_file()
+
+
+@pytest.mark.parametrize("torch_installed", [True, False])
+def test_import_model_keeps_the_accuracy_it_had_elsewhere(torch_installed, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    if torch_installed:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails: the ONNX path
+    out = load("import_model").main(epochs=3, steps=10, out=str(tmp_path))
+    assert out["ours"] == pytest.approx(out["theirs"], abs=0.006)  # float32 vs float64 ties
+    assert (tmp_path / "imported_am.png").is_file()
+    assert len(out["classes"].rows) == 10 and len(out["units"].rows) == 8

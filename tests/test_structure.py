@@ -31,6 +31,7 @@ FLOORS = {
     "estimator": 4,
     "io": 4,
     "state_dict": 4,
+    "onnx_io": 4,
     "safetensors": 4,
     "datasets": 4,
     "plot": 4,

@@ -146,7 +146,8 @@ class PReLU(Layer):
 
 @register
 class Activation(Layer):
-    """A nonlinearity as a layer of ``n_units`` features (used after batch normalisation).
+    """A nonlinearity as a layer of ``n_units`` features, or channels for images (used after
+    batch normalisation).
 
     >>> import numpy as np, pytensor.tensor as pt
     >>> x = pt.matrix("x", dtype="float32")
@@ -165,6 +166,25 @@ class Activation(Layer):
         super().__init__(name, dtype)
         self.n_in = check_positive(n_units, "n_units", integer=True)
         self.activation = nonlinearities.get(activation)
+
+    def _check_input(self, x):
+        if isinstance(x, pt.TensorVariable) and x.type.ndim == 4:  # images: n_units channels
+            if x.type.shape[1] not in (None, self.n_in):
+                raise SymnnValueError(
+                    f"Activation{self._label()} has {self.n_in} units (channels); the input has "
+                    f"{x.type.shape[1]} channels."
+                )
+            return x
+        return super()._check_input(x)
+
+    def output_shape(self, input_shape):
+        if input_shape is not None and len(input_shape) == 3:
+            if input_shape[0] != self.n_in:
+                raise SymnnValueError(
+                    f"has {self.n_in} units (channels) but the layer before gives {input_shape}."
+                )
+            return input_shape
+        return super().output_shape(input_shape)
 
     def get_output_for(self, x, *, deterministic: bool = False):
         return self.activation(x)

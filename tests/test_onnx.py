@@ -1,0 +1,146 @@
+"""ONNX graphs in and out, against onnx's reference evaluator (float32, 1e-5)."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+from symnn.errors import SymnnValueError  # noqa: E402
+from symnn.io import from_onnx, to_onnx  # noqa: E402
+from symnn.layers import (  # noqa: E402
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    Normalize,
+    Reshape,
+    Sequential,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def f32(*shape, low=-1.0, high=1.0):
+    return RNG.uniform(low, high, size=shape).astype("float32")
+
+
+def model_file(tmp_path, nodes, inits, in_shape, name="m.onnx"):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def symnn_out(net, X):
+    x = pt.matrix("x", dtype=net.dtype)
+    return pytensor.function([x], net(x, deterministic=True), mode="FAST_COMPILE")(X)
+
+
+def chain(*specs):
+    """Nodes from (op, extra inputs, attrs), each taking the previous output."""
+    nodes, current = [], "x"
+    for i, (op, extra, attrs) in enumerate(specs):
+        nodes.append(helper.make_node(op, [current, *extra], [f"t{i}"], name=f"n{i}", **attrs))
+        current = f"t{i}"
+    return nodes
+
+
+def test_a_pytorch_style_cnn_graph_matches_the_reference_evaluator(tmp_path):
+    inits = {
+        "mean": np.array([0.5, 0.4], "float32").reshape(1, 2, 1, 1),
+        "std": np.array([0.25, 0.5], "float32").reshape(1, 2, 1, 1),
+        "W1": f32(4, 2, 3, 3), "b1": f32(4),
+        "scale": f32(4, low=0.5, high=1.5), "B": f32(4), "m": f32(4), "v": f32(4, low=0.5, high=2),
+        "W2": f32(6, 4, 2, 2), "b2": f32(6),
+        "W3": f32(10, 6), "b3": f32(10),
+    }  # fmt: skip
+    nodes = chain(
+        ("Sub", ["mean"], {}), ("Div", ["std"], {}),
+        ("Conv", ["W1", "b1"], dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
+        ("BatchNormalization", ["scale", "B", "m", "v"], dict(epsilon=1e-5)),
+        ("Relu", [], {}),
+        ("MaxPool", [], dict(kernel_shape=[2, 2], strides=[2, 2])),
+        ("Conv", ["W2", "b2"], dict(kernel_shape=[2, 2], strides=[2, 1])),
+        ("LeakyRelu", [], dict(alpha=0.01)),
+        ("AveragePool", [], dict(kernel_shape=[2, 2], ceil_mode=1)),
+        ("Dropout", [], {}), ("Flatten", [], dict(axis=1)),
+        ("Gemm", ["W3", "b3"], dict(transB=1)), ("Softmax", [], dict(axis=1)),
+    )  # fmt: skip
+    path = model_file(tmp_path, nodes, inits, [2, 8, 7])
+    net = from_onnx(path)
+    kinds = [type(la).__name__ for la in net.layers]
+    assert kinds[:4] == ["Reshape", "Normalize", "Conv2D", "BatchNorm"]
+    X = f32(5, 2 * 8 * 7, low=0, high=1)
+    want = ReferenceEvaluator(str(path)).run(None, {"x": X.reshape(5, 2, 8, 7)})[0]
+    np.testing.assert_allclose(symnn_out(net, X), want, atol=1e-5)
+
+
+def test_matmul_add_tanh_sigmoid_identity_and_global_pooling(tmp_path):
+    inits = {"W": f32(3, 5), "b": f32(5), "shape": np.array([-1, 3], "int64")}
+    nodes = chain(
+        ("Identity", [], {}), ("GlobalAveragePool", [], {}), ("Reshape", ["shape"], {}),
+        ("MatMul", ["W"], {}), ("Add", ["b"], {}), ("Tanh", [], {}),
+    )  # fmt: skip
+    path = model_file(tmp_path, nodes, inits, [3, 4, 4])
+    net = from_onnx(path)
+    assert isinstance(net.layers[1], GlobalAvgPool2D) and isinstance(net.layers[-1], Dense)
+    X = f32(4, 48)
+    want = ReferenceEvaluator(str(path)).run(None, {"x": X.reshape(4, 3, 4, 4)})[0]
+    np.testing.assert_allclose(symnn_out(net, X), want, atol=1e-5)
+
+
+def test_round_trip_symnn_onnx_symnn(tmp_path):
+    net = Sequential([
+        Reshape((1, 8, 8)), Normalize(0.5, 0.25),
+        Conv2D(1, 4, 3, pad=1, activation="relu", rng=0), BatchNorm(4), MaxPool2D(2),
+        Conv2D(4, 4, 3, activation="tanh", rng=1, flip_filters=True),
+        AvgPool2D(2, ignore_border=False, include_pad=False), Dropout(0.5, rng=2), Flatten(),
+        Dense(4, 10, "softmax", rng=3),
+    ])  # fmt: skip
+    net.layers[3].set_values([f32(4, low=0.5, high=1.5) for _ in range(4)])
+    path = to_onnx(net, tmp_path / "net.onnx")
+    X = f32(6, 64, low=0, high=1)
+    mine = symnn_out(net, X)
+    np.testing.assert_allclose(
+        ReferenceEvaluator(str(path)).run(None, {"input": X})[0], mine, atol=1e-5
+    )
+    back = from_onnx(path)
+    np.testing.assert_allclose(symnn_out(back, X), mine, atol=1e-6)
+
+
+def test_unsupported_and_bad_files_are_refused_by_name(tmp_path):
+    nodes = chain(("Relu", [], {}), ("Concat", ["x"], dict(axis=1)))
+    with pytest.raises(SymnnValueError, match=r"unsupported op\(s\): n1 \(Concat\)"):
+        from_onnx(model_file(tmp_path, nodes, {}, [4]))
+    branch = [helper.make_node("Relu", ["x"], ["a"], name="r1"),
+              helper.make_node("Tanh", ["x"], ["b"], name="t1")]  # fmt: skip
+    with pytest.raises(SymnnValueError, match="t1 .* only chain graphs"):
+        from_onnx(model_file(tmp_path, branch, {}, [4], "branch.onnx"))
+    nodes = chain(("Relu", [], {}))
+    with pytest.raises(SymnnValueError, match="an activation must follow a layer"):
+        from_onnx(model_file(tmp_path, nodes, {}, [4], "relu.onnx"))
+    grouped = chain(("Conv", ["W"], dict(kernel_shape=[1, 1], group=2)))
+    with pytest.raises(SymnnValueError, match="grouped"):
+        from_onnx(model_file(tmp_path, grouped, {"W": f32(2, 1, 1, 1)}, [2, 3, 3], "g.onnx"))
+    other = tmp_path / "not.onnx"
+    other.write_bytes(b"\x00\x01garbage" * 10)
+    with pytest.raises(SymnnValueError, match="not a readable ONNX model"):
+        from_onnx(other)
+    good = model_file(tmp_path, chain(("Gemm", ["W"], {})), {"W": f32(4, 2)}, [4], "ok.onnx")
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(good.read_bytes()[:-7])
+    with pytest.raises(SymnnValueError, match="cut.onnx"):
+        from_onnx(truncated)
