@@ -5,7 +5,12 @@ Row k of the batch maximises the logit of class k mod 10; every step is
 ``x <- clip(x + lr * grad, 0, 1)``. Prints microseconds per step (median of interleaved
 rounds) and the ratio to PyTorch, plus the mean final objective of each (they must agree).
 
-    python benchmarks/inputopt_speed.py
+With ``--prior``, both maximise ``logit - 2 * penalty(x)`` with symnn's Gaussian density prior
+(mean, 50 principal directions and the rest variance, fitted to 5,000 training images; the same
+arrays in PyTorch): activation maximisation as ``activation_maximization`` runs it with a
+reference set.
+
+    python benchmarks/inputopt_speed.py [--prior]
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ from _common import interleaved, machine, median
 
 STEPS = 500
 LR = 0.01
+PRIOR_WEIGHT = 2.0
+PRIOR: dict | None = None  # the prior's arrays (float32) when --prior is given
+
+
+def fit_prior() -> dict:
+    from _common import fashion_or_random
+
+    from symnn.inputopt.priors import GaussianPrior
+
+    X, _, _ = fashion_or_random(5000, "float32")
+    return GaussianPrior.fit(X, n_components=50).arrays("float32")
 
 
 def make_weights(seed=0):
@@ -44,6 +60,12 @@ class Symnn:
         self.x = pt.matrix("x", dtype="float32", shape=(None, 784))
         logits = self.net[1].preactivation(self.net[0](self.x))
         self.objective = logits[pt.arange(self.x.shape[0]), np.arange(batch) % 10]
+        if PRIOR is not None:
+            from symnn.inputopt.priors import gaussian_penalty
+
+            arrays = {k: pt.constant(v) for k, v in PRIOR.items()}
+            penalty = gaussian_penalty(self.x, arrays, 784)
+            self.objective = self.objective - np.float32(PRIOR_WEIGHT) * penalty
         self.x0 = np.random.default_rng(1).random((batch, 784)).astype("float32")
         self.maximize(self.objective, self.x, x0=self.x0, steps=2, learning_rate=LR)  # compile
 
@@ -63,6 +85,16 @@ class Torch:
         self.W = [torch.from_numpy(w) for w in weights]
         self.units = torch.arange(batch) % 10
         self.x0 = torch.from_numpy(np.random.default_rng(1).random((batch, 784)).astype("float32"))
+        self.prior = None if PRIOR is None else {k: torch.from_numpy(v) for k, v in PRIOR.items()}
+
+    def penalty(self, x):
+        """symnn's gaussian_penalty, written in PyTorch."""
+        a = self.prior
+        z = x - a["mean"]
+        p = z @ a["components"].T
+        inside = (p * p * a["inv_variances"]).sum(1)
+        outside = ((z * z).sum(1) - (p * p).sum(1)) * a["inv_rest"]
+        return (inside + outside) / (2 * 784)
 
     def run(self):
         torch = self.torch
@@ -73,6 +105,8 @@ class Torch:
         for _ in range(STEPS):
             logits = torch.relu(x @ W1 + b1) @ W2 + b2
             objective = logits[rows, self.units]
+            if self.prior is not None:
+                objective = objective - PRIOR_WEIGHT * self.penalty(x)
             (grad,) = torch.autograd.grad(objective.sum(), x)
             with torch.no_grad():
                 x.add_(grad, alpha=LR).clamp_(0.0, 1.0)
@@ -85,8 +119,11 @@ class Torch:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--prior", action="store_true", help="with the Gaussian density prior")
     args = ap.parse_args(argv)
-    print(f"machine: {machine()}")
+    global PRIOR
+    PRIOR = fit_prior() if args.prior else None
+    print(f"machine: {machine()}" + ("; with the Gaussian prior" if args.prior else ""))
     weights = make_weights()
     for batch in (10, 100):
         objs = {}

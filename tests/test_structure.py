@@ -46,12 +46,13 @@ EXCEPTIONS = {
     "estimator/mlp.py:__init__": "scikit-learn's MLPClassifier/MLPRegressor parameters (drop-in)",
     "estimator/net.py:__init__": "scikit-learn's MLP training parameters (as MLPClassifier)",
     "inputopt/maximize.py:maximize": "its parameter names are a contract (the inputopt issue)",
-    "inputopt/activation.py:activation_maximization": "maximize's keywords (a contract) + target, prior",
+    "inputopt/activation.py:activation_maximization": "maximize's keywords + target, prior",
     "train/trainer.py:__init__": "public keyword API kept (Trainer's settings)",
     "train/trainer.py:fit": "public keyword API kept (Keras-style fit; rules are callbacks)",
     "train/scipy.py:__init__": "mirrors Trainer's settings",
     "train/scipy.py:fit": "mirrors Trainer.fit where the arguments mean the same",
     "ops/gather.py:c_code": "returns a C code template",
+    "ops/conv.py:c_code": "returns a C code template (Im2Col, Col2Im, Pool2D, Pool2DGrad)",
     "layers/conv.py:__init__": "Conv2D: Lasagne's Conv2DLayer signature (a contract, issue 18)",
 }
 

@@ -7,17 +7,27 @@ that put them into users' graphs.
 - :mod:`~symnn.ops.indexing`: the ``m[arange(n), y]`` pick, its scatter, row increments.
 - :mod:`~symnn.ops.gather`: the minibatch gather of a training step, checking for NaN and
   infinity as it copies.
+- :mod:`~symnn.ops.conv`: convolution as im2col + GEMM and 2-D pooling (with numba versions
+  in :mod:`~symnn.ops.conv_numba`).
 - :mod:`~symnn.ops.rewrites`: symnn's compile mode rewrites the idioms users write
   (``log_softmax(z)[arange(n), y]``, PyTensor's ``Softmax``, ...) into these ops.
 """
 
-from . import rewrites  # noqa: F401  (registers the rewrites of symnn's compile mode)
+from . import conv_numba, rewrites  # noqa: F401  (rewrites: registered for symnn's mode)
+from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad, col2im, im2col, pool_2d
 from .gather import TakeRows, take_rows
 from .indexing import IncPick, IncRows, PickRows, inc_pick, inc_rows, pick_rows
 from .softmax import LogSoftmaxRows, SoftmaxRows, log_softmax_rows, softmax_rows
 from .softmax_xent import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
 
 __all__ = [
+    "Col2Im",
+    "Im2Col",
+    "Pool2D",
+    "Pool2DGrad",
+    "col2im",
+    "im2col",
+    "pool_2d",
     "IncPick",
     "IncRows",
     "LogSoftmaxRows",
@@ -34,3 +44,5 @@ __all__ = [
     "softmax_rows",
     "take_rows",
 ]
+
+conv_numba.register()

@@ -721,12 +721,3 @@ def pool_2d(x, pool_size=2, stride=None, pad=0, *, mode="max", ignore_border=Tru
            [13., 15.]])
     """
     return Pool2D(mode, pool_size, stride, pad, ignore_border)(x)
-
-
-def _register_numba() -> None:
-    from .conv_numba import register
-
-    register()
-
-
-_register_numba()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
+
 
 def _pool_size(size, pool, stride, pad, ignore_border):
     if ignore_border:
@@ -165,6 +167,7 @@ def _pool_grad(nb, op):
 
 
 def register() -> None:
+    """Register the numba implementations (called when :mod:`symnn.ops` is imported)."""
     try:
         import numba  # noqa: F401
         from pytensor.link.numba.dispatch import basic as nb
@@ -173,8 +176,6 @@ def register() -> None:
     hook = getattr(nb, "register_funcify_default_op_cache_key", None)
     if hook is None:  # pragma: no cover - another PyTensor version
         return
-    from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
-
     for cls, make in ((Im2Col, _im2col), (Col2Im, _col2im), (Pool2D, _pool),
                       (Pool2DGrad, _pool_grad)):  # fmt: skip
         hook(cls)(lambda op, node=None, make=make, **kw: make(nb, op))
