@@ -85,7 +85,7 @@ class Torch:
         self.W = [torch.from_numpy(w) for w in weights]
         self.units = torch.arange(batch) % 10
         self.x0 = torch.from_numpy(np.random.default_rng(1).random((batch, 784)).astype("float32"))
-        self.prior = None if PRIOR is None else {k: torch.from_numpy(v) for k, v in PRIOR.items()}
+        self.prior = None if PRIOR is None else {k: torch.tensor(v) for k, v in PRIOR.items()}
 
     def penalty(self, x):
         """symnn's gaussian_penalty, written in PyTorch."""
@@ -112,7 +112,10 @@ class Torch:
                 x.add_(grad, alpha=LR).clamp_(0.0, 1.0)
         seconds = time.perf_counter() - t0
         with torch.no_grad():
-            self.final = float((torch.relu(x @ W1 + b1) @ W2 + b2)[rows, self.units].mean())
+            final = (torch.relu(x @ W1 + b1) @ W2 + b2)[rows, self.units]
+            if self.prior is not None:
+                final = final - PRIOR_WEIGHT * self.penalty(x)
+            self.final = float(final.mean())
         return seconds / STEPS * 1e6
 
 

@@ -52,6 +52,7 @@ from pytensor.tensor.subtensor import (
 from ..backend import REWRITE_TAG as TAG
 from .flat_elemwise import flat_elemwise_for, wants_flat_loop
 from .indexing import IncPick, IncRows, PickRows
+from .rowsum import RowSum
 from .softmax import LogSoftmaxRows, SoftmaxRows
 from .softmax_xent import softmax_cross_entropy_grad, softmax_cross_entropy_op
 
@@ -406,4 +407,26 @@ optdb.register(
     WalkingGraphRewriter(flat_elemwise_rewrite),
     TAG,
     position=99,
+)
+
+
+@node_rewriter([Sum])
+def row_sum_rewrite(fgraph, node):
+    """``x.sum(axis=1)`` of a float matrix -> :class:`~symnn.ops.rowsum.RowSum` (the same
+    float64 accumulation, eight accumulators per row)."""
+    x = node.inputs[0]
+    if x.type.ndim != 2 or node.op.axis not in ((1,), (-1,)):
+        return None
+    if x.type.dtype not in ("float32", "float64") or node.outputs[0].type.dtype != x.type.dtype:
+        return None
+    if getattr(node.op, "acc_dtype", "float64") not in ("float64", None):
+        return None
+    return [RowSum()(x)]
+
+
+optdb.register(
+    "symnn_row_sum",
+    WalkingGraphRewriter(row_sum_rewrite),
+    TAG,
+    position=99.1,
 )
