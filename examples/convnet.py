@@ -61,7 +61,7 @@ def figure(reports, data, n_ref: int, path: Path) -> None:
     )  # fmt: skip
 
 
-def main(epochs: int = 6, steps: int = 200, n_train=None, n_ref: int = 20000, out="out/convnet"):
+def main(epochs: int = 15, steps: int = 200, n_train=None, n_ref: int = 20000, out="out/convnet"):
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = subset(image_data(), n_train, None)
@@ -84,7 +84,7 @@ def main(epochs: int = 6, steps: int = 200, n_train=None, n_ref: int = 20000, ou
 
 if __name__ == "__main__":
     ap = parser(__doc__)
-    ap.add_argument("--epochs", type=int, default=6, help="training epochs")
+    ap.add_argument("--epochs", type=int, default=15, help="training epochs")
     ap.add_argument("--steps", type=int, default=200, help="ascent steps per unit")
     ap.add_argument("--out", default="out/convnet", help="output folder")
     args = ap.parse_args()

@@ -416,6 +416,22 @@ class _Pooling(COp):
             const double count = INC_PAD ? (double)((ye - ys) * (xe - xs))
                                          : (double)((y1 - y0) * (x1 - x0));"""
 
+    def _prelude(self, x: str, ctype: str, fail: str) -> str:
+        """C code: ``src``, the input read through its strides (``XS0``, ``XS1``, ``XSY``,
+        ``XSX`` in elements; a contiguous copy only for a misaligned array), and the sizes."""
+        defines = self._defines().replace("FAIL_HERE", fail)
+        return f"""
+        PyArrayObject* src = {x};
+        const int esz = (int)sizeof({ctype});
+        int strided_ok = PyArray_ISALIGNED(src);
+        for (int d = 0; strided_ok && d < 4; ++d) strided_ok = PyArray_STRIDES(src)[d] % esz == 0;
+        if (strided_ok) Py_INCREF(src);
+        else {{ src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x}); if (!src) {fail} }}
+        const npy_intp XS0 = PyArray_STRIDES(src)[0] / esz, XS1 = PyArray_STRIDES(src)[1] / esz;
+        const npy_intp XSY = PyArray_STRIDES(src)[2] / esz, XSX = PyArray_STRIDES(src)[3] / esz;
+        const int INC_PAD = {int(self.mode == "average_inc_pad")};
+        {defines}"""
+
     def _row_loops(self, ctype: str, prefix: str, inside: str, border: str) -> str:
         """C code: for every output position of one plane, ``prefix`` then ``inside`` (the
         window lies inside the image; ``p`` points at its first pixel) or ``border`` (the
@@ -553,19 +569,9 @@ class Pool2D(_Pooling):
                     for (npy_intp xx = x0; xx < x1; ++xx) s += plane[y * XSY + xx * XSX];
                 ob[ox] = ({ctype})(s / count);"""
         loops = self._row_loops(ctype, f"{ctype}* ob = o + (nc * OH + oy) * OW;", inside, body)
-        defines = self._defines().replace("FAIL_HERE", fail)
         return f"""
         {{
-        PyArrayObject* src = {x};
-        const int esz = (int)sizeof({ctype});
-        int strided_ok = PyArray_ISALIGNED(src);
-        for (int d = 0; strided_ok && d < 4; ++d) strided_ok = PyArray_STRIDES(src)[d] % esz == 0;
-        if (strided_ok) Py_INCREF(src);
-        else {{ src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x}); if (!src) {fail} }}
-        const npy_intp XS0 = PyArray_STRIDES(src)[0] / esz, XS1 = PyArray_STRIDES(src)[1] / esz;
-        const npy_intp XSY = PyArray_STRIDES(src)[2] / esz, XSX = PyArray_STRIDES(src)[3] / esz;
-        const int INC_PAD = {int(self.mode == "average_inc_pad")};
-        {defines}
+        {self._prelude(x, ctype, fail)}
         npy_intp dims[4] = {{N, C, OH, OW}};
         if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_DIMS({out})[0] == N
               && PyArray_DIMS({out})[1] == C && PyArray_DIMS({out})[2] == OH
@@ -668,19 +674,9 @@ class Pool2DGrad(_Pooling):
             if tiles
             else "0"
         )
-        defines = self._defines().replace("FAIL_HERE", fail)
         return f"""
         {{
-        PyArrayObject* src = {x};
-        const int esz = (int)sizeof({ctype});
-        int strided_ok = PyArray_ISALIGNED(src);
-        for (int d = 0; strided_ok && d < 4; ++d) strided_ok = PyArray_STRIDES(src)[d] % esz == 0;
-        if (strided_ok) Py_INCREF(src);
-        else {{ src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x}); if (!src) {fail} }}
-        const npy_intp XS0 = PyArray_STRIDES(src)[0] / esz, XS1 = PyArray_STRIDES(src)[1] / esz;
-        const npy_intp XSY = PyArray_STRIDES(src)[2] / esz, XSX = PyArray_STRIDES(src)[3] / esz;
-        const int INC_PAD = {int(self.mode == "average_inc_pad")};
-        {defines}
+        {self._prelude(x, ctype, fail)}
         if (PyArray_DIMS({gz})[0] != N || PyArray_DIMS({gz})[1] != C
             || PyArray_DIMS({gz})[2] != OH || PyArray_DIMS({gz})[3] != OW) {{
             PyErr_SetString(PyExc_ValueError, "pool_2d gradient: gz has the wrong shape.");

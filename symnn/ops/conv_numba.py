@@ -21,18 +21,18 @@ def _pool_size(size, pool, stride, pad, ignore_border):
     return max(0, (size - 1 - pool + stride) // stride) + 1
 
 
-def _im2col(nb, op):
+def _patches(nb, op):
+    """A numba loop over (patch row, image, output position) pairs, copying pixels into the
+    patch matrix (``into_cols``) or adding patch values back into the image (its adjoint)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
-    ones = int(op.ones_row)
 
     @nb.numba_njit
-    def im2col(x):
-        n, c, h, w = x.shape
+    def loop(img, cols, into_cols):
+        n, c, h, w = img.shape
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        if oh <= 0 or ow <= 0:
-            raise ValueError("im2col: the kernel does not fit the padded input.")
-        out = np.zeros((c * kh * kw + ones, n * oh * ow), dtype=x.dtype)
+        if oh <= 0 or ow <= 0 or cols.shape[1] != n * oh * ow:
+            raise ValueError("im2col/col2im: the kernel does not fit the padded input.")
         for ci in range(c):
             for ky in range(kh):
                 for kx in range(kw):
@@ -45,38 +45,47 @@ def _im2col(nb, op):
                             for ox in range(ow):
                                 ix = ox * sw - pw + kx * dw
                                 if 0 <= ix < w:
-                                    out[k, (ni * oh + oy) * ow + ox] = x[ni, ci, iy, ix]
+                                    j = (ni * oh + oy) * ow + ox
+                                    if into_cols:
+                                        cols[k, j] = img[ni, ci, iy, ix]
+                                    else:
+                                        img[ni, ci, iy, ix] += cols[k, j]
+
+    return loop
+
+
+def _out_size(size, kernel, stride, pad, dilation):
+    return max(0, (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1)
+
+
+def _im2col(nb, op):
+    loop = _patches(nb, op)
+    (kh, kw), rows = op.kernel, op.kernel[0] * op.kernel[1]
+    geometry = (op.stride, op.pad, op.dilation)
+    ones = int(op.ones_row)
+    size = nb.numba_njit(_out_size)
+
+    @nb.numba_njit
+    def im2col(x):
+        n, c, h, w = x.shape
+        (sh, sw), (ph, pw), (dh, dw) = geometry
+        positions = n * size(h, kh, sh, ph, dh) * size(w, kw, sw, pw, dw)
+        out = np.zeros((c * rows + ones, positions), dtype=x.dtype)
+        loop(x, out, True)
         if ones:
-            out[c * kh * kw, :] = 1
+            out[c * rows, :] = 1
         return out
 
     return im2col
 
 
 def _col2im(nb, op):
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
+    loop = _patches(nb, op)
 
     @nb.numba_njit
     def col2im(cols, like):
-        n, c, h, w = like.shape
-        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        if oh <= 0 or ow <= 0 or cols.shape[1] != n * oh * ow:
-            raise ValueError("col2im: the patches do not match the image.")
-        out = np.zeros((n, c, h, w), dtype=cols.dtype)
-        for ci in range(c):
-            for ky in range(kh):
-                for kx in range(kw):
-                    k = (ci * kh + ky) * kw + kx
-                    for ni in range(n):
-                        for oy in range(oh):
-                            iy = oy * sh - ph + ky * dh
-                            if iy < 0 or iy >= h:
-                                continue
-                            for ox in range(ow):
-                                ix = ox * sw - pw + kx * dw
-                                if 0 <= ix < w:
-                                    out[ni, ci, iy, ix] += cols[k, (ni * oh + oy) * ow + ox]
+        out = np.zeros(like.shape, dtype=cols.dtype)
+        loop(out, cols, False)
         return out
 
     return col2im
