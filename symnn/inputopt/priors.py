@@ -34,9 +34,11 @@ def gaussian_penalty(x, arrays: dict, width: int):
     the width), the prior's arrays given as tensors (:data:`PRIOR_ARRAYS`)."""
     z = x - arrays["mean"]
     p = pt.dot(z, arrays["components"].T)
-    inside = pt.sum(pt.square(p) * arrays["inv_variances"], axis=1)
-    outside = (pt.sum(pt.square(z), axis=1) - pt.sum(pt.square(p), axis=1)) * arrays["inv_rest"]
-    return (inside + outside) / np.asarray(2 * width, dtype=x.dtype)
+    # inside + outside = sum(p^2 (1/var - 1/rest)) + |z|^2 / rest: one product with the
+    # components forward and one backward (the two terms written apart took two of each)
+    inside = pt.sum(pt.square(p) * (arrays["inv_variances"] - arrays["inv_rest"]), axis=1)
+    total = inside + pt.sum(pt.square(z), axis=1) * arrays["inv_rest"]
+    return total / np.asarray(2 * width, dtype=x.dtype)
 
 
 _REST_FLOOR = 1e-4  # the isotropic variance is at least this fraction of the largest one
