@@ -183,6 +183,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.validation_split and round(len(data.X_train) * args.validation_split) < 1:
         raise _UsageError(f"--validation-split {args.validation_split} holds out no sample")
     net, sizes = _train_network(args, data)
+    if data.classes is not None and len(data.classes) == data.n_classes:
+        net.class_names = data.classes  # saved with the model: figures name the classes
     trainer = Trainer(
         net,
         optimizer=args.optimizer,
@@ -305,12 +307,17 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
         l2=args.l2,
         tv=args.tv,
         jitter=args.jitter,
+        scale=args.scale,
+        rotate=args.rotate,
+        precondition=args.precondition,
         blur_every=args.blur_every,
         image_shape=shape,
         probability=args.probability,
         blas_threads=args.blas_threads,
     )
-    _report_am(report, out, None, f"units {args.units} of layer {args.layer}")
+    is_output = args.layer in (-1, len(getattr(network, "layers", [network])) - 1)
+    names = getattr(network, "class_names", None) if is_output else None
+    _report_am(report, out, names, f"units {args.units} of layer {args.layer}")
     return 0
 
 
@@ -357,7 +364,10 @@ def _image_shape(args: argparse.Namespace, network: Any) -> tuple[int, ...] | No
     if shape is None:
         side = int(round(n_in**0.5))
         shape = (side, side) if side * side == n_in else None
-    for flag, value in (("--jitter", args.jitter), ("--blur-every", args.blur_every)):
+    image_flags = (("--jitter", args.jitter), ("--blur-every", args.blur_every),
+                   ("--scale", args.scale), ("--rotate", args.rotate),
+                   ("--precondition", args.precondition))  # fmt: skip
+    for flag, value in image_flags:
         if value and shape is None:
             raise _UsageError(
                 f"{flag} {value} needs an image: the network's {n_in} inputs are not square, "
@@ -366,6 +376,9 @@ def _image_shape(args: argparse.Namespace, network: Any) -> tuple[int, ...] | No
     if args.method in ("l-bfgs-b", "tnc"):
         for flag, value in (
             ("--jitter", args.jitter),
+            ("--scale", args.scale),
+            ("--rotate", args.rotate),
+            ("--precondition", args.precondition),
             ("--blur-every", args.blur_every),
             ("--lr", args.lr),
         ):
@@ -668,6 +681,15 @@ def _maximize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l2", type=_NONNEGATIVE, default=0.0, help="L2 penalty on the input")
     p.add_argument("--tv", type=_NONNEGATIVE, default=0.0, help="total-variation penalty (images)")
     p.add_argument("--jitter", type=_COUNT, default=0, help="random shifts in pixels (images)")
+    p.add_argument(
+        "--scale", type=_NONNEGATIVE, default=0.0, help="random rescaling by up to this fraction"
+    )
+    p.add_argument(
+        "--rotate", type=_NONNEGATIVE, default=0.0, help="random rotation by up to these degrees"
+    )
+    p.add_argument(
+        "--precondition", action="store_true", help="1/f filter of the gradient (images)"
+    )
     p.add_argument("--blur-every", type=_COUNT, default=0, help="blur every k steps (images)")
     p.add_argument("--image-shape", default=None, help="e.g. 28x28 (default: square inputs)")
     p.add_argument(

@@ -166,6 +166,9 @@ def model_file(tmp_path_factory):
         (["maximize", "MODEL", "--method", "tnc", "--jitter", "2"], "--jitter has no effect"),
         (["maximize", "MODEL", "--method", "tnc", "--lr", "0.1"], "--lr has no effect"),
         (["maximize", "MODEL", "--method", "tnc", "--blur-every", "3"], "--blur-every has no"),
+        (["maximize", "MODEL", "--method", "tnc", "--rotate", "5"], "--rotate has no effect"),
+        (["maximize", "MODEL", "--scale", "0.7"], "small transformations"),
+        (["maximize", "MODEL", "--method", "tnc", "--precondition"], "--precondition has no"),
         (["maximize", "MODEL", "--reference", "none", "--x0", "mean"], "--x0 mean needs"),
         (["maximize", "MODEL", "--reference", "none", "--prior", "gaussian"], "needs --reference"),
         (["maximize", "MODEL", "--prior", "none", "--prior-weight", "2"], "--prior-weight has no"),
@@ -324,3 +327,10 @@ def test_maximize_an_onnx_graph_and_safetensors_weights(imported, tmp_path):
     assert res.returncode == 2 and "need --arch and --image-shape" in res.stderr
     res = run("maximize", str(imported / "cnn.onnx"), "--arch", "10", "--out", str(tmp_path))
     assert res.returncode == 2 and "--arch has no effect" in res.stderr
+
+
+def test_train_stores_the_class_names_with_the_model(trained):
+    import symnn
+
+    out, _ = trained
+    assert symnn.load(out / "model.npz").network.class_names == [str(d) for d in range(10)]

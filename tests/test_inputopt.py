@@ -386,3 +386,104 @@ def test_facet_starts_are_kmeans_centres_of_the_units_top_inputs(digits_net):
         activation_maximization(trainer.network, [2], x0="facets", steps=1)
     with pytest.raises(SymnnValueError, match="'facets'"):
         activation_maximization(trainer.network, [2], x0="centre", steps=1)
+
+
+def test_a_warp_is_scipys_bilinear_affine_transform():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from symnn.inputopt.transforms import _bilinear
+
+    img = np.random.default_rng(0).uniform(size=(9, 8))
+    for factor, angle in [(1.0, 0.0), (1.1, 0.0), (0.9, 0.2), (1.05, -0.3)]:
+        index, weight = _bilinear(9, 8, factor, angle)
+        got = (img.reshape(-1)[index] * weight).sum(axis=1).reshape(9, 8)
+        c, s = np.cos(angle), np.sin(angle)
+        matrix = np.array([[c, s], [-s, c]]) / factor  # output -> input coordinates
+        centre = np.array([4.0, 3.5])
+        want = ndimage.affine_transform(
+            img, matrix, offset=centre - matrix @ centre, order=1, mode="constant", cval=0.0
+        )
+        inside = weight.sum(axis=1).reshape(9, 8) > 1 - 1e-9  # scipy's edge handling differs
+        np.testing.assert_allclose(got[inside], want[inside], atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", ["FAST_COMPILE", "C"])
+def test_warped_rows_and_their_gradient(compiled):
+    from symnn.backend import python_nodes, resolve_mode
+    from symnn.inputopt.transforms import warp_rows, warp_tables
+
+    mode = resolve_mode(compiled) if compiled == "C" else compiled
+    index, weight = warp_tables((6, 5, 2), 0.1, 10.0, seed=3, n=4)
+    assert index.shape == (4, 60, 4)
+    x = pt.matrix("x", dtype="float64")
+    choice = pt.lvector("choice")
+    g = pt.matrix("g", dtype="float64")
+    out = warp_rows(x, choice, pt.constant(index), pt.constant(weight))
+    fn = pytensor.function([x, choice, g], [out, pytensor.grad(pt.sum(out * g), x)], mode=mode)
+    if compiled == "C":
+        assert python_nodes(fn) == []
+    rng = np.random.default_rng(4)
+    X, G, C = rng.normal(size=(3, 60)), rng.normal(size=(3, 60)), np.array([0, 2, 3])
+    got, grad = fn(X, C, G)
+    for i, k in enumerate(C):
+        M = np.zeros((60, 60))  # the warp as a matrix: out = M @ x
+        np.add.at(M, (np.repeat(np.arange(60), 4), index[k].ravel()), weight[k].ravel())
+        np.testing.assert_allclose(got[i], M @ X[i], atol=1e-12)
+        np.testing.assert_allclose(grad[i], M.T @ G[i], atol=1e-12)
+    np.testing.assert_allclose(got[0], X[0], atol=1e-12)  # table entry 0 is the identity
+
+
+def test_scale_and_rotate_are_checked(digits_net):
+    trainer, _ = digits_net
+    net = trainer.network
+    with pytest.raises(SymnnValueError, match="scale=0.1 needs image_shape"):
+        activation_maximization(net, [0], scale=0.1, steps=1)
+    with pytest.raises(SymnnValueError, match="small transformations"):
+        activation_maximization(net, [0], scale=0.6, image_shape=(8, 8), steps=1)
+    with pytest.raises(SymnnValueError, match="rotate=5 has no effect with method='l-bfgs-b'"):
+        activation_maximization(net, [0], rotate=5, image_shape=(8, 8), method="l-bfgs-b")
+    report = activation_maximization(net, [0, 1], scale=0.05, rotate=5, image_shape=(8, 8), steps=5)
+    assert report.settings["scale"] == 0.05 and report.settings["rotate"] == 5
+
+
+def test_the_1_over_f_filter_and_the_preconditioned_gradient():
+    from symnn.backend import python_nodes, resolve_mode
+    from symnn.inputopt.transforms import precondition, spectral_filter
+
+    P = spectral_filter((6, 5))
+    values = np.linalg.eigvalsh(P)
+    assert np.allclose(P, P.T) and values.min() > 0 and np.isclose(values.max(), 1.0)
+    np.testing.assert_allclose(P @ np.ones(30), np.ones(30), atol=1e-12)  # the mean passes
+    stripes = np.tile([1.0, -1.0], 15)  # the highest frequency along the rows
+    assert np.linalg.norm(P @ stripes) < 0.3 * np.linalg.norm(stripes)
+    # against numpy's FFT directly: filtering an image
+    img = np.random.default_rng(0).normal(size=(6, 5))
+    fy, fx = np.fft.fftfreq(6)[:, None], np.fft.fftfreq(5)[None, :]
+    w = 1 / np.maximum(np.hypot(fy, fx), 1 / 6)
+    want = np.real(np.fft.ifft2(np.fft.fft2(img) * w / w.max()))
+    np.testing.assert_allclose((P @ img.ravel()).reshape(6, 5), want, atol=1e-12)
+    # the op: identity forward, gradient times P
+    x = pt.matrix("x", dtype="float64")
+    c = pt.matrix("c", dtype="float64")
+    y = precondition(x, pt.constant(P))
+    fn = pytensor.function([x, c], [y, pytensor.grad(pt.sum(y * c), x)], mode=resolve_mode("C"))
+    assert python_nodes(fn) == []
+    X, C = np.ones((2, 30)), np.random.default_rng(1).normal(size=(2, 30))
+    out, grad = fn(X, C)
+    np.testing.assert_array_equal(out, X)
+    np.testing.assert_allclose(grad, C @ P, atol=1e-12)
+
+
+def test_preconditioned_activation_maximization_is_smoother(digits_net):
+    trainer, data = digits_net
+    kw = dict(image_shape=(8, 8), steps=80, prior=None, seed=2)
+    plain = activation_maximization(trainer.network, range(10), **kw)
+    smooth = activation_maximization(trainer.network, range(10), precondition=True, **kw)
+
+    def roughness(report):  # mean squared difference of neighbouring pixels
+        img = report.images()
+        return np.mean(np.diff(img, axis=1) ** 2) + np.mean(np.diff(img, axis=2) ** 2)
+
+    assert roughness(smooth) < roughness(plain)
+    assert all(r.moved for r in smooth.rows)
+    with pytest.raises(SymnnValueError, match="precondition=True needs image_shape"):
+        activation_maximization(trainer.network, [0], precondition=True, steps=1)

@@ -254,3 +254,15 @@ def test_an_unregistered_subclass_is_refused_at_save_not_at_load(tmp_path):
     with pytest.raises(SymnnValueError, match="MyDense is not a registered layer.*register"):
         symnn.save(net, tmp_path / "x")
     assert not list(tmp_path.iterdir())
+
+
+def test_class_names_are_saved_with_the_network(tmp_path):
+    from symnn.layers import mlp
+
+    net = mlp([4, 3, 2], rng=0)
+    assert net.class_names is None
+    net.class_names = ["cat", "dog"]
+    loaded = symnn.load(symnn.save(net, tmp_path / "net"))
+    assert loaded.class_names == ["cat", "dog"]
+    with pytest.raises(symnn.SymnnValueError, match="one name per output unit"):
+        net.class_names = ["cat"]

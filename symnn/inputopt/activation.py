@@ -28,6 +28,7 @@ from ..utils import as_rng, check_array, check_positive, describe
 from .engine import SCIPY
 from .maximize import MaximizeResult, draw_starts, maximize, resolve_bounds
 from .priors import PRIORS, GaussianPrior, MixturePrior
+from .transforms import precondition, spectral_filter, warp_rows, warp_tables
 
 __all__ = [
     "activation_maximization",
@@ -198,8 +199,10 @@ class _Graph:
     measure: Any  # compiled x -> [activations, (probabilities)]
     n_units: int
     has_probs: bool
-    jitter_rng: Any = None  # shared generator of the jitter shifts
+    jitter_rng: Any = None  # shared generator of the jitter shifts and warps
     prior: dict[str, Any] | None = None  # shared arrays of a Gaussian prior
+    warp: dict[str, Any] | None = None  # shared warp tables (index, weight)
+    image_shape: tuple[int, ...] | None = None
     lock: Any = field(default_factory=threading.RLock)  #: held for a whole call
 
     def configure(
@@ -217,6 +220,10 @@ class _Graph:
         self.same_unit.set_value(same.astype(dtype))
         for name in ("l2", "l1", "tv", "diversity"):
             self.coef[name].set_value(np.asarray(getattr(penalties, name), dtype=dtype))
+        if self.warp is not None:
+            index, weight = warp_tables(self.image_shape, penalties.scale, penalties.rotate, seed)
+            self.warp["index"].set_value(index)
+            self.warp["weight"].set_value(weight.astype(dtype))
         if self.prior is not None:
             model, weights = prior
             for name, value in model.arrays(dtype).items():
@@ -470,6 +477,8 @@ class _GraphKey:
     prior: str | None  #: the prior's kind (``PRIORS``), or None
     mode: str
     spatial: Any = None  #: how an image layer's channels are reduced (``unit_activations``)
+    warp: bool = False  #: random scalings and rotations in the step
+    precondition: bool = False  #: the gradient through a 1/f filter
 
     def __post_init__(self):
         if isinstance(self.spatial, list):  # hashable
@@ -507,9 +516,41 @@ def _shift_rows(x: Any, shift: Any, image_shape: tuple[int, ...]) -> Any:
     return x.reshape((-1,))[flat.reshape((-1,))].reshape(x.shape)
 
 
+def _step_input(x, key: _GraphKey, network: Layer):
+    """What the step's objective sees: ``(x for the penalties, x for the network, the shared
+    generator, the shared warp tables, the generator's update)``. With ``precondition`` both
+    are ``x`` with its gradient filtered; warps then jitter, drawn per row, for the network."""
+    dtype, shape = network.dtype, key.image_shape
+    if key.precondition:
+        x = precondition(x, pt.constant(spectral_filter(shape).astype(dtype)))
+    inp, rng, warp = x, None, None
+    if key.jitter or key.warp:  # one generator, advanced by every draw of the step
+        rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
+    state = rng
+    if key.warp:
+        warp = {"index": pytensor.shared(np.zeros((1, network.n_in, 4), dtype=np.int64)),
+                "weight": pytensor.shared(np.zeros((1, network.n_in, 4), dtype=dtype))}  # fmt: skip
+        state, choice = state.integers(0, warp["index"].shape[0], size=(x.shape[0],))
+        inp = warp_rows(inp, choice, warp["index"], warp["weight"])
+    if key.jitter:
+        jitter = int(key.jitter)
+        state, shift = state.integers(-jitter, jitter + 1, size=(x.shape[0], 2))
+        inp = _shift_rows(inp, shift, shape)
+    return x, inp, rng, warp, ({} if rng is None else {rng: state})
+
+
+def _penalty_terms(x, coef: dict, same_unit, image_shape):
+    """The per-row sum of the input penalties (l2, l1, total variation, diversity)."""
+    total = coef["l2"] * pt.sum(pt.square(x), axis=1) + coef["l1"] * pt.sum(pt.abs(x), axis=1)
+    if image_shape is not None:
+        total = total + coef["tv"] * _total_variation(x.reshape((x.shape[0], *image_shape)))
+    sim = pt.dot(x, x.T) / np.asarray(x.type.shape[1], dtype=x.dtype)
+    return total + coef["diversity"] * pt.sum(same_unit * sim, axis=1)
+
+
 def _build_graph(network, key: _GraphKey, mode) -> _Graph:
     index, preactivation, probability = key.index, key.preactivation, key.probability
-    image_shape, jitter = key.image_shape, key.jitter
+    image_shape = key.image_shape
     per_net = _GRAPHS.setdefault(network, {})
     if key in per_net:
         return per_net[key]
@@ -521,26 +562,14 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
         k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
         for k in ("l2", "l1", "tv", "diversity")
     }
-    inp, rng_updates, rng = x, {}, None
-    if jitter:
-        rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
-        next_rng, shift = rng.integers(-int(jitter), int(jitter) + 1, size=(x.shape[0], 2))
-        inp = _shift_rows(x, shift, image_shape)
-        rng_updates = {rng: next_rng}
+    xo, inp, rng, warp, rng_updates = _step_input(x, key, network)
     pre = preactivation and not probability
     act = unit_activations(network, inp, index, preactivation=pre, spatial=key.spatial)
-    rows = pt.arange(x.shape[0])
-    objective = act[rows, unit_index]
-    objective = objective - coef["l2"] * pt.sum(pt.square(x), axis=1)
-    objective = objective - coef["l1"] * pt.sum(pt.abs(x), axis=1)
-    if image_shape is not None:
-        img = x.reshape((x.shape[0], *image_shape))
-        objective = objective - coef["tv"] * _total_variation(img)
-    sim = pt.dot(x, x.T) / np.asarray(network.n_in, dtype=dtype)
-    objective = objective - coef["diversity"] * pt.sum(same_unit * sim, axis=1)
+    objective = act[pt.arange(x.shape[0]), unit_index]
+    objective = objective - _penalty_terms(xo, coef, same_unit, image_shape)
     prior = _prior_arrays(key.prior, dtype) if key.prior else None
     if prior is not None:
-        penalty = PRIORS[key.prior].penalty(x, prior, network.n_in)
+        penalty = PRIORS[key.prior].penalty(xo, prior, network.n_in)
         objective = objective - prior["weight"] * penalty
     objective = attach_updates(objective, rng_updates)
     plain = unit_activations(network, x, index, preactivation=pre, spatial=key.spatial)
@@ -553,8 +582,9 @@ def _build_graph(network, key: _GraphKey, mode) -> _Graph:
         np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1]
     )
     graph = _Graph(
-        x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs, rng, prior
-    )
+        x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs, rng, prior,
+        warp=warp, image_shape=image_shape,
+    )  # fmt: skip
     per_net[key] = graph
     return graph
 
@@ -641,7 +671,10 @@ class InputPenalties:
     ``l2``, ``l1``: decay of the input; ``tv``: total variation (images); ``blur_every``,
     ``blur_sigma``: a Gaussian blur (default 0.5 pixels) of every input every ``blur_every``
     steps; ``jitter``: random shifts of up to ``jitter`` pixels before each forward pass,
-    drawn for each row on its own;
+    drawn for each row on its own; ``scale``, ``rotate``: a random scaling by up to
+    ``scale`` (relative) and rotation by up to ``rotate`` degrees per row and step (bilinear,
+    :mod:`~symnn.inputopt.transforms`); ``precondition``: the gradient through a 1/f
+    filter (:func:`~symnn.inputopt.transforms.spectral_filter`), low frequencies first;
     ``diversity``: a penalty on the similarity between starts of the same unit.
 
     >>> InputPenalties(l2=0.1, tv=0.3).needs_image
@@ -655,16 +688,29 @@ class InputPenalties:
     blur_sigma: float | None = None
     jitter: int = 0
     diversity: float = 0.0
+    scale: float = 0.0
+    rotate: float = 0.0
+    precondition: bool = False
 
     @property
     def needs_image(self) -> bool:
-        return bool(self.tv or self.blur_every or self.jitter)
+        return bool(self.tv or self.blur_every or self.jitter or self.warps or self.precondition)
+
+    @property
+    def warps(self) -> bool:
+        """Whether the inputs are randomly scaled or rotated in each step."""
+        return bool(self.scale or self.rotate)
 
     def check(self, image_shape: tuple[int, ...] | None, method: str) -> None:
         """Refuse values that are invalid or would have no effect, naming them."""
-        for name in ("l2", "l1", "tv", "diversity", "jitter", "blur_every"):
+        for name in ("l2", "l1", "tv", "diversity", "jitter", "blur_every", "scale", "rotate"):
             check_positive(getattr(self, name), name, allow_zero=True)
-        for name in ("tv", "blur_every", "jitter"):
+        if self.scale >= 0.5 or self.rotate > 45:
+            raise SymnnValueError(
+                f"scale={self.scale!r}, rotate={self.rotate!r}: small transformations are "
+                "expected (scale < 0.5, rotate <= 45 degrees)."
+            )
+        for name in ("tv", "blur_every", "jitter", "scale", "rotate", "precondition"):
             if getattr(self, name) and image_shape is None:
                 value = getattr(self, name)
                 raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
@@ -673,11 +719,12 @@ class InputPenalties:
                 f"blur_sigma={self.blur_sigma!r} has no effect without blur_every; pass "
                 "blur_every=k to blur every k steps."
             )
-        if self.jitter and method in SCIPY:
-            raise SymnnValueError(
-                f"jitter={self.jitter!r} has no effect with method={method!r} (scipy needs one "
-                "fixed objective); use a projected method such as 'adam'."
-            )
+        for name in ("jitter", "scale", "rotate", "precondition"):
+            if getattr(self, name) and method in SCIPY:
+                raise SymnnValueError(
+                    f"{name}={getattr(self, name)!r} has no effect with method={method!r} "
+                    "(scipy needs one fixed objective); use a projected method such as 'adam'."
+                )
 
     def every(self, image_shape) -> tuple[int, Any] | None:
         """The blur as ``maximize``'s ``every`` hook."""
@@ -819,8 +866,8 @@ def activation_maximization(
     _check_counts(n_starts=n_starts, top_k=top_k)
     reference, labels = _reference_parts(reference, network)
     density = _resolve_prior(prior, prior_weight, reference, network)
-    key = (index, preactivation, bool(probability), image_shape, int(penalties.jitter))
-    graph = _graph(network, _GraphKey(*key, density and density[0].kind, repr(mode), spatial), mode)
+    target = (index, preactivation, bool(probability), image_shape, spatial)
+    graph = _graph(network, _graph_key(target, penalties, density, mode), mode)
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
@@ -844,6 +891,17 @@ def activation_maximization(
         **_prior_settings(density), n_starts=n_starts, bounds=_bounds_setting(bounds),
     )  # fmt: skip
     return ActivationReport(unit_list, result.x, report_rows, result, image_shape, settings)
+
+
+def _graph_key(target: tuple, penalties: InputPenalties, density: Any, mode: Any) -> _GraphKey:
+    """The graph a call needs: ``target`` is (layer index, preactivation, probability, image
+    shape, spatial)."""
+    index, preactivation, probability, image_shape, spatial = target
+    return _GraphKey(
+        index, preactivation, probability, image_shape, int(penalties.jitter),
+        density and density[0].kind, repr(mode), spatial, penalties.warps,
+        bool(penalties.precondition),
+    )  # fmt: skip
 
 
 def _check_counts(**counts: Any) -> None:

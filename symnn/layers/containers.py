@@ -34,7 +34,13 @@ class Sequential(Layer):
     TensorType(float32, shape=(None, 2))
     """
 
-    def __init__(self, layers: Sequence[Layer], name: str | None = None):
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        name: str | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+    ):
         layers = list(layers)
         if not layers:
             raise SymnnValueError("layers is empty; expected at least one Layer.")
@@ -52,9 +58,26 @@ class Sequential(Layer):
         self.n_in = _input_width(layers)
         last = self.output_shapes[-1]
         self.n_out = last[0] if last is not None and len(last) == 1 else None
+        self.class_names = class_names
         for layer in layers:
             self._params.update(layer._params)
             self._rngs.extend(layer._rngs)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Names of the output units (a classifier's classes), saved with the network and
+        used to title figures; None when not given."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        if names is not None:
+            names = [str(n) for n in names] if not isinstance(names, str) else None
+            if names is None or (self.n_out is not None and len(names) != self.n_out):
+                raise SymnnValueError(
+                    f"class_names must be one name per output unit ({self.n_out}); got {names!r}."
+                )
+        self._class_names = names
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
@@ -110,11 +133,15 @@ class Sequential(Layer):
         return "\n".join(line.rstrip() for line in lines)
 
     def get_config(self) -> dict[str, Any]:
-        return {"layers": [layer_to_spec(la) for la in self.layers], "name": self.name}
+        config = {"layers": [layer_to_spec(la) for la in self.layers], "name": self.name}
+        if self.class_names is not None:
+            config["class_names"] = list(self.class_names)
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
-        return cls([layer_from_spec(spec) for spec in config["layers"]], name=config.get("name"))
+        layers = [layer_from_spec(spec) for spec in config["layers"]]
+        return cls(layers, name=config.get("name"), class_names=config.get("class_names"))
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(la) for la in self.layers)
