@@ -78,6 +78,8 @@ def main(argv=None):
         ("gmm prior", dict(x0="class-mean", prior="gmm")),
         ("prior, top-input start", dict(x0="facets")),
         ("prior, per-row jitter", dict(x0="class-mean", jitter=1)),
+        ("prior, scale+rotate", dict(x0="class-mean", scale=0.05, rotate=5)),
+        ("plain, 1/f precond.", dict(prior=None, precondition=True)),
     ):
         t0 = time.perf_counter()
         reports[name] = activation_maximization(trainer.network, range(10), **common, **kw)
