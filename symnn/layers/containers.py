@@ -112,9 +112,9 @@ class Sequential(Layer):
         """A table of the layers: name, class, per-sample output shape, parameter count.
 
         >>> print(Sequential([Dense(4, 3, "tanh", rng=0), Dense(3, 2, rng=1)]).summary())
-        #  layer      output  params
-        0  Dense        (3,)      15
-        1  Dense        (2,)       8
+        #  layer  output  params
+        0  Dense    (3,)      15
+        1  Dense    (2,)       8
         total parameters: 23 (23 trainable)
         """
         rows = [("#", "layer", "output", "params")]

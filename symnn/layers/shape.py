@@ -35,6 +35,9 @@ class Flatten(Layer):
     def get_output_for(self, x, *, deterministic: bool = False):
         if x.type.ndim < 2:
             raise SymnnValueError(f"Flatten takes a batch (N, ...); got {x.type}.")
+        per_sample = x.type.shape[1:]
+        if None not in per_sample:  # a static width for the layers after it
+            return x.reshape((x.shape[0], int(np.prod(per_sample))))
         return pt.flatten(x, 2)
 
     def get_config(self) -> dict[str, Any]:
