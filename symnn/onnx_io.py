@@ -195,7 +195,7 @@ def _normalize(r: _Reader, node) -> None:
 _READERS: dict[str, Callable] = {
     "Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
     "GlobalAveragePool": lambda r, n: r.add(GlobalAvgPool2D()),
-    "Flatten": lambda r, n: _flatten(r, n),
+    "Flatten": _flatten,
     "Reshape": _reshape, "BatchNormalization": _batchnorm,
     "Sub": _normalize, "Div": _normalize,
     "Dropout": lambda r, n: None, "Identity": lambda r, n: None,

@@ -135,8 +135,6 @@ class Conv2D(Layer):
         return _pair(pad, "pad", minimum=0)
 
     def _check_input(self, x):
-        if not isinstance(x, pt.TensorVariable):
-            return super()._check_input(x)
         return _check_images(self, super()._check_input(x), self.in_channels)
 
     def output_shape(self, input_shape):
