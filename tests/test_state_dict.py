@@ -164,3 +164,13 @@ def test_real_torch_modules():
     with torch.no_grad():
         want = model(torch.from_numpy(X).float().reshape(-1, 1, 6, 6)).double().numpy()
     np.testing.assert_allclose(outputs(net, X), want, atol=1e-5)
+
+
+def test_onnx_without_the_onnx_package_says_how_to_install_it(monkeypatch, tmp_path):
+    import sys
+
+    from symnn.io import from_onnx
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(SymnnValueError, match=r"pip install 'symnn\[onnx\]'"):
+        from_onnx(tmp_path / "m.onnx")
