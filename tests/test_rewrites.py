@@ -321,3 +321,33 @@ def test_hand_written_sgd_step_updates_the_first_layer_in_one_inplace_gemm():
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(4), yv] -= 1
     np.testing.assert_allclose(W.get_value(), W0 - 0.5 * xv.T @ p / 4, rtol=1e-5, atol=1e-6)
+
+
+def test_one_gemm_per_product_with_the_prior_penalty():
+    """The Gaussian prior's projection z @ C.T feeds the penalty and its gradient; PyTensor's
+    scalar folding and the shape assertions computed it up to three times."""
+    from pytensor.tensor.blas import Dot22, Dot22Scalar, Gemm
+
+    from symnn.backend import resolve_mode
+    from symnn.inputopt.priors import gaussian_penalty
+
+    rng = np.random.default_rng(0)
+    C = np.linalg.qr(rng.normal(size=(20, 5)))[0].T.astype("float32")  # (5, 20)
+    arrays = {"mean": pt.constant(rng.uniform(size=20).astype("float32")),
+              "components": pt.constant(C),
+              "inv_variances": pt.constant(rng.uniform(1, 2, 5).astype("float32")),
+              "inv_rest": pt.constant(np.float32(0.5))}  # fmt: skip
+    x = pt.matrix("x", dtype="float32", shape=(None, 20))
+    cost = pt.sum(np.float32(2.0) * gaussian_penalty(x, arrays, 20))
+    outs = [cost, pytensor.grad(cost, x)]
+    fast = pytensor.function([x], outs, mode=resolve_mode("C"))
+    with_c = [
+        n for n in fast.maker.fgraph.toposort()
+        if isinstance(n.op, Dot22 | Dot22Scalar | Gemm)
+        and any(np.array_equal(getattr(i, "data", None), d) for i in n.inputs for d in (C, C.T))
+    ]  # fmt: skip
+    assert len(with_c) == 2, [str(n) for n in with_c]
+    X = rng.uniform(size=(7, 20)).astype("float32")
+    want = pytensor.function([x], outs, mode="FAST_COMPILE")(X)
+    for got, ref in zip(fast(X), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

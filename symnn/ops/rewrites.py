@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 from pytensor.compile import optdb
+from pytensor.graph.basic import Constant
 from pytensor.graph.rewriting.basic import (
     EquilibriumGraphRewriter,
     WalkingGraphRewriter,
@@ -36,7 +37,7 @@ from pytensor.graph.rewriting.basic import (
 )
 from pytensor.scalar import basic as ps
 from pytensor.tensor.basic import Alloc, ARange
-from pytensor.tensor.blas import Dot22
+from pytensor.tensor.blas import Dot22, Dot22Scalar, _dot22
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from pytensor.tensor.math import Dot, Sum
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
@@ -430,3 +431,54 @@ optdb.register(
     TAG,
     position=99.1,
 )
+
+
+@node_rewriter([Dot22Scalar, Dot22])
+def shared_product_rewrite(fgraph, node):
+    """One GEMM per product: ``Dot22Scalar(a, b, s)`` beside ``Dot22(a, b)`` becomes ``s *
+    Dot22(a, b)``, and ``Dot22`` of shape-asserted inputs beside the same ``Dot22`` of the plain
+    inputs becomes that one. PyTensor's scalar folding and symnn's shape assertions otherwise
+    compute a product two or three times (the density prior's projection ``z @ C.T``, used by
+    the penalty and by its gradient); a scaling is one elementwise product, fused later."""
+    a, b = node.inputs[:2]
+    wrapped = _unwrapped(a) is not a or _unwrapped(b) is not b
+    if node.op == _dot22 and not wrapped:
+        return None  # a plain product is the one others are replaced by
+    for other in fgraph.apply_nodes:
+        if other is node or other.op != _dot22:
+            continue
+        plain = _unwrapped(other.inputs[0]) is other.inputs[0]
+        plain = plain and _unwrapped(other.inputs[1]) is other.inputs[1]
+        if plain and _same_value(other.inputs[0], a) and _same_value(other.inputs[1], b):
+            out = other.outputs[0]
+            out = out if node.op == _dot22 else out * node.inputs[2]
+            return [pt.specify_shape(out, node.outputs[0].type.shape)]
+    return None
+
+
+def _unwrapped(v):
+    while v.owner is not None and isinstance(v.owner.op, SpecifyShape):
+        v = v.owner.inputs[0]
+    return v
+
+
+def _same_value(u, v, depth: int = 3) -> bool:
+    """Whether ``u`` and ``v`` compute the same value: the same variable, or the same op on
+    inputs of the same value (a shape assertion left out), a few levels deep."""
+    u, v = _unwrapped(u), _unwrapped(v)
+    if u is v or (isinstance(u, Constant) and isinstance(v, Constant) and u.equals(v)):
+        return True
+    if depth == 0 or u.owner is None or v.owner is None or u.owner.op != v.owner.op:
+        return False
+    if u.owner.outputs.index(u) != v.owner.outputs.index(v):
+        return False
+    pairs = zip(u.owner.inputs, v.owner.inputs)
+    return len(u.owner.inputs) == len(v.owner.inputs) and all(
+        _same_value(a, b, depth - 1) for a, b in pairs
+    )
+
+
+# right after PyTensor's BLAS rewrites (1.7), and again after symnn's late rewrites (48.9,
+# which assert the shapes of products), both before the elementwise fusion (49)
+for _name, _position in (("symnn_shared_product", 1.75), ("symnn_shared_product_late", 48.95)):
+    optdb.register(_name, WalkingGraphRewriter(shared_product_rewrite), TAG, position=_position)
