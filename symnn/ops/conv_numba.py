@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
+from .numba_registry import register_numba
 
 
 def _pool_size(size, pool, stride, pad, ignore_border):
@@ -177,14 +178,5 @@ def _pool_grad(nb, op):
 
 def register() -> None:
     """Register the numba implementations (called when :mod:`symnn.ops` is imported)."""
-    try:
-        import numba  # noqa: F401
-        from pytensor.link.numba.dispatch import basic as nb
-    except ImportError:  # pragma: no cover - numba is optional
-        return
-    hook = getattr(nb, "register_funcify_default_op_cache_key", None)
-    if hook is None:  # pragma: no cover - another PyTensor version
-        return
-    for cls, make in ((Im2Col, _im2col), (Col2Im, _col2im), (Pool2D, _pool),
-                      (Pool2DGrad, _pool_grad)):  # fmt: skip
-        hook(cls)(lambda op, node=None, make=make, **kw: make(nb, op))
+    makers = {Im2Col: _im2col, Col2Im: _col2im, Pool2D: _pool, Pool2DGrad: _pool_grad}
+    register_numba({cls: (lambda nb, op, node, m=m: m(nb, op)) for cls, m in makers.items()})

@@ -21,6 +21,7 @@ from pytensor.graph.basic import Apply
 from pytensor.link.c.op import COp
 
 from ..errors import SymnnTypeError, SymnnValueError
+from .numba_registry import register_numba
 
 __all__ = ["SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "softmax_cross_entropy"]
 
@@ -320,21 +321,6 @@ def softmax_cross_entropy(logits, labels):
     return softmax_cross_entropy_op(logits, labels)
 
 
-def _register_numba() -> None:
-    """numba implementations, for ``SYMNN_MODE=NUMBA`` (skipped when numba is missing or its
-    dispatch API differs from the one this was written against)."""
-    try:
-        import numba  # noqa: F401
-        from pytensor.link.numba.dispatch import basic as nb
-    except ImportError:  # pragma: no cover - numba is optional
-        return
-    register = getattr(nb, "register_funcify_default_op_cache_key", None)
-    if register is None:  # pragma: no cover - another PyTensor version
-        return
-    register(SoftmaxCrossEntropy)(lambda op, node=None, **kw: _numba_forward(nb, node))
-    register(SoftmaxCrossEntropyGrad)(lambda op, node=None, **kw: _numba_backward(nb, node))
-
-
 def _numba_forward(nb, node):
     out_dtype = np.dtype(node.outputs[0].dtype)
 
@@ -390,4 +376,7 @@ def _numba_backward(nb, node):
     return backward
 
 
-_register_numba()
+register_numba({
+    SoftmaxCrossEntropy: lambda nb, op, node: _numba_forward(nb, node),
+    SoftmaxCrossEntropyGrad: lambda nb, op, node: _numba_backward(nb, node),
+})  # fmt: skip
