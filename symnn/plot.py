@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -92,6 +93,33 @@ def plot_decision_boundary(
     return _save(fig, path)
 
 
+def _mosaic(cells: list[list[np.ndarray | None]], gaps: tuple[int, int]) -> np.ndarray:
+    """Images tiled in one array with ``gaps`` (rows, columns) blank (NaN) pixels between
+    them; a None cell stays blank."""
+    h, w = next(c.shape for row in cells for c in row if c is not None)
+    (gy, gx), nrows, ncols = gaps, len(cells), len(cells[0])
+    out = np.full((nrows * (h + gy) - gy, ncols * (w + gx) - gx), np.nan)
+    for r, row in enumerate(cells):
+        for c, image in enumerate(row):
+            if image is not None:
+                out[r * (h + gy) : r * (h + gy) + h, c * (w + gx) : c * (w + gx) + w] = image
+    return out
+
+
+def _draw_mosaic(fig: Figure, cells, *, cmap: str, vmin, vmax, rect, titled: bool) -> Any:
+    """One axes showing ``cells`` as a mosaic (one image to draw: fast for many cells);
+    returns it and the pitch (rows, columns) of the cells in pixels."""
+    h, w = next(c.shape for row in cells for c in row if c is not None)
+    gap = max(1, round(max(h, w) / 8))
+    gaps = (gap + (max(2, round(0.3 * h)) if titled else 0), gap)  # room for a title
+    ax = fig.add_axes(rect)
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="white")
+    ax.imshow(_mosaic(cells, gaps), cmap=colours, vmin=vmin, vmax=vmax,
+              interpolation="nearest", aspect="equal")  # fmt: skip
+    ax.set_axis_off()
+    return ax, (h + gaps[0], w + gaps[1])
+
+
 def plot_image_grid(
     images: np.ndarray,
     path: str | os.PathLike | None = None,
@@ -103,21 +131,39 @@ def plot_image_grid(
     vmax: float | None = 1.0,
     title: str | None = None,
 ) -> Figure:
-    """Images ``(n, h, w)`` in a grid, each with an optional title."""
-    images = np.asarray(images)
+    """Images ``(n, h, w)`` in a grid, each with an optional title above it.
+
+    The grid is one axes showing one mosaic image (so a grid of hundreds draws as fast as
+    one image); ``vmin``/``vmax`` None scale each image alone.
+
+    >>> fig = plot_image_grid(np.zeros((12, 4, 4)), titles=[str(i) for i in range(12)], ncols=5)
+    >>> fig.axes[0].images[0].get_array().shape, [t.get_text() for t in fig.axes[0].texts][:3]
+    ((18, 24), ['0', '1', '2'])
+    """
+    images = np.asarray(images, dtype=float)
     if images.ndim != 3:
         raise SymnnValueError(f"images must have shape (n, height, width); got {images.shape}.")
     n = len(images)
     ncols = ncols or min(n, 10)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(1.35 * ncols, 1.55 * nrows + (0.4 if title else 0)), layout="constrained")
-    for i in range(nrows * ncols):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        ax.set_axis_off()
-        if i < n:
-            ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-            if titles is not None:
-                ax.set_title(str(titles[i]), fontsize=8)
+    if vmin is None or vmax is None:  # each image on its own scale
+        lo = images.min(axis=(1, 2), keepdims=True)
+        hi = images.max(axis=(1, 2), keepdims=True)
+        images, vmin, vmax = (images - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0
+    cells = [[images[r * ncols + c] if r * ncols + c < n else None for c in range(ncols)]
+             for r in range(nrows)]  # fmt: skip
+    h, w = images.shape[1:]
+    top = 0.4 if title else 0.1
+    fig = Figure(figsize=(1.35 * ncols, 1.55 * nrows + top))
+    height = 1.55 * nrows / (1.55 * nrows + top)
+    ax, (dy, dx) = _draw_mosaic(fig, cells, cmap=cmap, vmin=vmin, vmax=vmax,
+                                rect=(0.01, 0.01, 0.98, height - 0.02),
+                                titled=titles is not None)  # fmt: skip
+    if titles is not None:
+        for i in range(n):
+            r, c = divmod(i, ncols)
+            ax.text(c * dx + (w - 1) / 2, r * dy - 0.8, str(titles[i]), fontsize=8,
+                    ha="center", va="bottom", clip_on=False)  # fmt: skip
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -132,28 +178,30 @@ def plot_image_rows(
 ) -> Figure:
     """Rows of images side by side, each row ``(label, images (n, h, w))`` with the same
     ``n`` (e.g. per class: plain and prior activation maximisation and dataset examples),
-    ``titles`` over the columns.
+    ``titles`` over the columns. One mosaic image, as in :func:`plot_image_grid`.
 
     >>> fig = plot_image_rows([("a", np.zeros((3, 4, 4))), ("b", np.ones((3, 4, 4)))])
-    >>> len(fig.axes)
-    6
+    >>> [t.get_text() for t in fig.axes[0].texts]
+    ['a', 'b']
     """
-    arrays = [np.asarray(images) for _, images in rows]
+    arrays = [np.asarray(images, dtype=float) for _, images in rows]
     if not arrays or any(a.ndim != 3 or len(a) != len(arrays[0]) for a in arrays):
         raise SymnnValueError("rows must be (label, images (n, height, width)) with one n.")
     nrows, ncols = len(arrays), len(arrays[0])
-    fig = Figure(figsize=(1.2 * ncols + 0.8, 1.25 * nrows + (0.4 if title else 0)),
-                 layout="constrained")  # fmt: skip
-    for r, ((label, _), images) in enumerate(zip(rows, arrays)):
+    h, w = arrays[0].shape[1:]
+    top = 0.4 if title else 0.15
+    fig = Figure(figsize=(1.2 * ncols + 0.8, 1.25 * nrows + top))
+    height = 1.25 * nrows / (1.25 * nrows + top)
+    left = 0.8 / (1.2 * ncols + 0.8)
+    ax, (dy, dx) = _draw_mosaic(fig, [list(a) for a in arrays], cmap="gray", vmin=0.0,
+                                vmax=1.0, rect=(left, 0.01, 0.99 - left, height - 0.02),
+                                titled=False)  # fmt: skip
+    for r, (label, _) in enumerate(rows):
+        ax.text(-1.0, r * dy + (h - 1) / 2, label, fontsize=8, ha="right", va="center")
+    if titles is not None:
         for c in range(ncols):
-            ax = fig.add_subplot(nrows, ncols, r * ncols + c + 1)
-            ax.imshow(images[c], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-            if r == 0 and titles is not None:
-                ax.set_title(str(titles[c]), fontsize=8)
+            ax.text(c * dx + (w - 1) / 2, -0.8, str(titles[c]), fontsize=8,
+                    ha="center", va="bottom", clip_on=False)  # fmt: skip
     if title:
         fig.suptitle(title)
     return _save(fig, path)

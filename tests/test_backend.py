@@ -45,7 +45,8 @@ def test_function_applies_the_default_mode_and_updates_dict():
 
 def test_resolve_mode_names_and_errors():
     assert backend.resolve_mode("numba") == "numba"
-    assert backend.resolve_mode("C").linker.__class__.__name__.startswith("VM")
+    linker = backend.resolve_mode("C").linker  # cvm, with the modules compiled in parallel
+    assert isinstance(linker, pytensor.link.vm.VMLinker) and linker.use_cloop
     with pytest.raises(SymnnValueError, match="mode='TURBO' is not a PyTensor mode"):
         backend.resolve_mode("TURBO")
     with pytest.raises(SymnnTypeError, match="mode must be a string"):
@@ -66,6 +67,18 @@ def _run(code, **env):
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=300
     )
+
+
+@pytest.mark.skipif(not HAS_CXX, reason="no C compiler: symnn falls back to NUMBA")
+def test_a_passed_link_check_is_remembered_in_the_compile_directory(tmp_path):
+    code = "import symnn; print(symnn.backend.blas_status().reason)"
+    flags = {"PYTENSOR_FLAGS": f"base_compiledir={tmp_path}"}
+    first, second = _run(code, **flags), _run(code, **flags)
+    assert "passed" in first.stdout and "cached" not in first.stdout, first.stderr
+    assert "passed" in second.stdout and "cached" in second.stdout, second.stderr
+    (marker,) = tmp_path.glob("compiledir_*/symnn_blas_check_*.passed")
+    marker.unlink()  # gone (or a changed library or flags): checked again
+    assert "cached" not in _run(code, **flags).stdout
 
 
 def test_python_m_symnn_info_prints_the_backend():

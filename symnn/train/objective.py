@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
 
 from .. import costs
@@ -39,6 +40,17 @@ class Objective:
     l1: float = 0.0
     l2: float = 0.0
     per_row: bool = False
+    #: the graph reads ``l1`` and ``l2 / 2`` from these shared scalars (not constants), so
+    #: models that differ only in their penalties share compiled code (a search over alpha)
+    coefficients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.coefficients:
+            values = {"l1": self.l1, "l2_half": self.l2 / 2}
+            self.coefficients = {
+                name: pytensor.shared(np.asarray(value, dtype=self.dtype), name=name)
+                for name, value in values.items()
+            }
 
     @classmethod
     def create(
@@ -112,10 +124,15 @@ class Objective:
         weights = self.network.regularizable_params
         penalty = 0
         if self.l2 and weights:
-            penalty = penalty + np.asarray(self.l2 / 2, dtype=self.dtype) * reg.l2(weights)
+            penalty = penalty + self.coefficients["l2_half"] * reg.l2(weights)
         if self.l1 and weights:
-            penalty = penalty + np.asarray(self.l1, dtype=self.dtype) * reg.l1(weights)
+            penalty = penalty + self.coefficients["l1"] * reg.l1(weights)
         return penalty
+
+    def penalty_variables(self) -> list:
+        """The shared coefficients the objective's graph reads (those of nonzero penalties)."""
+        used = [("l1", self.l1), ("l2_half", self.l2)]
+        return [self.coefficients[name] for name, value in used if value]
 
     def check_xy(self, X, y, xname: str = "X", yname: str = "y", finite_x: bool = True):
         """``(X, y)`` checked and converted; one-hot targets of a categorical loss become

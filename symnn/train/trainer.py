@@ -65,10 +65,11 @@ def interactive() -> bool:
 
 class _StepTemplates:
     """Compiled training steps by model (architecture, loss, optimizer and its settings,
-    penalties, mode), so that a trainer of a model already compiled in this process (a
-    scikit-learn clone, a search candidate, a refit) copies the compiled code onto its own
-    shared variables instead of rewriting and compiling the graph again. Kept for the last
-    ``size`` models."""
+    which penalties it has, mode), so that a trainer of a model already compiled in this
+    process (a scikit-learn clone, a search candidate, a refit) copies the compiled code onto
+    its own shared variables instead of rewriting and compiling the graph again. Penalty
+    coefficients are shared variables too, so a search over ``alpha`` compiles once. Kept for
+    the last ``size`` models."""
 
     def __init__(self, size: int = 32):
         self.size = size
@@ -270,7 +271,8 @@ class Trainer:
             ) from None
         state = [k for k in ups if k not in params]
         ups.update(get_updates(loss))
-        roles = [*self.network.get_params(), *state, self.learning_rate, *self.network.get_rngs()]
+        roles = [*self.network.get_params(), *state, self.learning_rate, *self.network.get_rngs(),
+                 *self.objective.penalty_variables()]  # fmt: skip
         key = self._template_key(kind if w is None else f"{kind}, weighted")
         step = _TEMPLATES.copy(key, roles)  # the compiled code of an identical model, if any
         if step is None:
@@ -291,7 +293,8 @@ class Trainer:
             spec = layer_to_spec(self.network)
             return json.dumps(
                 [spec, kind, self.loss_name, self.optimizer_name, self.optimizer_kwargs,
-                 self.l1, self.l2, self.penalty_per_row, self.max_norm, _mode_name(self.mode)],
+                 bool(self.l1), bool(self.l2), self.penalty_per_row, self.max_norm,
+                 _mode_name(self.mode)],
                 sort_keys=True,
             )  # fmt: skip
         except (SymnnValueError, SymnnTypeError, TypeError, ValueError):
