@@ -122,6 +122,7 @@ def test_compile_jobs_defaults_to_the_cores(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not pch._is_gcc(), reason="the precompiled header is built for GNU g++")
 @pytest.mark.parametrize("extra", pch.VARIANTS)
 def test_the_precompiled_header_is_used_by_a_module_with_symnns_flags(tmp_path, extra):
     """GCC skips an unusable precompiled header silently; ``-H`` marks a used one with '!'."""
@@ -138,3 +139,28 @@ def test_the_precompiled_header_is_used_by_a_module_with_symnns_flags(tmp_path, 
     assert out.returncode == 0, out.stderr[-2000:]
     used = [line for line in out.stderr.splitlines() if line.startswith("! ")]
     assert used and used[0].endswith(f"{pch.VARIANTS.index(extra)}.gch"), out.stderr[:2000]
+
+
+@pytest.mark.slow
+def test_a_module_that_fails_to_compile_is_left_to_pytensor_and_leaves_nothing(monkeypatch):
+    """The parallel step keeps a compile error to itself (PyTensor's own pass compiles the
+    module again and reports it), files nothing and removes the directories it made."""
+    from pytensor.link.c.cmodule import GCC_compiler
+
+    from symnn.backend import parallel
+
+    made = []
+
+    def broken(node):
+        args = {"compile_str": GCC_compiler.compile_str, "include_dirs": [], "lib_dirs": [],
+                "libs": [], "preargs": []}  # fmt: skip
+        name = f"mbroken{len(made)}"
+        made.append(parallel._Module(("broken", name), name, name, "not C++ {", args))
+        return made[-1]
+
+    monkeypatch.setattr(parallel, "_describe", broken)
+    assert parallel.precompile(["node a", "node b"], jobs=2) == 0
+    assert len(made) == 2
+    for mod in made:
+        assert mod.error is not None and not mod.filed and mod.location
+        assert not os.path.exists(mod.location)

@@ -81,6 +81,7 @@ class _Module:
     args: dict[str, Any] = field(repr=False)
     location: str = ""
     error: BaseException | None = field(default=None, repr=False)
+    filed: bool = False  #: registered in PyTensor's cache
 
     @property
     def library(self) -> str:
@@ -147,20 +148,25 @@ def _register(mods: list[_Module]) -> None:
             if not taken:
                 taken = cache._get_from_hash(mod.module_hash, mod.key) is not None
             if taken:
-                shutil.rmtree(mod.location, ignore_errors=True)
                 continue
-            module = dlimport(mod.library)
+            try:
+                module = dlimport(mod.library)
+            except Exception as exc:  # the linker's pass compiles it again and reports
+                mod.error = exc
+                continue
             cache.module_from_name[module.__file__] = module
             key_data = cache._add_to_cache(module, mod.key, mod.module_hash)
             cache.module_hash_to_key_data[mod.module_hash] = key_data
+            mod.filed = True
 
 
 def precompile(nodes, jobs: int | None = None, before: Callable[[], Any] | None = None) -> int:
     """Compile, ``jobs`` at a time, the C modules of ``nodes`` missing from PyTensor's cache.
 
     ``before`` runs first when there is anything to compile (symnn builds its precompiled
-    header there). Returns how many modules were compiled and filed; nodes whose modules
-    are cached, or that have no C code, are skipped.
+    header there). Returns how many modules this call filed (not one that failed to
+    compile, nor one another process filed first: its directory is removed); nodes whose
+    modules are cached, or that have no C code, are skipped.
     """
     jobs = compile_jobs() if jobs is None else jobs
     mods: dict[str, _Module] = {}
@@ -179,14 +185,19 @@ def precompile(nodes, jobs: int | None = None, before: Callable[[], Any] | None 
             mod.location = dlimport_workdir(cache.dirname)
             with open(os.path.join(mod.location, "mod.cpp"), "w") as f:
                 f.write(mod.src)
-    if jobs == 1 or len(todo) == 1:
+    try:
+        if jobs == 1 or len(todo) == 1:
+            for mod in todo:
+                _compile(mod)
+        else:
+            with ThreadPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+                list(pool.map(_compile, todo))
+        _register(todo)
+    finally:  # nothing half-filed stays behind (a failed compile, a copy filed elsewhere, Ctrl-C)
         for mod in todo:
-            _compile(mod)
-    else:
-        with ThreadPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-            list(pool.map(_compile, todo))
-    _register(todo)
-    done = sum(mod.error is None for mod in todo)
+            if not mod.filed:
+                shutil.rmtree(mod.location, ignore_errors=True)
+    done = sum(mod.filed for mod in todo)
     global _modules_compiled
     with _count_lock:
         _modules_compiled += done

@@ -19,6 +19,7 @@ half-written header. GCC checks a precompiled header before using it and silentl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -122,6 +123,8 @@ class _Header:
         (GCC uses the first that fits a module), built side by side and renamed into place.
         """
         gch = self.header + ".gch"
+        if not _is_gcc():
+            return False
         if os.path.exists(gch):
             return True
         self.write_text()
@@ -167,14 +170,27 @@ def _current() -> _Header:
 def compile_flags() -> str:
     """The ``gcc__cxxflags`` symnn compiles with: the user's, ``-g0`` and ``-include pch.h``.
 
-    Without the header when its path holds a space (the flags are split on spaces).
+    Without the header for a compiler other than GNU g++, or when its path holds a space
+    (the flags are split on spaces).
 
     >>> "-g0" in compile_flags()
     True
     """
     h = _current()
-    include = [] if " " in h.header else ["-include", h.header]
+    usable = _is_gcc() and " " not in h.header
+    include = ["-include", h.header] if usable else []
     return " ".join([*h.user, *_LIGHT, *include])
+
+
+@functools.cache
+def _is_gcc() -> bool:
+    """True for GNU g++ (the ``.gch`` directory of variants is GCC's; clang has its own)."""
+    try:
+        out = subprocess.run([pytensor.config.cxx, "--version"], capture_output=True, text=True)
+    except OSError:
+        return False
+    text = (out.stdout + out.stderr).lower()
+    return "free software foundation" in text and "clang" not in text
 
 
 @contextmanager
