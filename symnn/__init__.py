@@ -6,6 +6,8 @@ tensor returns a symbolic tensor; costs and update rules are symbolic too, and
 linked to the OpenBLAS inside scipy's wheel, configured on import).
 """
 
+import importlib
+
 from . import (
     backend,
     costs,
@@ -25,10 +27,24 @@ from . import (
 )
 from .backend import default_mode, function, info, set_default_mode
 from .errors import SymnnError, SymnnTypeError, SymnnValueError
-from .estimator import MLPClassifier, MLPRegressor, NetClassifier, NetRegressor
 from .gradcheck import check_grad
 from .io import load, save
 from .version import __version__
+
+#: scikit-learn's estimators, imported on first use (scikit-learn takes 0.4 s to import)
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor", "NetClassifier", "NetRegressor")
+
+
+def __getattr__(name: str):
+    if name in _ESTIMATORS or name == "estimator":
+        estimator = importlib.import_module(f"{__name__}.estimator")
+        return estimator if name == "estimator" else getattr(estimator, name)
+    raise AttributeError(f"module 'symnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ESTIMATORS) | {"estimator"})
+
 
 __all__ = [
     "__version__",

@@ -157,3 +157,28 @@ def test_numba_implementation_matches(rng):
     y[2] = -1
     with pytest.raises(ValueError, match="outside"):
         f(z, y)
+
+
+def test_numba_is_imported_only_when_the_numba_backend_is_used():
+    """``import symnn`` leaves numba alone (0.3 s); the NUMBA backend, imported later, still
+    runs symnn's own numba loops (object mode would warn)."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings, numpy as np, pytensor, pytensor.tensor as pt, symnn\n"
+        "assert 'numba' not in sys.modules, 'numba imported by symnn'\n"
+        "from symnn.ops.softmax_xent import softmax_cross_entropy\n"
+        "from symnn.ops.conv import im2col\n"
+        "z, y, x = pt.matrix('z', dtype='float64'), pt.ivector('y'), pt.tensor4('x')\n"
+        "loss = softmax_cross_entropy(z, y)\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('error')\n"
+        "    f = pytensor.function([z, y, x], [loss, im2col(x, 2, 1, 0)], mode='NUMBA')\n"
+        "out = f(np.zeros((2, 3)), np.array([0, 1], dtype='int32'), np.ones((1, 1, 3, 3)))\n"
+        "print(np.round(out[0], 6).tolist(), out[1].shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[1.098612, 1.098612] (4, 4)", out.stdout

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
-import scipy.optimize
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
@@ -373,6 +372,8 @@ class Ascent:
         t0 = time.perf_counter()
         with interrupt.deferred_interrupt() as interrupted, _blas_threads(self.fixed_threads):
             try:
+                import scipy.optimize  # 0.2 s to import: only for the scipy methods
+
                 res = scipy.optimize.minimize(
                     fun, last["x"], jac=True, method=scipy_method, bounds=box, tol=self.tol,
                     callback=callback, options={key: int(self.steps)},

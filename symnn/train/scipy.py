@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-import scipy.optimize
 from pytensor.graph.replace import clone_replace
 
 from ..backend import function, interrupt
@@ -140,6 +139,8 @@ def minimize_flat(
             on_iterate(last["theta"])
 
     try:
+        import scipy.optimize  # 0.2 s to import: only when a scipy trainer runs
+
         res = scipy.optimize.minimize(
             fun, theta0, jac=True, method=method, tol=tol, callback=callback, options=options
         )
