@@ -159,6 +159,7 @@ def _compile_note(what: str, cold: str = "5-10 s") -> None:
 
 
 def _modules() -> int:
+    """How many C modules this process has compiled so far (see :func:`_new_modules`)."""
     from .backend.parallel import modules_compiled
 
     return modules_compiled()

@@ -182,11 +182,16 @@ def compile_flags() -> str:
     return " ".join([*h.user, *_LIGHT, *include])
 
 
-@functools.cache
 def _is_gcc() -> bool:
-    """True for GNU g++ (the ``.gch`` directory of variants is GCC's; clang has its own)."""
+    """True when the configured compiler is GNU g++ (the ``.gch`` directory of variants is
+    GCC's; clang has its own)."""
+    return _is_gnu(pytensor.config.cxx)
+
+
+@functools.cache
+def _is_gnu(cxx: str) -> bool:
     try:
-        out = subprocess.run([pytensor.config.cxx, "--version"], capture_output=True, text=True)
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True)
     except OSError:
         return False
     text = (out.stdout + out.stderr).lower()
