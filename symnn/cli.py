@@ -185,6 +185,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(network.summary() if hasattr(network, "summary") else repr(network))
         return 0
     for key, value in info().items():
+        if isinstance(value, dict):  # the backends: one line each
+            for name, state in value.items():
+                print(f"{key + ' ' + name:>16}: {state}")
+            continue
         text = str(value)
         if len(text) > 120:  # the BLAS flags rename ~70 symbols: show the start
             text = f"{text[:100]} ... ({len(text)} characters; `--full` shows all)"

@@ -40,6 +40,9 @@ __all__ = [
     "default_mode",
     "set_default_mode",
     "resolve_mode",
+    "mode_name",
+    "usable_backends",
+    "BACKENDS",
     "function",
     "python_nodes",
     "info",
@@ -270,11 +273,69 @@ def _c_mode() -> Mode:
     return Mode(linker=ParallelCVMLinker(), optimizer="fast_run").including(REWRITE_TAG)
 
 
+#: symnn's rewrites that only pay off with C code (a flat loop for fused elementwise nodes)
+_C_ONLY_REWRITES = ("symnn_flat_elemwise",)
+
+#: the backends ``mode=`` and ``SYMNN_MODE`` name with one word
+BACKENDS = ("C", "NUMBA", "JAX")
+
+
+def _numba_mode() -> Mode:
+    # PyTensor's NUMBA mode plus symnn's rewrites (whose ops all have numba implementations)
+    return get_mode("NUMBA").including(REWRITE_TAG).excluding(*_C_ONLY_REWRITES)
+
+
+def _jax_mode() -> Mode:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        raise SymnnValueError(
+            "mode='JAX' needs JAX: pip install 'symnn[jax]' (or 'jax[cuda]' for a GPU)."
+        ) from None
+    # without PyTensor's elementwise fusion, as PyTensor >= 3.3 has it: XLA fuses on its own,
+    # and a fused node of shape arithmetic would make a reshape's shape a traced value
+    mode = get_mode("JAX").including(REWRITE_TAG, "symnn_jax")
+    return mode.excluding(*_C_ONLY_REWRITES, "fusion")
+
+
+_BACKEND_MODES = {"C": _c_mode, "NUMBA": _numba_mode, "JAX": _jax_mode}
+
+
+def mode_name(mode: str | Mode | None = None) -> str:
+    """The backend a mode compiles for: ``"C"``, ``"NUMBA"``, ``"JAX"``, or the mode's own name.
+
+    >>> mode_name("numba"), mode_name(resolve_mode("C")), mode_name("FAST_COMPILE")
+    ('NUMBA', 'C', 'FAST_COMPILE')
+    """
+    mode = default_mode() if mode is None else mode
+    if isinstance(mode, str):
+        return mode.upper()
+    linker = type(mode.linker).__name__
+    for name, prefix in (("NUMBA", "Numba"), ("JAX", "JAX"), ("C", "ParallelCVM")):
+        if linker.startswith(prefix):
+            return name
+    return linker
+
+
+def usable_backends() -> dict[str, str]:
+    """For each of :data:`BACKENDS`, ``"usable"`` or why it is not usable here."""
+    import importlib.util
+
+    status = blas_status()
+    found = {name: importlib.util.find_spec(name) is not None for name in ("numba", "jax")}
+    return {
+        "C": "usable" if status.backend == "C" else f"not usable: {status.reason}",
+        "NUMBA": "usable" if found["numba"] else "not usable: numba is not installed",
+        "JAX": "usable" if found["jax"] else "not usable: pip install 'symnn[jax]'",
+    }
+
+
 def set_default_mode(mode: str | Mode | None) -> None:
     """Set the mode every symnn compile uses when no ``mode=`` is passed.
 
     ``None`` restores symnn's choice (C backend with BLAS, else NUMBA). The environment
-    variable ``SYMNN_MODE`` (e.g. ``FAST_COMPILE``) sets it for a whole process.
+    variable ``SYMNN_MODE`` (``C``, ``NUMBA``, ``JAX`` or any PyTensor mode name such as
+    ``FAST_COMPILE``) sets it for a whole process.
     """
     global _user_default_mode
     if mode is not None:
@@ -289,30 +350,33 @@ def default_mode() -> str | Mode:
     env = os.environ.get("SYMNN_MODE")
     if env:
         return env
-    return _c_mode() if blas_status().backend == "C" else "NUMBA"
+    return _c_mode() if blas_status().backend == "C" else _numba_mode()
 
 
 def resolve_mode(mode: str | Mode | None = None) -> str | Mode:
     """Return ``mode`` checked, or symnn's default mode when ``mode`` is None.
 
-    ``"C"`` means the C backend with symnn's BLAS (``cvm`` linker and ``fast_run``).
+    ``"C"``, ``"NUMBA"`` and ``"JAX"`` (any case) are PyTensor's backends with symnn's graph
+    rewrites (:mod:`symnn.ops.rewrites`): ``"C"`` the ``cvm`` linker with symnn's BLAS and
+    ``fast_run`` rewrites, ``"NUMBA"`` and ``"JAX"`` PyTensor's modes of those names. Any
+    other PyTensor mode name, or a ``Mode``, is used as it is.
     """
     if mode is None:
-        return default_mode()
+        mode = default_mode()
     if isinstance(mode, Mode):
         return mode
     if not isinstance(mode, str):
         raise SymnnTypeError(
             f"mode must be a string or a pytensor Mode; got {type(mode).__name__}."
         )
-    if mode.upper() == "C":
-        return _c_mode()
+    if mode.upper() in _BACKEND_MODES:
+        return _BACKEND_MODES[mode.upper()]()
     try:
         get_mode(mode)
     except Exception:
         from pytensor.compile.mode import predefined_modes
 
-        names = ", ".join(["C", *sorted(predefined_modes)])
+        names = ", ".join(sorted({*BACKENDS, *predefined_modes}))
         raise SymnnValueError(
             f"mode={mode!r} is not a PyTensor mode; expected one of {names}."
         ) from None
@@ -349,12 +413,13 @@ def function(
 
 
 def python_nodes(fn: Any) -> list:
-    """The nodes of a compiled function that run as Python code rather than C.
+    """The nodes of a compiled function that run as Python code rather than compiled code.
 
-    With symnn's C mode this is empty for the graphs symnn builds and for the idioms its
-    rewrites know (:mod:`symnn.ops.rewrites`); a node listed here costs a Python call (and
-    usually a numpy round trip) on every call of ``fn``. Functions compiled with a Python or
-    NUMBA linker list every node.
+    With symnn's C and NUMBA modes this is empty for the graphs symnn builds and for the
+    idioms its rewrites know (:mod:`symnn.ops.rewrites`); a node listed here costs a Python
+    call (and usually a numpy round trip) on every call of ``fn``. For the C backend, the
+    nodes without a C thunk; for NUMBA, the nodes whose op has no numba implementation (numba
+    runs them in object mode); a Python linker lists every node.
 
     >>> import pytensor.tensor as pt
     >>> x = pt.matrix("x", dtype="float64")
@@ -362,6 +427,12 @@ def python_nodes(fn: Any) -> list:
     []
     """
     fn = getattr(fn, "fn", fn)  # a LockedFunction
+    if mode_name(fn.maker.mode) == "NUMBA":
+        from pytensor.link.numba.dispatch.basic import numba_funcify
+
+        fallback = numba_funcify.dispatch(object)
+        nodes = fn.maker.fgraph.toposort()
+        return [node for node in nodes if numba_funcify.dispatch(type(node.op)) is fallback]
     vm = getattr(fn, "vm", None)
     thunks = getattr(vm, "thunks", None)
     if thunks is None:
@@ -410,7 +481,8 @@ def info() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
         "backend": status.backend,
-        "default_mode": mode if isinstance(mode, str) else "C (cvm linker, fast_run rewrites)",
+        "default_mode": mode_name(mode),
+        "backends": usable_backends(),
         "blas_library": status.library or "(none)",
         "blas_source": status.source,
         "blas_check": status.reason,

@@ -94,13 +94,13 @@ class _BaseMLP(BaseNetEstimator):
     def coefs_(self) -> list[np.ndarray]:
         """The weight matrices, layer by layer (copies)."""
         check_is_fitted(self, "network_")
-        return [p.get_value() for p in self.network_.params[0::2]]
+        return [np.asarray(p.get_value()) for p in self.network_.params[0::2]]
 
     @property
     def intercepts_(self) -> list[np.ndarray]:
         """The bias vectors, layer by layer (copies)."""
         check_is_fitted(self, "network_")
-        return [p.get_value() for p in self.network_.params[1::2]]
+        return [np.asarray(p.get_value()) for p in self.network_.params[1::2]]
 
     # -- the architecture ---------------------------------------------------------------
     def _hidden(self) -> list[int]:

@@ -295,7 +295,7 @@ class Ascent:
                 trace, reason, seconds = self._ascend(fns, tuner)
                 if tuner.choice is not None and tuner.fixed is None:
                     fns.threads[len(self.starts)] = tuner.choice
-                x_last = fns.X.get_value()
+                x_last = np.array(fns.X.get_value())  # numpy also on JAX
                 X = _best_by_replay(
                     fns, trace, np.asarray(fns.value()), x_last, tuner, self._advance
                 )

@@ -14,6 +14,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.c.op import COp
 
+from ..ops.dispatch import register_jax, register_numba
+
 __all__ = ["warp_tables", "warp_rows", "N_WARPS", "spectral_filter", "precondition"]
 
 #: how many warps a table holds (each step draws one per row)
@@ -118,7 +120,8 @@ class Precondition(Op):
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = inputs[0]
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[0]]
 
     def connection_pattern(self, node):
@@ -140,3 +143,24 @@ class _PreconditionC(Precondition, COp):
 def precondition(x, matrix):
     """``x`` whose gradient is multiplied by ``matrix`` (symmetric) on the way back."""
     return _PreconditionC()(x, matrix)
+
+
+def _numba_identity(nb, op, node):
+    @nb.numba_njit
+    def identity(x, matrix):
+        return x
+
+    return identity
+
+
+register_numba({Precondition: _numba_identity})
+
+
+def _jax_identity(op, node):
+    def identity(x, matrix):
+        return x
+
+    return identity
+
+
+register_jax({Precondition: _jax_identity})

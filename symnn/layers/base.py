@@ -221,7 +221,7 @@ class Layer:
     def get_values(self) -> list[np.ndarray]:
         """Copies of every parameter's value, including non-trainable state (batch-norm
         statistics), in :meth:`get_params` order."""
-        return [p.get_value() for p in self.get_params()]
+        return [np.asarray(p.get_value()) for p in self.get_params()]
 
     def set_values(self, values: Iterable[Any]) -> None:
         """Set every parameter from arrays in :meth:`get_params` order.

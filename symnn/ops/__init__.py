@@ -13,7 +13,7 @@ that put them into users' graphs.
   (``log_softmax(z)[arange(n), y]``, PyTensor's ``Softmax``, ...) into these ops.
 """
 
-from . import conv_numba, rewrites  # noqa: F401  (rewrites: registered for symnn's mode)
+from . import conv_numba, jax_ops, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad, col2im, im2col, pool_2d
 from .gather import TakeRows, take_rows
 from .indexing import IncPick, IncRows, PickRows, inc_pick, inc_rows, pick_rows
@@ -46,3 +46,5 @@ __all__ = [
 ]
 
 conv_numba.register()
+rows_numba.register()
+jax_ops.register()

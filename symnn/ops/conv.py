@@ -217,7 +217,8 @@ class Im2Col(_Geometry):
             out = np.concatenate([out, np.ones((1, out.shape[1]), dtype=x.dtype)])
         output_storage[0][0] = out
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         n, c, h, w = shapes[0]
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -294,7 +295,8 @@ class Col2Im(_Geometry):
                 view += patches[:, i, j].transpose(1, 0, 2, 3)
         output_storage[0][0] = np.ascontiguousarray(xp[:, :, ph : ph + h, pw : pw + w])
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[1]]
 
     def connection_pattern(self, node):
@@ -491,7 +493,7 @@ class _Pooling(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (7,)
+        return (8,)
 
 
 class Pool2D(_Pooling):
@@ -516,7 +518,8 @@ class Pool2D(_Pooling):
                 out[:, :, oy, ox] = win.sum(axis=(2, 3)) / count
         output_storage[0][0] = out
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         n, c, h, w = shapes[0]
         (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
         if self.ignore_border:
@@ -539,14 +542,14 @@ class Pool2D(_Pooling):
         (x,), (out,), fail = inames, onames, sub["fail"]
         ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
         # windows inside the image (all but the border ones) take a fixed-size loop the
-        # compiler unrolls; "v <= best ? best : v" also picks up NaN, as PyTorch's max does
+        # compiler unrolls; a NaN, once met, stays the window's maximum, as in PyTorch
         if self.mode == "max":
             inside = f"""
                 {ctype} best = p[0];
                 for (npy_intp ky = 0; ky < KH; ++ky)
                     for (npy_intp kx = 0; kx < KW; ++kx) {{
                         const {ctype} v = p[ky * XSY + kx * XSX];
-                        best = v <= best ? best : v;
+                        best = (v <= best || best != best) ? best : v;
                     }}
                 ob[ox] = best;"""
             body = f"""
@@ -554,7 +557,7 @@ class Pool2D(_Pooling):
                 for (npy_intp y = y0; y < y1; ++y)
                     for (npy_intp xx = x0; xx < x1; ++xx) {{
                         const {ctype} v = plane[y * XSY + xx * XSX];
-                        best = v <= best ? best : v;
+                        best = (v <= best || best != best) ? best : v;
                     }}
                 ob[ox] = best;"""
         else:
@@ -607,14 +610,18 @@ class Pool2DGrad(_Pooling):
             g = gz[:, :, oy, ox]
             if self.mode == "max":
                 win = x[:, :, y0:y1, x0:x1].reshape(*x.shape[:2], -1)
-                first = np.argmax(win, axis=2)  # the first maximum (row-major)
+                nan = np.isnan(win)  # the last NaN of a window, else its first maximum
+                last_nan = win.shape[2] - 1 - np.argmax(nan[:, :, ::-1], axis=2)
+                first = np.where(nan.any(axis=2), last_nan, np.argmax(win, axis=2))
                 hot = np.arange(win.shape[2]) == first[:, :, None]
-                gx[:, :, y0:y1, x0:x1] += (hot * g[:, :, None]).reshape(*x.shape[:2], y1 - y0, -1)
+                picked = np.where(hot, g[:, :, None], 0)  # no inf * 0 elsewhere
+                gx[:, :, y0:y1, x0:x1] += picked.reshape(*x.shape[:2], y1 - y0, -1)
             else:
                 gx[:, :, y0:y1, x0:x1] += (g / count)[:, :, None, None]
         output_storage[0][0] = gx
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[0]]
 
     def pullback(self, inputs, outputs, cotangents):
@@ -640,22 +647,35 @@ class Pool2DGrad(_Pooling):
                 for (npy_intp ky = 0; ky < KH; ++ky)
                     for (npy_intp kx = 0; kx < KW; ++kx) {{
                         const {ctype} v = p[ky * XSY + kx * XSX];
-                        best = v > best ? v : best;
+                        best = (v > best || v != v) ? v : best;
                     }}
-                int found = 0;
-                for (npy_intp ky = 0; ky < KH; ++ky)
-                    for (npy_intp kx = 0; kx < KW; ++kx) {{
-                        const int e = (p[ky * XSY + kx * XSX] == best) & !found;
-                        found |= e;
-                        gplane[(ys + ky) * W + xs + kx] {op} g * ({ctype})e;
-                    }}"""
+                if (best == best) {{
+                    int found = 0;
+                    for (npy_intp ky = 0; ky < KH; ++ky)
+                        for (npy_intp kx = 0; kx < KW; ++kx) {{
+                            const int e = (p[ky * XSY + kx * XSX] == best) & !found;
+                            found |= e;
+                            gplane[(ys + ky) * W + xs + kx] {op} e ? g : ({ctype})0;
+                        }}
+                }} else {{  /* a NaN in the window: its last NaN takes the gradient */
+                    npy_intp last = 0;
+                    for (npy_intp ky = 0; ky < KH; ++ky)
+                        for (npy_intp kx = 0; kx < KW; ++kx) {{
+                            const {ctype} v = p[ky * XSY + kx * XSX];
+                            if (v != v) last = ky * KW + kx;
+                        }}
+                    for (npy_intp ky = 0; ky < KH; ++ky)
+                        for (npy_intp kx = 0; kx < KW; ++kx)
+                            gplane[(ys + ky) * W + xs + kx] {op}
+                                ky * KW + kx == last ? g : ({ctype})0;
+                }}"""
             body = f"""
                 npy_intp at = y0 * W + x0;
                 {ctype} best = plane[y0 * XSY + x0 * XSX];
                 for (npy_intp y = y0; y < y1; ++y)
                     for (npy_intp xx = x0; xx < x1; ++xx) {{
                         const {ctype} v = plane[y * XSY + xx * XSX];
-                        if (v > best) {{ best = v; at = y * W + xx; }}
+                        if (v > best || v != v) {{ best = v; at = y * W + xx; }}
                     }}
                 gplane[at] += g;"""
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
-from .numba_registry import register_numba
+from .dispatch import register_numba
 
 
 def _pool_size(size, pool, stride, pad, ignore_border):
@@ -129,7 +129,7 @@ def _pool(nb, op):
                             for y in range(y0, y1):
                                 for xx in range(x0, x1):
                                     v = x[ni, ci, y, xx]
-                                    if not v <= best:
+                                    if v > best or v != v:  # NaN wins, as in PyTorch
                                         best = v
                             out[ni, ci, oy, ox] = best
                         else:
@@ -164,8 +164,9 @@ def _pool_grad(nb, op):
                             best = x[ni, ci, y0, x0]
                             for y in range(y0, y1):
                                 for xx in range(x0, x1):
-                                    if x[ni, ci, y, xx] > best:
-                                        best, by, bx = x[ni, ci, y, xx], y, xx
+                                    v = x[ni, ci, y, xx]
+                                    if v > best or v != v:  # the last NaN, else first max
+                                        best, by, bx = v, y, xx
                             gx[ni, ci, by, bx] += g
                         else:
                             for y in range(y0, y1):

@@ -78,7 +78,8 @@ class TakeRows(COp):
             raise NonFiniteRowError(int(indices[i]) % n)
         output_storage[0][0] = rows
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [(shapes[1][0], *shapes[0][1:])]
 
     def connection_pattern(self, node):

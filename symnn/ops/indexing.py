@@ -131,7 +131,8 @@ class PickRows(_IndexCOp):
         cols = _numpy_index(y, m.shape[0], m.shape[1], "pick")
         output_storage[0][0] = m[np.arange(m.shape[0]), cols].astype(m.dtype, copy=True)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [(shapes[0][0],)]
 
     def connection_pattern(self, node):
@@ -191,7 +192,8 @@ class IncPick(_IndexCOp):
             out[rows, cols] += g
         output_storage[0][0] = out
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[0]]
 
     def connection_pattern(self, node):
@@ -265,7 +267,8 @@ class IncRows(_IndexCOp):
             np.add.at(out, rows, v)
         output_storage[0][0] = out
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[0]]
 
     def connection_pattern(self, node):

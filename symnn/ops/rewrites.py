@@ -43,12 +43,12 @@ from pytensor.tensor.math import Dot, Sum
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
 from pytensor.tensor.shape import Shape, Shape_i, SpecifyShape, specify_shape
 from pytensor.tensor.special import LogSoftmax, Softmax
-from pytensor.tensor.subtensor import (
-    AdvancedIncSubtensor,
-    AdvancedIncSubtensor1,
-    AdvancedSubtensor,
-    Subtensor,
-)
+from pytensor.tensor.subtensor import AdvancedIncSubtensor, AdvancedSubtensor, Subtensor
+
+try:  # PyTensor < 3.3: ``x[idx]`` with one integer vector had an op of its own
+    from pytensor.tensor.subtensor import AdvancedIncSubtensor1
+except ImportError:  # PyTensor >= 3.3: an ``AdvancedIncSubtensor`` with ``idx_list == (0,)``
+    AdvancedIncSubtensor1 = None
 
 from ..backend import REWRITE_TAG as TAG
 from .flat_elemwise import flat_elemwise_for, wants_flat_loop
@@ -197,8 +197,23 @@ def inc_pick_rewrite(fgraph, node):
     return [IncPick(node.op.set_instead_of_inc)(x, g, y)]
 
 
-@node_rewriter([AdvancedIncSubtensor1])
+def _is_inc_rows(node) -> bool:
+    """``inc_subtensor(x[idx], v)`` with one integer vector ``idx`` on the first axis."""
+    if AdvancedIncSubtensor1 is not None and isinstance(node.op, AdvancedIncSubtensor1):
+        return True
+    return (
+        isinstance(node.op, AdvancedIncSubtensor)
+        and getattr(node.op, "idx_list", None) == (0,)
+        and len(node.inputs) == 3
+        and node.inputs[2].type.ndim == 1
+        and node.inputs[2].type.dtype.startswith(("int", "uint"))
+    )
+
+
+@node_rewriter([AdvancedIncSubtensor1 or AdvancedIncSubtensor])
 def inc_rows_rewrite(fgraph, node):
+    if not _is_inc_rows(node):
+        return None
     x, v, idx = node.inputs
     if x.type.ndim < 2 or v.type.ndim != x.type.ndim or v.type.dtype != x.type.dtype:
         return None
@@ -482,3 +497,29 @@ def _same_value(u, v, depth: int = 3) -> bool:
 # which assert the shapes of products), both before the elementwise fusion (49)
 for _name, _position in (("symnn_shared_product", 1.75), ("symnn_shared_product_late", 48.95)):
     optdb.register(_name, WalkingGraphRewriter(shared_product_rewrite), TAG, position=_position)
+
+
+# -- JAX: reductions return the dtype their type says ------------------------------------------
+#: the tag of rewrites only symnn's JAX mode runs
+JAX_TAG = "symnn_jax"
+
+
+@node_rewriter([Sum])
+def jax_sum_dtype_rewrite(fgraph, node):
+    """``Sum`` of float32 accumulates in float64 (``acc_dtype``); PyTensor's JAX
+    implementation returns the accumulator (float64) instead of the node's float32, and the
+    float64 spreads into every value computed from it (weights updated with a mean loss
+    become float64 arrays). In JAX mode the sum accumulates in its own dtype (XLA sums
+    pairwise)."""
+    op, out = node.op, node.outputs[0]
+    if getattr(op, "acc_dtype", None) in (None, out.type.dtype):
+        return None
+    return [Sum(axis=op.axis, dtype=out.type.dtype, acc_dtype=out.type.dtype)(node.inputs[0])]
+
+
+optdb.register(
+    "symnn_jax_sum_dtype",
+    WalkingGraphRewriter(jax_sum_dtype_rewrite),
+    JAX_TAG,
+    position=99.2,
+)

@@ -36,7 +36,8 @@ class RowSum(COp):
         (x,) = inputs
         output_storage[0][0] = x.sum(axis=1, dtype=np.float64).astype(x.dtype)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [(shapes[0][0],)]
 
     def pullback(self, inputs, outputs, cotangents):

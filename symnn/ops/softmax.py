@@ -37,7 +37,8 @@ class _RowsOp(_SoftmaxCOp):
         z = _float_matrix(z)
         return Apply(self, [z], [z.type()])
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[0]]
 
     def c_code_cache_version(self):

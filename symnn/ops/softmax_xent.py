@@ -21,7 +21,7 @@ from pytensor.graph.basic import Apply
 from pytensor.link.c.op import COp
 
 from ..errors import SymnnTypeError, SymnnValueError
-from .numba_registry import register_numba
+from .dispatch import register_numba
 
 __all__ = ["SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "softmax_cross_entropy"]
 
@@ -172,7 +172,8 @@ class SoftmaxCrossEntropy(_SoftmaxCOp):
         picked = z[np.arange(len(y)), y] - m[:, 0]
         output_storage[0][0] = np.asarray(s - picked, dtype=node.outputs[0].dtype)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [(shapes[0][0],)]
 
     def connection_pattern(self, node):
@@ -235,7 +236,8 @@ class SoftmaxCrossEntropyGrad(_SoftmaxCOp):
         e[np.arange(len(y)), y] -= 1
         output_storage[0][0] = np.asarray(e * g[:, None], dtype=node.outputs[0].dtype)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
         return [shapes[1]]
 
     def connection_pattern(self, node):

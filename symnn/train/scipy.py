@@ -273,7 +273,7 @@ class ScipyTrainer:
 
     def get_state(self) -> list[np.ndarray]:
         """Copies of every parameter and layer state."""
-        return [v.get_value() for v in self.network.get_params()]
+        return [np.asarray(v.get_value()) for v in self.network.get_params()]
 
     def set_state(self, values: Sequence[np.ndarray]) -> None:
         for var, val in zip(self.network.get_params(), values, strict=True):

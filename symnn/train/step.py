@@ -15,11 +15,15 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.ifelse import ifelse
 
-from ..backend import function
+try:  # PyTensor >= 3.3
+    from pytensor.conditional.op import ifelse
+except ImportError:  # PyTensor < 3.3
+    from pytensor.ifelse import ifelse
+
+from ..backend import function, mode_name
 from ..errors import SymnnTypeError, SymnnValueError
-from ..ops.gather import take_rows
+from ..ops.gather import NonFiniteRowError, take_rows
 from ..utils import describe
 
 __all__ = ["TrainStep", "compile_train_step", "guard_updates"]
@@ -61,6 +65,11 @@ class TrainStep:
     guarded: bool
     n_samples: int = 0
     _dtypes: list[str] = field(default_factory=list)
+    #: whether the compiled gather checks the rows it copies; a compiled XLA program (the
+    #: JAX backend) cannot raise, so then ``set_data`` finds the rows holding NaN or infinity
+    #: and a call whose minibatch holds one raises as the C and numba gathers do
+    checks_rows: bool = True
+    _bad_rows: np.ndarray | None = None
 
     def set_data(self, *arrays: np.ndarray) -> None:
         """Put the training arrays on the compiled side (no recompile for new data)."""
@@ -71,11 +80,21 @@ class TrainStep:
         n = {len(a) for a in arrays}
         if len(n) != 1:
             raise SymnnValueError(f"set_data arrays have different lengths {sorted(n)}.")
+        bad = []
         for s, a, d in zip(self.storage, arrays, self._dtypes):
             s.set_value(np.ascontiguousarray(a, dtype=d), borrow=True)
+            if not self.checks_rows and np.dtype(d).kind == "f":
+                flat = s.get_value(borrow=True).reshape(len(a), -1)
+                bad.append(np.flatnonzero(~np.isfinite(flat).all(axis=1)))
+        self._bad_rows = np.unique(np.concatenate(bad)) if bad else None
         self.n_samples = n.pop()
 
     def __call__(self, indices: np.ndarray) -> list[float]:
+        if self._bad_rows is not None and len(self._bad_rows):
+            rows = np.asarray(indices) % max(self.n_samples, 1)
+            hit = np.isin(rows, self._bad_rows)
+            if hit.any():
+                raise NonFiniteRowError(int(rows[np.argmax(hit)]))
         return self.fn(indices)
 
     def copy_with(self, swap: Mapping[SharedVariable, SharedVariable]) -> TrainStep | None:
@@ -98,7 +117,8 @@ class TrainStep:
             return None
         fn = self.fn.copy(swap={v: mapping[v] for v in used})
         fn.trust_input = True
-        return TrainStep(fn, storage, list(self.names), self.guarded, 0, list(self._dtypes))
+        names, dtypes = list(self.names), list(self._dtypes)
+        return TrainStep(fn, storage, names, self.guarded, 0, dtypes, self.checks_rows)
 
 
 def compile_train_step(
@@ -182,7 +202,8 @@ def compile_train_step(
     outs = [loss, *(pt.as_tensor_variable(o) for o in outputs.values())]
     fn = function([index], outs, updates=ups, givens=givens, mode=mode, on_unused_input="ignore")
     fn.trust_input = True
-    step = TrainStep(fn, storage, names, guard, 0, [v.type.dtype for v in inputs])
+    dtypes = [v.type.dtype for v in inputs]
+    step = TrainStep(fn, storage, names, guard, 0, dtypes, mode_name(mode) != "JAX")
     if data is not None:
         step.set_data(*data)
     return step

@@ -16,7 +16,7 @@ import numpy as np
 import pytensor
 from pytensor.tensor import TensorType
 
-from ..backend import COMPILE_LOCK, default_mode
+from ..backend import COMPILE_LOCK, mode_name
 from ..backend.threads import check_blas_threads
 from ..costs import LOSSES
 from ..errors import SymnnTypeError, SymnnValueError
@@ -243,7 +243,7 @@ class Trainer:
                 f"this trainer was compiled for {self._compiled.kind} targets; got {kind}."
             )
         if self._compiled is not None and self._compiled.weighted != weighted:
-            self._pending_state = (kind, [v.get_value() for v in self.optimizer_state])
+            self._pending_state = (kind, [np.asarray(v.get_value()) for v in self.optimizer_state])
             self._compiled = None
         if self._compiled is None:
             self._compiled = self._compile(kind, weighted)
@@ -328,7 +328,7 @@ class Trainer:
     @locked
     def get_state(self) -> list[np.ndarray]:
         """Copies of every parameter, layer state, optimiser state and the learning rate."""
-        return [v.get_value() for v in self._state_vars()]
+        return [np.asarray(v.get_value()) for v in self._state_vars()]
 
     @locked
     def set_state(self, values: Sequence[np.ndarray]) -> None:
@@ -538,9 +538,8 @@ class Trainer:
 
 
 def _mode_name(mode: str | None) -> str:
-    """A stable name of the mode a step compiles with (symnn's C mode is a Mode object)."""
-    resolved = mode if mode is not None else default_mode()
-    return resolved if isinstance(resolved, str) else "C"
+    """A stable name of the mode a step compiles with (symnn's modes are Mode objects)."""
+    return mode_name(mode)
 
 
 def _update_rule(optimizer: str | Callable) -> tuple[str, Callable]:
