@@ -281,7 +281,11 @@ BACKENDS = ("C", "NUMBA", "JAX")
 
 
 def _numba_mode() -> Mode:
-    # PyTensor's NUMBA mode plus symnn's rewrites (whose ops all have numba implementations)
+    # PyTensor's NUMBA mode plus symnn's rewrites (whose ops all have numba implementations);
+    # numba allocates every intermediate anew on each call: keep freed memory for the next
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()
     return get_mode("NUMBA").including(REWRITE_TAG).excluding(*_C_ONLY_REWRITES)
 
 

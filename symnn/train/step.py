@@ -65,10 +65,10 @@ class TrainStep:
     guarded: bool
     n_samples: int = 0
     _dtypes: list[str] = field(default_factory=list)
-    #: whether the compiled gather checks the rows it copies; a compiled XLA program (the
-    #: JAX backend) cannot raise, so then ``set_data`` finds the rows holding NaN or infinity
-    #: and a call whose minibatch holds one raises as the C and numba gathers do
-    checks_rows: bool = True
+    #: the step is an XLA program (the JAX backend): it cannot raise, so ``set_data`` finds
+    #: the rows holding NaN or infinity and a call whose minibatch holds one raises as the C
+    #: and numba gathers do; and the data are held as JAX arrays
+    xla: bool = False
     _bad_rows: np.ndarray | None = None
 
     def set_data(self, *arrays: np.ndarray) -> None:
@@ -83,9 +83,11 @@ class TrainStep:
         bad = []
         for s, a, d in zip(self.storage, arrays, self._dtypes):
             s.set_value(np.ascontiguousarray(a, dtype=d), borrow=True)
-            if not self.checks_rows and np.dtype(d).kind == "f":
+            if self.xla and np.dtype(d).kind == "f":
                 flat = s.get_value(borrow=True).reshape(len(a), -1)
                 bad.append(np.flatnonzero(~np.isfinite(flat).all(axis=1)))
+            if self.xla:
+                _on_device(s)
         self._bad_rows = np.unique(np.concatenate(bad)) if bad else None
         self.n_samples = n.pop()
 
@@ -118,7 +120,16 @@ class TrainStep:
         fn = self.fn.copy(swap={v: mapping[v] for v in used})
         fn.trust_input = True
         names, dtypes = list(self.names), list(self._dtypes)
-        return TrainStep(fn, storage, names, self.guarded, 0, dtypes, self.checks_rows)
+        return TrainStep(fn, storage, names, self.guarded, 0, dtypes, self.xla)
+
+
+def _on_device(storage: SharedVariable) -> None:
+    """Hold ``storage``'s value as a JAX array (on the default device), as PyTensor's JAX
+    linker holds the variables it updates: a numpy array would be copied to the device on
+    every call (all the training data, for one minibatch)."""
+    import jax
+
+    storage.container.storage[0] = jax.device_put(storage.get_value(borrow=True))
 
 
 def compile_train_step(
@@ -203,7 +214,7 @@ def compile_train_step(
     fn = function([index], outs, updates=ups, givens=givens, mode=mode, on_unused_input="ignore")
     fn.trust_input = True
     dtypes = [v.type.dtype for v in inputs]
-    step = TrainStep(fn, storage, names, guard, 0, dtypes, mode_name(mode) != "JAX")
+    step = TrainStep(fn, storage, names, guard, 0, dtypes, mode_name(mode) == "JAX")
     if data is not None:
         step.set_data(*data)
     return step
