@@ -137,9 +137,8 @@ def main() -> None:
     args = _args()
     cold = _cold_caches() if args.cold else None
     sys.path.insert(0, os.path.dirname(__file__))
-    from _common import fashion_or_random, interleaved, machine, median
-
     import pytensor
+    from _common import fashion_or_random, interleaved, machine, median
 
     from symnn.layers import from_arch
 
@@ -155,10 +154,11 @@ def main() -> None:
         impls = {b: SymnnBackend(b, arch, shape, weights, batch, (X, y)) for b in backends}
         if _available("torch"):
             impls["PyTorch"] = TorchBackend(arch, shape, weights, batch)
-        runs = interleaved({k: (lambda m=m: m.epoch(X, y)) for k, m in impls.items()},
+        runs = interleaved({k: (lambda m=m, X=X, y=y: m.epoch(X, y)) for k, m in impls.items()},
                            args.rounds, pause=1.0)
         print(f"\n{title} ({n} rows of {source}), samples/s, median of {args.rounds} rounds")
-        print(f"{'backend':<10}{'samples/s':>12}{'time / C':>10}{'vs PyTorch':>12}{'compile s':>11}")
+        header = ("backend", "samples/s", "time / C", "vs PyTorch", "compile s")
+        print("{:<10}{:>12}{:>10}{:>12}{:>11}".format(*header))
         for k, m in impls.items():
             rate = median(runs[k])
             vs_c = median(runs["C"]) / rate if "C" in runs else float("nan")

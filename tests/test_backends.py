@@ -207,6 +207,21 @@ def test_training_gives_the_c_backends_values(trained, digits, backend, network)
     )
 
 
+def test_pytensors_own_default_mode_trains_to_the_same_values(trained, digits):
+    """``Mode(linker="auto")`` (PyTensor's default: numba, without symnn's rewrites) runs
+    symnn's own ops too and gives the C backend's values."""
+    from pytensor.compile.mode import Mode
+
+    c, hc = trained["C", "cnn"]
+    t = Trainer(_networks()["cnn"](), seed=0, mode=Mode(linker="auto"), blas_threads=1)
+    h = t.fit(digits.X_train[:480], digits.y_train[:480], epochs=2, batch_size=32,
+              progress=False)
+    np.testing.assert_allclose(h.batch_loss, hc.batch_loss, rtol=1e-4)
+    for a, b in zip(t.network.get_values(), c.network.get_values(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    assert mode_name(t.mode) == "NUMBA"
+
+
 def test_numba_steps_run_no_python(trained, digits):
     """Every node of the numba training, evaluation and prediction functions has a numba
     implementation (the suite also errors on PyTensor's object-mode warning)."""

@@ -203,3 +203,27 @@ def test_save_refuses_a_mode_object_it_cannot_describe(tmp_path):
     with pytest.raises(SymnnValueError, match="pass mode as a name"):
         symnn.save(t, tmp_path / "x")
     assert not list(tmp_path.iterdir())
+
+
+def test_trainer_refuses_an_update_rule_argument_at_construction():
+    """Issue 28: ``clipvalue`` (Keras's) was accepted and refused only at the first ``fit``."""
+    from symnn.layers import mlp
+    from symnn.train import Trainer
+
+    net = mlp([4, 3, 2], rng=0)
+    with pytest.raises(symnn.SymnnTypeError, match="'adam' takes no argument 'clipvalue'"):
+        Trainer(net, clipvalue=0.5)
+    with pytest.raises(symnn.SymnnTypeError, match="'beta1', 'beta2', 'epsilon'"):
+        Trainer(net, momentum=0.5)  # adam's own arguments are listed
+    assert Trainer(net, optimizer="momentum", momentum=0.5).optimizer_kwargs == {"momentum": 0.5}
+    assert Trainer(net, optimizer=lambda g, p, learning_rate, **kw: {}, anything=1)
+
+
+def test_activation_maximization_given_a_trainer_says_to_pass_its_network():
+    """Issue 28: the Trainer that ``symnn.load`` returns was refused without saying why."""
+    from symnn.layers import mlp
+    from symnn.train import Trainer
+
+    trainer = Trainer(mlp([4, 3, 2], rng=0))
+    with pytest.raises(symnn.SymnnTypeError, match=r"got a Trainer: pass its \.network"):
+        activation_maximization(trainer, [0], steps=1)

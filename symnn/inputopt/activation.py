@@ -1087,6 +1087,11 @@ def _penalties(
 
 def _check_target(network, layer, probability, preactivation, image_shape):
     """``(layer index, preactivation, image shape)`` checked against the network."""
+    if isinstance(getattr(network, "network", None), Layer):  # a Trainer (symnn.load's too)
+        raise SymnnTypeError(
+            f"network must be a symnn network; got a {type(network).__name__}: pass its "
+            f".network (activation_maximization(trainer.network, ...))."
+        )
     if not isinstance(network, Layer) or network.n_in is None:
         raise SymnnTypeError(
             f"network must be a symnn network with a known input width; got {describe(network)}."

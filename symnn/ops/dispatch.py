@@ -66,7 +66,7 @@ def _register_numba(nb: ModuleType, makers: dict[type, Callable]) -> None:
         hook(cls)(lambda op, node=None, make=make, **kw: (make(nb, op, node), _salt(make, node)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_digest(module_name: str) -> str:
     module = sys.modules[module_name]
     with open(module.__file__, "rb") as f:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dispatch import register_numba
 from .gather import NonFiniteRowError, TakeRows
 from .indexing import IncPick, IncRows, PickRows
-from .dispatch import register_numba
 from .rowsum import RowSum
 from .softmax import LogSoftmaxRows, SoftmaxRows
 

@@ -4,6 +4,7 @@ shuffled minibatches by :meth:`Trainer.fit`."""
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import sys
@@ -203,7 +204,8 @@ class Trainer:
         self.max_norm = None if max_norm is None else float(check_positive(max_norm, "max_norm"))
         self.guard, self.mode = bool(guard), mode
         self.blas_threads = check_blas_threads(blas_threads)  # None: tuned by timing
-        self.optimizer_kwargs = optimizer_kwargs
+        self.optimizer_kwargs = _checked_rule_kwargs(self.rule, self.optimizer_name,
+                                                     optimizer_kwargs)
         self.learning_rate = shared_learning_rate(learning_rate, self.dtype)
         self.rng = as_rng(seed, name="seed")
         self.n_updates = 0
@@ -540,6 +542,25 @@ class Trainer:
 def _mode_name(mode: str | None) -> str:
     """A stable name of the mode a step compiles with (symnn's modes are Mode objects)."""
     return mode_name(mode)
+
+
+def _checked_rule_kwargs(rule: Callable, name: str, kwargs: dict) -> dict:
+    """``kwargs`` when the update rule takes every one of them; otherwise an error now, not at
+    the first ``fit`` (``Trainer(..., clipvalue=0.5)`` names ``clipvalue``)."""
+    try:
+        params = inspect.signature(rule).parameters
+    except (TypeError, ValueError):  # a callable without a signature: the rule decides
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    taken = [k for k in list(params)[2:] if k != "learning_rate"]  # after (grads, params)
+    unknown = sorted(set(kwargs) - set(taken))
+    if unknown:
+        raise SymnnTypeError(
+            f"optimizer {name!r} takes no argument {', '.join(map(repr, unknown))}; "
+            f"its arguments besides learning_rate are {taken}."
+        )
+    return kwargs
 
 
 def _update_rule(optimizer: str | Callable) -> tuple[str, Callable]:
