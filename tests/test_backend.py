@@ -69,6 +69,7 @@ def _run(code, **env):
     )
 
 
+@pytest.mark.slow  # subprocesses compiling C
 @pytest.mark.skipif(not HAS_CXX, reason="no C compiler: symnn falls back to NUMBA")
 def test_a_passed_link_check_is_remembered_in_the_compile_directory(tmp_path):
     code = "import symnn; print(symnn.backend.blas_status().reason)"

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each command in a subprocess
+
 
 def run(*args, cwd=None):
     env = {**os.environ, "SYMNN_MODE": "FAST_COMPILE"}

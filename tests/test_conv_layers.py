@@ -149,6 +149,7 @@ def test_gradient_of_a_small_cnn_matches_finite_differences():
     assert symnn.check_grad(cost, [*net.params, x], [X], givens={y: Y}) < 1e-5
 
 
+@pytest.mark.slow  # the C backend
 def test_a_cnn_trains_and_its_channels_are_maximised_on_the_default_backend(users_backend):
     from pytensor.tensor.random.op import RandomVariable
 

@@ -9,6 +9,8 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from symnn import MLPClassifier
 
+pytestmark = pytest.mark.slow  # Dask clusters and joblib workers
+
 GRID = {"alpha": [1e-4, 1e-2], "learning_rate_init": [0.01, 0.03]}  # 4 settings
 BASE = MLPClassifier(hidden_layer_sizes=(8,), batch_size=32, max_iter=30, random_state=0)
 

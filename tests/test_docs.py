@@ -17,6 +17,7 @@ PUBLIC = sorted(
 )
 
 
+@pytest.mark.slow  # pdoc over every module
 def test_api_reference_has_a_page_per_public_module(tmp_path):
     pdoc.pdoc(*PUBLIC, output_directory=tmp_path)
     pages = {

@@ -21,6 +21,7 @@ FAST = dict(
 )
 
 
+@pytest.mark.slow  # every scikit-learn check
 @parametrize_with_checks(
     [MLPClassifier(**FAST), MLPRegressor(**FAST)], expected_failed_checks=sample_weight_xfail
 )

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every example's main on a small budget
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

@@ -167,6 +167,7 @@ def _paths(header, prefix=()):
             yield from _paths(value, (*prefix, key))
 
 
+@pytest.mark.slow  # hundreds of files
 def test_every_malformed_header_field_gives_a_symnn_value_error(saved_run, tmp_path):
     """Each field of a real file's header (nested ones included) replaced by each wrong
     value: loading either works or raises SymnnValueError, never a raw numpy/Python error."""

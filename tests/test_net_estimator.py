@@ -19,6 +19,7 @@ from symnn.layers import Dense, mlp
 FAST = dict(learning_rate_init=0.02, batch_size=32, max_iter=60, random_state=0)
 
 
+@pytest.mark.slow  # every scikit-learn check
 @parametrize_with_checks(
     [
         NetClassifier(dense_network, network__hidden=(16,), **FAST),
@@ -51,6 +52,7 @@ def test_a_dense_layer_is_scikit_learns_logistic_regression(iris):
     assert np.abs(W.T - twice.coef_).max() > 0.05
 
 
+@pytest.mark.slow  # a grid search
 def test_grid_search_over_the_builders_arguments(iris):
     X, y = iris
     est = NetClassifier(dense_network, **{**FAST, "max_iter": 100})

@@ -159,6 +159,7 @@ def test_numba_implementation_matches(rng):
         f(z, y)
 
 
+@pytest.mark.slow  # a subprocess compiling numba
 def test_numba_is_imported_only_when_the_numba_backend_is_used():
     """``import symnn`` leaves numba alone (0.3 s); the NUMBA backend, imported later, still
     runs symnn's own numba loops (object mode would warn)."""

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import sklearn
 
+pytestmark = pytest.mark.slow  # scikit-learn's own test file, 23 s
+
 SOURCE = Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
 IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 
