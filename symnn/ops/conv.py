@@ -472,7 +472,11 @@ class _Pooling(COp):
 
     def _windows(self, x: np.ndarray):
         """``(oy, ox, y0, y1, x0, x1, count)`` for every output position (numpy path)."""
-        h, w = x.shape[2:]
+        return self.window_bounds(*x.shape[2:])
+
+    def window_bounds(self, h: int, w: int):
+        """``(oy, ox, y0, y1, x0, x1, count)`` for every output position of an ``h x w``
+        image: the window inside the image and the divisor of average pooling."""
         (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
         oh, ow = self.out_hw(h, w)
         too_small = self.ignore_border and (h + 2 * ph < kh or w + 2 * pw < kw)

@@ -86,21 +86,13 @@ def _window_table(op, h: int, w: int) -> tuple[np.ndarray, np.ndarray, int, int]
     """``(index (P, K), count (P,), oh, ow)``: for every output position the flat pixel of
     each window cell (``h * w`` for a cell outside the image) and the divisor of average
     pooling, as the C and numpy code compute them."""
-    (kh, kw), (sh, sw), (ph, pw) = op.pool, op.stride, op.pad
     oh, ow = op.out_hw(h, w)
-    index = np.full((oh * ow, kh * kw), h * w, dtype=np.int32)
+    index = np.full((oh * ow, op.pool[0] * op.pool[1]), h * w, dtype=np.int32)
     count = np.ones(oh * ow)
-    for oy in range(oh):
-        ys = oy * sh - ph
-        ye = min(ys + kh, h + ph)
-        for ox in range(ow):
-            xs = ox * sw - pw
-            xe = min(xs + kw, w + pw)
-            y0, x0, y1, x1 = max(ys, 0), max(xs, 0), min(ye, h), min(xe, w)
-            cells = [y * w + x for y in range(y0, y1) for x in range(x0, x1)]
-            index[oy * ow + ox, : len(cells)] = cells
-            inc = op.mode == "average_inc_pad"
-            count[oy * ow + ox] = (ye - ys) * (xe - xs) if inc else (y1 - y0) * (x1 - x0)
+    for oy, ox, y0, y1, x0, x1, divisor in op.window_bounds(h, w):
+        cells = [y * w + x for y in range(y0, y1) for x in range(x0, x1)]
+        index[oy * ow + ox, : len(cells)] = cells
+        count[oy * ow + ox] = divisor
     return index, count, oh, ow
 
 

@@ -19,8 +19,22 @@ from .rowsum import RowSum
 from .softmax import LogSoftmaxRows, SoftmaxRows
 
 
+def _column(nb):
+    """``(y, i, k) -> y[i]`` with a negative index counted from the end, checked."""
+
+    @nb.numba_njit
+    def column(y, i, k):
+        j = y[i] + k if y[i] < 0 else y[i]
+        if j < 0 or j >= k:
+            raise IndexError("pick: an index is out of bounds.")
+        return j
+
+    return column
+
+
 def _pick(nb, op, node):
     out_dtype = np.dtype(node.outputs[0].dtype)
+    column = _column(nb)
 
     @nb.numba_njit
     def pick(m, y):
@@ -29,10 +43,7 @@ def _pick(nb, op, node):
             raise ValueError("pick: the index count does not match the rows.")
         out = np.empty(n, dtype=out_dtype)
         for i in range(n):
-            j = y[i] + k if y[i] < 0 else y[i]
-            if j < 0 or j >= k:
-                raise IndexError("pick: an index is out of bounds.")
-            out[i] = m[i, j]
+            out[i] = m[i, column(y, i, k)]
         return out
 
     return pick
@@ -40,6 +51,7 @@ def _pick(nb, op, node):
 
 def _inc_pick(nb, op, node):
     assign = op.set
+    column = _column(nb)
 
     @nb.numba_njit
     def inc_pick(x, g, y):
@@ -50,9 +62,7 @@ def _inc_pick(nb, op, node):
             raise ValueError("inc_pick: the values do not match the rows.")
         out = x.copy()
         for i in range(n):
-            j = y[i] + k if y[i] < 0 else y[i]
-            if j < 0 or j >= k:
-                raise IndexError("inc_pick: an index is out of bounds.")
+            j = column(y, i, k)
             v = g[i] if len(g) == n else g[0]
             if assign:
                 out[i, j] = v
