@@ -34,6 +34,7 @@ __all__ = [
     "log_softmax",
     "grouped_softmax",
     "get",
+    "name_of",
     "NAMES",
 ]
 
@@ -184,3 +185,13 @@ def get(activation: str | Callable | None, *, name: str = "activation") -> Calla
     raise SymnnValueError(
         f"{name}={activation!r} is not known; expected a callable or one of {', '.join(NAMES)}."
     )
+
+
+def name_of(fn: Callable) -> str | None:
+    """The name :func:`get` resolves to ``fn`` (the first, for aliases), or None for a
+    callable of the user's own.
+
+    >>> name_of(relu), name_of(get(None)), name_of(lambda x: x)
+    ('relu', 'linear', None)
+    """
+    return next((key for key, value in NAMES.items() if value is fn), None)

@@ -37,7 +37,6 @@ from .layers import (
     Reshape,
     Sequential,
 )
-from .layers.dense import _activation_name
 
 __all__ = ["from_onnx", "to_onnx", "SUPPORTED_OPS", "OPSET"]
 
@@ -98,7 +97,7 @@ class _Reader:
         if name == "softmax" and self.attrs(node).get("axis", -1) not in (-1, 1):
             raise self.error(node, "Softmax over an axis other than the features.")
         last = self.layers[-1] if self.layers else None
-        if isinstance(last, Dense | Conv2D) and _activation_name(last.activation) == "linear":
+        if isinstance(last, Dense | Conv2D) and nonlinearities.name_of(last.activation) == "linear":
             last.activation = nonlinearities.get(name)  # folded into the layer
         elif self.shape is not None and len(self.shape) in (1, 3) and self.layers:
             units = self.shape[0]
@@ -286,7 +285,7 @@ class _Writer:
         self.current = out
 
     def activation(self, fn) -> None:
-        name = _activation_name(fn)
+        name = nonlinearities.name_of(fn)
         ops = {v: k for k, v in _ACTIVATIONS.items()}
         if name == "linear":
             return

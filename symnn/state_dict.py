@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import nonlinearities
 from .errors import SymnnTypeError, SymnnValueError
 from .layers import BatchNorm, Conv2D, Dense, Layer, PReLU, Sequential
 from .safetensors import read_safetensors
@@ -35,12 +36,16 @@ _PICKLED = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 
 @dataclass
 class LoadReport:
-    """What :func:`load_state_dict` did: the symnn parameters it set, the layers with
-    parameters it left as they were, the source keys it did not use."""
+    """What :func:`load_state_dict` did: the symnn parameters it set, which source key
+    filled each (``pairs``: ``{"features.0.weight": "conv0.W"}``), the layers with parameters
+    it left as they were, the source keys it did not use, and ``notes`` on differences the
+    weights do not carry (a final softmax the source model may not have)."""
 
     loaded: list[str] = field(default_factory=list)
+    pairs: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _natural(key: str) -> tuple:
@@ -109,48 +114,59 @@ def _fit(value: np.ndarray, shape: tuple, key: str, label: str, layer: Layer) ->
     return value
 
 
-def _convert(layer: Layer, group: dict, prefix: str, label: str, used: set) -> dict:
-    """``{shared variable: value}`` for one layer; the source keys it read go into ``used``."""
+def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
+    """``{shared variable: (value, source key)}`` for one layer."""
 
-    def shape(var):
-        return var.get_value(borrow=True).shape
+    def key(name):
+        return f"{prefix}.{name}" if prefix else name
 
-    def take(name):
-        used.add(f"{prefix}.{name}" if prefix else name)
-        return _take(group, name, prefix, label)
-
-    def fit(value, var, name):
-        return _fit(value, shape(var), f"{prefix}.{name}", label, layer)
+    def take(name, var, transpose=False):
+        value = _take(group, name, prefix, label)
+        want = var.get_value(borrow=True).shape
+        return _fit(value, want[::-1] if transpose else want, key(name), label, layer)
 
     out = {}
     if isinstance(layer, Dense):  # nn.Linear's weight is (out, in)
-        w = _fit(take("weight"), shape(layer.W)[::-1], f"{prefix}.weight", label, layer)
-        out[layer.W] = w.T
-        if layer.b is not None:
-            out[layer.b] = fit(take("bias"), layer.b, "bias")
+        out[layer.W] = (take("weight", layer.W, transpose=True).T, key("weight"))
     elif isinstance(layer, Conv2D):
-        w = fit(take("weight"), layer.W, "weight")
-        out[layer.W] = w[:, :, ::-1, ::-1] if layer.flip_filters else w
-        if layer.b is not None:
-            out[layer.b] = fit(take("bias"), layer.b, "bias")
+        w = take("weight", layer.W)
+        out[layer.W] = (w[:, :, ::-1, ::-1] if layer.flip_filters else w, key("weight"))
     elif isinstance(layer, BatchNorm):
-        var = fit(take("running_var"), layer.mean, "running_var")
+        var = take("running_var", layer.mean)
         if np.any(var < 0):
-            raise SymnnValueError(f"{label}: {prefix}.running_var has negative values.")
-        out[layer.gamma] = fit(take("weight"), layer.gamma, "weight")
-        out[layer.beta] = fit(take("bias"), layer.beta, "bias")
-        out[layer.mean] = fit(take("running_mean"), layer.mean, "running_mean")
-        out[layer.inv_std] = 1.0 / np.sqrt(var.astype(np.float64) + layer.epsilon)
+            raise SymnnValueError(f"{label}: {key('running_var')} has negative values.")
+        out[layer.gamma] = (take("weight", layer.gamma), key("weight"))
+        out[layer.beta] = (take("bias", layer.beta), key("bias"))
+        out[layer.mean] = (take("running_mean", layer.mean), key("running_mean"))
+        inv_std = 1.0 / np.sqrt(var.astype(np.float64) + layer.epsilon)
+        out[layer.inv_std] = (inv_std, key("running_var"))
     elif isinstance(layer, PReLU):
-        a = take("weight").reshape(-1)
-        a = np.broadcast_to(a, shape(layer.alpha)) if a.size == 1 else a
-        out[layer.alpha] = fit(a, layer.alpha, "weight")
+        a = _take(group, "weight", prefix, label).reshape(-1)
+        shape = layer.alpha.get_value(borrow=True).shape
+        a = np.broadcast_to(a, shape) if a.size == 1 else a
+        out[layer.alpha] = (_fit(a, shape, key("weight"), label, layer), key("weight"))
     else:
         raise SymnnValueError(
             f"{type(layer).__name__}{layer._label()} has parameters load_state_dict does not "
             "know how to fill; set them with set_values."
         )
+    if isinstance(layer, Dense | Conv2D) and layer.b is not None:
+        out[layer.b] = (take("bias", layer.b), key("bias"))
     return out
+
+
+def _output_note(network: Layer) -> list[str]:
+    """A network that ends with softmax (as ``from_arch``'s do) computes probabilities where
+    a PyTorch model ending with ``nn.Linear`` computes scores: same weights, other numbers."""
+    last = network.layers[-1] if isinstance(network, Sequential) else network
+    name = nonlinearities.name_of(getattr(last, "activation", None))
+    if name not in ("softmax", "log_softmax", "sigmoid"):
+        return []
+    return [
+        f"the network's last layer{last._label()} applies {name}: compare it with "
+        f"torch's {name}(scores) if the source model ends with scores (nn.Linear), or build "
+        "the last layer with activation=None"
+    ]
 
 
 def _pairs(network: Layer, groups: dict, key_map: Mapping | None, label: str) -> list:
@@ -189,26 +205,31 @@ def load_state_dict(
     >>> from symnn.layers import mlp
     >>> net = mlp([3, 2], rng=0)
     >>> w = {"fc.weight": np.ones((2, 3)), "fc.bias": np.zeros(2)}  # nn.Linear(3, 2)
-    >>> load_state_dict(net, w).loaded
-    ['dense0.W', 'dense0.b']
+    >>> report = load_state_dict(net, w)
+    >>> report.pairs
+    {'fc.weight': 'dense0.W', 'fc.bias': 'dense0.b'}
+    >>> report.notes[0].split(":")[0]
+    "the network's last layer 'dense0' applies softmax"
     """
     if not isinstance(network, Layer):
         raise SymnnTypeError(f"network must be a symnn layer; got {describe(network)}.")
     arrays, label = read_weights(source)
     groups = _groups(arrays)
-    report, values, used = LoadReport(), {}, set()
+    report, values = LoadReport(notes=_output_note(network)), {}
     for layer, prefix in _pairs(network, groups, key_map, label):
         if prefix is None:
             report.missing.append(type(layer).__name__ + layer._label())
             continue
-        values.update(_convert(layer, groups[prefix], prefix, label, used))
+        values.update(_convert(layer, groups[prefix], prefix, label))
+    used = {key for _, key in values.values()}
     report.unexpected = [k for k in arrays if k not in used and not k.endswith(_IGNORED)]
     if strict and (report.missing or report.unexpected):
         raise SymnnValueError(
             f"{label} does not fit the network: layers without weights {report.missing}, "
             f"keys not used {report.unexpected[:10]}; pass key_map or strict=False."
         )
-    for var, value in values.items():
+    for var, (value, key) in values.items():
         var.set_value(np.asarray(value, dtype=var.get_value(borrow=True).dtype))
         report.loaded.append(str(var.name))
+        report.pairs[key] = str(var.name)
     return report

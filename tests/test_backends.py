@@ -13,6 +13,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from _torch import import_torch
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
@@ -145,7 +146,7 @@ def test_max_pooling_propagates_nan_as_pytorch_does(backend):
 
 
 def test_max_pooling_matches_pytorch_itself():
-    torch = pytest.importorskip("torch", reason="torch is in the test extra on Python < 3.12")
+    torch = import_torch()
     X = np.arange(16.0).reshape(1, 1, 4, 4)
     X[0, 0, 0, 0] = X[0, 0, 2, 2] = X[0, 0, 3, 3] = np.nan
     t = torch.tensor(X, requires_grad=True)

@@ -292,7 +292,6 @@ def test_bad_arch_is_a_usage_error(args, message, tmp_path):
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     """An ONNX graph and a .safetensors of PyTorch-layout weights for a small CNN."""
-    pytest.importorskip("onnx")
     import numpy as np
 
     from symnn.io import to_onnx

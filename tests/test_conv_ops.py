@@ -243,7 +243,6 @@ def test_the_row_of_ones_carries_a_bias_and_gets_no_image_gradient(mode):
 @pytest.mark.slow  # numba compiles
 def test_numba_implementations_match_the_numpy_ones():
     """PyTensor's default backend (numba) runs the ops' numba loops, not object mode."""
-    pytest.importorskip("numba")
     import warnings
 
     x = pt.tensor4("x", dtype="float64")

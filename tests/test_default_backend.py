@@ -6,7 +6,7 @@ its best-iterate replay, the non-finite rollback, exact resume and determinism."
 import numpy as np
 import pytensor.tensor as pt
 import pytest
-from _sklearn_checks import sample_weight_xfail
+from _sklearn_checks import with_check_params
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import symnn
@@ -28,10 +28,9 @@ def digits():
 # -- scikit-learn's own checks, every one, default hyperparameters ---------------------------
 @parametrize_with_checks(
     [MLPClassifier(), MLPRegressor(), NetClassifier(dense_network)],
-    expected_failed_checks=sample_weight_xfail,
 )
 def test_sklearn_checks_on_the_default_backend(estimator, check):
-    check(estimator)
+    check(with_check_params(estimator, check))
 
 
 def test_predictions_do_not_depend_on_the_other_rows(digits):

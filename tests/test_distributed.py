@@ -34,7 +34,7 @@ def test_grid_search_with_loky_equals_serial(serial_scores):
 
 
 def test_grid_search_on_a_dask_local_cluster_equals_serial(serial_scores):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     X, y, serial = serial_scores
     with (
         distributed.LocalCluster(
@@ -75,7 +75,7 @@ def _modules_compiled():
 def test_warmed_dask_workers_compile_no_c_code_during_the_search(tmp_path, monkeypatch):
     """Workers start on an empty compile directory with symnn's own backend; after the warm
     step, a search over alpha and the learning rate compiles no C module anywhere."""
-    distributed = pytest.importorskip("distributed")
+    import distributed
     monkeypatch.setenv("PYTENSOR_FLAGS", f"base_compiledir={tmp_path}")
     monkeypatch.delenv("SYMNN_MODE", raising=False)
     X, y = load_iris(return_X_y=True)

@@ -4,11 +4,10 @@ keeps it from going stale: every public module gets a page and every docstring r
 import importlib
 import pkgutil
 
+import pdoc
 import pytest
 
 import symnn
-
-pdoc = pytest.importorskip("pdoc")
 
 PUBLIC = sorted(
     m.name

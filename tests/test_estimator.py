@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _sklearn_checks import sample_weight_xfail
+from _sklearn_checks import with_check_params
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -22,11 +22,9 @@ FAST = dict(
 
 
 @pytest.mark.slow  # every scikit-learn check
-@parametrize_with_checks(
-    [MLPClassifier(**FAST), MLPRegressor(**FAST)], expected_failed_checks=sample_weight_xfail
-)
+@parametrize_with_checks([MLPClassifier(**FAST), MLPRegressor(**FAST)])
 def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+    check(with_check_params(estimator, check))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from _sklearn_checks import sample_weight_xfail
+from _sklearn_checks import with_check_params
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -25,10 +25,9 @@ FAST = dict(learning_rate_init=0.02, batch_size=32, max_iter=60, random_state=0)
         NetClassifier(dense_network, network__hidden=(16,), **FAST),
         NetRegressor(dense_network, network__hidden=(16,), **FAST),
     ],
-    expected_failed_checks=sample_weight_xfail,
 )
 def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+    check(with_check_params(estimator, check))
 
 
 @pytest.fixture(scope="module")

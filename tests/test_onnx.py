@@ -4,8 +4,6 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-
-onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 

@@ -145,7 +145,6 @@ def test_length_mismatch_is_an_error():
 
 @pytest.mark.slow
 def test_numba_implementation_matches(rng):
-    pytest.importorskip("numba")
     z, y = _cases(rng)
     zz, yy = pt.matrix("z", dtype="float64"), pt.ivector("y")
     loss = softmax_cross_entropy(zz, yy)
@@ -163,7 +162,6 @@ def test_numba_implementation_matches(rng):
 def test_numba_is_imported_only_when_the_numba_backend_is_used():
     """``import symnn`` leaves numba alone (0.3 s); the NUMBA backend, imported later, still
     runs symnn's own numba loops (object mode would warn)."""
-    pytest.importorskip("numba")
     import subprocess
     import sys
 

@@ -5,10 +5,21 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from _torch import import_torch
 
+from symnn import nonlinearities
 from symnn.errors import SymnnValueError
 from symnn.io import load_state_dict
-from symnn.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, Reshape, Sequential
+from symnn.layers import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    Reshape,
+    Sequential,
+    from_arch,
+)  # fmt: skip
 from symnn.safetensors import read_safetensors, write_safetensors
 
 
@@ -147,7 +158,7 @@ def test_safetensors_reader_against_the_format_and_bad_files(tmp_path):
 
 
 def test_real_torch_modules():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -164,6 +175,32 @@ def test_real_torch_modules():
     with torch.no_grad():
         want = model(torch.from_numpy(X).float().reshape(-1, 1, 6, 6)).double().numpy()
     np.testing.assert_allclose(outputs(net, X), want, atol=1e-5)
+
+
+def test_the_report_pairs_each_source_key_with_a_parameter_and_notes_the_softmax():
+    """A from_arch network ends with softmax, a PyTorch classifier with scores: the report
+    says so (the weights load, the outputs differ by the softmax)."""
+    torch = import_torch()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(36, 10),
+    )  # fmt: skip
+    net = from_arch("conv4x3,pool2,10", (8, 8), rng=0)
+    report = load_state_dict(net, {k: v.numpy() for k, v in model.state_dict().items()})
+    assert report.pairs == {
+        "0.weight": "conv0.W", "0.bias": "conv0.b", "4.weight": "dense2.W", "4.bias": "dense2.b"
+    }  # fmt: skip
+    assert len(report.notes) == 1 and "applies softmax" in report.notes[0]
+    X = np.random.default_rng(0).uniform(size=(5, 64))
+    with torch.no_grad():
+        scores = model(torch.from_numpy(X).float().reshape(-1, 1, 8, 8)).double()
+    x = pt.matrix("x", dtype="float32")
+    got = pytensor.function([x], net(x), mode="FAST_COMPILE")(X.astype("float32"))
+    np.testing.assert_allclose(got, torch.softmax(scores, 1).numpy(), atol=1e-5)
+    plain = from_arch("conv4x3,pool2,10", (8, 8), rng=0)
+    plain.layers[-1].activation = nonlinearities.get(None)
+    assert load_state_dict(plain, {k: v.numpy() for k, v in model.state_dict().items()}).notes == []
 
 
 def test_onnx_without_the_onnx_package_says_how_to_install_it(monkeypatch, tmp_path):

@@ -13,7 +13,6 @@ from ..init import Constant, GlorotUniform
 from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
 from ..utils import check_positive
 from .base import Layer, register
-from .dense import _activation_name
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
 
@@ -188,7 +187,7 @@ class Conv2D(Layer):
         return self._images(x, activation=True)
 
     def get_config(self) -> dict[str, Any]:
-        name = _activation_name(self.activation)
+        name = nonlinearities.name_of(self.activation)
         if name is None:
             raise SymnnValueError(
                 f"Conv2D{self._label()} uses a custom activation, which cannot be described "

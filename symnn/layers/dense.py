@@ -16,13 +16,6 @@ from .base import Layer, register
 __all__ = ["Dense", "PReLU", "Activation"]
 
 
-def _activation_name(fn) -> str | None:
-    for key, value in nonlinearities.NAMES.items():
-        if value is fn:
-            return key
-    return None
-
-
 @register
 class Dense(Layer):
     """A fully connected layer computing ``activation(x @ W + b)``.
@@ -92,7 +85,7 @@ class Dense(Layer):
         return super().output_shape(input_shape)
 
     def get_config(self) -> dict[str, Any]:
-        name = _activation_name(self.activation)
+        name = nonlinearities.name_of(self.activation)
         if name is None:
             raise SymnnValueError(
                 f"Dense{self._label()} uses a custom activation {self.activation!r}, which "
@@ -190,7 +183,7 @@ class Activation(Layer):
         return self.activation(x)
 
     def get_config(self) -> dict[str, Any]:
-        name = _activation_name(self.activation)
+        name = nonlinearities.name_of(self.activation)
         if name is None:
             raise SymnnValueError(
                 f"Activation{self._label()} uses a custom function, which "
