@@ -13,7 +13,7 @@ from symnn.inputopt import (
     maximize,
     round_to_binary,
 )
-from symnn.layers import mlp
+from symnn.layers import Dense, Sequential, mlp
 from symnn.train import Trainer
 
 PATTERNS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
@@ -488,3 +488,37 @@ def test_preconditioned_activation_maximization_is_smoother(digits_net):
     assert all(r.moved for r in smooth.rows)
     with pytest.raises(SymnnValueError, match="precondition=True needs image_shape"):
         activation_maximization(trainer.network, [0], precondition=True, steps=1)
+
+
+def test_the_automatic_prior_weight_is_the_strongest_that_still_beats_the_reference(digits_net):
+    """Each unit keeps the strongest of AUTO_PRIOR_WEIGHTS under which its input still
+    activates it beyond its best reference input (else the weakest), checked against one run
+    per fixed weight from the same starts."""
+    from symnn.inputopt.activation import AUTO_PRIOR_WEIGHTS
+
+    trainer, data = digits_net
+    kw = dict(steps=60, image_shape=(8, 8), reference=data.X_train[:300], seed=0)
+    auto = activation_maximization(trainer.network, range(8), **kw)
+    fixed = {w: activation_maximization(trainer.network, range(8), prior_weight=w, **kw).rows
+             for w in AUTO_PRIOR_WEIGHTS}  # fmt: skip
+    for k, row in enumerate(auto.rows):
+        beat = [w for w in AUTO_PRIOR_WEIGHTS if fixed[w][k].exceeds_reference]
+        want = max(beat, default=AUTO_PRIOR_WEIGHTS[0])
+        assert row.prior_weight == want, (k, row.prior_weight, want)
+        assert row.best == pytest.approx(fixed[want][k].best, rel=1e-3)
+    assert len({row.prior_weight for row in auto.rows}) > 1  # the choice is per unit
+
+
+def test_scale_and_rotate_act_on_the_step():
+    """A unit that reads one pixel: without warps only that pixel's gradient is non-zero, so
+    the ascent moves that pixel alone; with random scaling and rotation the pixel is sampled
+    between its neighbours, and they move too."""
+    net = Sequential([Dense(64, 1, None, W=np.zeros((64, 1)), b=np.zeros(1), dtype="float64")])
+    net.layers[0].W.set_value(np.eye(64)[:, [27]])  # the pixel at (3, 3)
+    x0 = np.full((1, 64), 0.5)
+    kw = dict(x0=x0, steps=10, prior=None, image_shape=(8, 8), learning_rate=0.01, seed=0)
+    plain = activation_maximization(net, [0], **kw).x
+    moved = np.flatnonzero(np.abs(plain - x0) > 1e-9)
+    assert moved.tolist() == [27]
+    warped = activation_maximization(net, [0], scale=0.05, rotate=5, **kw).x
+    assert np.count_nonzero(np.abs(warped - x0) > 1e-9) > 1
