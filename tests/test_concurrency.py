@@ -14,11 +14,13 @@ import pytest
 from joblib import parallel_backend
 from sklearn.model_selection import GridSearchCV, KFold
 
+import symnn
 from symnn import MLPClassifier
 from symnn.datasets import load_digits
 from symnn.inputopt import activation_maximization, maximize
-from symnn.layers import mlp
-from symnn.train import Trainer
+from symnn.io import from_onnx, load_state_dict, to_onnx
+from symnn.layers import from_arch, mlp
+from symnn.train import ScipyTrainer, Trainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("users_backend")]
 
@@ -240,10 +242,12 @@ FIRST_COMPILES_SCRIPT = textwrap.dedent(
 )
 
 
-def test_the_first_compiles_of_a_fresh_process_from_four_threads():
+def test_the_first_compiles_of_a_fresh_process_from_four_threads(tmp_path):
     """A new process whose first compiles happen in four threads at once (a Dask worker's
-    first tasks): PyTensor initialises its settings lazily and must not race."""
+    first tasks), in an empty compile directory of its own, so that the C modules really are
+    compiled from those threads: PyTensor initialises its settings lazily and must not race."""
     env = {k: v for k, v in os.environ.items() if k != "SYMNN_MODE"}
+    env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp_path / 'compiledir'}"
     res = subprocess.run(
         [sys.executable, "-c", FIRST_COMPILES_SCRIPT],
         capture_output=True,
@@ -253,3 +257,105 @@ def test_the_first_compiles_of_a_fresh_process_from_four_threads():
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "errors: []" in res.stdout, res.stdout
+    assert any((tmp_path / "compiledir").rglob("*.so"))  # compiled there, from the threads
+
+
+# -- every public entry point from 2, 4 and 8 threads: results equal the serial ones ----------
+def _equal_lists(serial, threaded):
+    for a, b in zip(serial, threaded, strict=True):
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+def _cnn(seed):
+    return from_arch("conv4x3same,pool2,conv4x3,10", (8, 8), rng=seed)
+
+
+def _fit_cnn(X, y, seed):
+    t = Trainer(_cnn(seed), seed=seed, blas_threads=1)
+    t.fit(X[:400], y[:400], epochs=1, batch_size=32, progress=False)
+    return t
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_convolutional_networks_trained_and_used_in_threads(digits, n):
+    X, y = digits
+
+    def run(seed):
+        t = _fit_cnn(X, y, seed)
+        return [*t.network.get_values(), t.predict_proba(X[:100])]
+
+    seeds = [(s,) for s in range(n)]
+    _equal_lists([run(*s) for s in seeds], in_threads(run, seeds))
+
+
+@pytest.fixture(scope="module")
+def cnn_trainer(digits):
+    return _fit_cnn(*digits, 0)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_onnx_export_and_import_in_threads(cnn_trainer, digits, tmp_path, n):
+    X, _ = digits
+
+    def run(i):
+        path = to_onnx(cnn_trainer.network, tmp_path / f"net{i}.onnx")
+        back = from_onnx(path)
+        x = pt.matrix("x", dtype="float32")
+        return path.read_bytes(), symnn.function([x], back(x, deterministic=True))(X[:50])
+
+    serial = run(-1)
+    for data, out in in_threads(run, [(i,) for i in range(n)]):
+        assert data == serial[0]
+        np.testing.assert_array_equal(out, serial[1])
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_save_load_and_load_state_dict_in_threads(cnn_trainer, digits, tmp_path, n):
+    X, _ = digits
+    first, conv, dense = (la for la in cnn_trainer.network.layers if la.params)
+    torch_layout = {  # the trained weights as PyTorch would hold them
+        "c0.weight": first.W.get_value(), "c0.bias": first.b.get_value(),
+        "c1.weight": conv.W.get_value(), "c1.bias": conv.b.get_value(),
+        "fc.weight": dense.W.get_value().T, "fc.bias": dense.b.get_value(),
+    }  # fmt: skip
+
+    def run(i):
+        again = symnn.load(symnn.save(cnn_trainer, tmp_path / f"run{i}"))
+        fresh = _cnn(100 + i)
+        load_state_dict(fresh, torch_layout)
+        return again.predict_proba(X[:100]), fresh.get_values()
+
+    serial = run(-1)
+    np.testing.assert_array_equal(serial[0], cnn_trainer.predict_proba(X[:100]))
+    for probs, values in in_threads(run, [(i,) for i in range(n)]):
+        np.testing.assert_array_equal(probs, serial[0])
+        _equal_lists([values], [serial[1]])
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_scipy_trainers_in_threads(digits, n):
+    X, y = digits
+
+    def run(seed):
+        t = ScipyTrainer(mlp([64, 16, 10], rng=seed, dtype="float64"), blas_threads=1)
+        t.fit(X[:300].astype("float64"), y[:300], maxiter=20)
+        return t.network.get_values()
+
+    seeds = [(s,) for s in range(n)]
+    _equal_lists([run(*s) for s in seeds], in_threads(run, seeds))
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_activation_maximization_with_a_prior_and_warps_in_threads(trained, digits, n):
+    X, _ = digits
+    kw = dict(steps=20, image_shape=(8, 8), reference=X[:300], scale=0.05, rotate=5,
+              blas_threads=1)  # fmt: skip
+
+    def run(unit):
+        report = activation_maximization(trained.network_, [unit], seed=unit, **kw)
+        assert report.settings["prior"] == "gaussian"
+        return [report.x, np.asarray([r.prior_weight for r in report.rows])]
+
+    units = [(u,) for u in range(n)]
+    _equal_lists([run(*u) for u in units], in_threads(run, units))
