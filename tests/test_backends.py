@@ -21,7 +21,7 @@ import symnn
 from symnn.backend import BACKENDS, mode_name, python_nodes, resolve_mode, usable_backends
 from symnn.datasets import load_digits
 from symnn.inputopt import activation_maximization
-from symnn.inputopt.transforms import precondition
+from symnn.inputopt.transforms import precondition, warp_rows
 from symnn.layers import from_arch, mlp
 from symnn.ops import (
     col2im,
@@ -74,6 +74,11 @@ def _op_graph(dtype):
             inc_rows(m, v, i, set=True), take_rows(m, i), row_sum(m), softmax_rows(m),
             log_softmax_rows(m), xent, pytensor.grad(xent.sum(), m),
             precondition(m, pt.eye(3, dtype=dtype))]
+    table = np.random.default_rng(5)
+    index = pt.constant(table.integers(0, 3, size=(2, 3, 4)))
+    weight = pt.constant(table.uniform(size=(2, 3, 4)).astype(dtype))
+    warped = warp_rows(m, y % 2, index, weight)
+    outs += [warped, pytensor.grad((warped * v[y]).sum(), m)]
     for kw in CONV:
         cols = im2col(x4, **kw)
         outs += [cols, col2im(cols * 2, x4, **kw)]
