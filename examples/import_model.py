@@ -18,8 +18,8 @@ from _data import parser, wrote
 
 from symnn import backend, datasets, io, plot
 from symnn.inputopt import activation_maximization
+from symnn.io import write_safetensors
 from symnn.layers import from_arch
-from symnn.safetensors import write_safetensors
 
 ARCH = "conv8x3same,pool2,conv16x3same,pool2,10"  # the symnn twin of the PyTorch CNN
 

@@ -13,7 +13,6 @@ from . import (
     costs,
     datasets,
     errors,
-    fullbatch,
     gradcheck,
     init,
     inputopt,
@@ -33,12 +32,16 @@ from .version import __version__
 
 #: scikit-learn's estimators, imported on first use (scikit-learn takes 0.4 s to import)
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor", "NetClassifier", "NetRegressor")
+#: old module paths kept for one release; importing one warns where it moved
+DEPRECATED_MODULES = ("fullbatch", "onnx_io", "safetensors", "state_dict", "threads")
 
 
 def __getattr__(name: str):
     if name in _ESTIMATORS or name == "estimator":
         estimator = importlib.import_module(f"{__name__}.estimator")
         return estimator if name == "estimator" else getattr(estimator, name)
+    if name in DEPRECATED_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'symnn' has no attribute {name!r}")
 
 
@@ -59,7 +62,6 @@ __all__ = [
     "updates",
     "utils",
     "datasets",
-    "fullbatch",
     "inputopt",
     "io",
     "train",

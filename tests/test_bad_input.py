@@ -12,11 +12,10 @@ import pytest
 import symnn
 from symnn import costs, datasets, init, regularization, updates
 from symnn.errors import SymnnError
-from symnn.fullbatch import ScipyTrainer
 from symnn.inputopt import activation_maximization, maximize
 from symnn.layers import BatchNorm, Dense, Dropout, Sequential, mlp
 from symnn.nonlinearities import grouped_softmax
-from symnn.train import Trainer
+from symnn.train import ScipyTrainer, Trainer
 
 X = np.random.default_rng(0).random((40, 4)).astype("float32")
 Y = np.arange(40) % 3

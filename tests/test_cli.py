@@ -298,9 +298,8 @@ def imported(tmp_path_factory):
     """An ONNX graph and a .safetensors of PyTorch-layout weights for a small CNN."""
     import numpy as np
 
-    from symnn.io import to_onnx
+    from symnn.io import to_onnx, write_safetensors
     from symnn.layers import from_arch
-    from symnn.safetensors import write_safetensors
 
     folder = tmp_path_factory.mktemp("imported")
     to_onnx(from_arch("conv4x3same,pool2,10", (8, 8), rng=0), folder / "cnn.onnx")

@@ -12,7 +12,8 @@ import symnn
 PUBLIC = sorted(
     m.name
     for m in pkgutil.walk_packages(symnn.__path__, "symnn.")
-    if not any(part.startswith("_") for part in m.name.split(".")) and m.name != "symnn.threads"
+    if not any(part.startswith("_") for part in m.name.split("."))
+    and m.name.split(".", 1)[1] not in (*symnn.DEPRECATED_MODULES, "layers.registry")
 )
 
 

@@ -3,9 +3,9 @@ import pytest
 
 from symnn.datasets import load_digits
 from symnn.errors import SymnnValueError
-from symnn.fullbatch import ScipyTrainer, pack, unpack
 from symnn.layers import mlp
 from symnn.train import Callback
+from symnn.train.scipy import ScipyTrainer, pack, unpack
 
 
 @pytest.fixture(scope="module")

@@ -267,3 +267,22 @@ def test_class_names_are_saved_with_the_network(tmp_path):
     assert loaded.class_names == ["cat", "dog"]
     with pytest.raises(symnn.SymnnValueError, match="one name per output unit"):
         net.class_names = ["cat"]
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [("state_dict", "symnn.io.state_dict"), ("safetensors", "symnn.io.safetensors"),
+     ("onnx_io", "symnn.io.onnx"), ("fullbatch", "symnn.train.scipy"),
+     ("threads", "symnn.backend.threads"), ("layers.registry", "symnn.layers.base")],
+)  # fmt: skip
+def test_old_module_paths_warn_and_give_the_same_objects(old, new, monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, f"symnn.{old}", raising=False)
+    with pytest.warns(DeprecationWarning, match=rf"symnn\.{old}.*0\.3"):
+        module = importlib.import_module(f"symnn.{old}")
+    target = importlib.import_module(new)
+    assert module.__all__
+    for name in module.__all__:
+        assert getattr(module, name) is getattr(target, name), name

@@ -11,10 +11,9 @@ from sklearn.exceptions import ConvergenceWarning
 import symnn
 from symnn.datasets import load_digits
 from symnn.errors import SymnnValueError
-from symnn.fullbatch import ScipyTrainer
 from symnn.inputopt import activation_maximization, maximize
 from symnn.layers import mlp
-from symnn.train import Callback, EarlyStopping, LambdaCallback, StopTraining
+from symnn.train import Callback, EarlyStopping, LambdaCallback, ScipyTrainer, StopTraining
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from _torch import import_torch
 
 from symnn import nonlinearities
 from symnn.errors import SymnnValueError
-from symnn.io import load_state_dict
+from symnn.io import load_state_dict, read_safetensors, write_safetensors
 from symnn.layers import (
     BatchNorm,
     Conv2D,
@@ -20,7 +20,6 @@ from symnn.layers import (
     Sequential,
     from_arch,
 )  # fmt: skip
-from symnn.safetensors import read_safetensors, write_safetensors
 
 
 def cnn(flip=False):

@@ -28,7 +28,7 @@ from ..utils import as_rng, check_choice, check_positive, describe
 from .callbacks import Callback
 from .fitloop import FitRun, plan_fit
 from .history import History
-from .objective import PREDICT_BLOCK, Evaluator, Objective, run_in_blocks
+from .objective import Evaluator, Objective
 from .state import RunState, progress_of, set_progress
 from .step import TrainStep, compile_train_step
 
@@ -37,9 +37,6 @@ __all__ = ["Trainer", "LOSSES", "DEFAULTS", "Compiled", "locked", "interactive"]
 #: The defaults of every training entry point (``Trainer``, ``symnn train``, the
 #: estimators): scikit-learn's MLP defaults (Adam, learning rate 0.001, minibatches of 200).
 DEFAULTS = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 200}
-
-# kept importable from here
-_ = (PREDICT_BLOCK, run_in_blocks)
 
 
 def locked(method: Callable) -> Callable:

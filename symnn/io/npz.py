@@ -20,18 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from .costs import LOSSES
-from .errors import SymnnError, SymnnTypeError, SymnnValueError
-from .layers import Layer, layer_from_spec, layer_to_spec
-from .onnx_io import from_onnx, to_onnx
-from .state_dict import LoadReport, load_state_dict
-from .train import ScipyTrainer, Trainer
-from .updates import RULES
-from .utils import describe
+from ..costs import LOSSES
+from ..errors import SymnnError, SymnnTypeError, SymnnValueError
+from ..layers import Layer, layer_from_spec, layer_to_spec
+from ..train import ScipyTrainer, Trainer
+from ..updates import RULES
+from ..utils import describe
 
-__all__ = [
-    "save", "load", "load_state_dict", "LoadReport", "from_onnx", "to_onnx", "FORMAT", "VERSION",
-]  # fmt: skip
+__all__ = ["save", "load", "FORMAT", "VERSION"]
 
 FORMAT = "symnn"
 VERSION = 2  # 2: a trainer is stored as {class, config, progress}

@@ -1,0 +1,375 @@
+"""ONNX in and out for chain networks (needs the optional ``onnx`` package: ``pip install
+symnn[onnx]``).
+
+:func:`from_onnx` reads a graph whose nodes form one chain: ``Conv``, ``Gemm`` or ``MatMul``
+(+ ``Add``), ``Relu``, ``Sigmoid``, ``Tanh``, ``LeakyRelu`` (alpha 0.01), ``Softmax``,
+``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``Flatten``/``Reshape``,
+``BatchNormalization``, ``Dropout``/``Identity``, and ``Sub``/``Div`` of the input by constants
+(as :class:`~symnn.layers.Normalize`, so input optimisation keeps its box in raw units). The
+network takes flat rows ``(N, C*H*W)`` (a ``Reshape`` first for image inputs), like every symnn
+network. Anything else is refused by op and node name before any layer is built.
+:func:`to_onnx` writes the same layers back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import nonlinearities
+from ..errors import SymnnValueError
+from ..layers import (
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    Normalize,
+    Reshape,
+    Sequential,
+)
+
+__all__ = ["from_onnx", "to_onnx", "SUPPORTED_OPS", "OPSET"]
+
+OPSET = 17
+_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax",
+                "LeakyRelu": "leaky_relu"}  # fmt: skip
+SUPPORTED_OPS = (
+    "Conv", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten",
+    "Reshape", "BatchNormalization", "Dropout", "Identity", "Sub", "Div", *_ACTIVATIONS,
+)  # fmt: skip
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise SymnnValueError(
+            "ONNX support needs the onnx package: pip install 'symnn[onnx]' (or onnx)."
+        ) from None
+    return onnx, numpy_helper
+
+
+# -- reading ---------------------------------------------------------------------------------
+class _Reader:
+    """One pass over a chain graph, building layers as it goes."""
+
+    def __init__(self, model: Any, path: Path, dtype: str):
+        onnx, numpy_helper = _onnx()
+        self.path, self.dtype = path, dtype
+        self.graph = model.graph
+        self.consts = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
+        for node in self.graph.node:
+            if node.op_type == "Constant":
+                self.consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        self.attr = onnx.helper.get_attribute_value
+        self.layers: list[Layer] = []
+        self.shape: tuple[int, ...] | None = None  # per-sample shape of the current tensor
+
+    def error(self, node, why: str) -> SymnnValueError:
+        return SymnnValueError(f"{self.path}: node {node.name or '?'} ({node.op_type}): {why}")
+
+    def attrs(self, node) -> dict[str, Any]:
+        return {a.name: self.attr(a) for a in node.attribute}
+
+    def const(self, node, name: str) -> np.ndarray:
+        if name not in self.consts:
+            raise self.error(node, f"input {name!r} must be a constant (an initializer).")
+        return np.asarray(self.consts[name], dtype=np.float64)
+
+    def add(self, layer: Layer) -> None:
+        self.shape = layer.output_shape(self.shape)
+        self.layers.append(layer)
+
+    def activation(self, node, name: str) -> None:
+        if name == "leaky_relu" and abs(self.attrs(node).get("alpha", 0.01) - 0.01) > 1e-9:
+            raise self.error(node, "LeakyRelu with alpha other than 0.01 is not supported.")
+        if name == "softmax" and self.attrs(node).get("axis", -1) not in (-1, 1):
+            raise self.error(node, "Softmax over an axis other than the features.")
+        last = self.layers[-1] if self.layers else None
+        if isinstance(last, Dense | Conv2D) and nonlinearities.name_of(last.activation) == "linear":
+            last.activation = nonlinearities.get(name)  # folded into the layer
+        elif self.shape is not None and len(self.shape) in (1, 3) and self.layers:
+            units = self.shape[0]
+            self.add(Activation(units, name, dtype=self.dtype, name=node.name or None))
+        else:
+            raise self.error(node, "an activation must follow a layer (Conv, Gemm, ...).")
+
+
+def _conv(r: _Reader, node) -> None:
+    a = r.attrs(node)
+    if a.get("group", 1) != 1 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise r.error(node, "grouped convolutions and auto_pad are not supported.")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if pads[:2] != pads[2:]:
+        raise r.error(node, f"asymmetric pads {pads} are not supported.")
+    w = r.const(node, node.input[1])
+    b = r.const(node, node.input[2]) if len(node.input) > 2 else None
+    layer = Conv2D(w.shape[1], w.shape[0], tuple(w.shape[2:]), tuple(a.get("strides", [1, 1])),
+                   tuple(pads[:2]), W=w, b=b, dilation=tuple(a.get("dilations", [1, 1])),
+                   dtype=r.dtype, name=node.name or None)  # fmt: skip
+    r.add(layer)
+
+
+def _dense(r: _Reader, node, w: np.ndarray, b: np.ndarray | None) -> None:
+    if r.shape is not None and len(r.shape) != 1:
+        r.add(Flatten())
+    r.add(Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype, name=node.name or None))
+
+
+def _gemm(r: _Reader, node) -> None:
+    a = r.attrs(node)
+    if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+        raise r.error(node, "only Gemm with transA=0, alpha=1, beta=1 is supported.")
+    w = r.const(node, node.input[1])
+    w = w.T if a.get("transB", 0) else w
+    b = r.const(node, node.input[2]).reshape(-1) if len(node.input) > 2 else None
+    _dense(r, node, w, b)
+
+
+def _pool(r: _Reader, node) -> None:
+    a = r.attrs(node)
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    dilated = any(d != 1 for d in a.get("dilations", [1, 1]))
+    if pads[:2] != pads[2:] or a.get("storage_order", 0) or dilated:
+        raise r.error(node, "asymmetric pads, dilations or storage_order are not supported.")
+    ceil = bool(a.get("ceil_mode", 0))
+    if ceil and any(pads):
+        raise r.error(node, "ceil_mode=1 with padding is not supported.")
+    args = (tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"])), tuple(pads[:2]))
+    if node.op_type == "MaxPool":
+        r.add(MaxPool2D(*args, ignore_border=not ceil))
+    else:
+        include = bool(a.get("count_include_pad", 0))
+        r.add(AvgPool2D(*args, ignore_border=not ceil, include_pad=include))
+
+
+def _batchnorm(r: _Reader, node) -> None:
+    scale, bias, mean, var = (r.const(node, n) for n in node.input[1:5])
+    eps = float(r.attrs(node).get("epsilon", 1e-5))
+    layer = BatchNorm(len(scale), epsilon=eps, dtype=r.dtype, name=node.name or None)
+    layer.set_values([bias, scale, mean, 1.0 / np.sqrt(var + eps)])
+    r.add(layer)
+
+
+def _flatten(r: _Reader, node) -> None:
+    if r.attrs(node).get("axis", 1) != 1:
+        raise r.error(node, "Flatten with axis other than 1 is not supported.")
+    r.add(Flatten())
+
+
+def _reshape(r: _Reader, node) -> None:
+    target = [int(v) for v in r.const(node, node.input[1])]
+    if len(target) == 2:
+        r.add(Flatten())
+    else:
+        r.add(Reshape(target[1:]))
+
+
+def _normalize(r: _Reader, node) -> None:
+    """``Sub``/``Div`` by constants on the input: folded into one ``Normalize``."""
+    if any(not isinstance(la, Normalize | Reshape) for la in r.layers):
+        raise r.error(node, "Sub/Div by constants are supported on the input only.")
+    value = r.const(node, node.input[1]).reshape(-1)
+    previous = r.layers.pop() if r.layers and isinstance(r.layers[-1], Normalize) else None
+    mean = previous.mean if previous is not None else np.zeros(1)
+    std = previous.std if previous is not None else np.ones(1)
+    if node.op_type == "Sub":
+        mean = mean + value * std  # (x - m) / s - v == (x - (m + v s)) / s
+    else:
+        std = std * value
+    r.add(Normalize(mean, std))
+
+
+_READERS: dict[str, Callable] = {
+    "Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
+    "GlobalAveragePool": lambda r, n: r.add(GlobalAvgPool2D()),
+    "Flatten": _flatten,
+    "Reshape": _reshape, "BatchNormalization": _batchnorm,
+    "Sub": _normalize, "Div": _normalize,
+    "Dropout": lambda r, n: None, "Identity": lambda r, n: None,
+}  # fmt: skip
+
+
+def _input_shape(graph, path: Path) -> tuple[int, ...]:
+    dims = graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+    if not shape or None in shape:
+        raise SymnnValueError(f"{path}: the input's per-sample shape must be fixed; got {shape}.")
+    return tuple(shape)
+
+
+def _chain(graph, path: Path) -> list:
+    """The nodes in order, checked to form one chain from the input; unsupported ops named."""
+    nodes = [n for n in graph.node if n.op_type != "Constant"]
+    bad = [n for n in nodes if n.op_type not in SUPPORTED_OPS]
+    if bad:
+        names = ", ".join(f"{n.name or '?'} ({n.op_type})" for n in bad[:5])
+        raise SymnnValueError(f"{path}: unsupported op(s): {names}; supported: {SUPPORTED_OPS}.")
+    current = graph.input[0].name
+    for node in nodes:
+        if not node.input or node.input[0] != current:
+            raise SymnnValueError(
+                f"{path}: node {node.name or '?'} ({node.op_type}) does not take the previous "
+                "node's output: only chain graphs are supported."
+            )
+        current = node.output[0]
+    return nodes
+
+
+def from_onnx(path: str | os.PathLike, *, dtype: Any = "float32") -> Sequential:
+    """A :class:`~symnn.layers.Sequential` from an ONNX chain graph (see the module
+    docstring); refuses unsupported ops by name before building anything."""
+    onnx, _ = _onnx()
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and others for a file of another kind
+        raise SymnnValueError(f"{path}: not a readable ONNX model ({exc}).") from None
+    nodes = _chain(model.graph, path)
+    r = _Reader(model, path, dtype)
+    shape = _input_shape(model.graph, path)
+    if len(shape) > 1:
+        r.add(Reshape(shape))
+    else:
+        r.shape = shape
+    for i, node in enumerate(nodes):
+        if node.op_type == "Add":
+            if i == 0 or nodes[i - 1].op_type != "MatMul":
+                raise r.error(node, "Add is supported only as the bias after MatMul.")
+            continue
+        if node.op_type == "MatMul":
+            w = r.const(node, node.input[1])
+            nxt = nodes[i + 1] if i + 1 < len(nodes) else None
+            b = r.const(nxt, nxt.input[1]).reshape(-1) if nxt and nxt.op_type == "Add" else None
+            _dense(r, node, w, b)
+        elif node.op_type in _ACTIVATIONS:
+            r.activation(node, _ACTIVATIONS[node.op_type])
+        else:
+            try:
+                _READERS[node.op_type](r, node)
+            except SymnnValueError as exc:
+                raise SymnnValueError(f"{path}: node {node.name or '?'}: {exc}") from None
+    return Sequential(r.layers)
+
+
+# -- writing ---------------------------------------------------------------------------------
+class _Writer:
+    def __init__(self, dtype: str):
+        self.onnx, self.numpy_helper = _onnx()
+        self.nodes, self.inits, self.dtype = [], [], np.dtype(dtype)
+        self.current, self.count = "input", 0
+
+    def const(self, value, name: str) -> str:
+        array = np.asarray(value)
+        array = array.astype(self.dtype) if array.dtype.kind == "f" else array
+        self.inits.append(self.numpy_helper.from_array(array, name=name))
+        return name
+
+    def node(self, op: str, extra: list[str] = (), **attrs) -> None:
+        self.count += 1
+        out = f"t{self.count}"
+        name = f"{op.lower()}{self.count}"
+        inputs = [self.current, *extra]
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=name, **attrs))
+        self.current = out
+
+    def activation(self, fn) -> None:
+        name = nonlinearities.name_of(fn)
+        ops = {v: k for k, v in _ACTIVATIONS.items()}
+        if name == "linear":
+            return
+        if name not in ops:
+            raise SymnnValueError(f"activation {name!r} has no ONNX op here.")
+        attrs = {"softmax": {"axis": 1}, "leaky_relu": {"alpha": 0.01}}.get(name, {})
+        self.node(ops[name], **attrs)
+
+
+def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
+    k = w.count
+    if isinstance(layer, Reshape):
+        w.node("Reshape", [w.const(np.array([-1, *layer.shape], np.int64), f"shape{k}")])
+    elif isinstance(layer, Normalize):
+        per = (1, -1, 1, 1) if in_shape is not None and len(in_shape) == 3 else (1, -1)
+        wide = len(layer.mean) > 1 or len(layer.std) > 1
+
+        def shaped(v):
+            return np.broadcast_to(v, (layer.n_values,)).reshape(per) if wide else v.reshape(())
+
+        w.node("Sub", [w.const(shaped(layer.mean), f"mean{k}")])
+        w.node("Div", [w.const(shaped(layer.std), f"std{k}")])
+    elif isinstance(layer, Conv2D):
+        W = layer.W.get_value()
+        W = W[:, :, ::-1, ::-1] if layer.flip_filters else W
+        extra = [w.const(W, f"W{k}")]
+        if layer.b is not None:
+            extra.append(w.const(layer.b.get_value(), f"b{k}"))
+        w.node("Conv", extra, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+               pads=[*layer._pad, *layer._pad], dilations=list(layer.dilation))  # fmt: skip
+        w.activation(layer.activation)
+    elif isinstance(layer, Dense):
+        extra = [w.const(layer.W.get_value(), f"W{k}")]
+        if layer.b is not None:
+            extra.append(w.const(layer.b.get_value(), f"b{k}"))
+        w.node("Gemm", extra)
+        w.activation(layer.activation)
+    elif isinstance(layer, MaxPool2D | AvgPool2D):
+        attrs = dict(
+            kernel_shape=list(layer.pool_size), strides=list(layer.stride),
+            pads=[*layer.pad, *layer.pad], ceil_mode=int(not layer.ignore_border),
+        )  # fmt: skip
+        if isinstance(layer, AvgPool2D):
+            attrs["count_include_pad"] = int(layer.include_pad)
+        w.node("MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool", **attrs)
+    elif isinstance(layer, GlobalAvgPool2D):
+        w.node("GlobalAveragePool")
+        w.node("Flatten", axis=1)
+    elif isinstance(layer, Flatten):
+        w.node("Flatten", axis=1)
+    elif isinstance(layer, BatchNorm):
+        inv = layer.inv_std.get_value().astype(np.float64)
+        var = 1.0 / inv**2 - layer.epsilon
+        values = (layer.gamma.get_value(), layer.beta.get_value(), layer.mean.get_value(), var)
+        names = [w.const(v, f"{n}{k}") for n, v in zip(("scale", "B", "mean", "var"), values)]
+        w.node("BatchNormalization", names, epsilon=layer.epsilon)
+    elif isinstance(layer, Activation):
+        w.activation(layer.activation)
+    elif isinstance(layer, Dropout):
+        return
+    else:
+        raise SymnnValueError(f"{type(layer).__name__} has no ONNX export here.")
+
+
+def to_onnx(network: Sequential, path: str | os.PathLike) -> Path:
+    """Write ``network`` (inference mode: dropout left out, batch normalisation with its
+    running statistics) as an ONNX model taking ``(N, network.n_in)`` rows."""
+    if not isinstance(network, Sequential) or network.n_in is None:
+        raise SymnnValueError("to_onnx takes a Sequential with a known input width.")
+    w = _Writer(network.dtype)
+    shapes = [(network.n_in,), *network.output_shapes[:-1]]
+    for layer, in_shape in zip(network.layers, shapes):
+        _write_layer(w, layer, in_shape)
+    onnx = w.onnx
+    elem = onnx.helper.np_dtype_to_tensor_dtype(w.dtype)
+    out_shape = [d if d is not None else "?" for d in (network.output_shapes[-1] or ("?",))]
+    graph = onnx.helper.make_graph(
+        w.nodes, "symnn", [onnx.helper.make_tensor_value_info("input", elem, ["N", network.n_in])],
+        [onnx.helper.make_tensor_value_info(w.current, elem, ["N", *out_shape])], w.inits,
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(model.SerializeToString())
+    os.replace(tmp, path)
+    return path
