@@ -26,7 +26,7 @@ def rng():
 
 
 #: deprecated module paths warn on import: their tests import them on purpose (tests/test_io.py)
-DEPRECATED = ["symnn/threads.py", "symnn/fullbatch.py", "symnn/state_dict.py",
+DEPRECATED = ["symnn/compare.py", "symnn/threads.py", "symnn/fullbatch.py", "symnn/state_dict.py",
               "symnn/safetensors.py", "symnn/onnx_io.py", "symnn/layers/registry.py"]  # fmt: skip
 collect_ignore = ["symnn/__main__.py", *DEPRECATED, "benchmarks", "examples"]
 

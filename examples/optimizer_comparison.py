@@ -16,7 +16,7 @@ from pathlib import Path
 from _data import image_data, parser, wrote
 
 from symnn import plot
-from symnn.compare import compare_optimizers
+from symnn.train.compare import compare_optimizers
 
 
 def main(

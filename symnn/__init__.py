@@ -33,7 +33,7 @@ from .version import __version__
 #: scikit-learn's estimators, imported on first use (scikit-learn takes 0.4 s to import)
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor", "NetClassifier", "NetRegressor")
 #: old module paths kept for one release; importing one warns where it moved
-DEPRECATED_MODULES = ("fullbatch", "onnx_io", "safetensors", "state_dict", "threads")
+DEPRECATED_MODULES = ("compare", "fullbatch", "onnx_io", "safetensors", "state_dict", "threads")
 
 
 def __getattr__(name: str):

@@ -40,7 +40,13 @@ __all__ = [
     "fashion_mnist_path",
     "fashion_mnist_available",
     "load_image_data",
+    "load_dataset",
+    "DATASET_NAMES",
 ]
+
+#: The names :func:`load_dataset` knows (the command line's ``--data``, the examples'
+#: and the benchmarks' data sets); ``mnist:PATH`` reads MNIST from PATH.
+DATASET_NAMES = ("digits", "iris", "moons", "fashion-mnist", "mnist:PATH")
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
 FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
@@ -468,3 +474,34 @@ def load_fashion_mnist(path: str | os.PathLike | None = None, **options: Any) ->
     return _finish(
         _read_mnist_files(folder, "fashion-mnist", FASHION_MNIST_CLASSES), **_options(options)
     )
+
+
+def load_dataset(name: str, *, seed: int = 0, dtype: Any = None) -> Dataset:
+    """The data set ``name`` selects (:data:`DATASET_NAMES`): scikit-learn's ``"digits"`` and
+    ``"iris"``, 1,000 two-moons points (``"moons"``, a stratified quarter for testing),
+    ``"fashion-mnist"`` or ``"mnist:PATH"``; ``seed`` splits the first three.
+
+    >>> load_dataset("iris").n_classes
+    3
+    >>> try:
+    ...     load_dataset("cifar")
+    ... except ValueError as exc:
+    ...     print(exc.parameter, "|", str(exc)[:26])
+    data | data='cifar' is not known;
+    """
+    if name == "digits":
+        return load_digits(seed=seed, dtype=dtype)
+    if name == "iris":
+        return load_iris(seed=seed, dtype=dtype)
+    if name == "moons":
+        from sklearn.model_selection import train_test_split
+
+        X, y = make_moons(1000, noise=0.2, seed=seed, dtype=dtype)
+        split = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+        return Dataset("moons", split[0], split[2], split[1], split[3], classes=["0", "1"])
+    if name == "fashion-mnist":
+        return load_fashion_mnist(dtype=dtype)
+    if isinstance(name, str) and name.startswith("mnist:"):
+        return load_mnist(name.split(":", 1)[1], dtype=dtype)
+    known = ", ".join(DATASET_NAMES[:-1]) + f" or {DATASET_NAMES[-1]}"
+    raise SymnnValueError(f"data={name!r} is not known; expected {known}", parameter="data")

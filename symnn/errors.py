@@ -10,7 +10,25 @@ __all__ = ["SymnnError", "SymnnValueError", "SymnnTypeError"]
 
 
 class SymnnError(Exception):
-    """Base class of every symnn exception."""
+    """Base class of every symnn exception. ``parameter`` names the argument the error is
+    about, when there is one, so that a caller (the command line) can point at its own name
+    for it.
+
+    >>> err = SymnnValueError("data='cifar' is not known", parameter="data")
+    >>> err.parameter, str(err)
+    ('data', "data='cifar' is not known")
+    """
+
+    def __init__(self, *args: object, parameter: str | None = None) -> None:
+        super().__init__(*args)
+        self.parameter = parameter
+
+    def __reduce__(self):  # keeps ``parameter`` through pickling (Dask sends errors back)
+        return (_rebuild, (type(self), self.args, self.parameter))
+
+
+def _rebuild(cls: type, args: tuple, parameter: str | None) -> SymnnError:
+    return cls(*args, parameter=parameter)
 
 
 class SymnnValueError(SymnnError, ValueError):

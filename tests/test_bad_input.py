@@ -198,3 +198,18 @@ def test_wrong_call_raises_a_clear_symnn_error(name, call, match, tmp_path):
         f"{type(info.value).__module__}.{type(info.value).__name__} reached the user: {info.value}"
     )
     assert re.search(match, str(info.value)), str(info.value)
+
+
+def test_an_error_names_its_parameter_also_after_pickling():
+    """The command line points at its flag for it; a Dask worker sends it back pickled."""
+    import pickle
+
+    from symnn.datasets import load_dataset
+    from symnn.errors import SymnnValueError
+
+    with pytest.raises(SymnnValueError) as info:
+        load_dataset("cifar")
+    again = pickle.loads(pickle.dumps(info.value))
+    assert (type(again), again.parameter, str(again)) == (
+        SymnnValueError, "data", str(info.value)
+    )  # fmt: skip

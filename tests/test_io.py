@@ -273,7 +273,8 @@ def test_class_names_are_saved_with_the_network(tmp_path):
     "old, new",
     [("state_dict", "symnn.io.state_dict"), ("safetensors", "symnn.io.safetensors"),
      ("onnx_io", "symnn.io.onnx"), ("fullbatch", "symnn.train.scipy"),
-     ("threads", "symnn.backend.threads"), ("layers.registry", "symnn.layers.base")],
+     ("threads", "symnn.backend.threads"), ("compare", "symnn.train.compare"),
+     ("layers.registry", "symnn.layers.base")],
 )  # fmt: skip
 def test_old_module_paths_warn_and_give_the_same_objects(old, new, monkeypatch):
     import importlib
