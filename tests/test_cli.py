@@ -193,7 +193,7 @@ def test_bad_values_are_refused_before_anything_compiles(
         raise AssertionError("compiled before validating the arguments")
 
     monkeypatch.setattr(backend, "function", no_compile)
-    monkeypatch.setattr("symnn.inputopt.activation.function", no_compile)
+    monkeypatch.setattr("symnn.inputopt.objective.function", no_compile)
     monkeypatch.setattr("symnn.train.step.function", no_compile, raising=False)
     args = [str(model_file) if a == "MODEL" else a for a in args]
     assert cli.main([*args, "--out", str(tmp_path / "out")]) == 2

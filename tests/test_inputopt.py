@@ -308,7 +308,7 @@ def test_layers_are_named_or_counted_with_every_layer():
 
 
 def test_report_gives_dataset_examples_and_realism_figures(digits_net):
-    from symnn.inputopt.activation import _nearest_distances, _pearson
+    from symnn.inputopt.realism import _nearest_distances, _pearson
 
     trainer, data = digits_net
     ref = data.X_train[:400]
@@ -335,7 +335,7 @@ def test_report_gives_dataset_examples_and_realism_figures(digits_net):
 @pytest.mark.parametrize("compiled", ["FAST_COMPILE", "C"])
 def test_jitter_shifts_every_row_by_its_own_amount(image_shape, compiled):
     from symnn.backend import python_nodes, resolve_mode
-    from symnn.inputopt.activation import _shift_rows
+    from symnn.inputopt.objective import _shift_rows
 
     mode = resolve_mode(compiled) if compiled == "C" else compiled
     n, d = 4, int(np.prod(image_shape))
@@ -362,7 +362,7 @@ def test_jitter_shifts_every_row_by_its_own_amount(image_shape, compiled):
 def test_facet_starts_are_kmeans_centres_of_the_units_top_inputs(digits_net):
     from sklearn.cluster import KMeans
 
-    from symnn.inputopt.activation import FACET_POOL
+    from symnn.inputopt.starts import FACET_POOL
     from symnn.utils import as_rng
 
     trainer, data = digits_net
