@@ -23,7 +23,7 @@ import numpy as np
 from ..costs import LOSSES
 from ..errors import SymnnError, SymnnTypeError, SymnnValueError
 from ..layers import Layer, layer_from_spec, layer_to_spec
-from ..train import ScipyTrainer, Trainer
+from ..train import BaseTrainer, ScipyTrainer, Trainer
 from ..updates import RULES
 from ..utils import describe
 
@@ -98,7 +98,7 @@ def _plain(value: dict, what: str) -> dict:
         ) from None
 
 
-def save(obj: Layer | Trainer | ScipyTrainer, path: str | os.PathLike) -> Path:
+def save(obj: Layer | BaseTrainer, path: str | os.PathLike) -> Path:
     """Save a network (any symnn layer) or a training run (a ``Trainer``) to ``path``.
 
     A ``Trainer`` is saved with its optimiser state, counters, shuffling generator and
@@ -116,7 +116,7 @@ def save(obj: Layer | Trainer | ScipyTrainer, path: str | os.PathLike) -> Path:
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     arrays: dict[str, np.ndarray] = {}
-    if isinstance(obj, Trainer | ScipyTrainer):
+    if isinstance(obj, BaseTrainer):
         header = {
             "kind": "trainer",
             **_network_part(obj.network, arrays),

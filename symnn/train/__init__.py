@@ -1,6 +1,7 @@
 """Training: one compiled step, the fit loop, scipy's optimisers, callbacks and stopping
 rules."""
 
+from .base import BaseTrainer
 from .callbacks import (
     Callback,
     EarlyStopping,
@@ -20,6 +21,7 @@ from .step import TrainStep, compile_train_step, guard_updates
 from .trainer import DEFAULTS, LOSSES, Trainer
 
 __all__ = [
+    "BaseTrainer",
     "Trainer",
     "ScipyTrainer",
     "DEFAULTS",

@@ -12,7 +12,6 @@ iterations per minibatch. :class:`ScipyTrainer` composes the same
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,15 +23,15 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 
 from ..backend import function, interrupt
-from ..backend.threads import ThreadTuner, check_blas_threads
+from ..backend.threads import ThreadTuner
 from ..errors import SymnnValueError
 from ..layers import Layer
-from ..utils import as_rng, check_choice, check_positive
+from ..utils import check_choice, check_positive
+from .base import BaseTrainer, locked
 from .callbacks import Callback, ProgressBar, run_hook
 from .history import History, StopReason
-from .objective import Evaluator, Objective, check_sample_weight
-from .state import RunState, progress_of, set_progress
-from .trainer import locked
+from .objective import Objective, check_sample_weight
+from .state import RunState
 
 __all__ = ["ScipyTrainer", "METHODS", "pack", "unpack", "minimize_flat", "FlatObjective"]
 
@@ -151,7 +150,7 @@ def minimize_flat(
     return theta, why, str(res.message)
 
 
-class ScipyTrainer:
+class ScipyTrainer(BaseTrainer):
     """Fit a network's parameters with ``scipy.optimize.minimize``; the same surface as
     :class:`~symnn.train.Trainer` (``fit``, ``evaluate``, ``predict``, state, history).
 
@@ -199,27 +198,12 @@ class ScipyTrainer:
         options: dict | None = None,
         blas_threads: int | str = "auto",
     ):
-        self.objective = Objective.create(network, loss, l1, l2, penalty_per_row)
+        super().__init__(network, loss=loss, l1=l1, l2=l2, penalty_per_row=penalty_per_row,
+                         seed=seed, mode=mode, blas_threads=blas_threads)  # fmt: skip
         self.method = METHODS[check_choice(method, "method", METHODS)]
         self.options = dict(options or {})
-        self.mode = mode
-        self.blas_threads = check_blas_threads(blas_threads)
-        self.rng = as_rng(seed, name="seed")
-        self.n_updates = self.n_epochs = 0
-        self.history = History()
-        self.evaluator = Evaluator(self.objective, mode)
         self._flat: dict[str, FlatObjective] = {}
         self._weighted_flat: dict[str, FlatObjective] = {}
-        self._lock = threading.RLock()
-
-    network = property(lambda self: self.objective.network, doc="The network trained.")
-    loss_name = property(lambda self: self.objective.loss_name, doc="The loss's name.")
-    l1 = property(lambda self: self.objective.l1, doc="The L1 coefficient.")
-    l2 = property(lambda self: self.objective.l2, doc="The L2 coefficient.")
-    penalty_per_row = property(
-        lambda self: self.objective.per_row, doc="Penalties divided by each batch's rows."
-    )
-    dtype = property(lambda self: self.objective.dtype, doc="The network's float type.")
 
     def __repr__(self) -> str:
         return (
@@ -236,27 +220,8 @@ class ScipyTrainer:
             cache[kind] = FlatObjective.compile(self.objective, kind, self.mode, weighted)
         return cache[kind]
 
-    @locked
-    def compile(self, targets: str = "labels") -> ScipyTrainer:
-        """Compile the flat ``(cost, gradient)`` function and the evaluation functions now."""
-        kind = check_choice(targets, "targets", ["labels", "values"])
+    def _compile_targets(self, kind: str) -> None:
         self.flat(kind)
-        self.evaluator._evaluation(kind)
-        return self
-
-    @locked
-    def evaluate(self, X, y) -> dict[str, float]:
-        """Loss (the objective, inference mode) and accuracy over ``(X, y)``."""
-        return self.evaluator.evaluate(X, y)
-
-    @locked
-    def predict_proba(self, X) -> np.ndarray:
-        """The network's output (inference mode) for ``X``."""
-        return self.evaluator.predict_proba(X)
-
-    def predict(self, X) -> np.ndarray:
-        """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
-        return self.evaluator.predict(X)
 
     @locked
     def loss_and_grad(self, theta: np.ndarray, X, y) -> tuple[float, np.ndarray]:
@@ -270,14 +235,6 @@ class ScipyTrainer:
     # -- state ----------------------------------------------------------------------------
     optimizer_state: list = []  # scipy keeps none between calls
     targets_kind = property(lambda self: next(iter(self._flat or self._weighted_flat), None))
-
-    def get_state(self) -> list[np.ndarray]:
-        """Copies of every parameter and layer state."""
-        return [np.asarray(v.get_value()) for v in self.network.get_params()]
-
-    def set_state(self, values: Sequence[np.ndarray]) -> None:
-        for var, val in zip(self.network.get_params(), values, strict=True):
-            var.set_value(np.array(val, copy=True))
 
     def capture_state(self, *, counters: bool = True) -> RunState:
         numbers = {"n_updates": self.n_updates, "n_epochs": self.n_epochs}
@@ -308,12 +265,6 @@ class ScipyTrainer:
             cfg["method"], cfg["method"]
         )
         return cls(network, **cfg)
-
-    def get_progress(self) -> dict[str, Any]:
-        return progress_of(self)
-
-    def set_progress(self, progress: dict[str, Any]) -> None:
-        set_progress(self, progress)
 
     def set_optimizer_state(self, values: Sequence[np.ndarray], targets: str = "labels") -> None:
         if len(values):

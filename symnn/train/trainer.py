@@ -3,7 +3,6 @@ shuffled minibatches by :meth:`Trainer.fit`."""
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import math
@@ -18,18 +17,17 @@ import pytensor
 from pytensor.tensor import TensorType
 
 from ..backend import COMPILE_LOCK, mode_name
-from ..backend.threads import check_blas_threads
 from ..costs import LOSSES
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer, get_updates, layer_to_spec
 from ..updates import RULES, shared_learning_rate, total_norm_constraint
 from ..updates.rules import get_or_compute_grads
-from ..utils import as_rng, check_choice, check_positive, describe
+from ..utils import check_choice, check_positive, describe
+from .base import BaseTrainer, locked
 from .callbacks import Callback
 from .fitloop import FitRun, plan_fit
 from .history import History
-from .objective import Evaluator, Objective
-from .state import RunState, progress_of, set_progress
+from .state import RunState
 from .step import TrainStep, compile_train_step
 
 __all__ = ["Trainer", "LOSSES", "DEFAULTS", "Compiled", "locked", "interactive"]
@@ -37,18 +35,6 @@ __all__ = ["Trainer", "LOSSES", "DEFAULTS", "Compiled", "locked", "interactive"]
 #: The defaults of every training entry point (``Trainer``, ``symnn train``, the
 #: estimators): scikit-learn's MLP defaults (Adam, learning rate 0.001, minibatches of 200).
 DEFAULTS = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 200}
-
-
-def locked(method: Callable) -> Callable:
-    """Run a method holding its object's ``_lock``: a trainer's compiled functions keep
-    their data in storage shared by every caller, so one thread at a time uses them."""
-
-    @functools.wraps(method)
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return run
 
 
 def interactive() -> bool:
@@ -124,7 +110,7 @@ class Compiled:
     weighted: bool = False  #: the step takes per-row weights (``sample_weight``)
 
 
-class Trainer:
+class Trainer(BaseTrainer):
     """Compile a network's training step once and fit it over minibatches.
 
     The settings are keyword-only and mirror Keras' ``Model.compile``/``Model.fit`` and
@@ -195,35 +181,18 @@ class Trainer:
         blas_threads: int | str = "auto",
         **optimizer_kwargs: Any,
     ):
-        self.objective = Objective.create(network, loss, l1, l2, penalty_per_row)
+        super().__init__(network, loss=loss, l1=l1, l2=l2, penalty_per_row=penalty_per_row,
+                         seed=seed, mode=mode, blas_threads=blas_threads)  # fmt: skip
         self.optimizer_name, self.rule = _update_rule(optimizer)
         check_positive(learning_rate, "learning_rate")
         self.max_norm = None if max_norm is None else float(check_positive(max_norm, "max_norm"))
-        self.guard, self.mode = bool(guard), mode
-        self.blas_threads = check_blas_threads(blas_threads)  # None: tuned by timing
+        self.guard = bool(guard)
         self.optimizer_kwargs = _checked_rule_kwargs(self.rule, self.optimizer_name,
                                                      optimizer_kwargs)
         self.learning_rate = shared_learning_rate(learning_rate, self.dtype)
-        self.rng = as_rng(seed, name="seed")
-        self.n_updates = 0
-        self.n_epochs = 0
-        self.history = History()
-        self.evaluator = Evaluator(self.objective, mode)
         self._compiled: Compiled | None = None
         self._pending_state: tuple[str, list[np.ndarray]] | None = None
         self._threads: dict[int, int] = {}  # batch size -> fastest BLAS thread count
-        self._lock = threading.RLock()  # see locked()
-
-    # -- what it trains ----------------------------------------------------------------
-    network = property(lambda self: self.objective.network, doc="The network trained.")
-    loss_name = property(lambda self: self.objective.loss_name, doc="The loss's name.")
-    loss_fn = property(lambda self: self.objective.loss_fn, doc="The per-example loss.")
-    l1 = property(lambda self: self.objective.l1, doc="The L1 coefficient.")
-    l2 = property(lambda self: self.objective.l2, doc="The L2 coefficient.")
-    penalty_per_row = property(
-        lambda self: self.objective.per_row, doc="Penalties divided by each batch's rows."
-    )
-    dtype = property(lambda self: self.objective.dtype, doc="The network's float type.")
 
     def __repr__(self) -> str:
         return (
@@ -299,16 +268,8 @@ class Trainer:
         except (SymnnValueError, SymnnTypeError, TypeError, ValueError):
             return None
 
-    @locked
-    def compile(self, targets: str = "labels") -> Trainer:
-        """Compile the step, evaluation and prediction functions now (``fit`` otherwise
-        compiles them on first use). ``targets`` is ``"labels"`` (integer classes) or
-        ``"values"`` (float targets). Returns the trainer."""
-        kind = check_choice(targets, "targets", ["labels", "values"])
+    def _compile_targets(self, kind: str) -> None:
         self.compiled(kind)
-        self.evaluator._evaluation(kind)
-        self.predict_proba(np.zeros((1, self.network.n_in), dtype=self.dtype))
-        return self
 
     @property
     def targets_kind(self) -> str | None:
@@ -323,17 +284,6 @@ class Trainer:
 
     def _state_vars(self) -> list:
         return [*self.network.get_params(), *self.optimizer_state, self.learning_rate]
-
-    @locked
-    def get_state(self) -> list[np.ndarray]:
-        """Copies of every parameter, layer state, optimiser state and the learning rate."""
-        return [np.asarray(v.get_value()) for v in self._state_vars()]
-
-    @locked
-    def set_state(self, values: Sequence[np.ndarray]) -> None:
-        """Put back what :meth:`get_state` returned."""
-        for var, val in zip(self._state_vars(), values, strict=True):
-            var.set_value(np.array(val, copy=True))
 
     def capture_state(
         self, *, counters: bool = True, shuffle_state: dict | None = None
@@ -409,14 +359,6 @@ class Trainer:
         cfg = dict(config)
         return cls(network, **cfg.pop("optimizer_kwargs", {}), **cfg)
 
-    def get_progress(self) -> dict[str, Any]:
-        """Counters, shuffling generator, history and the kind of targets, as JSON values."""
-        return progress_of(self)
-
-    def set_progress(self, progress: dict[str, Any]) -> None:
-        """Put back what :meth:`get_progress` returned."""
-        set_progress(self, progress)
-
     # -- learning rate and BLAS threads ---------------------------------------------------
     def current_learning_rate(self) -> float:
         return float(self.learning_rate.get_value(borrow=True))
@@ -436,22 +378,6 @@ class Trainer:
 
     def remember_threads(self, batch_size: int, count: int) -> None:
         self._threads[batch_size] = count
-
-    # -- evaluation ---------------------------------------------------------------------
-    @locked
-    def evaluate(self, X, y) -> dict[str, float]:
-        """Loss (the objective, inference mode) and accuracy over ``(X, y)``, in chunks."""
-        return self.evaluator.evaluate(X, y)
-
-    @locked
-    def predict_proba(self, X) -> np.ndarray:
-        """The network's output (inference mode) for ``X``; a row's output does not depend
-        on the other rows of the call (see :class:`~symnn.train.objective.Evaluator`)."""
-        return self.evaluator.predict_proba(X)
-
-    def predict(self, X) -> np.ndarray:
-        """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
-        return self.evaluator.predict(X)
 
     # -- fitting ------------------------------------------------------------------------
     @locked
