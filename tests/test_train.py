@@ -2,6 +2,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -533,3 +534,23 @@ def test_a_second_trainer_of_the_same_model_reuses_the_compiled_step(small, monk
     for a, b in zip(copied.get_state(), fresh.get_state(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert copied.history.batch_loss == fresh.history.batch_loss
+
+
+def test_a_callbacks_stop_is_typed_not_read_from_its_words():
+    """A callback's message is a callback's stop whatever its words (one that starts with
+    "non-finite" is not taken for the loop's non-finite stop, with its warning); a callback
+    may also return a Stop of its own."""
+    from symnn.train import LambdaCallback, Stop, StopReason
+
+    X, y = np.random.default_rng(0).random((40, 4)).astype("float32"), np.arange(40) % 2
+    words = "non-finite gradients in my own check"
+    for answer, kind, message in [
+        (words, StopReason.CALLBACK, words),
+        (Stop(StopReason.CALLBACK, "enough"), StopReason.CALLBACK, "enough"),
+    ]:
+        t = Trainer(mlp([4, 3, 2], rng=0), mode="FAST_COMPILE")
+        stop_now = LambdaCallback(on_epoch_end=lambda t_, e, logs, a=answer: a)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            h = t.fit(X, y, epochs=5, batch_size=20, callbacks=[stop_now], progress=False)
+        assert (h.stopped_by, h.stop_reason, len(h)) == (kind, message, 1)

@@ -13,7 +13,7 @@ from .callbacks import (
     StopTraining,
     Tolerance,
 )
-from .history import History, StopReason
+from .history import History, Stop, StopReason
 from .objective import Evaluator, Objective
 from .scipy import ScipyTrainer
 from .state import RunState
@@ -21,6 +21,7 @@ from .step import TrainStep, compile_train_step, guard_updates
 from .trainer import DEFAULTS, LOSSES, Trainer
 
 __all__ = [
+    "Stop",
     "BaseTrainer",
     "Trainer",
     "ScipyTrainer",

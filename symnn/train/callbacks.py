@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import check_choice, check_positive, describe
+from .history import Stop, StopReason
 
 __all__ = [
     "Callback",
@@ -285,13 +286,16 @@ class ProgressBar(Callback):
             self.bar = None
 
 
-def run_hook(hook: Callable, *args: Any) -> str | None:
-    """Call a callback hook; the reason it stops training (its message, or "a callback
-    stopped training" for ``True`` and :class:`StopTraining`), else None."""
+def run_hook(hook: Callable, *args: Any) -> Stop | None:
+    """Call a callback hook; the :class:`~symnn.train.history.Stop` it asks for (a returned
+    ``Stop`` as it is, a message as a callback's stop, ``True`` and :class:`StopTraining` as
+    "a callback stopped training"), else None."""
     try:
         result = hook(*args)
     except StopTraining:
-        return "a callback stopped training"
+        return Stop(StopReason.CALLBACK, "a callback stopped training")
+    if isinstance(result, Stop):
+        return result
     if isinstance(result, str):
-        return result or None
-    return "a callback stopped training" if result else None
+        return Stop(StopReason.CALLBACK, result) if result else None
+    return Stop(StopReason.CALLBACK, "a callback stopped training") if result else None

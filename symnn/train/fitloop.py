@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from .callbacks import (
     Tolerance,
     run_hook,
 )
-from .history import History, StopReason
+from .history import History, Stop, StopReason
 from .objective import check_sample_weight
 from .rollback import Rollback
 
@@ -53,16 +53,39 @@ class FitPlan:
     shuffle_state: dict = field(default_factory=dict)  # before the split drew from it
 
 
-def plan_fit(trainer: Any, X: Any, y: Any, args: dict[str, Any]) -> FitPlan:
+#: the stop of a run that Ctrl-C ended (after the update it was in)
+INTERRUPTED = Stop(StopReason.INTERRUPTED, "interrupted")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """``Trainer.fit``'s keyword arguments, as one value (see :meth:`Trainer.fit`)."""
+
+    epochs: int = 10
+    batch_size: int = 200
+    validation_data: tuple | None = None
+    validation_split: float = 0.0
+    shuffle: bool = True
+    callbacks: Sequence[Callback] = ()
+    max_updates: int | None = None
+    tol: float | None = None
+    schedule: Callable[[int], float] | None = None
+    schedule_every: str = "epoch"
+    on_nonfinite: str = "stop"
+    max_retries: int = 5
+    sample_weight: Any = None
+
+
+def plan_fit(trainer: Any, X: Any, y: Any, args: FitOptions) -> FitPlan:
     """Check every argument of ``fit`` (naming the bad one) before anything is compiled."""
-    epochs = check_positive(args["epochs"], "epochs", integer=True)
-    batch_size = check_positive(args["batch_size"], "batch_size", integer=True)
+    epochs = check_positive(args.epochs, "epochs", integer=True)
+    batch_size = check_positive(args.batch_size, "batch_size", integer=True)
     rules = _rules(args)
-    on_nonfinite = check_choice(args["on_nonfinite"], "on_nonfinite", ["stop", "halve"])
-    retries = check_positive(args["max_retries"], "max_retries", integer=True, allow_zero=True)
+    on_nonfinite = check_choice(args.on_nonfinite, "on_nonfinite", ["stop", "halve"])
+    retries = check_positive(args.max_retries, "max_retries", integer=True, allow_zero=True)
     # NaN and infinity in X are found by the step's gather as it copies each minibatch
     X, y = trainer.objective.check_xy(X, y, finite_x=False)
-    w = check_sample_weight(args["sample_weight"], len(X), trainer.dtype)
+    w = check_sample_weight(args.sample_weight, len(X), trainer.dtype)
     shuffle_state = trainer.rng.bit_generator.state  # the split below draws from it
     X, y, rows, validation = _validation(trainer, X, y, args)
     w = w if w is None or rows is None else w[rows]
@@ -75,7 +98,7 @@ def plan_fit(trainer: Any, X: Any, y: Any, args: dict[str, Any]) -> FitPlan:
         )
         batch_size = len(X)
     _warn_if_unscaled(X)
-    callbacks = list(args["callbacks"])
+    callbacks = list(args.callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise SymnnTypeError(f"callbacks must be Callback objects; got {describe(cb)}.")
@@ -90,29 +113,29 @@ def plan_fit(trainer: Any, X: Any, y: Any, args: dict[str, Any]) -> FitPlan:
         validation,
         epochs,
         batch_size,
-        bool(args["shuffle"]),
+        bool(args.shuffle),
         [*schedulers, *callbacks, *stops],
         int(retries) if halve else 0,
         shuffle_state,
     )
 
 
-def _rules(args: dict[str, Any]) -> list[Callback]:
+def _rules(args: FitOptions) -> list[Callback]:
     """``max_updates``, ``tol`` and ``schedule`` as the callbacks that implement them."""
     rules: list[Callback] = []
-    if args["schedule"] is not None:
-        rules.append(LearningRateScheduler(args["schedule"], args["schedule_every"]))
+    if args.schedule is not None:
+        rules.append(LearningRateScheduler(args.schedule, args.schedule_every))
     else:
-        check_choice(args["schedule_every"], "schedule_every", ["epoch", "step"])
-    if args["max_updates"] is not None:
-        rules.append(MaxUpdates(args["max_updates"]))
-    if args["tol"] is not None:
-        rules.append(Tolerance(args["tol"]))
+        check_choice(args.schedule_every, "schedule_every", ["epoch", "step"])
+    if args.max_updates is not None:
+        rules.append(MaxUpdates(args.max_updates))
+    if args.tol is not None:
+        rules.append(Tolerance(args.tol))
     return rules
 
 
-def _validation(trainer: Any, X, y, args: dict[str, Any]):
-    data, fraction = args["validation_data"], args["validation_split"]
+def _validation(trainer: Any, X, y, args: FitOptions):
+    data, fraction = args.validation_data, args.validation_split
     rows = None
     if fraction:
         if data is not None:
@@ -174,9 +197,9 @@ class FitRun:
                     if self._epoch(interrupted):
                         break
                 else:
-                    self._stop(StopReason.COMPLETED, f"epochs={self.plan.epochs} completed")
+                    self._stop(Stop(StopReason.COMPLETED, f"epochs={self.plan.epochs} completed"))
         except KeyboardInterrupt:  # raised by a callback, or a second Ctrl-C
-            self._stop(StopReason.INTERRUPTED, "interrupted")
+            self._stop(INTERRUPTED)
         except NonFiniteRowError as bad:
             self._bad_row(bad.row)
         finally:
@@ -199,17 +222,17 @@ class FitRun:
             if values is not None:
                 sums = [t + len(idx) * v for t, v in zip(sums, values)]
                 seen += len(idx)
-            stop = stop or ("interrupted" if interrupted() else None)
+            stop = stop or (INTERRUPTED if interrupted() else None)
             if stop:
                 break
         if seen == 0:
-            return self._stop(_kind_of(stop or "non-finite"), stop or "non-finite")
+            return self._stop(stop or Stop(StopReason.NON_FINITE, "non-finite"))
         logs = self._record_epoch([t / seen for t in sums], t0)
         stop = stop or self._first_stop("on_epoch_end", trainer.n_epochs, logs)
-        stop = stop or ("interrupted" if interrupted() else None)
-        return self._stop(_kind_of(stop), stop) if stop else False
+        stop = stop or (INTERRUPTED if interrupted() else None)
+        return self._stop(stop) if stop else False
 
-    def _update(self, idx: np.ndarray) -> tuple[list[float] | None, str | None]:
+    def _update(self, idx: np.ndarray) -> tuple[list[float] | None, Stop | None]:
         """One update; ``(its outputs or None, why training stops or None)``."""
         trainer, rollback, callbacks = self.trainer, self.rollback, self.callbacks
         for cb in callbacks:
@@ -231,7 +254,7 @@ class FitRun:
         logs = dict(zip(self.step.names, values))
         return values, self._first_stop("on_batch_end", trainer.n_updates, logs)
 
-    def _first_stop(self, hook: str, counter: int, logs: dict[str, float]) -> str | None:
+    def _first_stop(self, hook: str, counter: int, logs: dict[str, float]) -> Stop | None:
         """Run ``hook`` of every callback (all of them); the first reason to stop, if any."""
         reasons = [
             run_hook(getattr(cb, hook), self.trainer, counter, logs) for cb in self.callbacks
@@ -278,8 +301,12 @@ class FitRun:
             history.batch_loss.append(values[0])
         return [float(v) for v in self.tuner(self.step, idx)]
 
-    def _non_finite(self, loss: float) -> str:
-        """Handle a non-finite loss: roll back when guarded; return the stop reason."""
+    def _non_finite(self, loss: float) -> Stop:
+        """Handle a non-finite loss: roll back when guarded; return the stop."""
+        return Stop(StopReason.NON_FINITE, self._roll_back(loss))
+
+    def _roll_back(self, loss: float) -> str:
+        """Roll back when guarded; what happened, in words."""
         trainer, rollback = self.trainer, self.rollback
         where = f"non-finite training loss ({loss}) at update {trainer.n_updates + 1}"
         if rollback is None:
@@ -297,8 +324,8 @@ class FitRun:
         )
 
     # -- the end ------------------------------------------------------------------------
-    def _stop(self, kind: StopReason, reason: str) -> bool:
-        self.history.stopped_by, self.history.stop_reason = kind, reason
+    def _stop(self, stop: Stop) -> bool:
+        self.history.stopped_by, self.history.stop_reason = stop.reason, stop.message
         return True
 
     def _bad_row(self, row: int) -> None:
@@ -324,11 +351,3 @@ class FitRun:
             )
         trainer.history.extend(history)
         return history
-
-
-def _kind_of(reason: str) -> StopReason:
-    if reason == "interrupted":
-        return StopReason.INTERRUPTED
-    if reason.startswith("non-finite"):
-        return StopReason.NON_FINITE
-    return StopReason.CALLBACK

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import SymnnValueError
 
-__all__ = ["History", "StopReason"]
+__all__ = ["Stop", "History", "StopReason"]
 
 
 class StopReason(Enum):
@@ -22,6 +22,16 @@ class StopReason(Enum):
     NO_DATA = "no-data"
     SCIPY = "scipy"  #: scipy's optimiser converged
     SCIPY_LIMIT = "scipy-limit"  #: scipy stopped without converging (an iteration limit, ...)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stops, as a callback or the loop says it: the kind
+    (``History.stopped_by``) and the words (``History.stop_reason``). A callback hook may
+    return one (or a message, or True)."""
+
+    reason: StopReason
+    message: str
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ..layers import Layer
 from ..utils import check_choice, check_positive
 from .base import BaseTrainer, locked
 from .callbacks import Callback, ProgressBar, run_hook
-from .history import History, StopReason
+from .history import History, Stop, StopReason
 from .objective import Objective, check_sample_weight
 from .state import RunState
 
@@ -296,8 +296,27 @@ class ScipyTrainer(BaseTrainer):
         changes by less). ``sample_weight`` weighs the rows as in :meth:`Trainer.fit`. The
         keyword arguments mirror :meth:`Trainer.fit` where they mean the same thing.
         """
-        run = _ScipyRun.plan(self, X, y, locals())
-        return run.execute()
+        options = ScipyFitOptions(
+            maxiter=maxiter, batch_size=batch_size, iterations_per_batch=iterations_per_batch,
+            epochs=epochs, validation_data=validation_data, callbacks=callbacks, tol=tol,
+            progress=progress, sample_weight=sample_weight,
+        )  # fmt: skip
+        return _ScipyRun.plan(self, X, y, options).execute()
+
+
+@dataclass(frozen=True)
+class ScipyFitOptions:
+    """``ScipyTrainer.fit``'s keyword arguments, as one value (see :meth:`ScipyTrainer.fit`)."""
+
+    maxiter: int = 100
+    batch_size: int | None = None
+    iterations_per_batch: int = 10
+    epochs: int = 1
+    validation_data: Any = None
+    callbacks: Sequence[Callback] = ()
+    tol: float | None = None
+    progress: bool = False
+    sample_weight: Any = None
 
 
 @dataclass
@@ -309,33 +328,33 @@ class _ScipyRun:
     y: np.ndarray
     w: np.ndarray | None
     validation: tuple | None
-    args: dict[str, Any]
+    args: ScipyFitOptions
     callbacks: list[Callback]
     history: History = field(default_factory=History)
 
     @classmethod
-    def plan(cls, trainer: ScipyTrainer, X, y, args: dict[str, Any]) -> _ScipyRun:
-        check_positive(args["maxiter"], "maxiter", integer=True)
-        check_positive(args["iterations_per_batch"], "iterations_per_batch", integer=True)
-        check_positive(args["epochs"], "epochs", integer=True)
+    def plan(cls, trainer: ScipyTrainer, X, y, args: ScipyFitOptions) -> _ScipyRun:
+        check_positive(args.maxiter, "maxiter", integer=True)
+        check_positive(args.iterations_per_batch, "iterations_per_batch", integer=True)
+        check_positive(args.epochs, "epochs", integer=True)
         X, y = trainer.objective.check_xy(X, y)
-        w = check_sample_weight(args["sample_weight"], len(X), trainer.dtype)
-        if args["batch_size"] is not None:
-            check_positive(args["batch_size"], "batch_size", integer=True)
-            if args["batch_size"] > len(X):
+        w = check_sample_weight(args.sample_weight, len(X), trainer.dtype)
+        if args.batch_size is not None:
+            check_positive(args.batch_size, "batch_size", integer=True)
+            if args.batch_size > len(X):
                 raise SymnnValueError(
-                    f"batch_size={args['batch_size']} is larger than the {len(X)} training samples."
+                    f"batch_size={args.batch_size} is larger than the {len(X)} training samples."
                 )
-        validation = args["validation_data"]
+        validation = args.validation_data
         if validation is not None:
             validation = trainer.objective.check_xy(
                 *validation, xname="validation_data[0]", yname="validation_data[1]"
             )
-        callbacks = list(args["callbacks"])
-        if args["progress"]:  # one tick per scipy iteration
-            n_batches = 1 if args["batch_size"] is None else -(-len(X) // args["batch_size"])
-            per = args["epochs"] * n_batches * args["iterations_per_batch"]
-            callbacks.append(ProgressBar(args["maxiter"] if args["batch_size"] is None else per))
+        callbacks = list(args.callbacks)
+        if args.progress:  # one tick per scipy iteration
+            n_batches = 1 if args.batch_size is None else -(-len(X) // args.batch_size)
+            per = args.epochs * n_batches * args.iterations_per_batch
+            callbacks.append(ProgressBar(args.maxiter if args.batch_size is None else per))
         return cls(trainer, X, y, w, validation, args, callbacks)
 
     def execute(self) -> History:
@@ -346,7 +365,7 @@ class _ScipyRun:
         tuner = ThreadTuner(fixed=trainer.blas_threads)  # "auto": the library's default count
         try:
             with interrupt.deferred_interrupt() as interrupted:
-                if self.args["batch_size"] is None:
+                if self.args.batch_size is None:
                     self._full_batch(flat, interrupted)
                 else:
                     self._minibatches(flat, interrupted)
@@ -380,10 +399,10 @@ class _ScipyRun:
             self.history.batch_loss.append(value)
             logs = {"loss": value}
             hooks = [cb.on_batch_end for cb in self.callbacks]
-            reason = _first([run_hook(h, trainer, trainer.n_updates, logs) for h in hooks])
-            reason = reason or (per_epoch(value) if per_epoch else None)
-            if reason:
-                raise _Stop(StopReason.CALLBACK, reason)
+            asked = _first([run_hook(h, trainer, trainer.n_updates, logs) for h in hooks])
+            asked = asked or (per_epoch(value) if per_epoch else None)
+            if asked:
+                raise _Stop(asked.reason, asked.message)
             if interrupted():
                 raise _Stop(StopReason.INTERRUPTED, "interrupted")
 
@@ -393,7 +412,7 @@ class _ScipyRun:
             pack(params),
             method=trainer.method,
             options={key: int(iterations), **trainer.options},
-            tol=self.args["tol"],
+            tol=self.args.tol,
             on_iterate=on_iterate,
         )
         unpack(params, theta)
@@ -403,18 +422,18 @@ class _ScipyRun:
         flat.set_data(self.X, self.y, self.w)
         t0 = time.perf_counter()
 
-        def per_iteration(value: float) -> str | None:
+        def per_iteration(value: float) -> Stop | None:
             return self._record_epoch(value, t0)
 
         kind, reason = self._iterations(
-            flat, 0, len(self.X), self.args["maxiter"], interrupted, per_iteration
+            flat, 0, len(self.X), self.args.maxiter, interrupted, per_iteration
         )
         self._stop(kind, reason)
 
     def _minibatches(self, flat: FlatObjective, interrupted) -> None:
-        trainer, batch = self.trainer, self.args["batch_size"]
-        previous, tol = None, self.args["tol"]
-        for _ in range(self.args["epochs"]):
+        trainer, batch = self.trainer, self.args.batch_size
+        previous, tol = None, self.args.tol
+        for _ in range(self.args.epochs):
             t0 = time.perf_counter()
             order = trainer.rng.permutation(len(self.X))
             flat.set_data(self.X[order], self.y[order], None if self.w is None else self.w[order])
@@ -422,24 +441,25 @@ class _ScipyRun:
             for lo in range(0, len(self.X), batch):
                 hi = min(lo + batch, len(self.X))
                 kind, reason = self._iterations(
-                    flat, lo, hi, self.args["iterations_per_batch"], interrupted, None
+                    flat, lo, hi, self.args.iterations_per_batch, interrupted, None
                 )
                 if kind not in _SCIPY_ENDS:
                     break
             loss = trainer.evaluate(self.X, self.y)["loss"]
             going = kind in _SCIPY_ENDS
             stopped_by_callback = self._record_epoch(loss, t0, hooks=going)
-            stop = stopped_by_callback if going else reason
-            if stop:
-                return self._stop(StopReason.CALLBACK if going else kind, stop)
+            if not going:
+                return self._stop(kind, reason)
+            if stopped_by_callback:
+                return self._stop(stopped_by_callback.reason, stopped_by_callback.message)
             if tol is not None and previous is not None and abs(previous - loss) < tol:
                 return self._stop(
                     StopReason.CALLBACK, f"training loss changed by less than tol={tol}"
                 )
             previous = loss
-        self._stop(StopReason.COMPLETED, f"epochs={self.args['epochs']} completed")
+        self._stop(StopReason.COMPLETED, f"epochs={self.args.epochs} completed")
 
-    def _record_epoch(self, loss: float, t0: float, hooks: bool = True) -> str | None:
+    def _record_epoch(self, loss: float, t0: float, hooks: bool = True) -> Stop | None:
         """The epoch's record (the one place it is written); the reason a callback stops."""
         trainer = self.trainer
         trainer.n_epochs += 1
@@ -458,5 +478,5 @@ class _ScipyRun:
         return _first([run_hook(h, trainer, trainer.n_epochs, logs) for h in hooks_])
 
 
-def _first(reasons: list[str | None]) -> str | None:
-    return next((r for r in reasons if r), None)
+def _first(stops: list[Stop | None]) -> Stop | None:
+    return next((s for s in stops if s), None)

@@ -25,7 +25,7 @@ from ..updates.rules import get_or_compute_grads
 from ..utils import check_choice, check_positive, describe
 from .base import BaseTrainer, locked
 from .callbacks import Callback
-from .fitloop import FitRun, plan_fit
+from .fitloop import FitOptions, FitRun, plan_fit
 from .history import History
 from .state import RunState
 from .step import TrainStep, compile_train_step
@@ -457,8 +457,13 @@ class Trainer(BaseTrainer):
         row, after putting back the weights, optimiser state, generators and counters it
         started with, so the model is as it was before the call.
         """
-        arguments = dict(locals())
-        plan = plan_fit(self, X, y, arguments)
+        options = FitOptions(
+            epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+            validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
+            max_updates=max_updates, tol=tol, schedule=schedule, schedule_every=schedule_every,
+            on_nonfinite=on_nonfinite, max_retries=max_retries, sample_weight=sample_weight,
+        )  # fmt: skip
+        plan = plan_fit(self, X, y, options)
         return FitRun(self, plan, interactive() if progress is None else bool(progress)).execute()
 
 
