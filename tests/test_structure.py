@@ -173,3 +173,30 @@ def test_functions_are_short_with_short_parameter_lists():
 @pytest.mark.parametrize("name", sorted(EXCEPTIONS))
 def test_every_listed_exception_still_exists(name):
     assert name in dict(_functions()), f"{name} no longer exists; drop it from EXCEPTIONS"
+
+
+#: modules allowed past MODULE_LINES, with why
+LONG_MODULES = {
+    "ops/conv.py": "four C ops (Im2Col, Col2Im, Pool2D, Pool2DGrad) with their C code templates",
+}
+MODULE_LINES = 550
+
+
+def test_one_idea_per_module_keeps_modules_short():
+    long = {
+        str(rel): n
+        for rel, _ in _modules()
+        if (n := len((PACKAGE / rel).read_text().splitlines())) > MODULE_LINES
+        and str(rel) not in LONG_MODULES
+    }
+    assert not long, f"split these by idea (or list them in LONG_MODULES, with why): {long}"
+
+
+def test_the_deprecated_paths_are_aliases_that_warn():
+    """Old module paths stay for one release: each only re-exports and warns."""
+    import symnn
+
+    for name in (*symnn.DEPRECATED_MODULES, "layers/registry"):
+        text = (PACKAGE / f"{name.replace('.', '/')}.py").read_text()
+        assert "DeprecationWarning" in text and "0.3" in text, name
+        assert "def " not in text and "class " not in text, f"{name} defines code of its own"
