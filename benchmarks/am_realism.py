@@ -49,7 +49,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from sklearn.neural_network import MLPClassifier
 
-    from symnn.inputopt import activation_maximization
+    from symnn.inputopt import InputPenalties, Reference, activation_maximization
     from symnn.layers import mlp
     from symnn.plot import plot_image_rows
     from symnn.train import Trainer
@@ -67,19 +67,18 @@ def main(argv=None):
         judge = MLPClassifier(hidden_layer_sizes=(100,), max_iter=20, random_state=1).fit(X, y)
     judged = judge.score(data.X_test, data.y_test)
     print(f"judge (scikit-learn MLP, trained apart): test accuracy {judged:.4f}")
-    ref = (X[:20000], y[:20000])
-    common = dict(
-        steps=args.steps, learning_rate=0.05, image_shape=shape, reference=ref, judge=judge
-    )
+    ref = Reference(X[:20000], labels=y[:20000], judge=judge)
+    common = dict(steps=args.steps, learning_rate=0.05, image_shape=shape, reference=ref)
     reports = {}
     for name, kw in (
         ("plain", dict(prior=None)),
         ("prior", dict(x0="class-mean")),
         ("gmm prior", dict(x0="class-mean", prior="gmm")),
         ("prior, top-input start", dict(x0="facets")),
-        ("prior, per-row jitter", dict(x0="class-mean", jitter=1)),
-        ("prior, scale+rotate", dict(x0="class-mean", scale=0.05, rotate=5)),
-        ("plain, 1/f precond.", dict(prior=None, precondition=True)),
+        ("prior, per-row jitter", dict(x0="class-mean", penalties=InputPenalties(jitter=1))),
+        ("prior, scale+rotate",
+         dict(x0="class-mean", penalties=InputPenalties(scale=0.05, rotate=5))),
+        ("plain, 1/f precond.", dict(prior=None, penalties=InputPenalties(precondition=True))),
     ):
         t0 = time.perf_counter()
         reports[name] = activation_maximization(trainer.network, range(10), **common, **kw)

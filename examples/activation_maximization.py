@@ -12,7 +12,7 @@ from pathlib import Path
 from _data import parser, wrote
 
 from symnn import datasets, plot
-from symnn.inputopt import activation_maximization
+from symnn.inputopt import InputPenalties, activation_maximization
 from symnn.layers import mlp
 from symnn.train import Trainer
 
@@ -30,9 +30,8 @@ def run(data, hidden: int, epochs: int, steps: int, out_dir: Path, n_train=None)
         range(data.n_classes),
         steps=steps,
         image_shape=data.image_shape,
-        l2=0.1 * scale,
-        tv=0.3 * scale,
         reference=X,
+        penalties=InputPenalties(l2=0.1 * scale, tv=0.3 * scale),
     )
     titles = [f"{data.classes[r['unit']]}\np={r['probability']:.2f}" for r in report.rows]
     plot.plot_image_grid(

@@ -15,7 +15,7 @@ from pathlib import Path
 from _data import image_data, parser, subset, wrote
 
 from symnn import plot
-from symnn.inputopt import activation_maximization
+from symnn.inputopt import InputPenalties, Reference, activation_maximization
 from symnn.layers import from_arch
 from symnn.train import Trainer
 
@@ -35,13 +35,13 @@ def build(data, seed: int = 0):
 
 def maximise(net, data, steps: int, n_ref: int):
     """Channels of both convolutional layers and the classes, with the default prior."""
-    ref = (data.X_train[:n_ref], data.y_train[:n_ref])
-    common = dict(image_shape=data.image_shape, steps=steps, reference=ref, top_k=1)
+    ref = Reference(data.X_train[:n_ref], labels=data.y_train[:n_ref], top_k=1)
+    common = dict(image_shape=data.image_shape, steps=steps, reference=ref)
     convs = [i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Conv2D"]
     reports = {}
     for k, index in enumerate(convs):
         reports[f"conv{k + 1} channels"] = activation_maximization(
-            net, range(10), layer=index, jitter=1, x0="facets", **common
+            net, range(10), layer=index, x0="facets", **common, penalties=InputPenalties(jitter=1)
         )
     reports["classes"] = activation_maximization(net, range(10), x0="class-mean", **common)
     return reports

@@ -17,7 +17,7 @@ import pytensor.tensor as pt
 from _data import parser, wrote
 
 from symnn import backend, datasets, io, plot
-from symnn.inputopt import activation_maximization
+from symnn.inputopt import Reference, activation_maximization
 from symnn.io import write_safetensors
 from symnn.layers import from_arch
 
@@ -109,14 +109,14 @@ def main(epochs: int = 15, steps: int = 200, out: str = "out/import_model"):
     ours = accuracy(network, data)
     print(f"{source}: test accuracy {theirs:.4f} there, {ours:.4f} in symnn "
           f"({time.perf_counter() - t0:.1f} s)\n{network.summary()}")  # fmt: skip
-    ref = (data.X_train, data.y_train)
+    ref = Reference(data.X_train, labels=data.y_train)
     classes = activation_maximization(
         network, range(10), image_shape=(8, 8), steps=steps, reference=ref, x0="class-mean"
     )
     inner = next(i for i, la in enumerate(network.layers) if la.get_params())
     units = activation_maximization(
-        network, range(8), layer=inner, image_shape=(8, 8), steps=steps, reference=ref,
-        x0="facets", top_k=1,
+        network, range(8), layer=inner, image_shape=(8, 8), steps=steps,
+        reference=Reference(data.X_train, labels=data.y_train, top_k=1), x0="facets",
     )  # fmt: skip
     print(f"\nclasses:\n{classes.to_table()}\n\nlayer {inner} units:\n{units.to_table()}")
     rows = [("classes", classes.images()),

@@ -17,7 +17,12 @@ import pytensor.tensor as pt
 from _data import parser
 
 from symnn.datasets import load_digits, xor
-from symnn.inputopt import activation_maximization, exhaustive_binary_maximum, maximize
+from symnn.inputopt import (
+    InputPenalties,
+    activation_maximization,
+    exhaustive_binary_maximum,
+    maximize,
+)
 from symnn.layers import mlp
 from symnn.train import ScipyTrainer, Trainer
 
@@ -69,7 +74,11 @@ def tnc_mlp(maxiter: int = 150, steps: int = 200, seed: int = 0):
     trainer.fit(data.X_train, data.y_train, maxiter=maxiter)
     accuracy = trainer.evaluate(data.X_test, data.y_test)["accuracy"]
     report = activation_maximization(
-        trainer.network, range(10), steps=steps, image_shape=(8, 8), l2=0.05
+        trainer.network,
+        range(10),
+        steps=steps,
+        image_shape=(8, 8),
+        penalties=InputPenalties(l2=0.05),
     )
     predicted = trainer.predict(report.x)
     print(

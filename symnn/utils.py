@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SymnnTypeError, SymnnValueError
+from .errors import SymnnError, SymnnTypeError, SymnnValueError
 
 __all__ = [
     "DEFAULT_FLOAT",
@@ -139,6 +139,15 @@ def check_array(
     ...
     symnn.errors.SymnnValueError: X contains NaN or infinity (1 of 2 values); expected finite...
     """
+    try:
+        return _check_array(value, name, ndim, dtype, (finite, allow_empty, n_features))
+    except SymnnError as exc:  # about ``name``, for callers that name it otherwise (the CLI)
+        exc.parameter = exc.parameter or name
+        raise
+
+
+def _check_array(value: Any, name: str, ndim: Any, dtype: Any, rules: tuple) -> np.ndarray:
+    finite, allow_empty, n_features = rules
     if hasattr(value, "owner") and hasattr(value, "type"):
         raise SymnnTypeError(f"{name} must be numeric data (a numpy array), got {describe(value)}.")
     try:

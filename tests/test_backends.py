@@ -20,7 +20,7 @@ from pytensor.graph.op import Op
 import symnn
 from symnn.backend import BACKENDS, mode_name, python_nodes, resolve_mode, usable_backends
 from symnn.datasets import load_digits
-from symnn.inputopt import activation_maximization
+from symnn.inputopt import InputPenalties, activation_maximization
 from symnn.inputopt.transforms import precondition, warp_rows
 from symnn.layers import from_arch, mlp
 from symnn.ops import (
@@ -262,12 +262,12 @@ WARPS = dict(scale=0.05, rotate=5)
 
 @pytest.fixture(scope="module")
 def maximised(trained, digits):
-    kw = dict(image_shape=(8, 8), steps=25, seed=1, precondition=True,
-              reference=digits.X_train[:400])
+    kw = dict(image_shape=(8, 8), steps=25, seed=1, reference=digits.X_train[:400])
     net = trained["C", "mlp"][0].network
     return {
         (backend, warps): activation_maximization(
-            net, [0, 3, 7], mode=backend, **kw, **(WARPS if warps else {})
+            net, [0, 3, 7], mode=backend, **kw,
+            penalties=InputPenalties(precondition=True, **(WARPS if warps else {})),
         )
         for backend in BACKENDS
         for warps in (False, True)

@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 import symnn
 from symnn import MLPClassifier
 from symnn.datasets import load_digits
-from symnn.inputopt import activation_maximization, maximize
+from symnn.inputopt import InputPenalties, activation_maximization, maximize
 from symnn.io import from_onnx, load_state_dict, to_onnx
 from symnn.layers import from_arch, mlp
 from symnn.train import ScipyTrainer, Trainer
@@ -105,8 +105,9 @@ def test_maximize_on_one_shared_objective_from_threads(objective, n, method):
 def test_activation_maximization_of_one_network_from_threads(trained):
     def run(units):
         r = activation_maximization(
-            trained.network_, units, steps=40, image_shape=(8, 8), jitter=1, blas_threads=1
-        )
+            trained.network_, units, steps=40, image_shape=(8, 8), blas_threads=1,
+            penalties=InputPenalties(jitter=1),
+        )  # fmt: skip
         return r.x
 
     jobs = [([0, 1],), ([2],), ([3, 4, 5],), ([6],)]
@@ -349,8 +350,8 @@ def test_scipy_trainers_in_threads(digits, n):
 @pytest.mark.parametrize("n", [2, 4, 8])
 def test_activation_maximization_with_a_prior_and_warps_in_threads(trained, digits, n):
     X, _ = digits
-    kw = dict(steps=20, image_shape=(8, 8), reference=X[:300], scale=0.05, rotate=5,
-              blas_threads=1)  # fmt: skip
+    kw = dict(steps=20, image_shape=(8, 8), reference=X[:300], blas_threads=1,
+              penalties=InputPenalties(scale=0.05, rotate=5))  # fmt: skip
 
     def run(unit):
         report = activation_maximization(trained.network_, [unit], seed=unit, **kw)

@@ -9,6 +9,7 @@ from test_conv_ops import reference_conv, reference_pool
 
 import symnn
 from symnn.errors import SymnnValueError
+from symnn.inputopt import Reference
 from symnn.layers import (
     AvgPool2D,
     BatchNorm,
@@ -167,7 +168,12 @@ def test_a_cnn_trains_and_its_channels_are_maximised_on_the_default_backend(user
     slow = python_nodes(trainer._compiled.step.fn)
     assert [n for n in slow if not isinstance(n.op, RandomVariable)] == []
     report = activation_maximization(
-        net, range(6), layer=2, image_shape=(8, 8), steps=60, reference=data.X_train, top_k=3
+        net,
+        range(6),
+        layer=2,
+        image_shape=(8, 8),
+        steps=60,
+        reference=Reference(data.X_train, top_k=3),
     )
     assert all(r.exceeds_reference for r in report.rows)
     assert report.settings["spatial"] is None

@@ -20,7 +20,7 @@ from hypothesis.extra.numpy import arrays
 import symnn
 from symnn import check_grad, costs
 from symnn.errors import SymnnValueError
-from symnn.inputopt import activation_maximization, maximize
+from symnn.inputopt import InputPenalties, activation_maximization, maximize
 from symnn.layers import Dense, mlp
 
 # deterministic property tests: the same examples on every run, CI included
@@ -226,10 +226,8 @@ def test_same_seed_same_maximised_inputs_even_with_jitter():
             steps=20,
             seed=5,
             image_shape=(4, 4),
-            jitter=1,
-            blur_every=5,
             n_starts=2,
-            diversity=0.1,
+            penalties=InputPenalties(jitter=1, blur_every=5, diversity=0.1),
         ).x
         for _ in range(2)
     ]

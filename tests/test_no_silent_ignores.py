@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 import symnn
 from symnn.datasets import load_digits
 from symnn.errors import SymnnValueError
-from symnn.inputopt import activation_maximization, maximize
+from symnn.inputopt import InputPenalties, activation_maximization, maximize
 from symnn.layers import mlp
 from symnn.train import Callback, EarlyStopping, LambdaCallback, ScipyTrainer, StopTraining
 
@@ -87,11 +87,17 @@ def test_scipy_maximize_refuses_what_it_cannot_use(box, method):
 def test_scipy_activation_maximization_refuses_jitter_and_blur(data):
     net = mlp([64, 8, 10], rng=0)
     with pytest.raises(SymnnValueError, match="jitter=1 has no effect with method='l-bfgs-b'"):
-        activation_maximization(net, [0], method="l-bfgs-b", image_shape=(8, 8), jitter=1)
+        activation_maximization(
+            net, [0], method="l-bfgs-b", image_shape=(8, 8), penalties=InputPenalties(jitter=1)
+        )
     with pytest.raises(SymnnValueError, match="has no effect with method='tnc'"):
-        activation_maximization(net, [0], method="tnc", image_shape=(8, 8), blur_every=2)
+        activation_maximization(
+            net, [0], method="tnc", image_shape=(8, 8), penalties=InputPenalties(blur_every=2)
+        )
     with pytest.raises(SymnnValueError, match="blur_sigma=1.0 has no effect without blur_every"):
-        activation_maximization(net, [0], image_shape=(8, 8), blur_sigma=1.0)
+        activation_maximization(
+            net, [0], image_shape=(8, 8), penalties=InputPenalties(blur_sigma=1.0)
+        )
 
 
 def test_scipy_maximize_runs_with_the_fixed_blas_thread_count(box, monkeypatch):

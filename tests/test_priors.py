@@ -7,7 +7,7 @@ import pytensor.tensor as pt
 import pytest
 
 from symnn.errors import SymnnValueError
-from symnn.inputopt import activation_maximization
+from symnn.inputopt import Reference, activation_maximization
 from symnn.inputopt.priors import PRIOR_ARRAYS, GaussianPrior, MixturePrior, gaussian_penalty
 
 
@@ -96,7 +96,9 @@ def test_starts_from_data(digits_net):
     kw = dict(steps=1, learning_rate=1e-9, prior=None)
     mean = activation_maximization(net, [0, 1], reference=X, x0="mean", **kw)
     np.testing.assert_allclose(mean.x, np.repeat(X.mean(axis=0, keepdims=True), 2, 0), atol=1e-6)
-    per_class = activation_maximization(net, [3, 7], reference=(X, y), x0="class-mean", **kw)
+    per_class = activation_maximization(
+        net, [3, 7], reference=Reference(X, labels=y), x0="class-mean", **kw
+    )
     np.testing.assert_allclose(per_class.x[1], X[y == 7].mean(axis=0), atol=1e-6)
 
 
@@ -106,7 +108,7 @@ def test_starts_from_data(digits_net):
         ({"prior": "student", "reference": "X"}, "prior='student' is not known"),
         ({"prior": "gaussian"}, "needs reference inputs to fit it to"),
         ({"prior": None, "prior_weight": 3.0}, "prior_weight=3.0 has no effect without a prior"),
-        ({"x0": "class-mean", "reference": "X"}, r"needs reference=\(X, labels\)"),
+        ({"x0": "class-mean", "reference": "X"}, r"needs reference=Reference\(X, labels=\.\.\.\)"),
         ({"x0": "median", "reference": "X"}, "x0='median' is not known"),
         ({"prior_weight": -1.0, "reference": "X"}, "prior_weight=-1.0"),
     ],
@@ -180,8 +182,10 @@ def test_gmm_prior_and_the_realism_columns(digits_net):
     net, data = digits_net
     X, y = data.X_train, data.y_train
     judge = KNeighborsClassifier(1).fit(X, y)
-    report = activation_maximization(net, range(10), reference=(X, y), prior="gmm",
-                                     x0="class-mean", steps=100, judge=judge)  # fmt: skip
+    reference = Reference(X, labels=y, judge=judge)
+    report = activation_maximization(
+        net, range(10), reference=reference, prior="gmm", x0="class-mean", steps=100
+    )
     assert report.settings["prior"] == "gmm"
     assert all(row.exceeds_reference for row in report.rows)
     knn = KNeighborsClassifier(5, algorithm="brute").fit(X, y).predict(report.x)
@@ -193,7 +197,12 @@ def test_gmm_prior_and_the_realism_columns(digits_net):
     assert min(corr) > 0.5
     table = report.to_table()
     assert "class corr" in table and "5-NN" in table and "judge" in table
-    hidden = activation_maximization(net, [0, 1], layer=0, reference=(X, y), steps=5)
+    hidden = activation_maximization(
+        net, [0, 1], layer=0, reference=Reference(X, labels=y), steps=5
+    )
     assert all(r.class_corr is None and r.knn_label is not None for r in hidden.rows)
-    with pytest.raises(SymnnValueError, match="judge needs reference inputs"):
+    with (
+        pytest.warns(DeprecationWarning, match="judge="),
+        pytest.raises(SymnnValueError, match="judge needs reference inputs"),
+    ):
         activation_maximization(net, [0], steps=2, judge=judge)

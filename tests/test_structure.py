@@ -46,7 +46,10 @@ EXCEPTIONS = {
     "estimator/mlp.py:__init__": "scikit-learn's MLPClassifier/MLPRegressor parameters (drop-in)",
     "estimator/net.py:__init__": "scikit-learn's MLP training parameters (as MLPClassifier)",
     "inputopt/maximize.py:maximize": "its parameter names are a contract (the inputopt issue)",
-    "inputopt/activation.py:activation_maximization": "maximize's keywords + target, prior",
+    "inputopt/activation.py:activation_maximization": (
+        "the target (layer, preactivation, probability, spatial), the starts (n_starts, x0, "
+        "seed, bounds), image_shape, penalties, reference, prior; maximize's options as **ascent"
+    ),
     "train/trainer.py:__init__": "public keyword API kept (Trainer's settings)",
     "train/trainer.py:fit": "public keyword API kept (Keras-style fit; rules are callbacks)",
     "train/scipy.py:__init__": "mirrors Trainer's settings",

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from symnn.backend.cache import CompiledCache
 from symnn.backend.threads import blas_controller
 from symnn.datasets import load_digits, xor
 from symnn.errors import SymnnTypeError, SymnnValueError
@@ -520,14 +521,16 @@ def test_a_second_trainer_of_the_same_model_reuses_the_compiled_step(small, monk
     assert compiles == []  # the step was copied, not compiled
     ((template, placeholders),) = [
         v
-        for k, v in trainer_module._TEMPLATES._steps.items()
+        for k, v in trainer_module._TEMPLATES.templates().items()
         if '"dropout": 0.2' in k or "0.2" in k
     ][-1:]
     assert all(len(s.get_value(borrow=True)) == 0 for s in template.storage)  # no data kept
     assert not set(placeholders) & set(first._state_vars() + copied._state_vars())
     for a, b in zip(before, first.get_state(), strict=True):
         np.testing.assert_array_equal(a, b)  # training the copy left the first one alone
-    monkeypatch.setattr(trainer_module, "_TEMPLATES", trainer_module._StepTemplates())
+    monkeypatch.setattr(
+        trainer_module, "_TEMPLATES", trainer_module._StepTemplates(CompiledCache())
+    )
     fresh = make(1)
     fresh.fit(X, y, epochs=2, batch_size=50, progress=False)
     assert compiles == [1]

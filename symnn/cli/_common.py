@@ -194,7 +194,7 @@ def usage_message(exc: Exception, flags: dict[str, str] | None = None) -> str | 
     if not isinstance(exc, SymnnError):
         return None
     text, name = str(exc), getattr(exc, "parameter", None)
-    if name and text.startswith(f"{name}="):
+    if name and text.startswith((f"{name}=", f"{name} ")):
         flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
         text = f"{flag} {text[len(name) + 1 :]}"
     return text

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..inputopt import Reference
 from ._common import (
     _POSITIVE_INT,
     _compile_note,
@@ -89,7 +90,7 @@ def _demo_maximize(args: argparse.Namespace, trainer, data):
         steps=args.steps,
         learning_rate=0.05,
         image_shape=(8, 8),
-        reference=(data.X_train, data.y_train),  # a Gaussian prior fitted to them, by default
+        reference=Reference(data.X_train, labels=data.y_train),
         x0="class-mean",
     )
     print(
@@ -101,7 +102,7 @@ def _demo_maximize(args: argparse.Namespace, trainer, data):
     # plain activation maximisation (random starts, no prior) through the same compiled step
     plain = activation_maximization(
         trainer.network, range(10), steps=args.steps, learning_rate=0.05, image_shape=(8, 8),
-        reference=(data.X_train, data.y_train), prior_weight=0.0,
+        reference=Reference(data.X_train, labels=data.y_train), prior_weight=0.0,
     )  # fmt: skip
     return report, plain
 

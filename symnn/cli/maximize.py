@@ -4,10 +4,10 @@ report and figure."""
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
+from ..inputopt import InputPenalties, Reference
 from ._common import (
     _COUNT,
     _NONNEGATIVE,
@@ -70,121 +70,68 @@ def _load_network(model: str, arch: str | None, image_shape: str | None) -> Any:
     return obj if isinstance(obj, Layer) else obj.network
 
 
+#: the command line's flags for activation_maximization's parameters (the others: --name)
+FLAGS = {"learning_rate": "--lr", "n_starts": "--starts", "reference.data": "--reference"}
+
+
 def _cmd_maximize(args: argparse.Namespace) -> int:
+    """Load the model and the reference, then one call: the library checks every option
+    before it compiles, and its errors name the parameter, said here with its flag."""
+    from ..errors import SymnnError
     from ..inputopt import activation_maximization
-    from ..inputopt.activation import layer_width, parse_units
 
     out = _out_dir(args.out)
     network = _load_network(args.model, args.arch, args.image_shape)
-    shape = _image_shape(args, network)
-    try:  # the units, before anything is compiled
-        width = layer_width(network, args.layer)
-        if width is not None:
-            parse_units(args.units, width)
-    except ValueError as exc:
-        raise _UsageError(f"--units/--layer: {exc}") from None
-    reference, prior = _reference_for(args, network.n_in)
+    penalties = InputPenalties(
+        l2=args.l2, tv=args.tv, jitter=args.jitter, scale=args.scale, rotate=args.rotate,
+        precondition=args.precondition, blur_every=args.blur_every,
+    )  # fmt: skip
+    reference = _reference(args.reference, network.n_in)
     _compile_note("the ascent step")
-    report = activation_maximization(
-        network,
-        args.units,
-        layer=args.layer,
-        reference=reference,
-        prior=prior,
-        prior_weight=args.prior_weight,
-        x0=None if args.x0 == "random" else args.x0,
-        top_k=args.top_k,
-        steps=args.steps,
-        method=args.method,
-        learning_rate=args.lr,
-        n_starts=args.starts,
-        seed=args.seed,
-        l2=args.l2,
-        tv=args.tv,
-        jitter=args.jitter,
-        scale=args.scale,
-        rotate=args.rotate,
-        precondition=args.precondition,
-        blur_every=args.blur_every,
-        image_shape=shape,
-        probability=args.probability,
-        blas_threads=args.blas_threads,
-    )
+    try:
+        report = activation_maximization(
+            network, args.units, layer=args.layer, probability=args.probability,
+            n_starts=args.starts, x0=None if args.x0 == "random" else args.x0, seed=args.seed,
+            image_shape=_default_image_shape(args.image_shape, network), penalties=penalties,
+            reference=reference and Reference(*reference, top_k=args.top_k),
+            prior={"auto": "auto", "none": None}.get(args.prior, args.prior),
+            prior_weight=args.prior_weight, steps=args.steps, method=args.method,
+            learning_rate=args.lr, blas_threads=args.blas_threads,
+        )  # fmt: skip
+    except SymnnError as exc:
+        raise _UsageError(usage_message(exc, FLAGS)) from None
     is_output = args.layer in (-1, len(getattr(network, "layers", [network])) - 1)
     names = getattr(network, "class_names", None) if is_output else None
     _report_am(report, out, names, f"units {args.units} of layer {args.layer}")
     return 0
 
 
-def _reference_for(args: argparse.Namespace, n_in: int) -> tuple[Any, Any]:
-    """``(reference, prior)`` for ``symnn maximize``, every combination checked before
-    anything compiles."""
-    spec = args.reference
+def _reference(spec: str, n_in: int) -> tuple[Any, Any] | None:
+    """``(X, labels)`` of ``--reference`` (``auto``: the data set whose input width is the
+    model's: Fashion-MNIST when installed for 784, digits for 64), or None."""
     if spec == "auto":
         from ..datasets import fashion_mnist_available
 
         spec = {64: "digits", 784: "fashion-mnist" if fashion_mnist_available() else None}.get(n_in)
     if spec in (None, "none"):
-        if args.prior in ("gaussian", "gmm") or args.x0 != "random":
-            what = f"--prior {args.prior}" if args.prior != "auto" else f"--x0 {args.x0}"
-            raise _UsageError(f"{what} needs --reference (a data set of the model's inputs)")
-        if args.prior_weight is not None:
-            raise _UsageError("--prior-weight has no effect without a reference and a prior")
-        return None, None
+        return None
     try:
         data = _load_data(spec, 0)
     except ValueError as exc:
         raise _UsageError(usage_message(exc, {"data": "--reference"}) or str(exc)) from None
-    if data.X_train.shape[1] != n_in:
-        raise _UsageError(
-            f"--reference {spec}: its inputs have {data.X_train.shape[1]} features; the model "
-            f"takes {n_in}"
-        )
-    if args.prior == "none" and args.prior_weight is not None:
-        raise _UsageError("--prior-weight has no effect with --prior none")
-    prior = None if args.prior == "none" else args.prior
-    return (data.X_train, data.y_train), prior
+    return data.X_train, data.y_train
 
 
-def _image_shape(args: argparse.Namespace, network: Any) -> tuple[int, ...] | None:
-    """``--image-shape`` checked against the network's inputs (default: the image its first
-    ``Reshape`` makes, else square inputs)."""
-    n_in = network.n_in
-    shape = _shape(args.image_shape)
+def _default_image_shape(flag: str | None, network: Any) -> tuple[int, ...] | None:
+    """``--image-shape``, else the image the network's first ``Reshape`` makes, else square
+    inputs, else None (the library checks the shape against the network)."""
+    shape = _shape(flag)
     first = network.layers[0] if hasattr(network, "layers") else None
     if shape is None and getattr(first, "shape", None) is not None and first.shape[0] == 1:
         shape = tuple(first.shape[1:])
-    if shape is not None and math.prod(shape) != n_in:
-        raise _UsageError(
-            f"--image-shape {args.image_shape} has {math.prod(shape)} pixels; "
-            f"the network takes {n_in} inputs"
-        )
-    if shape is None:
-        side = int(round(n_in**0.5))
-        shape = (side, side) if side * side == n_in else None
-    image_flags = (("--jitter", args.jitter), ("--blur-every", args.blur_every),
-                   ("--scale", args.scale), ("--rotate", args.rotate),
-                   ("--precondition", args.precondition))  # fmt: skip
-    for flag, value in image_flags:
-        if value and shape is None:
-            raise _UsageError(
-                f"{flag} {value} needs an image: the network's {n_in} inputs are not square, "
-                "so pass --image-shape HxW"
-            )
-    if args.method in ("l-bfgs-b", "tnc"):
-        for flag, value in (
-            ("--jitter", args.jitter),
-            ("--scale", args.scale),
-            ("--rotate", args.rotate),
-            ("--precondition", args.precondition),
-            ("--blur-every", args.blur_every),
-            ("--lr", args.lr),
-        ):
-            if value:
-                raise _UsageError(
-                    f"{flag} has no effect with --method {args.method} (scipy picks its own "
-                    "steps); leave it out or use adam"
-                )
+    side = int(round(network.n_in**0.5))
+    if shape is None and side * side == network.n_in:
+        shape = (side, side)
     return shape
 
 

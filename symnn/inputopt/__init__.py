@@ -8,6 +8,7 @@ units in one compiled call; :func:`exhaustive_binary_maximum` checks binary prob
 from .activation import (
     ActivationReport,
     InputPenalties,
+    Reference,
     UnitResult,
     activation_maximization,
     parse_units,
@@ -29,6 +30,7 @@ __all__ = [
     "activation_maximization",
     "ActivationReport",
     "InputPenalties",
+    "Reference",
     "UnitResult",
     "unit_activations",
     "parse_units",

@@ -8,33 +8,38 @@ objective; Gaussian blur is applied to the inputs every ``blur_every`` steps.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import inspect
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer
-from ..utils import check_array, check_positive, describe
+from ..utils import check_positive, describe
 from .engine import SCIPY
-from .maximize import maximize
-from .objective import InputPenalties, _Graph, _graph, _graph_key, _penalties, _Rows
+from .maximize import check_ascent_options, maximize
+from .objective import InputPenalties, _Graph, _graph, _penalties, _Rows
 from .priors import PRIORS, GaussianPrior, MixturePrior
 from .realism import _realism
+from .reference import Reference, as_reference
 from .report import ActivationReport, UnitResult, _subset, _warn_if_stuck
-from .starts import _Reference, _starts
-from .units import _check_target, _is_output, layer_width, parse_units, unit_activations
+from .starts import _Reference, _starts, check_starts
+from .units import Target, layer_width, parse_units, unit_activations
 
 __all__ = [
     "activation_maximization",
     "ActivationReport",
     "InputPenalties",
+    "Reference",
     "UnitResult",
     "unit_activations",
     "parse_units",
     "layer_width",
     "AUTO_PRIOR_WEIGHTS",
     "DEFAULT_PRIOR_WEIGHT",
+    "ASCENT_DEFAULTS",
+    "ASCENT_OPTIONS",
 ]
 
 
@@ -72,6 +77,19 @@ def _prior_settings(density) -> dict[str, Any]:
     return {"prior": density[0].kind, "prior_weight": density[1] or "auto"}
 
 
+#: activation maximisation's own defaults for :func:`maximize`'s options (the projected
+#: methods also start from ``learning_rate=0.05``)
+ASCENT_DEFAULTS = {"method": "adam", "steps": 200}
+
+#: :func:`maximize`'s options that ``activation_maximization`` forwards unchanged (the others
+#: it sets itself from the units, starts and penalties)
+ASCENT_OPTIONS = tuple(
+    name for name, p in inspect.signature(maximize).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("x0", "n_starts", "seed", "bounds", "mode",
+                                                 "every")
+)  # fmt: skip
+
+
 def activation_maximization(
     network: Layer,
     units: Any = "all",
@@ -79,30 +97,20 @@ def activation_maximization(
     layer: int | str = -1,
     preactivation: bool | None = None,
     probability: bool = False,
+    spatial: Any = None,
     n_starts: int = 1,
     x0=None,
     seed: Any = 0,
     bounds=(0.0, 1.0),
-    steps: int = 200,
-    learning_rate: float | None = None,
-    method: str = "adam",
-    tol: float | None = None,
-    penalties: InputPenalties | None = None,
     image_shape: tuple[int, ...] | None = None,
-    reference=None,
-    top_k: int = 5,
-    judge: Any = None,
+    penalties: InputPenalties | None = None,
+    reference: Reference | Any = None,
     prior: str | GaussianPrior | MixturePrior | None = "auto",
     prior_weight: float | None = None,
     mode: Any = None,
-    blas_threads: int | str = "auto",
-    spatial: Any = None,
-    **penalty_values: Any,
+    **ascent: Any,
 ) -> ActivationReport:
     """Maximise units of a layer, many units in one compiled call.
-
-    The keywords are :func:`~symnn.inputopt.maximize`'s (a published contract) plus what
-    picks the units, the input penalties, the reference data and the density prior.
 
     Parameters
     ----------
@@ -115,93 +123,130 @@ def activation_maximization(
         Which layer: its position in ``network.layers`` (every layer counts, dropout and
         batch normalisation included; default the output layer) or its name. The units of
         a convolutional layer are its channels.
-    spatial
-        For an image layer, how a channel's map becomes one value: ``"mean"`` (default),
-        ``"center"`` or a position ``(y, x)`` (see :func:`unit_activations`); refused for
-        dense layers.
     preactivation
         Maximise ``x @ W + b`` before the nonlinearity. Default: True for a softmax output
         layer (the class logit) and for rectifier layers (relu, leaky_relu, elu, softplus: a
         unit that is off at the start gets no gradient otherwise), False otherwise.
         ``probability=True`` maximises the softmax probability of the class instead. Rows
         whose objective never changed are marked ``moved=False`` and warned about.
-    steps, learning_rate, method, tol
-        As for :func:`~symnn.inputopt.maximize`; ``learning_rate`` defaults to 0.05 for the
-        projected methods and is refused with the scipy ones.
-    penalties, **penalty_values
-        An :class:`InputPenalties`, or its fields as keywords (``l2=0.1, tv=0.3``).
-    image_shape
-        The inputs' image shape, for ``tv``, ``blur_every`` and ``jitter`` and the report.
+    spatial
+        For an image layer, how a channel's map becomes one value: ``"mean"`` (default),
+        ``"center"`` or a position ``(y, x)`` (see :func:`unit_activations`); refused for
+        dense layers.
     x0
         Starts: an array (one row per unit and start), None (uniform in the box),
         ``"mean"`` (the mean reference input), ``"class-mean"`` (for class units, the mean
-        reference input of the unit's class; needs ``reference=(X, y)``) or ``"facets"``
+        reference input of the unit's class; needs reference labels) or ``"facets"``
         (the k-means centres of the unit's :data:`FACET_POOL` times ``n_starts`` most
         activating reference inputs, one start per facet, so the starts of a unit show its
         different facets; combine with ``diversity`` to keep them apart).
+    seed, bounds, mode
+        As for :func:`~symnn.inputopt.maximize` (``seed`` also draws the jitter and warps).
+    image_shape
+        The inputs' image shape, for ``tv``, ``blur_every``, ``jitter``, warps,
+        ``precondition`` and the report.
+    penalties
+        An :class:`InputPenalties` (default none).
+    reference
+        A :class:`Reference` (inputs, their labels, ``top_k``, a ``judge``), or the inputs
+        alone (e.g. the training set): each row then reports its unit's highest activation
+        on them, the unit's ``top_k`` reference inputs (dataset examples) and realism figures:
+        ``top_corr``, the correlation of the found input with the mean of those examples;
+        ``nn_ratio``, its distance to the nearest reference input over the typical
+        nearest-neighbour distance inside the reference set (about 1 for a realistic input,
+        much more for noise); with labels, ``knn_label`` (the majority label of its 5 nearest
+        reference inputs) and, for output units, ``class_corr`` (the correlation with the
+        mean input of the unit's class); with a judge, ``judge_label``.
     prior, prior_weight
         A density prior on the input: ``"gaussian"`` (a :class:`~symnn.inputopt.priors.
-        GaussianPrior` fitted to ``reference``), ``"gmm"`` (a :class:`~symnn.inputopt.priors.
-        MixturePrior`: ten diagonal Gaussians on the principal components), a fitted prior,
-        or None (plain activation maximisation). ``"auto"`` (default) is ``"gaussian"`` when
-        ``reference`` is given, else None. The ascent maximises ``activation - prior_weight
-        * penalty``, the penalty being about 0.5 for a real input. ``prior_weight`` is
-        relative to the unit's activation spread on the reference (its best minus its mean),
-        so one value suits units of any scale. By default each unit and start runs with every
-        weight of :data:`AUTO_PRIOR_WEIGHTS` in the same compiled call and keeps the strongest
-        under which it still beats its best reference input (``row.prior_weight`` says which);
-        without reference inputs (a fitted prior given) the weight is absolute,
-        :data:`DEFAULT_PRIOR_WEIGHT` by default.
-    reference, top_k, judge
-        Inputs ``X`` or ``(X, labels)`` (e.g. the training set): each row then reports its
-        unit's highest activation on them, the unit's ``top_k`` reference inputs (dataset
-        examples) and realism figures: ``top_corr``, the correlation of the found input with
-        the mean of those examples; ``nn_ratio``, its distance to the nearest reference input
-        over the typical nearest-neighbour distance inside the reference set (about 1 for a
-        realistic input, much more for noise); with labels, ``knn_label`` (the majority label
-        of its 5 nearest reference inputs) and, for output units, ``class_corr`` (the
-        correlation with the mean input of the unit's class). ``judge``, a fitted classifier
-        (its ``predict``) or a callable returning labels, adds ``judge_label``.
-    Other arguments are those of :func:`symnn.inputopt.maximize`.
+        GaussianPrior` fitted to the reference inputs), ``"gmm"`` (a :class:`~symnn.inputopt.
+        priors.MixturePrior`: ten diagonal Gaussians on the principal components), a fitted
+        prior, or None (plain activation maximisation). ``"auto"`` (default) is
+        ``"gaussian"`` when ``reference`` is given, else None. The ascent maximises
+        ``activation - prior_weight * penalty``, the penalty being about 0.5 for a real
+        input. ``prior_weight`` is relative to the unit's activation spread on the reference
+        (its best minus its mean), so one value suits units of any scale. By default each
+        unit and start runs with every weight of :data:`AUTO_PRIOR_WEIGHTS` in the same
+        compiled call and keeps the strongest under which it still beats its best reference
+        input (``row.prior_weight`` says which); without reference inputs (a fitted prior
+        given) the weight is absolute, :data:`DEFAULT_PRIOR_WEIGHT` by default.
+    **ascent
+        :func:`~symnn.inputopt.maximize`'s options (:data:`ASCENT_OPTIONS`: ``steps``,
+        ``learning_rate``, ``method``, ``tol``, ``blas_threads``), forwarded unchanged;
+        the defaults here are :data:`ASCENT_DEFAULTS` and ``learning_rate=0.05`` for the
+        projected methods.
+
+    Examples
+    --------
+    >>> from symnn.datasets import load_digits
+    >>> from symnn.layers import mlp
+    >>> X = load_digits().X_train
+    >>> report = activation_maximization(
+    ...     mlp([64, 16, 10], rng=0), [0, 1], image_shape=(8, 8), steps=20,
+    ...     penalties=InputPenalties(l2=0.01), reference=Reference(X, top_k=3),
+    ... )
+    >>> report.x.shape, len(report.rows[0].top_examples)
+    ((2, 64), 3)
     """
-    index, preactivation, image_shape = _check_target(
-        network, layer, probability, preactivation, image_shape
-    )
-    penalties = _penalties(penalties, penalty_values, image_shape, method)
-    learning_rate = 0.05 if learning_rate is None and method not in SCIPY else learning_rate
-    _check_counts(n_starts=n_starts, top_k=top_k)
-    reference, labels = _reference_parts(reference, network)
-    density = _resolve_prior(prior, prior_weight, reference, network)
-    target = (index, preactivation, bool(probability), image_shape, spatial)
-    graph = _graph(network, _graph_key(target, penalties, density, mode), mode)
+    ascent, legacy = _split_options(ascent)
+    target = Target.resolve(
+        network, layer, preactivation=preactivation, probability=probability,
+        image_shape=image_shape, spatial=spatial,
+    )  # fmt: skip
+    penalties = _penalties(penalties, legacy["penalties"], target.image_shape, ascent["method"])
+    check_ascent_options(**ascent, every=penalties.every(target.image_shape))
+    check_positive(n_starts, "n_starts", integer=True)
+    reference = as_reference(reference, legacy["reference"])
+    reference = reference and reference.checked(target.n_in, target.dtype)
+    check_starts(x0, reference)
+    density = _resolve_prior(prior, prior_weight, reference, target.n_in)
+    if target.n_units() is not None:  # before compiling, when the layer says its width
+        parse_units(units, target.n_units())
+    graph = _graph(target, penalties, density, mode)
     with graph.lock:  # the graph's shared settings and functions are this call's
         unit_list = parse_units(units, graph.n_units)
         row_units = np.repeat(unit_list, n_starts)
-        acts = graph.reference_activations(reference)
-        x0 = _starts(network, x0, row_units, seed, bounds, _Reference(reference, labels, acts))
+        acts = graph.reference_activations(reference and reference.data)
+        x0 = _starts(target, x0, row_units, seed, bounds, _Reference.of(reference, acts))
         rows = _Rows.expand(row_units, _weight_candidates(density, acts))
         graph.configure(rows, penalties, seed, graph.prior_weights(density, rows, acts))
-        ascent = dict(bounds=bounds, steps=steps, learning_rate=learning_rate, method=method)
         result = maximize(
-            graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0), tol=tol,
-            mode=mode, blas_threads=blas_threads, every=penalties.every(image_shape), **ascent,
+            graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0),
+            bounds=bounds, mode=mode, every=penalties.every(target.image_shape), **ascent,
         )  # fmt: skip
         result, chosen = _keep_chosen_weights(graph, result, rows, acts)
-        realism = _realism(reference, acts, labels, top_k, judge, _is_output(network, index))
+        realism = _realism(reference, acts, target.is_output)
         report_rows = graph.rows(result, row_units, n_starts, realism)
         _record_weights(report_rows, chosen, density)
     _warn_if_stuck(report_rows)
     settings = dict(
-        layer=index, preactivation=preactivation, probability=bool(probability), spatial=spatial,
-        method=result.method, steps=steps, learning_rate=learning_rate, **asdict(penalties),
+        layer=target.index, preactivation=target.preactivation, probability=target.probability,
+        spatial=spatial, method=result.method, steps=ascent["steps"],
+        learning_rate=ascent.get("learning_rate"), **asdict(penalties),
         **_prior_settings(density), n_starts=n_starts, bounds=_bounds_setting(bounds),
     )  # fmt: skip
-    return ActivationReport(unit_list, result.x, report_rows, result, image_shape, settings)
+    return ActivationReport(unit_list, result.x, report_rows, result, target.image_shape, settings)
 
 
-def _check_counts(**counts: Any) -> None:
-    for name, value in counts.items():
-        check_positive(value, name, integer=True)
+def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict]]:
+    """``(the ascent's options with this function's defaults, the deprecated keywords)``:
+    penalties and ``top_k``/``judge`` given as keywords are taken with a warning."""
+    penalty_names = {f.name for f in fields(InputPenalties)}
+    legacy = {
+        "penalties": {k: v for k, v in options.items() if k in penalty_names},
+        "reference": {k: v for k, v in options.items() if k in ("top_k", "judge")},
+    }
+    ascent = {k: v for k, v in options.items() if k not in penalty_names | {"top_k", "judge"}}
+    unknown = sorted(set(ascent) - set(ASCENT_OPTIONS))
+    if unknown:
+        raise SymnnTypeError(
+            f"activation_maximization got an unexpected keyword {unknown[0]!r}; the ascent's "
+            f"options are maximize's: {', '.join(ASCENT_OPTIONS)}."
+        )
+    ascent = {**ASCENT_DEFAULTS, **ascent}
+    if ascent["method"] not in SCIPY:
+        ascent.setdefault("learning_rate", 0.05)
+    return ascent, legacy
 
 
 def _bounds_setting(bounds: Any) -> list[float]:
@@ -219,23 +264,7 @@ def _record_weights(rows: list[UnitResult], chosen: Any, density: Any) -> None:
 DEFAULT_PRIOR_WEIGHT = 2.0
 
 
-def _reference_parts(reference: Any, network: Layer) -> tuple[np.ndarray | None, Any]:
-    """``reference`` as ``(X, labels or None)``, ``X`` checked against the network."""
-    if reference is None:
-        return None, None
-    labels = None
-    if isinstance(reference, tuple):
-        if len(reference) != 2:
-            raise SymnnValueError("reference must be X or a pair (X, labels).")
-        reference, labels = reference
-        labels = np.asarray(labels)
-    X = check_array(reference, "reference", ndim=2, dtype=network.dtype, n_features=network.n_in)
-    if labels is not None and labels.shape != (len(X),):
-        raise SymnnValueError(f"reference labels have shape {labels.shape}; expected ({len(X)},).")
-    return X, labels
-
-
-def _resolve_prior(prior: Any, weight: Any, reference, network: Layer):
+def _resolve_prior(prior: Any, weight: Any, reference: Reference | None, width: int):
     """``(prior model, weight)`` or None."""
     if isinstance(prior, str) and prior == "auto":
         prior = "gaussian" if reference is not None else None
@@ -251,10 +280,10 @@ def _resolve_prior(prior: Any, weight: Any, reference, network: Layer):
             )
         if reference is None:
             raise SymnnValueError(f"prior={prior!r} needs reference inputs to fit it to.")
-        prior = PRIORS[prior].fit(reference)
-    if not isinstance(prior, tuple(PRIORS.values())) or prior.width != network.n_in:
+        prior = PRIORS[prior].fit(reference.data)
+    if not isinstance(prior, tuple(PRIORS.values())) or prior.width != width:
         raise SymnnTypeError(
-            f"prior must be a GaussianPrior or MixturePrior of width {network.n_in}; got "
+            f"prior must be a GaussianPrior or MixturePrior of width {width}; got "
             f"{describe(prior)}."
         )
     if weight is None:

@@ -11,7 +11,6 @@ inputs are recovered afterwards by exact replay from snapshots (see ``maximize``
 from __future__ import annotations
 
 import threading
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from pytensor.graph.replace import clone_replace
 
 from .. import updates as rules
 from ..backend import LockedFunction, function
+from ..backend.cache import COMPILED
 from ..layers import get_updates
 from ..train.state import RunState
 
@@ -40,10 +40,6 @@ SCIPY = ("l-bfgs-b", "tnc")
 
 _MOMENTUM = 0.9
 _NORM_EPS = 1e-8
-
-# compiled functions per objective graph: {objective: {(x, method, mode): functions}}
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_CACHE_LOCK = threading.RLock()  # one thread at a time looks up or fills the cache
 
 
 def _mode_key(mode: Any) -> Any:
@@ -97,15 +93,11 @@ def _replace_x(objective, x, X):
 def compiled_ascent(objective, x, method: str, width: int, mode: Any = None) -> AscentFunctions:
     """Compile (once per objective, ``x``, method, width and mode) the projected ascent step.
     The caller holds the returned functions' ``lock`` while it uses them."""
-    with _CACHE_LOCK:
-        return _compiled_ascent(objective, x, method, width, mode)
+    key = (x, method, width, _mode_key(mode))
+    return COMPILED.get(objective, key, lambda: _compiled_ascent(objective, x, method, width, mode))
 
 
 def _compiled_ascent(objective, x, method: str, width: int, mode: Any) -> AscentFunctions:
-    key = (x, method, width, _mode_key(mode))
-    per_objective = _CACHE.setdefault(objective, {})
-    if key in per_objective:
-        return per_objective[key]
     dtype = x.type.dtype
     X = pytensor.shared(np.zeros((1, width), dtype=dtype), name="inputs")
     lo = pytensor.shared(np.zeros(width, dtype=dtype), name="lo")
@@ -129,9 +121,7 @@ def _compiled_ascent(objective, x, method: str, width: int, mode: Any) -> Ascent
     ups.update(layer_state)  # e.g. the random generator of a jitter
     step = function([], obj, updates=ups, mode=mode)
     value = function([], obj, mode=mode, on_unused_input="ignore")
-    fns = AscentFunctions(X, lo, hi, lr, state, list(layer_state), step, value)
-    per_objective[key] = fns
-    return fns
+    return AscentFunctions(X, lo, hi, lr, state, list(layer_state), step, value)
 
 
 @dataclass
@@ -146,30 +136,21 @@ class ScipyFunctions:
 def compiled_value(objective, x, mode: Any = None):
     """The objective as a compiled function of a batch of inputs (once per objective)."""
     key = (x, "value", _mode_key(mode))
-    with _CACHE_LOCK:
-        per_objective = _CACHE.setdefault(objective, {})
-        if key not in per_objective:
-            per_objective[key] = LockedFunction(function([x], objective, mode=mode))
-        return per_objective[key]
+    return COMPILED.get(objective, key, lambda: LockedFunction(function([x], objective, mode=mode)))
 
 
 def compiled_scipy(objective, x, width: int, mode: Any = None) -> ScipyFunctions:
     """The scipy path's compiled function (once per objective, ``x``, width and mode); the
     caller holds its ``lock`` while it uses it."""
-    with _CACHE_LOCK:
-        return _compiled_scipy(objective, x, width, mode)
+    key = (x, "scipy", width, _mode_key(mode))
+    return COMPILED.get(objective, key, lambda: _compiled_scipy(objective, x, width, mode))
 
 
 def _compiled_scipy(objective, x, width: int, mode: Any) -> ScipyFunctions:
-    key = (x, "scipy", width, _mode_key(mode))
-    per_objective = _CACHE.setdefault(objective, {})
-    if key in per_objective:
-        return per_objective[key]
     flat = pt.vector("x_flat", dtype="float64")
     batch = pt.cast(flat, x.type.dtype).reshape((-1, width))
     obj, _ = _replace_x(objective, x, batch)
     neg = -pt.sum(pt.cast(obj, "float64"))
     grad = pytensor.grad(neg, flat)
     fn = function([flat], [obj, neg, grad], mode=mode)
-    per_objective[key] = ScipyFunctions(fn, width)
-    return per_objective[key]
+    return ScipyFunctions(fn, width)

@@ -27,6 +27,7 @@ __all__ = [
     "check_objective",
     "resolve_bounds",
     "draw_starts",
+    "check_ascent_options",
     "METHODS",
 ]
 
@@ -259,31 +260,14 @@ class Ascent:
     @classmethod
     def plan(cls, objective, x, args: dict[str, Any]) -> Ascent:
         """Check every argument of :func:`maximize` (naming the bad one)."""
-        method = check_choice(args["method"], "method", METHODS)
-        steps = check_positive(args["steps"], "steps", integer=True)
-        learning_rate, every = args["learning_rate"], args["every"]
-        if method in SCIPY:
-            for name, value in (("learning_rate", learning_rate), ("every", every)):
-                if value is not None:
-                    raise SymnnValueError(
-                        f"{name}={value!r} has no effect with method={method!r} (scipy chooses "
-                        "its own steps and runs no per-step hook); leave it out or use a "
-                        f"projected method ({', '.join(PROJECTED)})."
-                    )
-        learning_rate = check_positive(
-            0.1 if learning_rate is None else learning_rate, "learning_rate"
-        )
-        if args["tol"] is not None:
-            check_positive(args["tol"], "tol", allow_zero=True)
-        threads = check_blas_threads(args["blas_threads"])
+        options = check_ascent_options(
+            method=args["method"], steps=args["steps"], learning_rate=args["learning_rate"],
+            tol=args["tol"], blas_threads=args["blas_threads"], every=args["every"],
+        )  # fmt: skip
         width = _width(x, args["x0"])
         lo, hi = resolve_bounds(args["bounds"], width, x.type.dtype)
         starts = draw_starts(x.type.dtype, args["x0"], args["n_starts"], args["seed"], (lo, hi))
-        _check_every(every)
-        return cls(
-            objective, x, starts, lo, hi, steps, float(learning_rate), method, args["tol"],
-            args["mode"], every, threads,
-        )  # fmt: skip
+        return cls(objective, x, starts, lo, hi, **options, mode=args["mode"])
 
     # -- projected methods ----------------------------------------------------------------
     def run_projected(self) -> MaximizeResult:
@@ -415,6 +399,37 @@ class _Trace:
     history: list = field(default_factory=list)
     threads: list = field(default_factory=list)
     snapshots: dict = field(default_factory=dict)
+
+
+def check_ascent_options(
+    *, method: str = "gradient", steps: int = 200, learning_rate: float | None = None,
+    tol: float | None = None, blas_threads: int | str = "auto", every: Any = None,
+) -> dict[str, Any]:
+    """:func:`maximize`'s ascent options checked (naming the bad one), as :class:`Ascent`
+    holds them; callers that compile first (activation maximisation) check them before.
+
+    >>> check_ascent_options(method="tnc", learning_rate=0.1)
+    Traceback (most recent call last):
+    ...
+    symnn.errors.SymnnValueError: learning_rate=0.1 has no effect with method='tnc' (scipy...
+    """
+    method = check_choice(method, "method", METHODS)
+    steps = check_positive(steps, "steps", integer=True)
+    if method in SCIPY:
+        for name, value in (("learning_rate", learning_rate), ("every", every)):
+            if value is not None:
+                raise SymnnValueError(
+                    f"{name}={value!r} has no effect with method={method!r} (scipy chooses "
+                    "its own steps and runs no per-step hook); leave it out or use a "
+                    f"projected method ({', '.join(PROJECTED)})."
+                )
+    learning_rate = check_positive(0.1 if learning_rate is None else learning_rate,
+                                   "learning_rate")  # fmt: skip
+    if tol is not None:
+        check_positive(tol, "tol", allow_zero=True)
+    _check_every(every)
+    return dict(steps=steps, learning_rate=float(learning_rate), method=method, tol=tol,
+                every=every, fixed_threads=check_blas_threads(blas_threads))  # fmt: skip
 
 
 def _check_every(every) -> None:

@@ -5,8 +5,8 @@ process-wide cache of the compiled step per network and configuration."""
 from __future__ import annotations
 
 import threading
-import weakref
-from dataclasses import dataclass, field, fields
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,20 +14,16 @@ import pytensor
 import pytensor.tensor as pt
 
 from ..backend import function
+from ..backend.cache import COMPILED
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Layer, attach_updates
+from ..layers import attach_updates
 from ..utils import as_rng, check_positive, describe
 from .engine import SCIPY
 from .priors import PRIORS
 from .realism import _Realism
 from .report import UnitResult
 from .transforms import precondition, spectral_filter, warp_rows, warp_tables
-from .units import _is_softmax_output, _layers, unit_activations
-
-_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-_GRAPHS_LOCK = threading.RLock()
+from .units import Target
 
 
 def _total_variation(img):
@@ -166,14 +162,21 @@ class _GraphKey:
     warp: bool = False  #: random scalings and rotations in the step
     precondition: bool = False  #: the gradient through a 1/f filter
 
-    def __post_init__(self):
-        if isinstance(self.spatial, list):  # hashable
-            object.__setattr__(self, "spatial", tuple(self.spatial))
+    @classmethod
+    def of(cls, target: Target, penalties: InputPenalties, density: Any, mode: Any) -> _GraphKey:
+        """The graph a call needs (the network itself is the cache entry's owner)."""
+        return cls(
+            target.index, target.preactivation, target.probability, target.image_shape,
+            int(penalties.jitter), density and density[0].kind, repr(mode), target.spatial,
+            penalties.warps, bool(penalties.precondition),
+        )  # fmt: skip
 
 
-def _graph(network, key: _GraphKey, mode) -> _Graph:
-    with _GRAPHS_LOCK:
-        return _build_graph(network, key, mode)
+def _graph(target: Target, penalties: InputPenalties, density: Any, mode: Any) -> _Graph:
+    """The compiled ascent graph of ``target`` with these penalties and prior, built once per
+    network and configuration (kept in :data:`~symnn.backend.cache.COMPILED`)."""
+    key = _GraphKey.of(target, penalties, density, mode)
+    return COMPILED.get(target.network, ("ascent graph", key), lambda: _build(target, key, mode))
 
 
 def _prior_arrays(kind: str, dtype: str) -> dict[str, Any]:
@@ -202,11 +205,11 @@ def _shift_rows(x: Any, shift: Any, image_shape: tuple[int, ...]) -> Any:
     return x.reshape((-1,))[flat.reshape((-1,))].reshape(x.shape)
 
 
-def _step_input(x, key: _GraphKey, network: Layer):
+def _step_input(x, key: _GraphKey, target: Target):
     """What the step's objective sees: ``(x for the penalties, x for the network, the shared
     generator, the shared warp tables, the generator's update)``. With ``precondition`` both
     are ``x`` with its gradient filtered; warps then jitter, drawn per row, for the network."""
-    dtype, shape = network.dtype, key.image_shape
+    dtype, shape = target.dtype, key.image_shape
     if key.precondition:
         x = precondition(x, pt.constant(spectral_filter(shape).astype(dtype)))
     inp, rng, warp = x, None, None
@@ -214,8 +217,8 @@ def _step_input(x, key: _GraphKey, network: Layer):
         rng = pt.random.shared_rng(seed=int(as_rng(0).integers(2**31 - 1)), name="jitter.rng")
     state = rng
     if key.warp:
-        warp = {"index": pytensor.shared(np.zeros((1, network.n_in, 4), dtype=np.int64)),
-                "weight": pytensor.shared(np.zeros((1, network.n_in, 4), dtype=dtype))}  # fmt: skip
+        warp = {"index": pytensor.shared(np.zeros((1, target.n_in, 4), dtype=np.int64)),
+                "weight": pytensor.shared(np.zeros((1, target.n_in, 4), dtype=dtype))}  # fmt: skip
         state, choice = state.integers(0, warp["index"].shape[0], size=(x.shape[0],))
         inp = warp_rows(inp, choice, warp["index"], warp["weight"])
     if key.jitter:
@@ -234,45 +237,32 @@ def _penalty_terms(x, coef: dict, same_unit, image_shape):
     return total + coef["diversity"] * pt.sum(same_unit * sim, axis=1)
 
 
-def _build_graph(network, key: _GraphKey, mode) -> _Graph:
-    index, preactivation, probability = key.index, key.preactivation, key.probability
-    image_shape = key.image_shape
-    per_net = _GRAPHS.setdefault(network, {})
-    if key in per_net:
-        return per_net[key]
-    dtype = network.dtype
-    x = pt.matrix("x", dtype=dtype, shape=(None, network.n_in))
+def _build(target: Target, key: _GraphKey, mode) -> _Graph:
+    dtype = target.dtype
+    x = pt.matrix("x", dtype=dtype, shape=(None, target.n_in))
     unit_index = pytensor.shared(np.zeros(1, dtype=np.int64), name="unit_index")
     same_unit = pytensor.shared(np.zeros((1, 1), dtype=dtype), name="same_unit")
     coef = {
         k: pytensor.shared(np.asarray(0.0, dtype=dtype), name=k)
         for k in ("l2", "l1", "tv", "diversity")
     }
-    xo, inp, rng, warp, rng_updates = _step_input(x, key, network)
-    pre = preactivation and not probability
-    act = unit_activations(network, inp, index, preactivation=pre, spatial=key.spatial)
-    objective = act[pt.arange(x.shape[0]), unit_index]
-    objective = objective - _penalty_terms(xo, coef, same_unit, image_shape)
+    xo, inp, rng, warp, rng_updates = _step_input(x, key, target)
+    objective = target.activations(inp)[pt.arange(x.shape[0]), unit_index]
+    objective = objective - _penalty_terms(xo, coef, same_unit, key.image_shape)
     prior = _prior_arrays(key.prior, dtype) if key.prior else None
     if prior is not None:
-        penalty = PRIORS[key.prior].penalty(xo, prior, network.n_in)
+        penalty = PRIORS[key.prior].penalty(xo, prior, target.n_in)
         objective = objective - prior["weight"] * penalty
     objective = attach_updates(objective, rng_updates)
-    plain = unit_activations(network, x, index, preactivation=pre, spatial=key.spatial)
-    outs = [plain]
-    has_probs = _is_softmax_output(network, index)
-    if has_probs:
-        outs.append(network(x, deterministic=True))
-    measure = function([x], outs, mode=mode)
-    n_units = _layers(network)[index].output_size(None) or int(
-        np.asarray(measure(np.zeros((1, network.n_in), dtype=dtype))[0]).shape[1]
+    units, output = target.activations(x, with_output=True)
+    measure = function([x], [units, output] if target.has_probabilities else [units], mode=mode)
+    n_units = target.n_units() or int(
+        np.asarray(measure(np.zeros((1, target.n_in), dtype=dtype))[0]).shape[1]
     )
-    graph = _Graph(
-        x, objective, unit_index, same_unit, coef, measure, int(n_units), has_probs, rng, prior,
-        warp=warp, image_shape=image_shape,
+    return _Graph(
+        x, objective, unit_index, same_unit, coef, measure, int(n_units),
+        target.has_probabilities, rng, prior, warp=warp, image_shape=key.image_shape,
     )  # fmt: skip
-    per_net[key] = graph
-    return graph
 
 
 def _blur(image_shape, sigma):
@@ -335,13 +325,15 @@ class InputPenalties:
         for name in ("tv", "blur_every", "jitter", "scale", "rotate", "precondition"):
             if getattr(self, name) and image_shape is None:
                 value = getattr(self, name)
-                raise SymnnValueError(f"{name}={value!r} needs image_shape (e.g. (28, 28)).")
+                raise SymnnValueError(
+                    f"{name}={value!r} needs an image: pass image_shape (e.g. (28, 28))."
+                )
         if self.blur_sigma is not None and not self.blur_every:
             raise SymnnValueError(
                 f"blur_sigma={self.blur_sigma!r} has no effect without blur_every; pass "
                 "blur_every=k to blur every k steps."
             )
-        for name in ("jitter", "scale", "rotate", "precondition"):
+        for name in ("jitter", "scale", "rotate", "precondition", "blur_every"):
             if getattr(self, name) and method in SCIPY:
                 raise SymnnValueError(
                     f"{name}={getattr(self, name)!r} has no effect with method={method!r} "
@@ -354,32 +346,27 @@ class InputPenalties:
         return (int(self.blur_every), _blur(image_shape, sigma)) if self.blur_every else None
 
 
-def _graph_key(target: tuple, penalties: InputPenalties, density: Any, mode: Any) -> _GraphKey:
-    """The graph a call needs: ``target`` is (layer index, preactivation, probability, image
-    shape, spatial)."""
-    index, preactivation, probability, image_shape, spatial = target
-    return _GraphKey(
-        index, preactivation, probability, image_shape, int(penalties.jitter),
-        density and density[0].kind, repr(mode), spatial, penalties.warps,
-        bool(penalties.precondition),
-    )  # fmt: skip
-
-
 def _penalties(
-    penalties: InputPenalties | None, values: dict[str, Any], image_shape: Any, method: str
+    penalties: InputPenalties | None, legacy: dict[str, Any], image_shape: Any, method: str
 ) -> InputPenalties:
-    """The call's :class:`InputPenalties`, checked against the image shape and method."""
-    known = {f.name for f in fields(InputPenalties)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SymnnTypeError(
-            f"activation_maximization got unexpected keyword {unknown[0]!r}; penalties are "
-            f"{', '.join(sorted(known))}."
+    """The call's :class:`InputPenalties`, checked against the image shape and method;
+    ``legacy`` holds penalties given as keywords (deprecated)."""
+    if legacy:
+        given = ", ".join(f"{k}={v!r}" for k, v in legacy.items())
+        warnings.warn(
+            f"activation_maximization({given}) is deprecated (goes in 0.3); pass "
+            f"penalties=InputPenalties({given}).",
+            DeprecationWarning,
+            stacklevel=3,
         )
-    if penalties is not None and values:
-        raise SymnnValueError("pass penalties=InputPenalties(...) or penalty keywords, not both.")
-    if penalties is not None and not isinstance(penalties, InputPenalties):
+        if penalties is not None:
+            raise SymnnValueError(
+                f"penalties={penalties!r} and {given}: pass penalties=InputPenalties(...) only."
+            )
+        penalties = InputPenalties(**legacy)
+    if penalties is None:
+        penalties = InputPenalties()
+    if not isinstance(penalties, InputPenalties):
         raise SymnnTypeError(f"penalties must be an InputPenalties; got {describe(penalties)}.")
-    penalties = penalties or InputPenalties(**values)
     penalties.check(image_shape, method)
     return penalties

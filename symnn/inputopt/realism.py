@@ -119,9 +119,10 @@ def _typical_nn_distance(ref: np.ndarray, sample: int = 200, pool: int = 5000) -
     return float(np.median(_nearest_distances(probe, pool_rows, exclude_self=True)))
 
 
-def _realism(reference, acts, labels, top_k: int, judge: Any, class_units: bool):
+def _realism(reference, acts, class_units: bool) -> _Realism | None:
+    """The realism measures against a checked :class:`~symnn.inputopt.Reference` (or None)."""
     if reference is None:
-        if judge is not None:
-            raise SymnnValueError("judge needs reference inputs (the report compares with them).")
         return None
-    return _Realism(reference, acts, top_k, labels, class_units and labels is not None, judge)
+    labels = reference.labels
+    return _Realism(reference.data, acts, reference.top_k, labels,
+                    class_units and labels is not None, reference.judge)  # fmt: skip

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import SymnnValueError
-from ..layers import Layer
 from ..utils import as_rng
 from .maximize import draw_starts, resolve_bounds
 
@@ -21,6 +20,13 @@ class _Reference:
     X: np.ndarray | None
     labels: np.ndarray | None
     acts: np.ndarray | None
+
+    @classmethod
+    def of(cls, reference: Any, acts: np.ndarray | None) -> _Reference:
+        """From a checked :class:`~symnn.inputopt.Reference` (or None)."""
+        if reference is None:
+            return cls(None, None, None)
+        return cls(reference.data, reference.labels, acts)
 
 
 #: how many of a unit's most activating reference inputs ``x0="facets"`` clusters, per start
@@ -63,7 +69,7 @@ def _data_starts(kind: str, row_units: np.ndarray, reference: _Reference, seed: 
     if kind == "facets":
         return _facet_starts(row_units, reference, seed)
     if labels is None:
-        raise SymnnValueError("x0='class-mean' needs reference=(X, labels).")
+        raise SymnnValueError("x0='class-mean' needs reference=Reference(X, labels=...).")
     missing = sorted(set(row_units.tolist()) - set(labels.tolist()))
     if missing:
         raise SymnnValueError(f"x0='class-mean': no reference input has label {missing[0]}.")
@@ -71,18 +77,34 @@ def _data_starts(kind: str, row_units: np.ndarray, reference: _Reference, seed: 
     return np.stack([means[u] for u in row_units.tolist()])
 
 
-def _starts(network: Layer, x0: Any, row_units, seed: Any, bounds: Any, reference) -> np.ndarray:
-    """One start per unit and start index: ``x0`` checked, taken from the reference data
-    (``"mean"``, ``"class-mean"``, ``"facets"``), or drawn in the box."""
-    n = len(row_units)
-    lo, hi = resolve_bounds(bounds, network.n_in, network.dtype)
+def check_starts(x0: Any, reference: Any) -> None:
+    """Refuse a start from data that the reference (a checked :class:`~symnn.inputopt.
+    Reference` or None) cannot give, before anything compiles."""
+    if not isinstance(x0, str):
+        return
+    if x0 not in STARTS:
+        raise SymnnValueError(
+            f"x0={x0!r} is not known; expected an array, None, {', '.join(map(repr, STARTS))}."
+        )
+    if reference is None:
+        raise SymnnValueError(f"x0={x0!r} needs reference inputs.")
+    if x0 == "class-mean" and reference.labels is None:
+        raise SymnnValueError("x0='class-mean' needs reference=Reference(X, labels=...).")
+
+
+def _starts(target: Any, x0: Any, row_units, seed: Any, bounds: Any, reference) -> np.ndarray:
+    """One start per unit and start index of ``target`` (a :class:`~symnn.inputopt.units.
+    Target`): ``x0`` checked, taken from the reference data (``"mean"``, ``"class-mean"``,
+    ``"facets"``), or drawn in the box."""
+    n, dtype = len(row_units), target.dtype
+    lo, hi = resolve_bounds(bounds, target.n_in, dtype)
     if isinstance(x0, str):
         if x0 not in STARTS:
             raise SymnnValueError(
                 f"x0={x0!r} is not known; expected an array, None, {', '.join(map(repr, STARTS))}."
             )
-        x0 = np.clip(_data_starts(x0, row_units, reference, seed), lo, hi).astype(network.dtype)
-    x0 = draw_starts(network.dtype, x0, n, seed, (lo, hi))
+        x0 = np.clip(_data_starts(x0, row_units, reference, seed), lo, hi).astype(dtype)
+    x0 = draw_starts(dtype, x0, n, seed, (lo, hi))
     if len(x0) != n:
         raise SymnnValueError(f"x0 has {len(x0)} rows; expected one per unit and start ({n}).")
     return x0

@@ -3,6 +3,7 @@ matrix (a convolutional layer's channels reduced over the image), and unit selec
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,20 +71,28 @@ def unit_activations(
     (default; Lucid's channel objective), ``"center"`` or a position ``(y, x)`` (a neuron).
     """
     index = _resolve_layer(network, layer)
-    layers = _layers(network)
-    h = x
+    return _walk(_layers(network), index, x, preactivation, spatial)[0]
+
+
+def _walk(layers: list[Layer], index: int, x, preactivation: bool, spatial: Any, output=False):
+    """``(activations of layer index, the network's output or None)``: one pass through
+    ``layers`` in inference mode (on to the last layer only when ``output``)."""
+    h, units = x, None
     for i, la in enumerate(layers):
         if i == index:
-            if preactivation:
-                if not hasattr(la, "preactivation"):
-                    raise SymnnValueError(
-                        f"layer {index} is a {type(la).__name__}; "
-                        "preactivation needs a Dense or Conv2D layer."
-                    )
-                return _reduce_spatial(la.preactivation(h), spatial)
-            return _reduce_spatial(la(h, deterministic=True), spatial)
-        h = la(h, deterministic=True)
-    raise AssertionError("unreachable")  # pragma: no cover
+            if preactivation and not hasattr(la, "preactivation"):
+                raise SymnnValueError(
+                    f"layer {index} is a {type(la).__name__}; "
+                    "preactivation needs a Dense or Conv2D layer."
+                )
+            pre = la.preactivation(h) if preactivation else None
+            h = la(h, deterministic=True)
+            units = _reduce_spatial(h if pre is None else pre, spatial)
+            if not output:
+                return units, None
+        else:
+            h = la(h, deterministic=True)
+    return units, h
 
 
 SPATIAL = ("mean", "center")
@@ -147,17 +156,96 @@ def parse_units(units: Any, n_units: int) -> np.ndarray:
     if bad.any():
         raise SymnnValueError(
             f"units has index {int(arr[bad][0])} out of range; the layer has "
-            f"{n_units} units (0..{n_units - 1})."
+            f"{n_units} units (0..{n_units - 1}).",
+            parameter="units",
         )
     return arr.astype(np.int64)
 
 
-def _is_output(network: Layer, index: int) -> bool:
-    return index == len(_layers(network)) - 1
+@dataclass(frozen=True)
+class Target:
+    """What activation maximisation maximises, resolved once from a call's arguments: the
+    units of one layer of ``network`` (its position ``index``), before the nonlinearity or
+    not, a softmax output's probabilities or not, a convolutional layer's channels reduced
+    by ``spatial``, inputs that are images of ``image_shape``.
+
+    >>> from symnn.layers import mlp
+    >>> target = Target.resolve(mlp([4, 3, 2], rng=0), layer=1, image_shape=(2, 2))
+    >>> target.index, target.preactivation, target.n_in  # a relu layer: before the relu
+    (1, True, 4)
+    """
+
+    network: Layer
+    index: int
+    preactivation: bool
+    probability: bool = False
+    image_shape: tuple[int, ...] | None = None
+    spatial: Any = None
+    #: the network's layers, in the order :func:`unit_activations` counts them
+    layers: tuple[Layer, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def resolve(
+        cls,
+        network: Layer,
+        layer: int | str = -1,
+        *,
+        preactivation: bool | None = None,
+        probability: bool = False,
+        image_shape: Any = None,
+        spatial: Any = None,
+    ) -> Target:
+        """The target of these arguments, each checked against ``network`` (naming it)."""
+        _check_network(network)
+        index = _resolve_layer(network, layer)
+        if probability and not _is_softmax_output(network, index):
+            raise SymnnValueError(
+                "probability=True needs the softmax output layer (layer=-1 of a classifier)."
+            )
+        if preactivation is None:
+            preactivation = _default_preactivation(network, index, probability)
+        if image_shape is not None:
+            image_shape = tuple(int(s) for s in image_shape)
+            if int(np.prod(image_shape)) != network.n_in:
+                raise SymnnValueError(
+                    f"image_shape={image_shape} has {int(np.prod(image_shape))} "
+                    f"pixels; the network takes {network.n_in} inputs."
+                )
+        spatial = tuple(spatial) if isinstance(spatial, list) else spatial
+        return cls(network, index, bool(preactivation), bool(probability), image_shape, spatial,
+                   tuple(_layers(network)))  # fmt: skip
+
+    @property
+    def n_in(self) -> int:
+        return self.network.n_in
+
+    @property
+    def dtype(self) -> str:
+        return self.network.dtype
+
+    @property
+    def is_output(self) -> bool:
+        return self.index == len(self.layers) - 1
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether the layer is a softmax output (the report adds each class's probability)."""
+        return self.is_output and getattr(self.layers[-1], "activation", None) is softmax
+
+    def activations(self, x: Any, *, with_output: bool = False) -> Any:
+        """The symbolic ``(n, units)`` of the target's layer for inputs ``x`` (inference
+        mode; with ``probability``, the softmax output's probabilities); ``with_output``:
+        the pair ``(units, the network's output)``."""
+        pre = self.preactivation and not self.probability
+        units, out = _walk(list(self.layers), self.index, x, pre, self.spatial, with_output)
+        return (units, out) if with_output else units
+
+    def n_units(self) -> int | None:
+        """The layer's unit count when known without compiling."""
+        return self.layers[self.index].output_size(None)
 
 
-def _check_target(network, layer, probability, preactivation, image_shape):
-    """``(layer index, preactivation, image shape)`` checked against the network."""
+def _check_network(network: Any) -> None:
     if isinstance(getattr(network, "network", None), Layer):  # a Trainer (symnn.load's too)
         raise SymnnTypeError(
             f"network must be a symnn network; got a {type(network).__name__}: pass its "
@@ -167,18 +255,3 @@ def _check_target(network, layer, probability, preactivation, image_shape):
         raise SymnnTypeError(
             f"network must be a symnn network with a known input width; got {describe(network)}."
         )
-    index = _resolve_layer(network, layer)
-    if probability and not _is_softmax_output(network, index):
-        raise SymnnValueError(
-            "probability=True needs the softmax output layer (layer=-1 of a classifier)."
-        )
-    if preactivation is None:
-        preactivation = _default_preactivation(network, index, probability)
-    if image_shape is not None:
-        image_shape = tuple(int(s) for s in image_shape)
-        if int(np.prod(image_shape)) != network.n_in:
-            raise SymnnValueError(
-                f"image_shape={image_shape} has {int(np.prod(image_shape))} "
-                f"pixels; the network takes {network.n_in} inputs."
-            )
-    return index, bool(preactivation), image_shape

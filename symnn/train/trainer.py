@@ -7,7 +7,6 @@ import inspect
 import json
 import math
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import pytensor
 from pytensor.tensor import TensorType
 
 from ..backend import COMPILE_LOCK, mode_name
+from ..backend.cache import COMPILED, CompiledCache
 from ..costs import LOSSES
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer, get_updates, layer_to_spec
@@ -52,17 +52,18 @@ class _StepTemplates:
     which penalties it has, mode), so that a trainer of a model already compiled in this
     process (a scikit-learn clone, a search candidate, a refit) copies the compiled code onto
     its own shared variables instead of rewriting and compiling the graph again. Penalty
-    coefficients are shared variables too, so a search over ``alpha`` compiles once. Kept for
-    the last ``size`` models."""
+    coefficients are shared variables too, so a search over ``alpha`` compiles once. Kept in
+    the process's :data:`~symnn.backend.cache.COMPILED` cache (its last ``size`` models)."""
 
-    def __init__(self, size: int = 32):
-        self.size = size
-        self._steps: dict[str, tuple[TrainStep, list]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, cache: CompiledCache = COMPILED):
+        self.cache = cache
+
+    def templates(self) -> dict[str, tuple[TrainStep, list]]:
+        """The kept templates by model key."""
+        return {k[1]: v for k, v in self.cache.items(None) if k[0] == "train step"}
 
     def copy(self, key: str | None, roles: list) -> TrainStep | None:
-        with self._lock:
-            found = self._steps.get(key) if key is not None else None
+        found = self.cache.lookup(None, ("train step", key)) if key is not None else None
         if found is None:
             return None
         step, template_roles = found
@@ -79,13 +80,8 @@ class _StepTemplates:
         placeholders = [_placeholder(v) for v in roles]
         with COMPILE_LOCK:
             template = step.copy_with(dict(zip(roles, placeholders)))
-        if template is None:
-            return
-        with self._lock:
-            self._steps.pop(key, None)
-            self._steps[key] = (template, placeholders)
-            while len(self._steps) > self.size:
-                self._steps.pop(next(iter(self._steps)))
+        if template is not None:  # the cache's lock is taken after COMPILE_LOCK is released
+            self.cache.put(None, ("train step", key), (template, placeholders))
 
 
 def _placeholder(var: Any) -> Any:
