@@ -26,6 +26,7 @@ from .utils import check_choice
 
 __all__ = [
     "LOSSES",
+    "CLASSIFICATION_LOSSES",
     "categorical_crossentropy",
     "categorical_crossentropy_from_logits",
     "binary_crossentropy",
@@ -233,6 +234,13 @@ def aggregate(
         values = values * weights
     return pt.mean(values) if mode == "mean" else pt.sum(values)
 
+
+#: The losses whose targets are classes: a network trained with one predicts classes
+#: (``Trainer.predict``); with any other loss it predicts values.
+CLASSIFICATION_LOSSES = (
+    "categorical_crossentropy", "crossentropy", "categorical_crossentropy_from_logits",
+    "binary_crossentropy", "binary_crossentropy_sum",
+)  # fmt: skip
 
 #: Per-example losses by name: ``loss(predictions, targets) -> per-example values`` (the names
 #: a ``Trainer``, the estimators and a saved file use).

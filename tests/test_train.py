@@ -557,3 +557,18 @@ def test_a_callbacks_stop_is_typed_not_read_from_its_words():
             warnings.simplefilter("error", RuntimeWarning)
             h = t.fit(X, y, epochs=5, batch_size=20, callbacks=[stop_now], progress=False)
         assert (h.stopped_by, h.stop_reason, len(h)) == (kind, message, 1)
+
+
+def test_predict_of_a_regression_network_returns_values_not_classes():
+    """A squared-error network's predict is its output (it was thresholded at 0.5)."""
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 3)).astype("float32")
+    y = (X @ np.array([[1.0], [2.0], [-1.0]], dtype="float32")) * 3
+    net = mlp([3, 8, 1], output="linear", rng=0)
+    trainer = Trainer(net, loss="squared_error", mode="FAST_COMPILE", seed=0)
+    trainer.fit(X, y, epochs=2, batch_size=16, progress=False)
+    out = trainer.predict(X)
+    np.testing.assert_array_equal(out, trainer.predict_proba(X))
+    assert out.dtype == np.float32 and len(np.unique(out)) > 2
+    clf = Trainer(mlp([3, 4, 2], rng=0), mode="FAST_COMPILE")
+    assert clf.predict(X).dtype.kind == "i"

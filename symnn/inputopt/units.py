@@ -7,30 +7,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pytensor.graph.traversal import ancestors
 
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Layer, Sequential
+from ..layers import Graph, Layer, Sequential
+from ..layers.base import calls_of
 from ..nonlinearities import softmax
 from ..utils import describe
 
 
 def _layers(network: Layer) -> list[Layer]:
-    return list(network.layers) if isinstance(network, Sequential) else [network]
+    """The layers ``layer=`` counts: a Sequential's in order, a Graph's in topological order."""
+    return list(network.layers) if isinstance(network, Sequential | Graph) else [network]
 
 
-def _resolve_layer(network: Layer, layer: int | str) -> int:
-    """The index of ``layer``: a position in ``network.layers`` (every layer counts, dropout
-    and batch normalisation included; negative from the end) or a layer's name."""
+def _resolve_layer(network: Layer, layer: int | str) -> int | str:
+    """Where ``layer`` is: its position in ``network.layers`` (every layer counts, dropout
+    and batch normalisation included; negative from the end), or, given a name, that
+    position or a dotted path to a sub-layer (``"block.conv_a"``), checked."""
     layers = _layers(network)
     if isinstance(layer, str):
         names = [la.name for la in layers]
-        if layer not in names:
+        head, _, rest = layer.partition(".")
+        if head not in names:
             raise SymnnValueError(
                 f"layer={layer!r} is not a layer name; the network's layers are named "
-                f"{', '.join(repr(n) for n in names)}."
+                f"{', '.join(repr(n) for n in names)}.",
+                parameter="layer",
             )
-        return names.index(layer)
+        if not rest:
+            return names.index(head)
+        layers[names.index(head)].get_sublayer(rest)
+        return layer
     if not isinstance(layer, int | np.integer) or not -len(layers) <= layer < len(layers):
         raise SymnnValueError(
             f"layer={layer!r} is out of range; the network has {len(layers)} "
@@ -39,25 +48,66 @@ def _resolve_layer(network: Layer, layer: int | str) -> int:
     return int(layer) % len(layers)
 
 
+def _layer_at(network: Layer, where: int | str) -> Layer:
+    layers = _layers(network)
+    if isinstance(where, str):
+        head, _, rest = where.partition(".")
+        return next(la for la in layers if la.name == head).get_sublayer(rest)
+    return layers[where]
+
+
+def _output_layer(network: Layer) -> Layer | None:
+    """The layer that makes the network's (only) output."""
+    if isinstance(network, Graph):
+        refs = network.output_refs
+        if len(refs) != 1 or refs[0][0] != "node":
+            return None
+        return network.layers[network.nodes[refs[0][1]].layer]
+    return _layers(network)[-1]
+
+
 _RECTIFIERS = ("relu", "leaky_relu", "elu", "softplus")
 
 
-def _default_preactivation(network: Layer, index: int, probability: bool) -> bool:
+def _default_preactivation(network: Layer, where: int | str, probability: bool) -> bool:
     """Pre-activation for a classifier's logits and for a rectifier layer (a ReLU unit that
     is off at the start gets no gradient, so its ascent would never move)."""
     if probability:
         return False
-    layer = _layers(network)[index]
+    layer = _layer_at(network, where)
     fn = getattr(layer, "activation", None)
     rectifier = hasattr(layer, "preactivation") and any(
         fn is nonlinearities.NAMES[n] for n in _RECTIFIERS
     )
-    return _is_softmax_output(network, index) or rectifier
+    return _is_softmax_output(network, where) or rectifier
 
 
-def _is_softmax_output(network: Layer, index: int) -> bool:
-    layers = _layers(network)
-    return index == len(layers) - 1 and getattr(layers[index], "activation", None) is softmax
+def _is_softmax_output(network: Layer, where: int | str) -> bool:
+    layer = _layer_at(network, where)
+    return layer is _output_layer(network) and getattr(layer, "activation", None) is softmax
+
+
+def _tagged(network: Layer, layer: Layer, x, preactivation: bool, spatial: Any):
+    """``(the activations of layer, the network's output)`` read from the graph of
+    ``network(x)``: the tensor the layer's call returned (or its pre-activation, from the
+    tensor it was called on)."""
+    out = network(x, deterministic=True)
+    outs = out if isinstance(out, list) else [out]
+    found = [(v, c) for v in ancestors(outs) for c in calls_of(v) if c.layer is layer]
+    if len({id(c) for _, c in found}) != 1:
+        raise SymnnValueError(
+            f"{type(layer).__name__}{layer._label()} is called {len(found)} times in the "
+            "network; its units are those of one call: maximise a layer called once."
+        )
+    var, call = found[0]
+    if preactivation:
+        if not hasattr(layer, "preactivation"):
+            raise SymnnValueError(
+                f"{type(layer).__name__}{layer._label()}: preactivation needs a Dense or "
+                "Conv2D layer."
+            )
+        var = layer.preactivation(call.inputs[0])
+    return _reduce_spatial(var, spatial), outs[0]
 
 
 def unit_activations(
@@ -70,8 +120,10 @@ def unit_activations(
     ``(n, C, H, W)`` are its channels, reduced over the image by ``spatial``: ``"mean"``
     (default; Lucid's channel objective), ``"center"`` or a position ``(y, x)`` (a neuron).
     """
-    index = _resolve_layer(network, layer)
-    return _walk(_layers(network), index, x, preactivation, spatial)[0]
+    where = _resolve_layer(network, layer)
+    if isinstance(network, Sequential) and isinstance(where, int):
+        return _walk(_layers(network), where, x, preactivation, spatial)[0]
+    return _tagged(network, _layer_at(network, where), x, preactivation, spatial)[0]
 
 
 def _walk(layers: list[Layer], index: int, x, preactivation: bool, spatial: Any, output=False):
@@ -176,7 +228,7 @@ class Target:
     """
 
     network: Layer
-    index: int
+    index: int | str  #: a position in ``network.layers``, or a dotted path to a sub-layer
     preactivation: bool
     probability: bool = False
     image_shape: tuple[int, ...] | None = None
@@ -224,25 +276,32 @@ class Target:
         return self.network.dtype
 
     @property
+    def layer(self) -> Layer:
+        return _layer_at(self.network, self.index)
+
+    @property
     def is_output(self) -> bool:
-        return self.index == len(self.layers) - 1
+        return self.layer is _output_layer(self.network)
 
     @property
     def has_probabilities(self) -> bool:
         """Whether the layer is a softmax output (the report adds each class's probability)."""
-        return self.is_output and getattr(self.layers[-1], "activation", None) is softmax
+        return self.is_output and getattr(self.layer, "activation", None) is softmax
 
     def activations(self, x: Any, *, with_output: bool = False) -> Any:
         """The symbolic ``(n, units)`` of the target's layer for inputs ``x`` (inference
         mode; with ``probability``, the softmax output's probabilities); ``with_output``:
         the pair ``(units, the network's output)``."""
         pre = self.preactivation and not self.probability
-        units, out = _walk(list(self.layers), self.index, x, pre, self.spatial, with_output)
+        if isinstance(self.network, Sequential) and isinstance(self.index, int):
+            units, out = _walk(list(self.layers), self.index, x, pre, self.spatial, with_output)
+        else:
+            units, out = _tagged(self.network, self.layer, x, pre, self.spatial)
         return (units, out) if with_output else units
 
     def n_units(self) -> int | None:
         """The layer's unit count when known without compiling."""
-        return self.layers[self.index].output_size(None)
+        return self.layer.output_size(None)
 
 
 def _check_network(network: Any) -> None:

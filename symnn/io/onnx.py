@@ -37,6 +37,7 @@ from ..layers import (
     Reshape,
     Sequential,
 )
+from ..utils import describe
 
 __all__ = ["from_onnx", "to_onnx", "SUPPORTED_OPS", "OPSET"]
 
@@ -354,7 +355,10 @@ def to_onnx(network: Sequential, path: str | os.PathLike) -> Path:
     """Write ``network`` (inference mode: dropout left out, batch normalisation with its
     running statistics) as an ONNX model taking ``(N, network.n_in)`` rows."""
     if not isinstance(network, Sequential) or network.n_in is None:
-        raise SymnnValueError("to_onnx takes a Sequential with a known input width.")
+        raise SymnnValueError(
+            f"to_onnx writes a Sequential with a known input width; got {describe(network)} "
+            "(ONNX export of a Graph is not implemented yet: nothing was written)."
+        )
     w = _Writer(network.dtype)
     shapes = [(network.n_in,), *network.output_shapes[:-1]]
     for layer, in_shape in zip(network.layers, shapes):

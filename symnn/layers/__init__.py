@@ -17,6 +17,8 @@ from .base import (
 from .containers import Sequential, mlp
 from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
+from .graph import Graph, Input
+from .merge import Add, Concat, Maximum, MergeLayer, Multiply
 from .noise import Dropout
 from .normalization import BatchNorm
 from .shape import Flatten, Normalize, Reshape
@@ -40,6 +42,13 @@ __all__ = [
     "Reshape",
     "Normalize",
     "Sequential",
+    "Graph",
+    "Input",
+    "MergeLayer",
+    "Concat",
+    "Add",
+    "Multiply",
+    "Maximum",
     "mlp",
     "from_arch",
     "get_updates",

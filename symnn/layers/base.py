@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.traversal import ancestors
+from pytensor.tensor.basic import tensor_copy
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..init import Initializer
@@ -28,6 +30,39 @@ __all__ = [
 ]
 
 _UPDATES_TAG = "symnn_updates"
+_CALLS_TAG = "symnn_calls"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One application of a layer, recorded on the tensor it returned: the layer, the
+    tensors it was called on, whether it took them as a list (merge layers, graphs of several
+    inputs) and which of its outputs the tensor is (None: its only one)."""
+
+    layer: Any
+    inputs: tuple
+    as_list: bool = False
+    index: int | None = None
+
+
+def tag_call(layer: Any, inputs: list, out: Any, *, as_list: bool = False, index=None) -> Any:
+    """Record on ``out`` that ``layer`` made it from ``inputs`` (the layer DAG of a
+    :class:`~symnn.layers.Graph` is read back from these records; the outermost call is the
+    last). An output that is one of the inputs is copied first (a copy the compiler removes),
+    so that each call has a tensor of its own."""
+    if any(out is x for x in inputs):
+        out = tensor_copy(out)
+    calls = getattr(out.tag, _CALLS_TAG, None)
+    if calls is None:
+        calls = []
+        setattr(out.tag, _CALLS_TAG, calls)
+    calls.append(Call(layer, tuple(inputs), as_list, index))
+    return out
+
+
+def calls_of(var: Any) -> list[Call]:
+    """The layer calls recorded on ``var``, innermost first."""
+    return list(getattr(getattr(var, "tag", None), _CALLS_TAG, ()))
 
 
 def attach_updates(output, updates: dict) -> Any:
@@ -127,6 +162,39 @@ def layer_from_spec(spec: Any) -> Layer:
         raise SymnnValueError(f"bad configuration for {spec['class']}: {exc}") from None
 
 
+def _holds_layers(name: str, value: Any) -> bool:
+    """Whether an attribute holds sub-layers: a Layer, or a list, tuple or dict with one."""
+    if name.startswith("_"):
+        return False
+    if isinstance(value, Layer):
+        return True
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, Layer) for v in value)
+    if isinstance(value, dict):
+        return any(isinstance(v, Layer) for v in value.values())
+    return False
+
+
+_LAYER_KEY = "symnn.layer"
+
+
+def _encode_layers(value: Any) -> Any:
+    """A constructor argument for the configuration: a layer (or a list of them) as its spec."""
+    if isinstance(value, Layer):
+        return {_LAYER_KEY: layer_to_spec(value)}
+    if isinstance(value, list | tuple) and any(isinstance(v, Layer) for v in value):
+        return [_encode_layers(v) for v in value]
+    return value
+
+
+def _decode_layers(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {_LAYER_KEY}:
+        return layer_from_spec(value[_LAYER_KEY])
+    if isinstance(value, list) and any(isinstance(v, dict) and _LAYER_KEY in v for v in value):
+        return [_decode_layers(v) for v in value]
+    return value
+
+
 class Layer:
     """Base class of symnn layers.
 
@@ -146,10 +214,60 @@ class Layer:
     def __init__(self, name: str | None = None, dtype: Any = None):
         if name is not None and not isinstance(name, str):
             raise SymnnTypeError(f"name must be a string or None; got {describe(name)}.")
+        # sub-layers assigned before this call are adopted too
+        self._children = {k: v for k, v in vars(self).items() if _holds_layers(k, v)}
         self.name = name
         self.dtype = as_float_dtype(dtype)
         self._params: dict[SharedVariable, set[str]] = {}
         self._rngs: list = []  # shared random generators (dropout masks)
+
+    # -- sub-layers -------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A layer assigned as an attribute (alone, or in a list, tuple or dict) is a
+        sub-layer: its parameters, state updates and generators are this layer's too."""
+        children = self.__dict__.get("_children")
+        if children is not None and not name.startswith("_"):
+            if _holds_layers(name, value):
+                children[name] = value
+            else:
+                children.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """The direct sub-layers with their attribute paths (``"conv_a"``, ``"blocks.0"``),
+        in assignment order.
+
+        >>> class Block(Layer):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.dense = Dense(3, 3, rng=0)
+        ...         self.others = [Dense(3, 3, rng=1)]
+        >>> from symnn.layers import Dense
+        >>> [name for name, _ in Block().sublayers()], len(Block().params)
+        (['dense', 'others.0'], 4)
+        """
+        out = []
+        for attr, value in self.__dict__.get("_children", {}).items():
+            if isinstance(value, Layer):
+                out.append((attr, value))
+            else:
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                out.extend((f"{attr}.{k}", v) for k, v in items if isinstance(v, Layer))
+        return out
+
+    def get_sublayer(self, path: str) -> Layer:
+        """The sub-layer at a dotted attribute path (``"block.conv_a"``)."""
+        layer = self
+        for i, part in enumerate(path.split(".")):
+            found = dict(layer.sublayers())
+            key = part if part in found else ".".join(path.split(".")[i : i + 2])
+            if part not in found and key not in found:
+                raise SymnnValueError(
+                    f"{type(layer).__name__}{layer._label()} has no sub-layer {part!r} (in "
+                    f"{path!r}); its sub-layers are {', '.join(found) or 'none'}."
+                )
+            layer = found[key]
+        return layer
 
     # -- parameters -----------------------------------------------------------------
     def add_param(
@@ -198,7 +316,8 @@ class Layer:
         return var
 
     def get_params(self, *, trainable: bool | None = None, regularizable: bool | None = None):
-        """Parameters in creation order, filtered by tag (``None`` means either)."""
+        """Parameters in creation order, then those of the sub-layers in their order (each
+        once), filtered by tag (``None`` means either)."""
         out = []
         for var, tags in self._params.items():
             if trainable is not None and ("trainable" in tags) != trainable:
@@ -206,7 +325,9 @@ class Layer:
             if regularizable is not None and ("regularizable" in tags) != regularizable:
                 continue
             out.append(var)
-        return out
+        for _, child in self.sublayers():
+            out.extend(child.get_params(trainable=trainable, regularizable=regularizable))
+        return list(dict.fromkeys(out))
 
     @property
     def params(self) -> list[SharedVariable]:
@@ -251,14 +372,18 @@ class Layer:
             p.set_value(arr)
 
     def get_rngs(self) -> list:
-        """The layer's shared random generators (their state is part of a saved run)."""
-        return list(self._rngs)
+        """The layer's and its sub-layers' shared random generators (their state is part of
+        a saved run)."""
+        found = list(self._rngs)
+        for _, child in self.sublayers():
+            found.extend(child.get_rngs())
+        return list(dict.fromkeys(found))
 
     # -- calling ----------------------------------------------------------------------
     def __call__(self, x, *, deterministic: bool = False):
         """Apply the layer to a symbolic tensor (or an array, which becomes a constant)."""
         x = self._check_input(x)
-        return self.get_output_for(x, deterministic=deterministic)
+        return tag_call(self, [x], self.get_output_for(x, deterministic=deterministic))
 
     def _check_input(self, x):
         if isinstance(x, np.ndarray | list | tuple):
@@ -322,13 +447,14 @@ class Layer:
             value = getattr(self, name)
             if isinstance(value, SharedVariable):
                 continue
-            config[name] = value
+            config[name] = _encode_layers(value)
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
-        """Rebuild the layer from :meth:`get_config` (its weights are then set by the caller)."""
-        return cls(**config)
+        """Rebuild the layer from :meth:`get_config` (its weights are then set by the caller);
+        constructor arguments that are layers come back as layers."""
+        return cls(**{k: _decode_layers(v) for k, v in config.items()})
 
     def output_size(self, input_size: int | None) -> int | None:
         """Number of output features given ``input_size`` input features."""

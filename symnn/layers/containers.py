@@ -59,9 +59,6 @@ class Sequential(Layer):
         last = self.output_shapes[-1]
         self.n_out = last[0] if last is not None and len(last) == 1 else None
         self.class_names = class_names
-        for layer in layers:
-            self._params.update(layer._params)
-            self._rngs.extend(layer._rngs)
 
     @property
     def class_names(self) -> list[str] | None:

@@ -12,7 +12,7 @@ from ..errors import SymnnValueError
 from ..init import Constant, GlorotUniform
 from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
 from ..utils import check_positive
-from .base import Layer, register
+from .base import Layer, register, tag_call
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
 
@@ -181,7 +181,8 @@ class Conv2D(Layer):
         return self._images(x, activation=False)
 
     def __call__(self, x, *, deterministic: bool = False):
-        return self._images(x, activation=True)
+        x = self._check_input(x)
+        return tag_call(self, [x], self._images(x, activation=True))
 
     def get_output_for(self, x, *, deterministic: bool = False):
         return self._images(x, activation=True)
@@ -223,8 +224,11 @@ class _Pool(Layer):
     any_dtype = True
     mode = "max"
 
-    def __init__(self, pool_size: Any = 2, stride: Any = None, pad: Any = 0, *, ignore_border=True):
-        super().__init__(None, None)
+    def __init__(
+        self, pool_size: Any = 2, stride: Any = None, pad: Any = 0, *, ignore_border=True,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name, None)
         self.pool_size = _pair(pool_size, "pool_size", minimum=1)
         self.stride = self.pool_size if stride is None else _pair(stride, "stride", minimum=1)
         self.pad = _pair(pad, "pad", minimum=0)
@@ -256,6 +260,7 @@ class _Pool(Layer):
             "stride": list(self.stride),
             "pad": list(self.pad),
             "ignore_border": self.ignore_border,
+            "name": self.name,
         }
 
     @classmethod
@@ -298,10 +303,11 @@ class AvgPool2D(_Pool):
         *,
         ignore_border: bool = True,
         include_pad: bool = True,
+        name: str | None = None,
     ):
         self.include_pad = bool(include_pad)
         self.mode = "average_inc_pad" if self.include_pad else "average_exc_pad"
-        super().__init__(pool_size, stride, pad, ignore_border=ignore_border)
+        super().__init__(pool_size, stride, pad, ignore_border=ignore_border, name=name)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "include_pad": self.include_pad}
@@ -318,8 +324,8 @@ class GlobalAvgPool2D(Layer):
 
     any_dtype = True
 
-    def __init__(self):
-        super().__init__(None, None)
+    def __init__(self, name: str | None = None):
+        super().__init__(name, None)
 
     def _check_input(self, x):
         return _check_images(self, super()._check_input(x), None)
@@ -332,4 +338,4 @@ class GlobalAvgPool2D(Layer):
         return pt.mean(x, axis=(2, 3))
 
     def get_config(self) -> dict[str, Any]:
-        return {}
+        return {"name": self.name}

@@ -26,8 +26,8 @@ class Flatten(Layer):
 
     any_dtype = True
 
-    def __init__(self):
-        super().__init__(None, None)
+    def __init__(self, name: str | None = None):
+        super().__init__(name, None)
 
     def output_shape(self, input_shape):
         return None if input_shape is None else (int(np.prod(input_shape)),)
@@ -41,7 +41,7 @@ class Flatten(Layer):
         return pt.flatten(x, 2)
 
     def get_config(self) -> dict[str, Any]:
-        return {}
+        return {"name": self.name}
 
 
 @register
@@ -57,8 +57,8 @@ class Reshape(Layer):
 
     any_dtype = True
 
-    def __init__(self, shape: Any):
-        super().__init__(None, None)
+    def __init__(self, shape: Any, name: str | None = None):
+        super().__init__(name, None)
         try:
             self.shape = tuple(int(s) for s in shape)
         except (TypeError, ValueError):
@@ -92,7 +92,7 @@ class Reshape(Layer):
         return x.reshape((x.shape[0], *self.shape))
 
     def get_config(self) -> dict[str, Any]:
-        return {"shape": list(self.shape)}
+        return {"shape": list(self.shape), "name": self.name}
 
 
 @register
@@ -111,8 +111,8 @@ class Normalize(Layer):
     any_dtype = True
     keeps_shape = True
 
-    def __init__(self, mean: Any, std: Any):
-        super().__init__(None, None)
+    def __init__(self, mean: Any, std: Any, name: str | None = None):
+        super().__init__(name, None)
         self.mean = np.asarray(mean, dtype="float64").reshape(-1)
         self.std = np.asarray(std, dtype="float64").reshape(-1)
         if not (np.all(np.isfinite(self.mean)) and np.all(np.isfinite(self.std))):
@@ -149,4 +149,4 @@ class Normalize(Layer):
         def plain(v):
             return float(v[0]) if len(v) == 1 else v.tolist()
 
-        return {"mean": plain(self.mean), "std": plain(self.std)}
+        return {"mean": plain(self.mean), "std": plain(self.std), "name": self.name}

@@ -120,5 +120,7 @@ class BaseTrainer(ABC):
         return self.evaluator.predict_proba(X)
 
     def predict(self, X) -> np.ndarray:
-        """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
+        """Classes for a classification loss (argmax of the output; ``> 0.5`` for a single
+        output), the output's values for a regression loss (``squared_error``, ...) or a
+        custom one."""
         return self.evaluator.predict(X)

@@ -61,8 +61,18 @@ class Objective:
             raise SymnnTypeError(
                 f"network must be a symnn Layer (e.g. symnn.layers.mlp); got {describe(network)}."
             )
+        specs = getattr(network, "input_specs", None)
+        if specs is not None and len(specs) != 1:
+            raise SymnnValueError(
+                f"network is a Graph of {len(specs)} inputs "
+                f"({', '.join(s.name for s in specs)}); Trainer trains networks of one input "
+                "matrix (several inputs are not implemented yet)."
+            )
         if network.n_in is None:
-            raise SymnnValueError("network has no known input width; start it with a Dense layer.")
+            raise SymnnValueError(
+                "network has no known input width; start it with a Dense layer (or, for a "
+                "Graph, an Input of one axis such as Input((784,)) followed by Reshape)."
+            )
         if isinstance(loss, str):
             name = check_choice(loss, "loss", costs.LOSSES)
             fn = costs.LOSSES[name]
@@ -239,6 +249,9 @@ class Evaluator:
             return run_in_blocks(self._predict, X, PREDICT_BLOCK)
 
     def predict(self, X) -> np.ndarray:
-        """Class predictions (argmax of the output; ``> 0.5`` for a single output)."""
+        """Classes for a classification loss (argmax of the output; ``> 0.5`` for a single
+        output), else the output's values (a regression or a custom loss)."""
         out = self.predict_proba(X)
+        if self.objective.loss_name not in costs.CLASSIFICATION_LOSSES:
+            return out
         return (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)

@@ -1,0 +1,285 @@
+"""Networks that are graphs: Input, Graph, merge layers, sub-layers held as attributes."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from _torch import import_torch
+from pytensor.graph.traversal import ancestors
+
+import symnn
+from symnn.datasets import load_digits
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.gradcheck import check_grad
+from symnn.inputopt import activation_maximization
+from symnn.layers import (
+    Add,
+    Concat,
+    Conv2D,
+    Dense,
+    GlobalAvgPool2D,
+    Graph,
+    Input,
+    Layer,
+    Maximum,
+    Multiply,
+    Reshape,
+    Sequential,
+    register,
+)
+from symnn.layers.base import calls_of
+from symnn.train import Trainer
+
+FAST = "FAST_COMPILE"
+
+
+def _run(graph, *arrays, deterministic=True):
+    xs = [pt.tensor(dtype=a.dtype, shape=(None, *a.shape[1:])) for a in arrays]
+    out = graph(xs[0] if len(xs) == 1 else xs, deterministic=deterministic)
+    return pytensor.function(xs, out, mode=FAST)(*arrays)
+
+
+def residual_mlp(rng=0):
+    x = Input((8,), name="x")
+    h = Dense(8, 8, "relu", rng=rng, name="f")(x)
+    h = Dense(8, 8, "linear", rng=rng + 1, name="g")(h)
+    s = Add(name="skip")([h, x])
+    y = Dense(8, 3, "softmax", rng=rng + 2, name="out")(s)
+    return Graph(x, y, name="res")
+
+
+def inception(rng=0):
+    """GoogLeNet's block on 8x8 digits: 1x1, 3x3 and 5x5 branches concatenated on channels."""
+    x = Input((64,), name="pixels")
+    img = Reshape((1, 8, 8), name="img")(x)
+    b1 = Conv2D(1, 4, 1, activation="relu", rng=rng, name="b1")(img)
+    b3 = Conv2D(1, 4, 3, pad="same", activation="relu", rng=rng + 1, name="b3")(img)
+    b5 = Conv2D(1, 4, 5, pad="same", activation="relu", rng=rng + 2, name="b5")(img)
+    cat = Concat(axis=1, name="mixed")([b1, b3, b5])
+    pooled = GlobalAvgPool2D(name="gap")(cat)
+    return Graph(x, Dense(12, 10, "softmax", rng=rng + 3, name="logits")(pooled))
+
+
+def dense_block(rng=0):
+    """DenseNet's pattern: each layer sees the concatenation of all before it."""
+    x = Input((6,), name="x")
+    feats = [x]
+    for i in range(3):
+        inp = feats[0] if len(feats) == 1 else Concat(name=f"cat{i}")(feats)
+        feats.append(Dense(6 + 4 * i, 4, "relu", rng=rng + i, name=f"d{i}")(inp))
+    return Graph(x, Dense(18, 2, "softmax", rng=rng + 9, name="out")(Concat(name="all")(feats)))
+
+
+def two_inputs(rng=0):
+    a, b = Input((5,), name="a"), Input((3,), name="b")
+    ha = Dense(5, 4, "tanh", rng=rng, name="fa")(a)
+    hb = Dense(3, 4, "tanh", rng=rng + 1, name="fb")(b)
+    y = Dense(4, 2, "linear", rng=rng + 2, name="out")(Multiply(name="gate")([ha, hb]))
+    return Graph([a, b], y)
+
+
+def test_residual_graph_computes_x_plus_f_x():
+    net = residual_mlp()
+    X = np.random.default_rng(0).random((5, 8)).astype("float32")
+    f, g, out = (net.get_layer(n) for n in ("f", "g", "out"))
+    h = np.maximum(X @ f.W.get_value() + f.b.get_value(), 0) @ g.W.get_value() + g.b.get_value()
+    z = (h + X) @ out.W.get_value() + out.b.get_value()
+    expected = np.exp(z - z.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(_run(net, X), expected, rtol=1e-5, atol=1e-6)
+    assert [p.name for p in net.params] == ["f.W", "f.b", "g.W", "g.b", "out.W", "out.b"]
+    assert net.regularizable_params == [f.W, g.W, out.W]
+    assert "Add 'skip'   g, x" in net.summary()
+
+
+def test_two_input_graph_values_and_call_checks():
+    net = two_inputs()
+    rng = np.random.default_rng(1)
+    A, B = rng.random((4, 5)).astype("float32"), rng.random((4, 3)).astype("float32")
+    fa, fb, out = (net.get_layer(n) for n in ("fa", "fb", "out"))
+    gate = np.tanh(A @ fa.W.get_value() + fa.b.get_value()) * np.tanh(
+        B @ fb.W.get_value() + fb.b.get_value()
+    )
+    expected = gate @ out.W.get_value() + out.b.get_value()
+    np.testing.assert_allclose(_run(net, A, B), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SymnnValueError, match="takes 2 inputs \\(a, b\\) as a list"):
+        net(pt.matrix("a"))
+    with pytest.raises(SymnnValueError, match="input 'b' takes \\(None, 3\\)"):
+        net([pt.matrix("a", dtype="float32", shape=(None, 5)),
+             pt.matrix("b", dtype="float32", shape=(None, 4))])  # fmt: skip
+
+
+def test_graphs_nest_in_graphs_and_sequentials_with_the_same_weights():
+    inner = residual_mlp()
+    x = Input((8,), name="x")
+    outer = Graph(x, Dense(3, 2, "softmax", rng=7, name="head")(inner(x)))
+    seq = Sequential([inner, Dense(3, 2, "softmax", rng=7)])
+    assert outer.params[:6] == inner.params and seq.params[:6] == inner.params
+    X = np.random.default_rng(2).random((3, 8)).astype("float32")
+    np.testing.assert_allclose(_run(outer, X), _run(seq, X), rtol=1e-6)
+    assert [la.name for la in outer.layers] == ["res", "head"]
+
+
+@pytest.mark.parametrize("build", [residual_mlp, dense_block, inception, two_inputs])
+def test_save_and_load_rebuild_the_same_graph(build, tmp_path):
+    net = build()
+    again = symnn.load(symnn.save(net, tmp_path / "g.npz"))
+    assert isinstance(again, Graph) and again.summary() == net.summary()
+    for a, b in zip(net.get_values(), again.get_values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(3)
+    arrays = [rng.random((4, *s.shape)).astype("float32") for s in net.input_specs]
+    np.testing.assert_array_equal(_run(net, *arrays), _run(again, *arrays))
+
+
+def test_a_damaged_graph_file_is_refused_before_anything_is_built():
+    config = residual_mlp().get_config()
+    config["nodes"][1]["inbound"][0] = ["node", 5, None]
+    with pytest.raises(SymnnValueError, match="refers to \\['node', 5, None\\], which is no input"):
+        Graph.from_config(config)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def trained_inception(digits):
+    trainer = Trainer(inception(), optimizer="adam", learning_rate=0.01, seed=0)  # C backend
+    trainer.fit(digits.X_train, digits.y_train, epochs=15, batch_size=32, progress=False)
+    return trainer
+
+
+@pytest.mark.slow
+def test_an_inception_network_trains_and_resumes_exactly(trained_inception, digits, tmp_path):
+    assert trained_inception.evaluate(digits.X_test, digits.y_test)["accuracy"] > 0.6
+    X, y = digits.X_train[:256], digits.y_train[:256]
+    straight = Trainer(inception(), seed=1)
+    straight.fit(X, y, epochs=2, batch_size=32, progress=False)
+    first = Trainer(inception(), seed=1)
+    first.fit(X, y, epochs=1, batch_size=32, progress=False)
+    resumed = symnn.load(symnn.save(first, tmp_path / "run"))
+    resumed.fit(X, y, epochs=1, batch_size=32, progress=False)
+    for a, b in zip(straight.network.get_values(), resumed.network.get_values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.history.batch_loss == straight.history.batch_loss
+
+
+@pytest.mark.slow
+def test_activation_maximization_of_a_graph_node_by_name(trained_inception, digits):
+    net = trained_inception.network
+    classes = activation_maximization(net, [0, 1], steps=30, image_shape=(8, 8))
+    assert all(r.probability is not None for r in classes.rows)  # the softmax output
+    mixed = activation_maximization(net, [0, 11], layer="mixed", steps=30, image_shape=(8, 8))
+    x = pt.matrix("x", dtype="float32", shape=(None, 64))
+    mixed_layer = net.get_layer("mixed")
+    cat = [v for v in ancestors([net(x, deterministic=True)])
+           if any(c.layer is mixed_layer for c in calls_of(v))]  # fmt: skip
+    channels = pytensor.function([x], cat[0].mean(axis=(2, 3)))(mixed.x)
+    np.testing.assert_allclose(channels[[0, 1], [0, 11]], [r.best for r in mixed.rows], rtol=1e-4)
+    branch = activation_maximization(net, [2], layer="b3", steps=10, image_shape=(8, 8))
+    assert branch.settings["preactivation"] is True  # a relu convolution: before the relu
+
+
+def test_merge_layers_match_numpy_and_their_gradients_finite_differences():
+    rng = np.random.default_rng(4)
+    A, B = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    a, b = pt.matrix("a", dtype="float64"), pt.matrix("b", dtype="float64")
+    cases = [
+        (Concat(axis=1, name="c"), np.concatenate([A, B], axis=1)),
+        (Concat(axis=-1, name="c"), np.concatenate([A, B], axis=1)),
+        (Add(), A + B),
+        (Add(coeffs=[0.5, -2.0]), 0.5 * A - 2.0 * B),
+        (Multiply(), A * B),
+        (Maximum(), np.maximum(A, B)),
+    ]
+    for layer, expected in cases:
+        layer.dtype = "float64"
+        out = layer([a, b])
+        np.testing.assert_allclose(out.eval({a: A, b: B}), expected, rtol=1e-12)
+        err = check_grad(pt.sum(out**2), [a, b], [A, B], mode=FAST)
+        assert err < 1e-6, (layer, err)
+
+
+def test_maximum_propagates_nan_as_torch_maximum():
+    torch = import_torch()
+    A = np.array([[np.nan, 1.0, -np.inf]], dtype="float32")
+    B = np.array([[0.0, np.nan, 2.0]], dtype="float32")
+    a, b = pt.matrix("a"), pt.matrix("b")
+    got = pytensor.function([a, b], Maximum()([a, b]))(A, B)  # the default (C) backend
+    want = torch.maximum(torch.from_numpy(A), torch.from_numpy(B)).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+
+
+def test_wrong_wiring_is_refused_at_construction_naming_the_nodes():
+    x = Input((4,), name="x")
+    h = Dense(4, 3, rng=0, name="h")(x)
+    with pytest.raises(SymnnValueError, match=r"Add 'sum' inputs differ on axis 1 .*\(3,\), \(4,"):
+        Add(name="sum")([h, x])
+    with pytest.raises(SymnnValueError, match="axis=3 is not an axis of its 2-axis inputs"):
+        Concat(axis=3)([h, x])
+    with pytest.raises(SymnnTypeError, match="called on a list of at least two tensors"):
+        Add()(h)
+    with pytest.raises(SymnnValueError, match="two inputs are named 'x'"):
+        Graph([x, Input((2,), name="x")], h)
+    with pytest.raises(SymnnValueError, match="PyTensor op .* between layers.*use a merge layer"):
+        Graph(x, Dense(3, 2, rng=1)(h * 2))
+    other = Input((2,), name="other")
+    with pytest.raises(SymnnValueError, match="input 'other' is disconnected"):
+        Graph([x, other], h)
+    with pytest.raises(SymnnValueError, match="depend on Input 'other' .*, which is not among"):
+        Graph(x, Add()([Dense(4, 2, rng=2)(x), other]))
+    with pytest.raises(SymnnValueError, match="not an Input nor made by a symnn layer"):
+        Graph(x, Add()([h, Dense(3, 3, rng=3)(pt.matrix("raw", dtype="float32", shape=(None, 3)))]))
+    with pytest.raises(SymnnTypeError, match="inputs\\[0\\] is not a symnn.layers.Input"):
+        Graph(pt.matrix("m"), h)
+
+
+@register
+class TwoDense(Layer):
+    """A layer made of layers (a user's block): two Dense layers held as attributes."""
+
+    def __init__(self, n: int, rng=None, name=None):
+        super().__init__(name)
+        self.n = self.n_in = n
+        self.first = Dense(n, n, "relu", rng=rng, name="first")
+        self.pair = [Dense(n, n, "linear", rng=None if rng is None else rng + 1)]
+
+    def get_output_for(self, x, *, deterministic=False):
+        return self.pair[0](self.first(x)) + x
+
+
+def test_sub_layers_held_as_attributes_are_tracked(tmp_path, digits):
+    block = TwoDense(64, rng=0, name="block")
+    net = Sequential([block, Dense(64, 10, "softmax", rng=5)])
+    assert [name for name, _ in block.sublayers()] == ["first", "pair.0"]
+    assert len(net.params) == 6
+    before = block.first.W.get_value().copy()
+    trainer = Trainer(net, mode=FAST, seed=0)
+    trainer.fit(digits.X_train[:64], digits.y_train[:64], epochs=1, batch_size=32, progress=False)
+    assert not np.array_equal(before, block.first.W.get_value())  # the inner weights train
+    again = symnn.load(symnn.save(net, tmp_path / "net.npz"))
+    for a, b in zip(net.get_values(), again.get_values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    X = digits.X_test[:5]
+    np.testing.assert_array_equal(_run(net, X), _run(again, X))
+    report = activation_maximization(net, [0, 1], layer="block.first", steps=3, mode=FAST)
+    assert report.settings["layer"] == "block.first" and report.x.shape == (2, 64)
+
+
+def test_a_layer_given_to_a_constructor_is_saved_with_it(tmp_path):
+    @register
+    class Twice(Layer):
+        def __init__(self, inner, name=None):
+            super().__init__(name)
+            self.inner = inner
+
+        def get_output_for(self, x, *, deterministic=False):
+            return self.inner(self.inner(x))
+
+    net = Twice(Dense(3, 3, "tanh", rng=0))
+    again = symnn.load(symnn.save(net, tmp_path / "twice.npz"))
+    assert isinstance(again.inner, Dense)
+    np.testing.assert_array_equal(again.inner.W.get_value(), net.inner.W.get_value())
