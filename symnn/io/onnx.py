@@ -109,16 +109,18 @@ class _Reader:
 
 def _conv(r: _Reader, node) -> None:
     a = r.attrs(node)
-    if a.get("group", 1) != 1 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise r.error(node, "grouped convolutions and auto_pad are not supported.")
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise r.error(node, "auto_pad is not supported.")
     pads = list(a.get("pads", [0, 0, 0, 0]))
     if pads[:2] != pads[2:]:
         raise r.error(node, f"asymmetric pads {pads} are not supported.")
     w = r.const(node, node.input[1])
     b = r.const(node, node.input[2]) if len(node.input) > 2 else None
-    layer = Conv2D(w.shape[1], w.shape[0], tuple(w.shape[2:]), tuple(a.get("strides", [1, 1])),
-                   tuple(pads[:2]), W=w, b=b, dilation=tuple(a.get("dilations", [1, 1])),
-                   dtype=r.dtype, name=node.name or None)  # fmt: skip
+    group = int(a.get("group", 1))
+    layer = Conv2D(w.shape[1] * group, w.shape[0], tuple(w.shape[2:]),
+                   tuple(a.get("strides", [1, 1])), tuple(pads[:2]), W=w, b=b,
+                   dilation=tuple(a.get("dilations", [1, 1])), groups=group, dtype=r.dtype,
+                   name=node.name or None)  # fmt: skip
     r.add(layer)
 
 
@@ -316,7 +318,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         if layer.b is not None:
             extra.append(w.const(layer.b.get_value(), f"b{k}"))
         w.node("Conv", extra, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-               pads=[*layer._pad, *layer._pad], dilations=list(layer.dilation))  # fmt: skip
+               pads=[*layer._pad, *layer._pad], dilations=list(layer.dilation),
+               group=layer.groups)  # fmt: skip
         w.activation(layer.activation)
     elif isinstance(layer, Dense):
         extra = [w.const(layer.W.get_value(), f"W{k}")]

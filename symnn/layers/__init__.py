@@ -15,13 +15,15 @@ from .base import (
     register,
 )
 from .containers import Sequential, mlp
-from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
 from .graph import Graph, Input
 from .merge import Add, Concat, Maximum, MergeLayer, Multiply
 from .noise import Dropout
-from .normalization import BatchNorm
+from .normalization import BatchNorm, LocalResponseNorm
 from .shape import Flatten, Normalize, Reshape
+from .spatial import ChannelShuffle, Pad, Transpose, Upsample2D
+from .transposed import ConvTranspose2D
 
 __all__ = [
     "Layer",
@@ -38,6 +40,13 @@ __all__ = [
     "MaxPool2D",
     "AvgPool2D",
     "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
+    "ConvTranspose2D",
+    "LocalResponseNorm",
+    "Transpose",
+    "ChannelShuffle",
+    "Pad",
+    "Upsample2D",
     "Flatten",
     "Reshape",
     "Normalize",

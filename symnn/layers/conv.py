@@ -14,7 +14,7 @@ from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
 from ..utils import check_positive
 from .base import Layer, register, tag_call
 
-__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
+__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 PAD_NAMES = ("valid", "same", "full")
 
@@ -65,6 +65,11 @@ class Conv2D(Layer):
         Channels of the input and of the output.
     kernel_size, stride, dilation
         Ints or ``(height, width)`` pairs.
+    groups
+        Grouped convolution (PyTorch's and ONNX's ``groups``): the channels split into
+        ``groups`` groups, each output group seeing its input group only; ``W`` has shape
+        ``(out_channels, in_channels // groups, kh, kw)``. ``groups=in_channels`` is a
+        depthwise convolution.
     pad
         An int or pair (zeros on each side), ``"valid"`` (0), ``"same"`` (output as large as
         the input at stride 1; odd kernels) or ``"full"`` (every partial overlap).
@@ -96,12 +101,19 @@ class Conv2D(Layer):
         *,
         dilation: Any = 1,
         flip_filters: bool = False,
+        groups: int = 1,
         rng: Any = None,
         dtype: Any = None,
     ):
         super().__init__(name, dtype)
         self.in_channels = check_positive(in_channels, "in_channels", integer=True)
         self.out_channels = check_positive(out_channels, "out_channels", integer=True)
+        self.groups = check_positive(groups, "groups", integer=True)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise SymnnValueError(
+                f"groups={groups!r} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}."
+            )
         self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
         self.stride = _pair(stride, "stride", minimum=1)
         self.dilation = _pair(dilation, "dilation", minimum=1)
@@ -109,13 +121,13 @@ class Conv2D(Layer):
         self._pad = self._resolve_pad(pad)
         self.flip_filters = bool(flip_filters)
         self.activation = nonlinearities.get(activation)
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         self.W = self.add_param(GlorotUniform() if W is None else W, shape, "W", rng)
         self.b = None
         if b is not None:
             self.b = self.add_param(b, (self.out_channels,), "b", rng, regularizable=False)
         geometry = (self.kernel_size, self.stride, self._pad, self.dilation)
-        self._im2col = Im2Col(*geometry, ones_row=self.b is not None)
+        self._im2col = Im2Col(*geometry, ones_row=self.b is not None and self.groups == 1)
 
     def _resolve_pad(self, pad: Any) -> tuple[int, int]:
         span = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
@@ -158,7 +170,9 @@ class Conv2D(Layer):
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         W = self.W[:, :, ::-1, ::-1] if self.flip_filters else self.W
         W = W.reshape((self.out_channels, -1))
-        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        if self.groups > 1:
+            z = self._grouped(W, x)
+        elif (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
             cols = x.dimshuffle(1, 0, 2, 3).reshape((self.in_channels, n * h * w))
             z = pt.dot(W, cols) if self.b is None else pt.dot(W, cols) + self.b.dimshuffle(0, "x")
         elif self.b is None:
@@ -168,6 +182,15 @@ class Conv2D(Layer):
         if activation:
             z = self.activation(z)
         return z.reshape((self.out_channels, n, oh, ow))
+
+    def _grouped(self, W, x):
+        """One GEMM per group on its channels' patches, stacked (the bias added after)."""
+        cin, cout = self.in_channels // self.groups, self.out_channels // self.groups
+        z = pt.concatenate([
+            pt.dot(W[g * cout : (g + 1) * cout], self._im2col(x[:, g * cin : (g + 1) * cin]))
+            for g in range(self.groups)
+        ], axis=0)  # fmt: skip
+        return z if self.b is None else z + self.b.dimshuffle(0, "x")
 
     def _images(self, x, *, activation: bool):
         x = self._check_input(x)
@@ -206,6 +229,7 @@ class Conv2D(Layer):
             "name": self.name,
             "dilation": list(self.dilation),
             "flip_filters": self.flip_filters,
+            "groups": self.groups,
             "dtype": self.dtype,
         }
 
@@ -216,7 +240,9 @@ class Conv2D(Layer):
         for key in ("kernel_size", "stride", "dilation", "pad"):
             if isinstance(cfg.get(key), list):
                 cfg[key] = tuple(cfg[key])
-        shape = (cfg["out_channels"], cfg["in_channels"], *np.broadcast_to(cfg["kernel_size"], 2))
+        groups = cfg.get("groups", 1)
+        kernel = np.broadcast_to(cfg["kernel_size"], 2)
+        shape = (cfg["out_channels"], cfg["in_channels"] // groups, *kernel)
         return cls(**cfg, W=np.zeros(shape), b=Constant(0.0) if bias else None)
 
 
@@ -226,14 +252,28 @@ class _Pool(Layer):
 
     def __init__(
         self, pool_size: Any = 2, stride: Any = None, pad: Any = 0, *, ignore_border=True,
-        name: str | None = None,
+        ceil_mode: bool = False, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name, None)
         self.pool_size = _pair(pool_size, "pool_size", minimum=1)
         self.stride = self.pool_size if stride is None else _pair(stride, "stride", minimum=1)
         self.pad = _pair(pad, "pad", minimum=0)
         self.ignore_border = bool(ignore_border)
+        self.ceil_mode = bool(ceil_mode)
+        if self.ceil_mode and not self.ignore_border:
+            raise SymnnValueError(
+                "ceil_mode=True with ignore_border=False: pick one way of keeping partial "
+                "windows (ceil_mode is PyTorch's and ONNX's)."
+            )
         self._op = Pool2D(self.mode, self.pool_size, self.stride, self.pad, self.ignore_border)
+
+    def _out_size(self, size: int, k: int, s: int, p: int) -> int:
+        """PyTorch's output length; with ``ceil_mode`` the last window starts inside the
+        image or its left padding."""
+        if not self.ceil_mode:
+            return pool_output_size(size, k, s, p, self.ignore_border)
+        out = -(-(size + 2 * p - k) // s) + 1
+        return out - 1 if (out - 1) * s >= size + p else out
 
     def _check_input(self, x):
         return _check_images(self, super()._check_input(x), None)
@@ -243,7 +283,7 @@ class _Pool(Layer):
         if shape is None:
             return None
         args = zip(shape[1:], self.pool_size, self.stride, self.pad)
-        oh, ow = (pool_output_size(*a, self.ignore_border) for a in args)
+        oh, ow = (self._out_size(*a) for a in args)
         fits = not self.ignore_border or all(
             s + 2 * p >= k for s, p, k in zip(shape[1:], self.pad, self.pool_size)
         )
@@ -252,7 +292,43 @@ class _Pool(Layer):
         return (shape[0], oh, ow)
 
     def get_output_for(self, x, *, deterministic: bool = False):
-        return self._op(x)
+        if not self.ceil_mode:
+            return self._op(x)
+        size = x.type.shape[2:]
+        if None in size:
+            raise SymnnValueError(
+                f"{type(self).__name__}{self._label()} ceil_mode=True needs a known image size; "
+                f"got {x.type}."
+            )
+        outs = [self._out_size(*a) for a in zip(size, self.pool_size, self.stride, self.pad)]
+        geometry = zip(outs, self.stride, self.pool_size, size, self.pad)
+        extra = [max(0, (o - 1) * s + k - (n + 2 * p)) for o, s, k, n, p in geometry]
+        if not any(extra):
+            return self._op(x)
+        return self._ceil_windows(x, size, extra)
+
+    def _ceil_windows(self, x, size, extra):
+        """Pooling with PyTorch's ceil-mode windows: the image extended on the bottom and
+        right (by -inf for max; for averages, the window sums over explicit zero padding
+        divided by PyTorch's counts)."""
+        (ph, pw), (eh, ew) = self.pad, extra
+        if self.mode == "max":
+            low = np.asarray(-np.inf, dtype=x.dtype)
+            wide = pt.pad(x, ((0, 0), (0, 0), (0, eh), (0, ew)), constant_values=low)
+            return self._op(wide)
+        full = pt.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)))
+        means = Pool2D("average_inc_pad", self.pool_size, self.stride, 0, True)(full)
+        counts = np.outer(*(self._counts(n, k, s, p, e) for n, k, s, p, e in
+                            zip(size, self.pool_size, self.stride, self.pad, extra)))  # fmt: skip
+        scale = np.prod(self.pool_size) / counts
+        return means * pt.constant(scale.astype(x.dtype))
+
+    def _counts(self, size: int, k: int, s: int, p: int, extra: int) -> np.ndarray:
+        """Along one axis, the pixels each window divides by (padding counted or not)."""
+        n_out = (size + 2 * p + extra - k) // s + 1
+        start = np.arange(n_out) * s
+        lo, hi = (0, size + 2 * p) if self.mode == "average_inc_pad" else (p, p + size)
+        return np.minimum(start + k, hi) - np.maximum(start, lo)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -260,6 +336,7 @@ class _Pool(Layer):
             "stride": list(self.stride),
             "pad": list(self.pad),
             "ignore_border": self.ignore_border,
+            "ceil_mode": self.ceil_mode,
             "name": self.name,
         }
 
@@ -303,11 +380,13 @@ class AvgPool2D(_Pool):
         *,
         ignore_border: bool = True,
         include_pad: bool = True,
+        ceil_mode: bool = False,
         name: str | None = None,
     ):
         self.include_pad = bool(include_pad)
         self.mode = "average_inc_pad" if self.include_pad else "average_exc_pad"
-        super().__init__(pool_size, stride, pad, ignore_border=ignore_border, name=name)
+        super().__init__(pool_size, stride, pad, ignore_border=ignore_border,
+                         ceil_mode=ceil_mode, name=name)  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "include_pad": self.include_pad}
@@ -339,3 +418,17 @@ class GlobalAvgPool2D(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
+
+
+@register
+class GlobalMaxPool2D(GlobalAvgPool2D):
+    """The maximum of each channel over height and width: ``(N, C, H, W) -> (N, C)`` (a NaN
+    in a channel gives NaN, as ``torch.amax``).
+
+    >>> import pytensor.tensor as pt
+    >>> GlobalMaxPool2D()(pt.tensor4("x", dtype="float32", shape=(None, 16, 7, 7))).type
+    TensorType(float32, shape=(None, 16))
+    """
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return pt.max(x, axis=(2, 3))

@@ -12,7 +12,7 @@ from ..init import Constant
 from ..utils import check_positive
 from .base import Layer, attach_updates, register
 
-__all__ = ["BatchNorm"]
+__all__ = ["BatchNorm", "LocalResponseNorm"]
 
 
 @register
@@ -118,3 +118,54 @@ class BatchNorm(Layer):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BatchNorm:
         return cls(**config)
+
+
+@register
+class LocalResponseNorm(Layer):
+    """Local response normalisation across channels (AlexNet, GoogLeNet), with PyTorch's
+    ``nn.LocalResponseNorm`` arguments and semantics (which ONNX's ``LRN`` shares)::
+
+        b_c = a_c / (k + alpha / size * sum_{c' in window(c)} a_{c'}^2) ** beta
+
+    the window holding ``size`` channels around ``c`` (``size // 2`` before, ``(size - 1) //
+    2`` after), zeros beyond the first and last channel. Works on ``(N, C, ...)`` tensors.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor4("x", dtype="float64")
+    >>> out = LocalResponseNorm(1, alpha=1.0, beta=1.0, k=0.0)(x)
+    >>> out.eval({x: np.full((1, 2, 1, 1), 2.0)}).ravel()  # a / a**2
+    array([0.5, 0.5])
+    """
+
+    any_dtype = True
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
+                 name: str | None = None):  # fmt: skip
+        super().__init__(name, None)
+        self.size = check_positive(size, "size", integer=True)
+        self.alpha = float(check_positive(alpha, "alpha", allow_zero=True))
+        self.beta = float(check_positive(beta, "beta", allow_zero=True))
+        self.k = float(check_positive(k, "k", allow_zero=True))
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        if x.type.ndim < 3:
+            raise SymnnValueError(
+                f"LocalResponseNorm{self._label()} takes (N, C, ...) inputs with at least one "
+                f"spatial axis, as PyTorch's; got {x.type}."
+            )
+        return x
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        before, after = self.size // 2, (self.size - 1) // 2
+        squares = pt.square(x)
+        widths = [(0, 0), (before, after)] + [(0, 0)] * (x.type.ndim - 2)
+        padded = pt.pad(squares, widths)
+        c = x.shape[1]
+        total = sum(padded[:, i : i + c] for i in range(self.size))
+        k, alpha, beta = (np.asarray(v, dtype=x.type.dtype)
+                          for v in (self.k, self.alpha / self.size, self.beta))  # fmt: skip
+        return x / (k + alpha * total) ** beta
+
+    def output_shape(self, input_shape):
+        return input_shape
