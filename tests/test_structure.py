@@ -57,6 +57,7 @@ EXCEPTIONS = {
     "ops/gather.py:c_code": "returns a C code template",
     "ops/conv.py:c_code": "returns a C code template (Im2Col, Col2Im, Pool2D, Pool2DGrad)",
     "layers/conv.py:__init__": "Conv2D: Lasagne's Conv2DLayer signature (a contract, issue 18)",
+    "layers/transposed.py:__init__": "ConvTranspose2D: Conv2D's signature + output_padding",
 }
 
 
