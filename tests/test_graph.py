@@ -283,3 +283,90 @@ def test_a_layer_given_to_a_constructor_is_saved_with_it(tmp_path):
     again = symnn.load(symnn.save(net, tmp_path / "twice.npz"))
     assert isinstance(again.inner, Dense)
     np.testing.assert_array_equal(again.inner.W.get_value(), net.inner.W.get_value())
+
+
+def _torch_resnet(torch, widths=(4, 8)):
+    nn = torch.nn
+
+    def conv_bn(cin, cout, k, stride):
+        return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+                             nn.BatchNorm2d(cout))  # fmt: skip
+
+    class Block(nn.Module):  # torchvision's BasicBlock
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.a, self.b = conv_bn(cin, cout, 3, stride), conv_bn(cout, cout, 3, 1)
+            self.down = conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+        def forward(self, x):
+            h = self.b(torch.relu(self.a(x)))
+            return torch.relu(h + (x if self.down is None else self.down(x)))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = conv_bn(1, widths[0], 3, 1)
+            self.blocks = nn.Sequential(Block(widths[0], widths[0], 1),
+                                        Block(widths[0], widths[1], 2))  # fmt: skip
+            self.fc = nn.Linear(widths[1], 10)
+
+        def forward(self, x):
+            h = self.blocks(torch.relu(self.stem(x.view(-1, 1, 12, 12))))
+            return torch.softmax(self.fc(h.mean(dim=(2, 3))), dim=1)
+
+    return Net()
+
+
+def _torch_inception(torch):
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b1 = nn.Conv2d(3, 4, 1)
+            self.b3r, self.b3 = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 5, 3, padding=1)
+            self.b5r, self.b5 = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 3, 5, padding=2)
+            self.pool, self.bp = nn.MaxPool2d(3, 1, 1), nn.Conv2d(3, 2, 1)
+            self.fc = nn.Linear(14, 10)
+
+        def forward(self, x):
+            x = x.view(-1, 3, 8, 8)
+            r = torch.relu
+            h = torch.cat([r(self.b1(x)), r(self.b3(r(self.b3r(x)))), r(self.b5(r(self.b5r(x)))),
+                           r(self.bp(self.pool(x)))], dim=1)  # fmt: skip
+            return torch.softmax(self.fc(h.mean(dim=(2, 3))), dim=1)
+
+    return Net()
+
+
+def _symnn_inception():
+    from symnn.layers import inception_block
+
+    x = Input((3 * 8 * 8,), name="pixels")
+    h = inception_block(Reshape((3, 8, 8))(x), 3, (4, 3, 5, 2, 3, 2), name="mixed", rng=0)
+    return Graph(x, Dense(14, 10, "softmax", rng=1)(GlobalAvgPool2D()(h)))
+
+
+@pytest.mark.parametrize("which", ["resnet", "inception"])
+def test_resnet_and_inception_equal_their_pytorch_twins(which):
+    """Weights carried over with load_state_dict by order; outputs equal to 1e-5."""
+    torch = import_torch()
+    from symnn.io import load_state_dict
+    from symnn.layers import resnet
+
+    torch.manual_seed(0)
+    if which == "resnet":
+        theirs, ours, width = _torch_resnet(torch), resnet((1, 12, 12), 10, (4, 8), rng=0), 144
+        for m in theirs.modules():  # running statistics and affine terms that are not 0 and 1
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.5, 0.5)
+    else:
+        theirs, ours, width = _torch_inception(torch), _symnn_inception(), 192
+    theirs.eval()
+    report = load_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()})
+    assert not report.missing and not report.unexpected
+    X = np.random.default_rng(5).random((6, width)).astype("float32")
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(_run(ours, X), want, atol=1e-5)

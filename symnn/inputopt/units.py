@@ -29,6 +29,8 @@ def _resolve_layer(network: Layer, layer: int | str) -> int | str:
     layers = _layers(network)
     if isinstance(layer, str):
         names = [la.name for la in layers]
+        if layer in names:  # a name with dots of its own ("block0.add") first
+            return names.index(layer)
         head, _, rest = layer.partition(".")
         if head not in names:
             raise SymnnValueError(

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import BatchNorm, Conv2D, Dense, Layer, PReLU, Sequential
+from ..layers import BatchNorm, Conv2D, ConvTranspose2D, Dense, Graph, Layer, PReLU, Sequential
 from ..utils import describe
 from .safetensors import read_safetensors
 
@@ -92,8 +92,15 @@ def _groups(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _layers_with_params(network: Layer) -> list[Layer]:
-    if isinstance(network, Sequential):
-        return [la for sub in network.layers for la in _layers_with_params(sub)]
+    """The layers to fill, in order: a Sequential's in order, a Graph's in topological
+    order, a layer's own parameters or else its sub-layers' (each layer once)."""
+    if isinstance(network, Sequential | Graph):
+        found = [la for sub in network.layers for la in _layers_with_params(sub)]
+        return list(dict.fromkeys(found))
+    if not network._params and network.sublayers():
+        return list(dict.fromkeys(
+            la for _, sub in network.sublayers() for la in _layers_with_params(sub)
+        ))  # fmt: skip
     return [network] if network.get_params() else []
 
 
@@ -131,6 +138,8 @@ def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
     elif isinstance(layer, Conv2D):
         w = take("weight", layer.W)
         out[layer.W] = (w[:, :, ::-1, ::-1] if layer.flip_filters else w, key("weight"))
+    elif isinstance(layer, ConvTranspose2D):  # ConvTranspose2d's weight is (in, out, kh, kw)
+        out[layer.W] = (take("weight", layer.W), key("weight"))
     elif isinstance(layer, BatchNorm):
         var = take("running_var", layer.mean)
         if np.any(var < 0):
@@ -150,7 +159,7 @@ def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
             f"{type(layer).__name__}{layer._label()} has parameters load_state_dict does not "
             "know how to fill; set them with set_values."
         )
-    if isinstance(layer, Dense | Conv2D) and layer.b is not None:
+    if isinstance(layer, Dense | Conv2D | ConvTranspose2D) and layer.b is not None:
         out[layer.b] = (take("bias", layer.b), key("bias"))
     return out
 
@@ -158,7 +167,7 @@ def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
 def _output_note(network: Layer) -> list[str]:
     """A network that ends with softmax (as ``from_arch``'s do) computes probabilities where
     a PyTorch model ending with ``nn.Linear`` computes scores: same weights, other numbers."""
-    last = network.layers[-1] if isinstance(network, Sequential) else network
+    last = network.layers[-1] if isinstance(network, Sequential | Graph) else network
     name = nonlinearities.name_of(getattr(last, "activation", None))
     if name not in ("softmax", "log_softmax", "sigmoid"):
         return []
@@ -175,7 +184,7 @@ def _pairs(network: Layer, groups: dict, key_map: Mapping | None, label: str) ->
     layers = _layers_with_params(network)
     chosen: dict[int, str] = {}
     named = {la.name: i for i, la in enumerate(layers) if la.name}
-    top = list(network.layers) if isinstance(network, Sequential) else [network]
+    top = list(network.layers) if isinstance(network, Sequential | Graph) else [network]
     for target, prefix in (key_map or {}).items():
         if prefix not in groups:
             raise SymnnValueError(f"{label}: key_map names {prefix!r}, which it does not hold.")

@@ -24,6 +24,7 @@ from .normalization import BatchNorm, LocalResponseNorm
 from .shape import Flatten, Normalize, Reshape
 from .spatial import ChannelShuffle, Pad, Transpose, Upsample2D
 from .transposed import ConvTranspose2D
+from .zoo import inception_block, residual_block, resnet
 
 __all__ = [
     "Layer",
@@ -59,6 +60,9 @@ __all__ = [
     "Multiply",
     "Maximum",
     "mlp",
+    "resnet",
+    "residual_block",
+    "inception_block",
     "from_arch",
     "get_updates",
     "attach_updates",

@@ -210,10 +210,13 @@ class Graph(Layer):
 
     def get_layer(self, name: str) -> Layer:
         """The layer named ``name``, or a sub-layer by dotted path (``"block.conv_a"``)."""
+        for layer in self.layers:  # a name with dots of its own first ("block0.add")
+            if layer.name == name:
+                return layer
         head, _, rest = name.partition(".")
         for layer in self.layers:
-            if layer.name == head:
-                return layer.get_sublayer(rest) if rest else layer
+            if layer.name == head and rest:
+                return layer.get_sublayer(rest)
         names = [la.name for la in self.layers if la.name]
         raise SymnnValueError(
             f"the graph has no layer named {head!r}; its named layers are "
