@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from _torch import import_torch
 
+from symnn.layers import Graph
+
 pytestmark = pytest.mark.slow  # every example's main on a small budget
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -91,6 +93,7 @@ def test_matrix_network_on_fashion_mnist_when_present(tmp_path, monkeypatch):
         "input_optimization",
         "activation_maximization",
         "convnet",
+        "resnet",
         "import_model",
     ],
 )
@@ -136,6 +139,15 @@ def test_convnet_learns_digits_and_maximises_channels_and_classes(tmp_path):
     ]  # fmt: skip
     assert out["beats_reference"]["classes"] >= 8
     assert (tmp_path / "digits_convnet_am.png").is_file()
+
+
+@pytest.mark.slow
+def test_resnet_learns_digits_and_maximises_a_block_and_the_classes_by_name(tmp_path):
+    out = load("resnet").main(epochs=5, steps=20, n_ref=500, out=str(tmp_path))
+    assert out["accuracy"] > 0.9  # digits (conftest hides Fashion-MNIST); measured 0.978
+    assert out["beats_reference"]["classes"] >= 8  # measured 10
+    assert isinstance(out["network"], Graph)
+    assert (tmp_path / "digits_resnet_am.png").is_file()
 
 
 @pytest.mark.parametrize("torch_installed", [True, False])

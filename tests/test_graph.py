@@ -17,6 +17,7 @@ from symnn.layers import (
     Concat,
     Conv2D,
     Dense,
+    Dropout,
     GlobalAvgPool2D,
     Graph,
     Input,
@@ -255,6 +256,9 @@ def test_sub_layers_held_as_attributes_are_tracked(tmp_path, digits):
     block = TwoDense(64, rng=0, name="block")
     net = Sequential([block, Dense(64, 10, "softmax", rng=5)])
     assert [name for name, _ in block.sublayers()] == ["first", "pair.0"]
+    table = net.summary()
+    assert "  .first Dense" in table and "  .pair.0 Dense" in table, table
+    assert "total parameters: 8970" in table  # 2 x (64 x 64 + 64) + 64 x 10 + 10
     assert len(net.params) == 6
     before = block.first.W.get_value().copy()
     trainer = Trainer(net, mode=FAST, seed=0)
@@ -370,3 +374,24 @@ def test_resnet_and_inception_equal_their_pytorch_twins(which):
     with torch.no_grad():
         want = theirs(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(_run(ours, X), want, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_concat_joins_once_and_no_call_record_leaves_a_copy_in_the_compiled_step():
+    """One Join per Concat layer in a compiled training step (its gradient a Split: views),
+    and no copy left by the layer-call records (an identity the compiler removes)."""
+    from pytensor.scalar.basic import Identity
+    from pytensor.tensor.elemwise import Elemwise
+
+    net = inception()
+    x = pt.matrix("x", dtype="float32", shape=(None, 64))
+    front = Sequential([Dropout(0.5, rng=0), Dense(64, 64, rng=0)])  # dropout off: x itself
+    cost = pt.sum(net(front(x, deterministic=True)) ** 2)
+    f = pytensor.function([x], [cost, *pytensor.grad(cost, net.params)])  # the default backend
+    nodes = f.maker.fgraph.toposort()
+    joins = [n for n in nodes if type(n.op).__name__ == "Join" and n.outputs[0].ndim == 4]
+    assert len(joins) == 1  # the Concat layer
+    assert not [n for n in nodes if isinstance(n.op, Elemwise)
+                and isinstance(n.op.scalar_op, Identity)]  # fmt: skip
+    copies = [n for n in nodes if type(n.op).__name__ == "DeepCopyOp"]
+    assert all(n.outputs[0] in f.maker.fgraph.outputs for n in copies)

@@ -227,3 +227,29 @@ def test_bad_arguments_are_named():
         ChannelShuffle(4)(pt.tensor4("x", dtype="float32", shape=(None, 6, 2, 2)))
     with pytest.raises(SymnnValueError, match="not a permutation keeping the batch axis first"):
         Transpose((1, 0, 2, 3))
+
+
+def test_batch_norm_of_images_in_training_mode_matches_numpy_and_its_gradient():
+    """Statistics per channel over batch, height and width (computed on the channels-first
+    rows a convolution writes), as torch.nn.BatchNorm2d in training mode."""
+    from symnn.layers import BatchNorm, get_updates
+
+    bn = BatchNorm(6, epsilon=1e-5, momentum=0.1, dtype="float64")
+    bn.set_values([RNG.normal(size=6), RNG.uniform(0.5, 1.5, 6), np.zeros(6), np.ones(6)])
+    conv = Conv2D(6, 6, 3, pad=1, rng=4, dtype="float64")
+    v = pt.tensor4("x", dtype="float64", shape=(None, *X.shape[1:]))
+    h = conv(v)
+    out = bn(h)
+    f = pytensor.function([v], [h, out], updates=get_updates(out), mode="FAST_COMPILE")
+    hv, got = f(X)
+    mean, var = hv.mean(axis=(0, 2, 3)), hv.var(axis=(0, 2, 3))
+    beta, gamma = bn.beta.get_value(), bn.gamma.get_value()
+    want = (hv - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) * gamma[:, None, None]
+    np.testing.assert_allclose(got, want + beta[:, None, None], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bn.mean.get_value(), 0.1 * mean, rtol=1e-10)
+    assert check_grad(pt.sum(bn(v) ** 3), [v, bn.gamma, bn.beta], [X], mode="FAST_COMPILE") < 1e-6
+    torch = import_torch()
+    ref = torch.nn.BatchNorm2d(6, eps=1e-5).double().train()
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(gamma)), ref.bias.copy_(torch.from_numpy(beta))
+        np.testing.assert_allclose(got, ref(torch.from_numpy(hv)).numpy(), rtol=1e-10, atol=1e-12)

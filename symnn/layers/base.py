@@ -255,6 +255,16 @@ class Layer:
                 out.extend((f"{attr}.{k}", v) for k, v in items if isinstance(v, Layer))
         return out
 
+    def sublayer_rows(self, indent: str = "  ") -> list[tuple[str, int]]:
+        """``(label, parameter count)`` of every sub-layer, nested ones indented further
+        (the rows a container's ``summary()`` shows under this layer)."""
+        rows = []
+        for path, child in self.sublayers():
+            count = sum(int(np.prod(p.get_value(borrow=True).shape)) for p in child.get_params())
+            rows.append((f"{indent}.{path} {type(child).__name__}", count))
+            rows.extend(child.sublayer_rows(indent + "  "))
+        return rows
+
     def get_sublayer(self, path: str) -> Layer:
         """The sub-layer at a dotted attribute path (``"block.conv_a"``)."""
         layer = self

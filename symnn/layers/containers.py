@@ -119,6 +119,8 @@ class Sequential(Layer):
             label = type(layer).__name__ + (f" '{layer.name}'" if layer.name else "")
             count = sum(int(np.prod(p.get_value(borrow=True).shape)) for p in layer.get_params())
             rows.append((str(i), label, "?" if shape is None else str(shape), str(count)))
+            if not isinstance(layer, Sequential):  # a block's sub-layers, indented
+                rows.extend(("", sub, "", str(n)) for sub, n in layer.sublayer_rows())
         widths = [max(len(r[k]) for r in rows) for k in range(4)]
         lines = [
             f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}"

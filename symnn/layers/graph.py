@@ -20,6 +20,7 @@ import pytensor.tensor as pt
 from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import as_float_dtype, describe
 from .base import Call, Layer, calls_of, layer_from_spec, layer_to_spec, register, tag_call
+from .containers import Sequential
 
 __all__ = ["Input", "Graph", "InputSpec"]
 
@@ -299,6 +300,8 @@ class Graph(Layer):
             rows.append((str(j), type(layer).__name__ + layer._label(),
                          ", ".join(self._source(r) for r in node.inbound),
                          str(shape).replace("None", "?"), count))  # fmt: skip
+            if not isinstance(layer, Graph | Sequential):  # a block's sub-layers, indented
+                rows.extend(("", sub, "", "", str(n)) for sub, n in layer.sublayer_rows())
         widths = [max(len(r[k]) for r in rows) for k in range(5)]
         lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
                  f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}" for r in rows]  # fmt: skip

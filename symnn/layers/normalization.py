@@ -97,9 +97,20 @@ class BatchNorm(Layer):
             return (x - mean) * (gamma * inv_std) + beta
         eps = np.asarray(self.epsilon, dtype=x.dtype)
         a = np.asarray(self.momentum, dtype=x.dtype)
-        batch_mean = pt.mean(x, axis=axes)
-        batch_inv_std = 1.0 / pt.sqrt(pt.var(x, axis=axes) + eps)
-        out = (x - per_unit(batch_mean)) * (gamma * per_unit(batch_inv_std)) + beta
+        if x.ndim == 4:  # channels first: the (C, N*H*W) rows a convolution writes contiguous
+            rows = x.dimshuffle(1, 0, 2, 3).reshape((x.shape[1], -1))
+            batch_mean = pt.mean(rows, axis=1)
+            batch_inv_std = 1.0 / pt.sqrt(pt.var(rows, axis=1) + eps)
+            scale = (self.gamma * batch_inv_std).dimshuffle(0, "x")
+            shift = (self.beta - batch_mean * self.gamma * batch_inv_std).dimshuffle(0, "x")
+            channels_first = (rows * scale + shift).reshape(
+                (x.shape[1], x.shape[0], x.shape[2], x.shape[3])
+            )
+            out = pt.specify_shape(channels_first.dimshuffle(1, 0, 2, 3), x.type.shape)
+        else:
+            batch_mean = pt.mean(x, axis=axes)
+            batch_inv_std = 1.0 / pt.sqrt(pt.var(x, axis=axes) + eps)
+            out = (x - per_unit(batch_mean)) * (gamma * per_unit(batch_inv_std)) + beta
         updates = {
             self.mean: (1 - a) * self.mean + a * batch_mean,
             self.inv_std: (1 - a) * self.inv_std + a * batch_inv_std,
