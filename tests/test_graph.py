@@ -395,3 +395,27 @@ def test_concat_joins_once_and_no_call_record_leaves_a_copy_in_the_compiled_step
                 and isinstance(n.op.scalar_op, Identity)]  # fmt: skip
     copies = [n for n in nodes if type(n.op).__name__ == "DeepCopyOp"]
     assert all(n.outputs[0] in f.maker.fgraph.outputs for n in copies)
+
+
+def test_a_net_classifier_trains_a_graph_from_its_builder(digits):
+    from symnn import NetClassifier
+
+    def residual(n_in, n_out, *, rng, dtype, width=32):
+        x = Input((n_in,), name="x", dtype=dtype)
+        h = Dense(n_in, width, "relu", rng=rng, dtype=dtype, name="h")(x)
+        h = Add(name="skip")([Dense(width, width, "relu", rng=rng, dtype=dtype)(h), h])
+        return Graph(x, Dense(width, n_out, rng=rng, dtype=dtype, name="out")(h))  # scores
+
+    clf = NetClassifier(residual, max_iter=40, learning_rate_init=0.01, random_state=0,
+                        network__width=16)  # fmt: skip
+    clf.fit(digits.X_train, digits.y_train)
+    graph = clf.network_.layers[0]  # the classifier adds the softmax after the scores
+    assert isinstance(graph, Graph) and graph.get_layer("h").n_out == 16
+    assert clf.score(digits.X_test, digits.y_test) > 0.9
+
+    def ends_in_softmax(n_in, n_out, *, rng, dtype):
+        x = Input((n_in,), dtype=dtype)
+        return Graph(x, Dense(n_in, n_out, "softmax", rng=rng, dtype=dtype)(x))
+
+    with pytest.raises(SymnnValueError, match="ends in a softmax activation; a builder returns"):
+        NetClassifier(ends_in_softmax, max_iter=2).fit(digits.X_train, digits.y_train)

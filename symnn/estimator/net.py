@@ -21,6 +21,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Activation, Layer, Sequential, mlp
+from ..layers.graph import last_layer
 from ..utils import as_float_dtype, describe
 from .base import TRAINING_DEFAULTS, BaseNetEstimator, ClassifierPart, RegressorPart
 from .settings import ACTIVATIONS
@@ -160,7 +161,7 @@ class _BaseNet(BaseNetEstimator):
                 f"the network builder returned a {net.dtype} network for dtype={self.dtype!r}; "
                 "pass its dtype argument on to the layers."
             )
-        last = net.layers[-1] if isinstance(net, Sequential) else net
+        last = last_layer(net)
         name = getattr(getattr(last, "activation", None), "__name__", "")
         if name in _HEADS:
             raise SymnnValueError(

@@ -61,10 +61,7 @@ def _layer_at(network: Layer, where: int | str) -> Layer:
 def _output_layer(network: Layer) -> Layer | None:
     """The layer that makes the network's (only) output."""
     if isinstance(network, Graph):
-        refs = network.output_refs
-        if len(refs) != 1 or refs[0][0] != "node":
-            return None
-        return network.layers[network.nodes[refs[0][1]].layer]
+        return network.output_layer()
     return _layers(network)[-1]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import BatchNorm, Conv2D, ConvTranspose2D, Dense, Graph, Layer, PReLU, Sequential
+from ..layers.graph import last_layer
 from ..utils import describe
 from .safetensors import read_safetensors
 
@@ -167,7 +168,7 @@ def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
 def _output_note(network: Layer) -> list[str]:
     """A network that ends with softmax (as ``from_arch``'s do) computes probabilities where
     a PyTorch model ending with ``nn.Linear`` computes scores: same weights, other numbers."""
-    last = network.layers[-1] if isinstance(network, Sequential | Graph) else network
+    last = last_layer(network)
     name = nonlinearities.name_of(getattr(last, "activation", None))
     if name not in ("softmax", "log_softmax", "sigmoid"):
         return []

@@ -22,7 +22,7 @@ from ..utils import as_float_dtype, describe
 from .base import Call, Layer, calls_of, layer_from_spec, layer_to_spec, register, tag_call
 from .containers import Sequential
 
-__all__ = ["Input", "Graph", "InputSpec"]
+__all__ = ["Input", "Graph", "InputSpec", "last_layer"]
 
 _INPUT_TAG = "symnn_input"
 
@@ -208,6 +208,13 @@ class Graph(Layer):
             if call.layer is self:
                 return list(getattr(var.tag, "symnn_graph_outputs", [var]))
         return [var]
+
+    def output_layer(self) -> Layer | None:
+        """The layer that makes the graph's output (None for several outputs, or an output
+        that is an input)."""
+        if len(self.output_refs) != 1 or self.output_refs[0][0] != "node":
+            return None
+        return self.layers[self.nodes[self.output_refs[0][1]].layer]
 
     def get_layer(self, name: str) -> Layer:
         """The layer named ``name``, or a sub-layer by dotted path (``"block.conv_a"``)."""
@@ -411,3 +418,14 @@ def _checked_config(config: dict[str, Any]) -> tuple[list, list, list]:
     for ref in outputs:
         check(ref, len(nodes), "outputs")
     return inputs, nodes, outputs
+
+
+def last_layer(network: Layer) -> Layer | None:
+    """The layer that makes a network's output: a Sequential's last (looking into nested
+    ones), a Graph's output node's, else the network itself."""
+    if isinstance(network, Sequential):
+        return last_layer(network.layers[-1])
+    if isinstance(network, Graph):
+        out = network.output_layer()
+        return out if out is None else last_layer(out)
+    return network
