@@ -419,3 +419,56 @@ def test_a_net_classifier_trains_a_graph_from_its_builder(digits):
 
     with pytest.raises(SymnnValueError, match="ends in a softmax activation; a builder returns"):
         NetClassifier(ends_in_softmax, max_iter=2).fit(digits.X_train, digits.y_train)
+
+
+def test_onnx_export_of_a_graph_is_refused_and_writes_nothing(tmp_path):
+    from symnn.io import to_onnx
+
+    with pytest.raises(SymnnValueError, match="ONNX export of a Graph is not implemented"):
+        to_onnx(residual_mlp(), tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
+
+
+def _two_input_data(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    A, B = rng.random((n, 5)).astype("float32"), rng.random((n, 3)).astype("float32")
+    y = ((A[:, 0] + B[:, 0]) > 1).astype("int32")  # needs both inputs
+    return A, B, y
+
+
+def test_a_two_input_graph_trains_evaluates_predicts_and_resumes_exactly(tmp_path):
+    A, B, y = _two_input_data()
+    def make():
+        return Trainer(two_inputs(), optimizer="adam", learning_rate=0.02, mode=FAST, seed=3,
+                       loss="categorical_crossentropy_from_logits")  # fmt: skip
+
+    straight = make()
+    straight.fit([A, B], y, epochs=4, batch_size=32, progress=False)
+    first = make()
+    first.fit([A, B], y, epochs=2, batch_size=32, progress=False)
+    resumed = symnn.load(symnn.save(first, tmp_path / "run"))
+    resumed.fit([A, B], y, epochs=2, batch_size=32, progress=False)
+    for a, b in zip(straight.get_state(), resumed.get_state(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.history.batch_loss == straight.history.batch_loss
+    assert straight.evaluate([A, B], y)["accuracy"] > 0.8
+    probs = straight.predict_proba([A[:7], B[:7]])
+    np.testing.assert_array_equal(probs, _run(straight.network, A[:7], B[:7]))
+    assert straight.predict([A[:7], B[:7]]).shape == (7,)
+    history = make().fit([A, B], y, epochs=2, validation_split=0.25, progress=False)
+    assert "val_accuracy" in history.epochs[-1]
+    with pytest.raises(SymnnTypeError, match=r"X must be a list of 2 arrays, one per input \(a"):
+        straight.fit(A, y, epochs=1, progress=False)
+    with pytest.raises(SymnnValueError, match="X\\[1\\] \\(input 'b'\\) has 4 features|per-sample"):
+        straight.predict_proba([A, np.zeros((240, 4), "float32")])
+    with pytest.raises(SymnnValueError, match="rows; expected one length"):
+        straight.predict_proba([A, B[:10]])
+
+
+def test_scipy_trainer_fits_a_two_input_graph():
+    from symnn.train import ScipyTrainer
+
+    A, B, y = _two_input_data()
+    trainer = ScipyTrainer(two_inputs(), loss="categorical_crossentropy_from_logits", mode=FAST)
+    trainer.fit([A, B], y, maxiter=60)
+    assert trainer.evaluate([A, B], y)["accuracy"] > 0.8

@@ -75,7 +75,7 @@ class BaseTrainer(ABC):
         kind = check_choice(targets, "targets", ["labels", "values"])
         self._compile_targets(kind)
         self.evaluator._evaluation(kind)
-        self.predict_proba(np.zeros((1, self.network.n_in), dtype=self.dtype))
+        self.predict_proba(self.objective.signature.zeros())
         return self
 
     # -- state ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .callbacks import (
     run_hook,
 )
 from .history import History, Stop, StopReason
+from .inputs import arrays_of
 from .objective import check_sample_weight
 from .rollback import Rollback
 
@@ -153,12 +154,16 @@ def _validation(trainer: Any, X, y, args: FitOptions):
     return X, y, rows, (Xv, yv)
 
 
-def _warn_if_unscaled(X: np.ndarray) -> None:
+def _warn_if_unscaled(X: Any) -> None:
     """Warn when inputs are far from the scale the initialisations assume (order 1), judged
     on at most 1,000 evenly spaced rows (no pass over all the data)."""
-    sample = np.abs(X[:: max(1, len(X) // 1000)])
-    sample = sample[np.isfinite(sample)]  # NaN and infinity get their own error
-    big = float(sample.max()) if sample.size else 0.0
+    big = 0.0
+    for a in arrays_of(X):
+        if a.dtype.kind != "f":  # token ids
+            continue
+        sample = np.abs(a[:: max(1, len(a) // 1000)])
+        sample = sample[np.isfinite(sample)]  # NaN and infinity get their own error
+        big = max(big, float(sample.max()) if sample.size else 0.0)
     if big > _SCALE_WARNING:
         warnings.warn(
             f"symnn: X has values up to {big:g}; the weight initialisations (and input "
@@ -176,7 +181,7 @@ class FitRun:
         self.trainer, self.plan = trainer, plan
         kind = trainer.objective.targets_kind(plan.y)
         self.step = trainer.compiled(kind, weighted=plan.w is not None).step
-        self.step.set_data(plan.X, plan.y, *([] if plan.w is None else [plan.w]))
+        self.step.set_data(*arrays_of(plan.X), plan.y, *([] if plan.w is None else [plan.w]))
         self.start = trainer.capture_state(shuffle_state=plan.shuffle_state)
         self.callbacks = list(plan.callbacks)
         if progress:

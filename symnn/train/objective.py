@@ -19,6 +19,7 @@ from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer
 from ..utils import check_array, check_choice, check_labels, check_positive, describe
+from .inputs import Inputs, InputSignature, arrays_of
 
 __all__ = ["Objective", "Evaluator", "run_in_blocks", "PREDICT_BLOCK", "check_sample_weight"]
 
@@ -61,18 +62,7 @@ class Objective:
             raise SymnnTypeError(
                 f"network must be a symnn Layer (e.g. symnn.layers.mlp); got {describe(network)}."
             )
-        specs = getattr(network, "input_specs", None)
-        if specs is not None and len(specs) != 1:
-            raise SymnnValueError(
-                f"network is a Graph of {len(specs)} inputs "
-                f"({', '.join(s.name for s in specs)}); Trainer trains networks of one input "
-                "matrix (several inputs are not implemented yet)."
-            )
-        if network.n_in is None:
-            raise SymnnValueError(
-                "network has no known input width; start it with a Dense layer (or, for a "
-                "Graph, an Input of one axis such as Input((784,)) followed by Reshape)."
-            )
+        InputSignature.of(network)  # a known input width, or a Graph's Inputs
         if isinstance(loss, str):
             name = check_choice(loss, "loss", costs.LOSSES)
             fn = costs.LOSSES[name]
@@ -88,16 +78,21 @@ class Objective:
     def dtype(self) -> str:
         return self.network.dtype
 
+    @property
+    def signature(self) -> InputSignature:
+        """What the network takes (one matrix, or a Graph's inputs)."""
+        return InputSignature.of(self.network)
+
     @staticmethod
     def targets_kind(y: np.ndarray) -> str:
         """``"labels"`` for integer class labels, ``"values"`` for float targets."""
         return "labels" if y.dtype.kind in "biu" else "values"
 
-    def symbols(self, kind: str) -> tuple[Any, Any]:
-        """Symbolic inputs ``(x, y)`` for targets of ``kind``."""
-        x = pt.matrix("x", dtype=self.dtype, shape=(None, self.network.n_in))
+    def symbols(self, kind: str) -> tuple[list, Any]:
+        """Symbolic inputs ``(xs, y)`` for targets of ``kind``: one tensor per network
+        input, and the targets."""
         y = pt.ivector("y") if kind == "labels" else pt.matrix("y", dtype=self.dtype)
-        return x, y
+        return self.signature.symbols(), y
 
     def weight_symbol(self):
         """The symbolic per-row weights of a weighted objective (see :meth:`build`)."""
@@ -108,8 +103,9 @@ class Objective:
     ) -> tuple[Any, Any, dict[str, Any]]:
         """``(objective, network output, metrics)`` as symbolic expressions. With row
         weights ``w`` the data term is ``sum(w * loss) / sum(w)`` and a per-row penalty is
-        divided by ``sum(w)`` (scikit-learn's ``sample_weight``)."""
-        out = self.network(x, deterministic=deterministic)
+        divided by ``sum(w)`` (scikit-learn's ``sample_weight``). ``x`` is the list
+        :meth:`symbols` gives."""
+        out = self.network(self.signature.network_input(x), deterministic=deterministic)
         target = y
         if kind == "labels" and self.loss_fn in (costs.squared_error, costs.binary_crossentropy):
             n_out = out.type.shape[-1]
@@ -119,7 +115,7 @@ class Objective:
                 else pt.cast(y, self.dtype).dimshuffle(0, "x")
             )
         per_example = self.loss_fn(out, target)
-        rows = pt.cast(x.shape[0], self.dtype) if w is None else pt.sum(w)
+        rows = pt.cast(x[0].shape[0], self.dtype) if w is None else pt.sum(w)
         data_loss = costs.aggregate(per_example) if w is None else pt.sum(per_example * w) / rows
         if data_loss.type.ndim != 0:
             raise SymnnValueError(f"loss {self.loss_name!r} did not reduce to a scalar.")
@@ -147,9 +143,7 @@ class Objective:
     def check_xy(self, X, y, xname: str = "X", yname: str = "y", finite_x: bool = True):
         """``(X, y)`` checked and converted; one-hot targets of a categorical loss become
         their labels (the same objective, with accuracy and the fused C op)."""
-        X = check_array(
-            X, xname, ndim=2, dtype=self.dtype, n_features=self.network.n_in, finite=finite_x
-        )
+        X = self.signature.check(X, xname, finite=finite_x)
         y_arr = _one_hot_to_labels(np.asarray(y), self.loss_fn)
         if y_arr.dtype.kind in "biu" or (y_arr.ndim == 1 and self.loss_fn in _CATEGORICAL):
             n_out = getattr(self.network, "n_out", None) or 2
@@ -200,8 +194,11 @@ def run_in_blocks(fn: Callable, X: np.ndarray, block: int) -> np.ndarray:
     full = n - n % block
     parts = [fn(X[s : s + block]) for s in range(0, full, block)]
     if full < n or n == 0:
-        padded = np.zeros((block, *X.shape[1:]), dtype=X.dtype)
-        padded[: n - full] = X[full:]
+        if isinstance(X, Inputs):
+            padded = X[full:].padded(block)
+        else:
+            padded = np.zeros((block, *X.shape[1:]), dtype=X.dtype)
+            padded[: n - full] = X[full:]
         parts.append(fn(padded)[: n - full])
     return np.concatenate(parts)
 
@@ -225,14 +222,14 @@ class Evaluator:
             totals = np.zeros(len(names))
             for start in range(0, len(X), _EVAL_CHUNK):
                 xb, yb = X[start : start + _EVAL_CHUNK], y[start : start + _EVAL_CHUNK]
-                totals += len(xb) * np.array([float(v) for v in fn(xb, yb)])
+                totals += len(xb) * np.array([float(v) for v in fn(*arrays_of(xb), yb)])
         return dict(zip(names, (totals / len(X)).tolist()))
 
     def _evaluation(self, kind: str):
         if kind not in self._evaluate:
             x, y = self.objective.symbols(kind)
             loss, _, metrics = self.objective.build(x, y, kind, deterministic=True)
-            fn = function([x, y], [loss, *metrics.values()], mode=self.mode)
+            fn = function([*x, y], [loss, *metrics.values()], mode=self.mode)
             self._evaluate[kind] = (fn, ["loss", *metrics])
         return self._evaluate[kind]
 
@@ -240,13 +237,14 @@ class Evaluator:
         """The network's output (inference mode); a row's output does not depend on the other
         rows of the call (blocks of exactly :data:`PREDICT_BLOCK` rows: BLAS libraries pick
         kernels and summation order by matrix shape)."""
-        network = self.objective.network
-        X = check_array(X, "X", ndim=2, dtype=self.objective.dtype, n_features=network.n_in)
+        network, signature = self.objective.network, self.objective.signature
+        X = signature.check(X, "X")
         with self._lock:
             if self._predict is None:
-                x = pt.matrix("x", dtype=self.objective.dtype, shape=(None, network.n_in))
-                self._predict = function([x], network(x, deterministic=True), mode=self.mode)
-            return run_in_blocks(self._predict, X, PREDICT_BLOCK)
+                xs = signature.symbols()
+                out = network(signature.network_input(xs), deterministic=True)
+                self._predict = function(xs, out, mode=self.mode)
+            return run_in_blocks(lambda b: self._predict(*arrays_of(b)), X, PREDICT_BLOCK)
 
     def predict(self, X) -> np.ndarray:
         """Classes for a classification loss (argmax of the output; ``> 0.5`` for a single

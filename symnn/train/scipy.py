@@ -30,6 +30,7 @@ from ..utils import check_choice, check_positive
 from .base import BaseTrainer, locked
 from .callbacks import Callback, ProgressBar, run_hook
 from .history import History, Stop, StopReason
+from .inputs import arrays_of
 from .objective import Objective, check_sample_weight
 from .state import RunState
 
@@ -72,7 +73,7 @@ class FlatObjective:
     ) -> FlatObjective:
         x, y = objective.symbols(kind)
         w = objective.weight_symbol() if weighted else None
-        data = [x, y] if w is None else [x, y, w]
+        data = [*x, y] if w is None else [*x, y, w]
         loss, _, _ = objective.build(x, y, kind, deterministic=True, w=w)
         theta = pt.vector("theta", dtype="float64")
         replace, start = {}, 0
@@ -89,9 +90,9 @@ class FlatObjective:
         outputs = [pt.cast(flat_loss, "float64"), grad]
         return cls(function([theta, lo, hi], outputs, givens=givens, mode=mode), storage)
 
-    def set_data(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> None:
+    def set_data(self, X: Any, y: np.ndarray, w: np.ndarray | None = None) -> None:
         """The rows the objective runs over (and their weights, for a weighted one)."""
-        arrays = [X, y] if w is None else [X, y, w]
+        arrays = [*arrays_of(X), y] if w is None else [*arrays_of(X), y, w]
         if len(arrays) != len(self.storage):
             raise SymnnValueError("sample weights go with a weighted flat objective only.")
         for storage, values in zip(self.storage, arrays):

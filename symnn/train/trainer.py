@@ -240,7 +240,7 @@ class Trainer(BaseTrainer):
         key = self._template_key(kind if w is None else f"{kind}, weighted")
         step = _TEMPLATES.copy(key, roles)  # the compiled code of an identical model, if any
         if step is None:
-            inputs = [x, y] if w is None else [x, y, w]
+            inputs = [*x, y] if w is None else [*x, y, w]
             step = compile_train_step(
                 loss, ups, inputs=inputs, outputs=metrics, guard=False, mode=self.mode
             )
