@@ -472,3 +472,14 @@ def test_scipy_trainer_fits_a_two_input_graph():
     trainer = ScipyTrainer(two_inputs(), loss="categorical_crossentropy_from_logits", mode=FAST)
     trainer.fit([A, B], y, maxiter=60)
     assert trainer.evaluate([A, B], y)["accuracy"] > 0.8
+
+
+def test_a_graph_of_two_outputs_is_refused_by_the_trainer_before_compiling():
+    x = Input((4,), name="x")
+    h = Dense(4, 4, rng=0)(x)
+    net = Graph(x, [Dense(4, 2, rng=1)(h), Dense(4, 1, rng=2)(h)])
+    X = np.ones((3, 4), "float32")
+    outs = _run(net, X)
+    assert [o.shape for o in outs] == [(3, 2), (3, 1)]
+    with pytest.raises(SymnnValueError, match="Graph of 2 outputs; Trainer trains networks of one"):
+        Trainer(net, mode=FAST)

@@ -153,3 +153,28 @@ def test_unsupported_and_bad_files_are_refused_by_name(tmp_path):
     truncated.write_bytes(good.read_bytes()[:-7])
     with pytest.raises(SymnnValueError, match="cut.onnx"):
         from_onnx(truncated)
+
+
+@pytest.mark.parametrize(
+    "op, attrs",
+    [
+        ("MaxPool", dict(kernel_shape=[3, 3])),  # strides default to 1, not to the kernel
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)),
+        ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+        ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                             ceil_mode=1, count_include_pad=1)),  # fmt: skip
+        ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1],
+                             ceil_mode=1, count_include_pad=0)),  # fmt: skip
+    ],
+)
+def test_pooling_attributes_as_onnx_means_them(op, attrs, tmp_path):
+    """Each against onnx's reference evaluator, read and written back (these were read as
+    strides = kernel and ceil_mode as Theano's ignore_border=False, silently)."""
+    path = model_file(tmp_path, chain((op, [], attrs)), {}, [2, 7, 8])
+    net = from_onnx(path)
+    X = f32(3, 2 * 7 * 8)
+    want = ReferenceEvaluator(str(path)).run(None, {"x": X.reshape(3, 2, 7, 8)})[0]
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, atol=1e-6)
+    again = to_onnx(net, tmp_path / "again.onnx")
+    got = ReferenceEvaluator(str(again)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-6)

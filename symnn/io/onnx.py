@@ -147,14 +147,13 @@ def _pool(r: _Reader, node) -> None:
     if pads[:2] != pads[2:] or a.get("storage_order", 0) or dilated:
         raise r.error(node, "asymmetric pads, dilations or storage_order are not supported.")
     ceil = bool(a.get("ceil_mode", 0))
-    if ceil and any(pads):
-        raise r.error(node, "ceil_mode=1 with padding is not supported.")
-    args = (tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"])), tuple(pads[:2]))
+    # ONNX's strides default to 1 (not to the kernel, as Lasagne's and symnn's pool_size do)
+    args = (tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1])), tuple(pads[:2]))
     if node.op_type == "MaxPool":
-        r.add(MaxPool2D(*args, ignore_border=not ceil))
+        r.add(MaxPool2D(*args, ceil_mode=ceil))
     else:
         include = bool(a.get("count_include_pad", 0))
-        r.add(AvgPool2D(*args, ignore_border=not ceil, include_pad=include))
+        r.add(AvgPool2D(*args, ceil_mode=ceil, include_pad=include))
 
 
 def _batchnorm(r: _Reader, node) -> None:
@@ -330,7 +329,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
     elif isinstance(layer, MaxPool2D | AvgPool2D):
         attrs = dict(
             kernel_shape=list(layer.pool_size), strides=list(layer.stride),
-            pads=[*layer.pad, *layer.pad], ceil_mode=int(not layer.ignore_border),
+            pads=[*layer.pad, *layer.pad],
+            ceil_mode=int(layer.ceil_mode or not layer.ignore_border),
         )  # fmt: skip
         if isinstance(layer, AvgPool2D):
             attrs["count_include_pad"] = int(layer.include_pad)

@@ -63,6 +63,12 @@ class Objective:
                 f"network must be a symnn Layer (e.g. symnn.layers.mlp); got {describe(network)}."
             )
         InputSignature.of(network)  # a known input width, or a Graph's Inputs
+        refs = getattr(network, "output_refs", [None])
+        if len(refs) != 1:
+            raise SymnnValueError(
+                f"network is a Graph of {len(refs)} outputs; Trainer trains networks of one "
+                "output (several outputs, each with its loss, are not implemented yet)."
+            )
         if isinstance(loss, str):
             name = check_choice(loss, "loss", costs.LOSSES)
             fn = costs.LOSSES[name]
