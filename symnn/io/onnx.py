@@ -24,15 +24,20 @@ from .. import nonlinearities
 from ..errors import SymnnValueError
 from ..layers import (
     Activation,
+    Add,
     AvgPool2D,
     BatchNorm,
+    Concat,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    Graph,
     Layer,
+    Maximum,
     MaxPool2D,
+    Multiply,
     Normalize,
     Reshape,
     Sequential,
@@ -354,25 +359,112 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         raise SymnnValueError(f"{type(layer).__name__} has no ONNX export here.")
 
 
-def to_onnx(network: Sequential, path: str | os.PathLike) -> Path:
+def _write_sequential(w: _Writer, network: Sequential, in_shape) -> None:
+    shapes = [in_shape, *(network.output_shapes[:-1] if in_shape else [None] * len(network))]
+    for layer, shape in zip(network.layers, shapes):
+        _write_any(w, layer, shape)
+
+
+def _write_any(w: _Writer, layer: Layer, in_shape) -> None:
+    if isinstance(layer, Graph):
+        (w.current,) = _write_graph(w, layer, [w.current])
+    elif isinstance(layer, Sequential):
+        _write_sequential(w, layer, in_shape)
+    else:
+        _write_layer(w, layer, in_shape)
+
+
+_MERGES = {Concat: "Concat", Add: "Add", Multiply: "Mul", Maximum: "Max"}
+
+
+def _write_merge(w: _Writer, layer: Layer, names: list[str]) -> str:
+    if isinstance(layer, Add):
+        coeffs = layer.coeffs if isinstance(layer.coeffs, list) else [layer.coeffs] * len(names)
+        scaled = []
+        for name, c in zip(names, coeffs):
+            w.current = name
+            if c != 1:
+                w.node("Mul", [w.const(np.asarray(c), f"coeff{w.count + 1}")])
+            scaled.append(w.current)
+        names = scaled
+    attrs = {"axis": layer.axis} if isinstance(layer, Concat) else {}
+    if isinstance(layer, Add | Multiply) and len(names) > 2:  # binary ops in ONNX
+        out = names[0]
+        for other in names[1:]:
+            w.current = out
+            w.node(_MERGES[type(layer)], [other])
+            out = w.current
+        return out
+    w.current = names[0]
+    w.node(_MERGES[type(layer)], names[1:], **attrs)
+    return w.current
+
+
+def _write_graph(w: _Writer, graph: Graph, inputs: list[str]) -> list[str]:
+    """The graph's nodes written from tensors ``inputs`` (one name per Input); the names of
+    its outputs."""
+    results: list = []
+
+    def name(ref):
+        if ref[0] == "input":
+            return inputs[ref[1]]
+        out = results[ref[1]]
+        return out if ref[2] is None else out[ref[2]]
+
+    for node in graph.nodes:
+        layer, names = graph.layers[node.layer], [name(r) for r in node.inbound]
+        if isinstance(layer, tuple(_MERGES)):
+            results.append(_write_merge(w, layer, names))
+        elif isinstance(layer, Graph):
+            outs = _write_graph(w, layer, names)
+            results.append(outs[0] if layer._single_output else outs)
+        else:
+            w.current = names[0]
+            ref = node.inbound[0]
+            shape = graph.input_specs[ref[1]].shape if ref[0] == "input" else (
+                graph.nodes[ref[1]].shapes[0 if ref[2] is None else ref[2]])  # fmt: skip
+            _write_any(w, layer, None if None in shape else shape)
+            results.append(w.current)
+    return [name(r) for r in graph.output_refs]
+
+
+def to_onnx(network: Sequential | Graph, path: str | os.PathLike) -> Path:
     """Write ``network`` (inference mode: dropout left out, batch normalisation with its
-    running statistics) as an ONNX model taking ``(N, network.n_in)`` rows."""
+    running statistics) as an ONNX model: a Sequential takes ``(N, network.n_in)`` rows as
+    ``input``; a Graph takes one input per :func:`~symnn.layers.Input`, named as it, and
+    gives one output per output (``Concat``, ``Add``, ``Multiply`` and ``Maximum`` as ONNX's
+    ``Concat``, ``Add``, ``Mul`` and ``Max``)."""
+    if isinstance(network, Graph):
+        w = _Writer(network.dtype)
+        specs = network.input_specs
+        outs = _write_graph(w, network, [s.name for s in specs])
+        ins = [(s.name, s.dtype, ["N", *s.shape]) for s in specs]
+        shapes = network.output_shapes_per_sample()
+        return _save(w, path, ins, [(o, network.dtype, ["N", *s]) for o, s in zip(outs, shapes)])
     if not isinstance(network, Sequential) or network.n_in is None:
         raise SymnnValueError(
-            f"to_onnx writes a Sequential with a known input width; got {describe(network)} "
-            "(ONNX export of a Graph is not implemented yet: nothing was written)."
+            f"to_onnx writes a Sequential with a known input width or a Graph; got "
+            f"{describe(network)}; nothing was written."
         )
     w = _Writer(network.dtype)
-    shapes = [(network.n_in,), *network.output_shapes[:-1]]
-    for layer, in_shape in zip(network.layers, shapes):
-        _write_layer(w, layer, in_shape)
+    _write_sequential(w, network, (network.n_in,))
+    out_shape = network.output_shapes[-1] or ("?",)
+    ins = [("input", network.dtype, ["N", network.n_in])]
+    return _save(w, path, ins, [(w.current, network.dtype, ["N", *out_shape])])
+
+
+def _save(w: _Writer, path, inputs: list, outputs: list) -> Path:
+    """Check the model and write it whole (a temporary file renamed: never half-written)."""
     onnx = w.onnx
-    elem = onnx.helper.np_dtype_to_tensor_dtype(w.dtype)
-    out_shape = [d if d is not None else "?" for d in (network.output_shapes[-1] or ("?",))]
+
+    def info(name, dtype, shape):
+        elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        return onnx.helper.make_tensor_value_info(name, elem, ["?" if d is None else d
+                                                               for d in shape])  # fmt: skip
+
     graph = onnx.helper.make_graph(
-        w.nodes, "symnn", [onnx.helper.make_tensor_value_info("input", elem, ["N", network.n_in])],
-        [onnx.helper.make_tensor_value_info(w.current, elem, ["N", *out_shape])], w.inits,
-    )  # fmt: skip
+        w.nodes, "symnn", [info(*i) for i in inputs], [info(*o) for o in outputs], w.inits
+    )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
     path = Path(path)
