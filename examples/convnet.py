@@ -47,7 +47,8 @@ def maximise(net, data, steps: int, n_ref: int):
     return reports
 
 
-def figure(reports, data, n_ref: int, path: Path) -> None:
+def figure(reports, data, n_ref: int, path: Path, network: str = "CNN") -> None:
+    """Per report, the found inputs and under them the real input of highest activation."""
     rows = []
     for name, report in reports.items():
         rows.append((name, report.images()))
@@ -57,7 +58,7 @@ def figure(reports, data, n_ref: int, path: Path) -> None:
     classes = f" ({', '.join(f'{i} {c}' for i, c in enumerate(named))})" if named else ""
     plot.plot_image_rows(
         rows, path, titles=[str(u) for u in range(10)],
-        title=f"{data.name} CNN: found inputs and the top real input per unit{classes}",
+        title=f"{data.name} {network}: found inputs and the top real input per unit{classes}",
     )  # fmt: skip
 
 

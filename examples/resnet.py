@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from _data import image_data, parser, subset, wrote
+from convnet import figure
 
-from symnn import plot
 from symnn.inputopt import InputPenalties, Reference, activation_maximization
 from symnn.layers import resnet
 from symnn.train import Trainer
@@ -46,15 +46,10 @@ def main(epochs: int = 8, steps: int = 200, n_train=None, n_ref: int = 20000,
     accuracy = trainer.evaluate(data.X_test, data.y_test)["accuracy"]
     print(f"test accuracy {accuracy:.4f} after {epochs} epochs ({time.perf_counter() - t0:.1f} s)")
     reports = maximise(net, data, steps, n_ref)
-    rows = []
     for name, report in reports.items():
         print(f"\n{name}:\n{report.to_table()}")
-        rows.append((name, report.images()))
-        best = [r.top_examples[0] for r in report.rows]
-        rows.append(("top real", data.X_train[:n_ref][best].reshape(-1, *data.image_shape)))
     path = out_dir / f"{data.name}_resnet_am.png"
-    title = f"{data.name} ResNet: found inputs and the top real input"
-    plot.plot_image_rows(rows, path, titles=[str(u) for u in range(10)], title=title)
+    figure(reports, data, n_ref, path, network="ResNet")
     wrote(path)
     beats = {k: sum(bool(r.exceeds_reference) for r in rep.rows) for k, rep in reports.items()}
     return {"accuracy": accuracy, "reports": reports, "beats_reference": beats, "network": net}

@@ -19,6 +19,24 @@ __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool
 PAD_NAMES = ("valid", "same", "full")
 
 
+def _set_geometry(layer: Layer, channels: tuple, kernel_size, stride, dilation) -> None:
+    """A convolution's channel counts and window pairs, each checked by name."""
+    layer.in_channels = check_positive(channels[0], "in_channels", integer=True)
+    layer.out_channels = check_positive(channels[1], "out_channels", integer=True)
+    layer.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
+    layer.stride = _pair(stride, "stride", minimum=1)
+    layer.dilation = _pair(dilation, "dilation", minimum=1)
+
+
+def _add_weights(layer: Layer, shape: tuple, W: Any, b: Any, rng: Any) -> None:
+    """``layer.W`` of ``shape`` (Glorot uniform by default) and ``layer.b``, one per output
+    channel (None: no bias)."""
+    layer.W = layer.add_param(GlorotUniform() if W is None else W, shape, "W", rng)
+    layer.b = None
+    if b is not None:
+        layer.b = layer.add_param(b, (layer.out_channels,), "b", rng, regularizable=False)
+
+
 def _check_images(layer: Layer, x, channels: int | None):
     if x.type.ndim != 4:
         raise SymnnValueError(
@@ -106,26 +124,19 @@ class Conv2D(Layer):
         dtype: Any = None,
     ):
         super().__init__(name, dtype)
-        self.in_channels = check_positive(in_channels, "in_channels", integer=True)
-        self.out_channels = check_positive(out_channels, "out_channels", integer=True)
+        _set_geometry(self, (in_channels, out_channels), kernel_size, stride, dilation)
         self.groups = check_positive(groups, "groups", integer=True)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise SymnnValueError(
                 f"groups={groups!r} must divide in_channels={in_channels} and "
                 f"out_channels={out_channels}."
             )
-        self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
-        self.stride = _pair(stride, "stride", minimum=1)
-        self.dilation = _pair(dilation, "dilation", minimum=1)
         self.pad = pad
         self._pad = self._resolve_pad(pad)
         self.flip_filters = bool(flip_filters)
         self.activation = nonlinearities.get(activation)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.W = self.add_param(GlorotUniform() if W is None else W, shape, "W", rng)
-        self.b = None
-        if b is not None:
-            self.b = self.add_param(b, (self.out_channels,), "b", rng, regularizable=False)
+        _add_weights(self, shape, W, b, rng)
         geometry = (self.kernel_size, self.stride, self._pad, self.dilation)
         self._im2col = Im2Col(*geometry, ones_row=self.b is not None and self.groups == 1)
 

@@ -10,11 +10,10 @@ import pytensor.tensor as pt
 
 from .. import nonlinearities
 from ..errors import SymnnValueError
-from ..init import Constant, GlorotUniform
+from ..init import Constant
 from ..ops.conv import Col2Im, _pair
-from ..utils import check_positive
 from .base import Layer, register, tag_call
-from .conv import _check_images, _image_shape
+from .conv import _add_weights, _check_images, _image_shape, _set_geometry
 
 __all__ = ["ConvTranspose2D"]
 
@@ -53,23 +52,15 @@ class ConvTranspose2D(Layer):
         dtype: Any = None,
     ):
         super().__init__(name, dtype)
-        self.in_channels = check_positive(in_channels, "in_channels", integer=True)
-        self.out_channels = check_positive(out_channels, "out_channels", integer=True)
-        self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
-        self.stride = _pair(stride, "stride", minimum=1)
+        _set_geometry(self, (in_channels, out_channels), kernel_size, stride, dilation)
         self.pad = _pair(pad, "pad", minimum=0)
-        self.dilation = _pair(dilation, "dilation", minimum=1)
         self.output_padding = _pair(output_padding, "output_padding", minimum=0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
             raise SymnnValueError(
                 f"output_padding={output_padding!r} must be smaller than stride={self.stride}."
             )
         self.activation = nonlinearities.get(activation)
-        shape = (self.in_channels, self.out_channels, *self.kernel_size)
-        self.W = self.add_param(GlorotUniform() if W is None else W, shape, "W", rng)
-        self.b = None
-        if b is not None:
-            self.b = self.add_param(b, (self.out_channels,), "b", rng, regularizable=False)
+        _add_weights(self, (self.in_channels, self.out_channels, *self.kernel_size), W, b, rng)
         self._col2im = Col2Im(self.kernel_size, self.stride, self.pad, self.dilation)
 
     def _check_input(self, x):
