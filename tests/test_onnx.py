@@ -178,3 +178,24 @@ def test_pooling_attributes_as_onnx_means_them(op, attrs, tmp_path):
     again = to_onnx(net, tmp_path / "again.onnx")
     got = ReferenceEvaluator(str(again)).run(None, {"input": X})[0]
     np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-6)
+
+
+def test_weights_listed_as_graph_inputs_are_not_taken_for_the_data(tmp_path):
+    """Files written with IR < 4 list every initializer as a graph input too, often before the
+    data; the data input is the one without an initializer (it was graph.input[0])."""
+    inits = {"W": f32(4, 3), "b": f32(3)}
+    nodes = chain(("Gemm", ["W", "b"], {}), ("Relu", [], {}))
+    weights = [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(v.shape))
+               for k, v in inits.items()]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "g", [*weights, helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=3)
+    path = tmp_path / "ir3.onnx"
+    path.write_bytes(model.SerializeToString())
+    net = from_onnx(path)
+    X = f32(5, 4)
+    np.testing.assert_allclose(symnn_out(net, X), np.maximum(X @ inits["W"] + inits["b"], 0),
+                               rtol=1e-6)  # fmt: skip

@@ -208,8 +208,22 @@ _READERS: dict[str, Callable] = {
 }  # fmt: skip
 
 
+def _data_input(graph, path: Path):
+    """The graph input that is data: the one without an initializer (files of IR < 4 list
+    every weight as a graph input too)."""
+    weights = {t.name for t in graph.initializer}
+    data = [i for i in graph.input if i.name not in weights]
+    if len(data) != 1:
+        names = ", ".join(i.name for i in data) or "none"
+        raise SymnnValueError(
+            f"{path}: the graph has {len(data)} data inputs ({names}); from_onnx reads graphs "
+            "of one input."
+        )
+    return data[0]
+
+
 def _input_shape(graph, path: Path) -> tuple[int, ...]:
-    dims = graph.input[0].type.tensor_type.shape.dim
+    dims = _data_input(graph, path).type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
     if not shape or None in shape:
         raise SymnnValueError(f"{path}: the input's per-sample shape must be fixed; got {shape}.")
@@ -223,7 +237,7 @@ def _chain(graph, path: Path) -> list:
     if bad:
         names = ", ".join(f"{n.name or '?'} ({n.op_type})" for n in bad[:5])
         raise SymnnValueError(f"{path}: unsupported op(s): {names}; supported: {SUPPORTED_OPS}.")
-    current = graph.input[0].name
+    current = _data_input(graph, path).name
     for node in nodes:
         if not node.input or node.input[0] != current:
             raise SymnnValueError(
