@@ -199,3 +199,17 @@ def test_weights_listed_as_graph_inputs_are_not_taken_for_the_data(tmp_path):
     X = f32(5, 4)
     np.testing.assert_allclose(symnn_out(net, X), np.maximum(X @ inits["W"] + inits["b"], 0),
                                rtol=1e-6)  # fmt: skip
+
+
+def test_attributes_symnn_would_drop_are_refused_by_name(tmp_path):
+    """auto_pad on pooling and BatchNormalization's training mode were accepted and ignored
+    (a wrong output shape, statistics of the wrong batch)."""
+    same = chain(("MaxPool", [], dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER")))
+    with pytest.raises(SymnnValueError, match="auto_pad=SAME_UPPER is not supported"):
+        from_onnx(model_file(tmp_path, same, {}, [1, 5, 5], "same.onnx"))
+    inits = {n: f32(2, low=0.5, high=1.5) for n in ("s", "b", "m", "v")}
+    bn = chain(("BatchNormalization", ["s", "b", "m", "v"], dict(training_mode=1)))
+    with pytest.raises(SymnnValueError, match="training_mode=1 is not supported"):
+        from_onnx(model_file(tmp_path, bn, inits, [2, 3, 3], "bn.onnx"))
+    valid = chain(("MaxPool", [], dict(kernel_shape=[2, 2], auto_pad="VALID")))
+    assert from_onnx(model_file(tmp_path, valid, {}, [1, 4, 4], "valid.onnx"))

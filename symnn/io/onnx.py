@@ -147,6 +147,10 @@ def _gemm(r: _Reader, node) -> None:
 
 def _pool(r: _Reader, node) -> None:
     a = r.attrs(node)
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise r.error(node, f"auto_pad={auto_pad} is not supported (give explicit pads).")
     pads = list(a.get("pads", [0, 0, 0, 0]))
     dilated = any(d != 1 for d in a.get("dilations", [1, 1]))
     if pads[:2] != pads[2:] or a.get("storage_order", 0) or dilated:
@@ -162,6 +166,9 @@ def _pool(r: _Reader, node) -> None:
 
 
 def _batchnorm(r: _Reader, node) -> None:
+    if r.attrs(node).get("training_mode", 0):
+        raise r.error(node, "training_mode=1 is not supported (batch statistics); symnn "
+                            "reads BatchNormalization for inference, with its running statistics.")
     scale, bias, mean, var = (r.const(node, n) for n in node.input[1:5])
     eps = float(r.attrs(node).get("epsilon", 1e-5))
     layer = BatchNorm(len(scale), epsilon=eps, dtype=r.dtype, name=node.name or None)
