@@ -213,3 +213,37 @@ def test_attributes_symnn_would_drop_are_refused_by_name(tmp_path):
         from_onnx(model_file(tmp_path, bn, inits, [2, 3, 3], "bn.onnx"))
     valid = chain(("MaxPool", [], dict(kernel_shape=[2, 2], auto_pad="VALID")))
     assert from_onnx(model_file(tmp_path, valid, {}, [1, 4, 4], "valid.onnx"))
+
+
+def test_transposed_convolutions_lrn_and_global_max_pooling_in_and_out(tmp_path):
+    """Against onnx's reference evaluator, and read back; LRN read back and its attributes
+    checked (onnx 1.23's reference LRN loops over the batch axis instead of the channels, so
+    it cannot be the reference; LocalResponseNorm is checked against PyTorch in
+    test_image_layers)."""
+    import onnx
+
+    from symnn.layers import ConvTranspose2D, GlobalMaxPool2D, LocalResponseNorm
+
+    net = Sequential([
+        Reshape((2, 4, 4)),
+        ConvTranspose2D(2, 3, 3, stride=2, pad=1, output_padding=1, activation="relu", rng=0),
+        GlobalMaxPool2D(),
+    ])  # fmt: skip
+    path = to_onnx(net, tmp_path / "t.onnx")
+    X = f32(4, 32)
+    want = ReferenceEvaluator(str(path)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(symnn_out(net, X), want, rtol=1e-5, atol=1e-6)
+    back = from_onnx(path)
+    kinds = [type(la).__name__ for la in back.layers]
+    assert kinds[:2] == ["Reshape", "ConvTranspose2D"] and "GlobalMaxPool2D" in kinds, kinds
+    np.testing.assert_allclose(symnn_out(back, X), want, rtol=1e-5, atol=1e-6)
+    lrn = Sequential([Reshape((2, 4, 4)), LocalResponseNorm(3, alpha=1e-2, beta=0.7, k=2.0)])
+    path = to_onnx(lrn, tmp_path / "lrn.onnx")
+    (node,) = [n for n in onnx.load(str(path)).graph.node if n.op_type == "LRN"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs["size"] == 3 and np.allclose([attrs["alpha"], attrs["beta"], attrs["bias"]],
+                                              [1e-2, 0.7, 2.0])  # fmt: skip
+    np.testing.assert_allclose(symnn_out(from_onnx(path), X), symnn_out(lrn, X), rtol=1e-6)
+    even = Sequential([Reshape((2, 4, 4)), LocalResponseNorm(4)])
+    with pytest.raises(SymnnValueError, match="an even size has no ONNX LRN"):
+        to_onnx(even, tmp_path / "even.onnx")

@@ -29,12 +29,15 @@ from ..layers import (
     BatchNorm,
     Concat,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    GlobalMaxPool2D,
     Graph,
     Layer,
+    LocalResponseNorm,
     Maximum,
     MaxPool2D,
     Multiply,
@@ -51,7 +54,8 @@ _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax":
                 "LeakyRelu": "leaky_relu"}  # fmt: skip
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten",
-    "Reshape", "BatchNormalization", "Dropout", "Identity", "Sub", "Div", *_ACTIVATIONS,
+    "Reshape", "BatchNormalization", "Dropout", "Identity", "Sub", "Div", "ConvTranspose",
+    "GlobalMaxPool", "LRN", *_ACTIVATIONS,
 )  # fmt: skip
 
 
@@ -165,6 +169,31 @@ def _pool(r: _Reader, node) -> None:
         r.add(AvgPool2D(*args, ceil_mode=ceil, include_pad=include))
 
 
+def _conv_transpose(r: _Reader, node) -> None:
+    a = r.attrs(node)
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    unsupported = a.get("group", 1) != 1 or "output_shape" in a or pads[:2] != pads[2:] or (
+        a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"))  # fmt: skip
+    if unsupported:
+        raise r.error(node, "group, output_shape, auto_pad or asymmetric pads are not supported.")
+    w = r.const(node, node.input[1])
+    b = r.const(node, node.input[2]) if len(node.input) > 2 else None
+    r.add(ConvTranspose2D(w.shape[0], w.shape[1], tuple(w.shape[2:]),
+                          tuple(a.get("strides", [1, 1])), tuple(pads[:2]), W=w, b=b,
+                          output_padding=tuple(a.get("output_padding", [0, 0])),
+                          dilation=tuple(a.get("dilations", [1, 1])), dtype=r.dtype,
+                          name=node.name or None))  # fmt: skip
+
+
+def _lrn(r: _Reader, node) -> None:
+    a = r.attrs(node)
+    size = int(a["size"])
+    if size % 2 == 0:  # ONNX centres an even window one channel later than PyTorch does
+        raise r.error(node, f"LRN with an even size ({size}) is not supported.")
+    r.add(LocalResponseNorm(size, a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("bias", 1.0),
+                            name=node.name or None))  # fmt: skip
+
+
 def _batchnorm(r: _Reader, node) -> None:
     if r.attrs(node).get("training_mode", 0):
         raise r.error(node, "training_mode=1 is not supported (batch statistics); symnn "
@@ -208,6 +237,8 @@ def _normalize(r: _Reader, node) -> None:
 _READERS: dict[str, Callable] = {
     "Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
     "GlobalAveragePool": lambda r, n: r.add(GlobalAvgPool2D()),
+    "GlobalMaxPool": lambda r, n: r.add(GlobalMaxPool2D()), "ConvTranspose": _conv_transpose,
+    "LRN": _lrn,
     "Flatten": _flatten,
     "Reshape": _reshape, "BatchNormalization": _batchnorm,
     "Sub": _normalize, "Div": _normalize,
@@ -323,6 +354,52 @@ class _Writer:
         self.node(ops[name], **attrs)
 
 
+def _weights(w: _Writer, layer: Layer, W: np.ndarray, k: int) -> list[str]:
+    """The initializers of a layer's weights and bias (if it has one)."""
+    extra = [w.const(W, f"W{k}")]
+    if layer.b is not None:
+        extra.append(w.const(layer.b.get_value(), f"b{k}"))
+    return extra
+
+
+def _write_weighted(w: _Writer, layer: Layer, k: int) -> None:
+    """Conv, ConvTranspose and Gemm, each followed by its activation."""
+    if isinstance(layer, Conv2D):
+        W = layer.W.get_value()
+        W = W[:, :, ::-1, ::-1] if layer.flip_filters else W
+        w.node("Conv", _weights(w, layer, W, k), kernel_shape=list(layer.kernel_size),
+               strides=list(layer.stride), pads=[*layer._pad, *layer._pad],
+               dilations=list(layer.dilation), group=layer.groups)  # fmt: skip
+    elif isinstance(layer, ConvTranspose2D):
+        w.node("ConvTranspose", _weights(w, layer, layer.W.get_value(), k),
+               kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+               pads=[*layer.pad, *layer.pad], output_padding=list(layer.output_padding),
+               dilations=list(layer.dilation))  # fmt: skip
+    else:
+        w.node("Gemm", _weights(w, layer, layer.W.get_value(), k))
+    w.activation(layer.activation)
+
+
+def _write_pooling(w: _Writer, layer: Layer) -> None:
+    """MaxPool/AveragePool, the global poolings (then Flatten) and LRN."""
+    if isinstance(layer, MaxPool2D | AvgPool2D):
+        attrs = dict(
+            kernel_shape=list(layer.pool_size), strides=list(layer.stride),
+            pads=[*layer.pad, *layer.pad],
+            ceil_mode=int(layer.ceil_mode or not layer.ignore_border),
+        )  # fmt: skip
+        if isinstance(layer, AvgPool2D):
+            attrs["count_include_pad"] = int(layer.include_pad)
+        w.node("MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool", **attrs)
+    elif isinstance(layer, LocalResponseNorm):
+        if layer.size % 2 == 0:
+            raise SymnnValueError("LocalResponseNorm of an even size has no ONNX LRN here.")
+        w.node("LRN", size=layer.size, alpha=layer.alpha, beta=layer.beta, bias=layer.k)
+    else:  # GlobalMaxPool2D is a GlobalAvgPool2D: tested first
+        w.node("GlobalMaxPool" if isinstance(layer, GlobalMaxPool2D) else "GlobalAveragePool")
+        w.node("Flatten", axis=1)
+
+
 def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
     k = w.count
     if isinstance(layer, Reshape):
@@ -336,34 +413,10 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
 
         w.node("Sub", [w.const(shaped(layer.mean), f"mean{k}")])
         w.node("Div", [w.const(shaped(layer.std), f"std{k}")])
-    elif isinstance(layer, Conv2D):
-        W = layer.W.get_value()
-        W = W[:, :, ::-1, ::-1] if layer.flip_filters else W
-        extra = [w.const(W, f"W{k}")]
-        if layer.b is not None:
-            extra.append(w.const(layer.b.get_value(), f"b{k}"))
-        w.node("Conv", extra, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-               pads=[*layer._pad, *layer._pad], dilations=list(layer.dilation),
-               group=layer.groups)  # fmt: skip
-        w.activation(layer.activation)
-    elif isinstance(layer, Dense):
-        extra = [w.const(layer.W.get_value(), f"W{k}")]
-        if layer.b is not None:
-            extra.append(w.const(layer.b.get_value(), f"b{k}"))
-        w.node("Gemm", extra)
-        w.activation(layer.activation)
-    elif isinstance(layer, MaxPool2D | AvgPool2D):
-        attrs = dict(
-            kernel_shape=list(layer.pool_size), strides=list(layer.stride),
-            pads=[*layer.pad, *layer.pad],
-            ceil_mode=int(layer.ceil_mode or not layer.ignore_border),
-        )  # fmt: skip
-        if isinstance(layer, AvgPool2D):
-            attrs["count_include_pad"] = int(layer.include_pad)
-        w.node("MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool", **attrs)
-    elif isinstance(layer, GlobalAvgPool2D):
-        w.node("GlobalAveragePool")
-        w.node("Flatten", axis=1)
+    elif isinstance(layer, Conv2D | ConvTranspose2D | Dense):
+        _write_weighted(w, layer, k)
+    elif isinstance(layer, MaxPool2D | AvgPool2D | GlobalAvgPool2D | LocalResponseNorm):
+        _write_pooling(w, layer)
     elif isinstance(layer, Flatten):
         w.node("Flatten", axis=1)
     elif isinstance(layer, BatchNorm):
@@ -374,9 +427,7 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         w.node("BatchNormalization", names, epsilon=layer.epsilon)
     elif isinstance(layer, Activation):
         w.activation(layer.activation)
-    elif isinstance(layer, Dropout):
-        return
-    else:
+    elif not isinstance(layer, Dropout):
         raise SymnnValueError(f"{type(layer).__name__} has no ONNX export here.")
 
 
