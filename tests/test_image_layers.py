@@ -202,6 +202,21 @@ def test_the_c_backend_gives_the_same_grouped_and_transposed_convolutions():
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(CASES)), ids=IDS)
+def test_the_default_c_backend_gives_the_numpy_values_and_the_same_gradients(case):
+    """What users run: every layer's values on the C backend against numpy, and its input
+    gradient against the FAST_COMPILE one that finite differences checked."""
+    layer, reference = CASES[case]
+    v = pt.tensor4("x", dtype="float64", shape=(None, *X.shape[1:]))
+    out = layer(v)
+    (grad,) = pytensor.grad(pt.sum(out**2), [v])
+    value, g = pytensor.function([v], [out, grad])(X)  # the default (C) backend
+    np.testing.assert_allclose(value, reference(layer, X), rtol=1e-10, atol=1e-12)
+    g_ref = pytensor.function([v], grad, mode="FAST_COMPILE")(X)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-11)
+
+
 def test_nan_in_a_channel_propagates_through_global_max_pooling():
     x = np.ones((1, 2, 3, 3), dtype="float32")
     x[0, 1, 1, 1] = np.nan

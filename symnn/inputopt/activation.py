@@ -112,6 +112,11 @@ def activation_maximization(
 ) -> ActivationReport:
     """Maximise units of a layer, many units in one compiled call.
 
+    The keywords are a published contract (code outside symnn calls them): what the target
+    is (``layer``, ``preactivation``, ``probability``, ``spatial``), where the ascent starts
+    (``n_starts``, ``x0``, ``seed``, ``bounds``), the image, the penalties, the reference data
+    and the prior; :func:`maximize`'s own options pass through as ``**ascent``.
+
     Parameters
     ----------
     network
