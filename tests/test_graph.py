@@ -500,12 +500,118 @@ def test_scipy_trainer_fits_a_two_input_graph():
     assert trainer.evaluate([A, B], y)["accuracy"] > 0.8
 
 
-def test_a_graph_of_two_outputs_is_refused_by_the_trainer_before_compiling():
-    x = Input((4,), name="x")
-    h = Dense(4, 4, rng=0)(x)
-    net = Graph(x, [Dense(4, 2, rng=1)(h), Dense(4, 1, rng=2)(h)])
-    X = np.ones((3, 4), "float32")
-    outs = _run(net, X)
-    assert [o.shape for o in outs] == [(3, 2), (3, 1)]
-    with pytest.raises(SymnnValueError, match="Graph of 2 outputs; Trainer trains networks of one"):
-        Trainer(net, mode=FAST)
+def two_heads(rng=0):
+    """A shared trunk, a 3-class head and a regression head."""
+    x = Input((6,), name="x")
+    h = Dense(6, 16, "tanh", rng=rng, name="trunk")(x)
+    return Graph(x, [Dense(16, 3, "softmax", rng=rng + 1, name="cls")(h),
+                     Dense(16, 1, "linear", rng=rng + 2, name="size")(h)])  # fmt: skip
+
+
+def _two_head_data(n=300):
+    X = np.random.default_rng(5).random((n, 6)).astype("float32")
+    return X, X[:, :3].argmax(axis=1).astype("int32"), X.sum(axis=1, keepdims=True) - 3
+
+
+def _two_head_trainer(mode=None, weights=(1.0, 0.5)):
+    return Trainer(two_heads(), loss={"cls": "categorical_crossentropy", "size": "squared_error"},
+                   loss_weights=list(weights), learning_rate=0.02, mode=mode, seed=1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_head_trainer():
+    """Trained on the default (C) backend: the numbers below are what users get."""
+    X, yc, yv = _two_head_data()
+    trainer = _two_head_trainer()
+    trainer.fit(X, [yc, yv], epochs=30, batch_size=32, progress=False)
+    return trainer
+
+
+def test_two_outputs_train_each_with_its_loss_and_weight(two_head_trainer):
+    X, yc, yv = _two_head_data()
+    trainer = two_head_trainer
+    scores = trainer.evaluate(X, [yc, yv])
+    assert sorted(scores) == ["cls_accuracy", "cls_loss", "loss", "size_loss"]
+    probs, values = trainer.predict_proba(X)
+    cls_loss = float(np.mean(-np.log(probs[np.arange(len(X)), yc])))
+    size_loss = float(np.mean((values - yv) ** 2))
+    assert scores["cls_loss"] == pytest.approx(cls_loss, rel=1e-4)
+    assert scores["size_loss"] == pytest.approx(size_loss, rel=1e-4)
+    assert scores["loss"] == pytest.approx(cls_loss + 0.5 * size_loss, rel=1e-4)
+    assert scores["cls_accuracy"] > 0.8 and size_loss < 0.05 * np.var(yv) * 10
+    classes, predicted = trainer.predict(X[:9])
+    np.testing.assert_array_equal(classes, probs[:9].argmax(axis=1))
+    np.testing.assert_array_equal(predicted, values[:9])  # regression: the values
+    by_name = trainer.evaluate(X, {"size": yv, "cls": yc})
+    assert by_name == scores
+
+
+def test_a_zero_loss_weight_leaves_its_head_untouched():
+    X, yc, yv = _two_head_data(64)
+    trainer = _two_head_trainer(FAST, weights=(1.0, 0.0))
+    size = trainer.network.get_layer("size")
+    before = [p.get_value() for p in size.params]
+    trunk = trainer.network.get_layer("trunk").params[0].get_value()
+    trainer.fit(X, [yc, yv], epochs=2, batch_size=16, progress=False)
+    for a, p in zip(before, size.params, strict=True):
+        np.testing.assert_array_equal(a, p.get_value())
+    assert not np.array_equal(trunk, trainer.network.get_layer("trunk").params[0].get_value())
+
+
+def test_two_outputs_resume_exactly_from_a_file(tmp_path):
+    X, yc, yv = _two_head_data(96)
+    straight = _two_head_trainer(FAST)
+    straight.fit(X, [yc, yv], epochs=4, batch_size=32, progress=False)
+    first = _two_head_trainer(FAST)
+    first.fit(X, [yc, yv], epochs=2, batch_size=32, progress=False)
+    resumed = symnn.load(symnn.save(first, tmp_path / "run"))
+    assert resumed.loss_name == ["categorical_crossentropy", "squared_error"]
+    assert resumed.loss_weights == [1.0, 0.5]
+    resumed.fit(X, [yc, yv], epochs=2, batch_size=32, progress=False)
+    for a, b in zip(straight.get_state(), resumed.get_state(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    history = _two_head_trainer(FAST).fit(X, [yc, yv], epochs=1, validation_split=0.25,
+                                          progress=False)  # fmt: skip
+    assert {"val_loss", "val_cls_accuracy", "val_size_loss"} <= set(history.epochs[-1])
+
+
+def test_scipy_trainer_fits_two_outputs():
+    from symnn.train import ScipyTrainer
+
+    X, yc, yv = _two_head_data()
+    trainer = ScipyTrainer(two_heads(), loss=["categorical_crossentropy", "squared_error"],
+                           mode=FAST)  # fmt: skip
+    trainer.fit(X, [yc, yv], maxiter=150, progress=False)
+    scores = trainer.evaluate(X, [yc, yv])
+    assert scores["cls_accuracy"] > 0.8 and scores["size_loss"] < 0.1
+
+
+def test_the_losses_and_targets_of_two_outputs_are_checked_by_name():
+    net = two_heads()
+    X, yc, yv = _two_head_data(10)
+    with pytest.raises(SymnnValueError, match=r"loss has 3 entries; the network has 2 output"):
+        Trainer(net, loss=["squared_error"] * 3, mode=FAST)
+    with pytest.raises(SymnnValueError, match=r"loss names no output 'sise'; expected one entry"):
+        Trainer(net, loss={"cls": "categorical_crossentropy", "sise": "squared_error"})
+    with pytest.raises(SymnnValueError, match=r"loss_weights lacks 'size'"):
+        Trainer(net, loss_weights={"cls": 1.0})
+    with pytest.raises(SymnnValueError, match=r"loss_weights for output 'size' is -1"):
+        Trainer(net, loss_weights=[1, -1])
+    with pytest.raises(SymnnValueError, match=r"loss for output 'size'='absolute' is not known"):
+        Trainer(net, loss=["categorical_crossentropy", "absolute"])
+    trainer = Trainer(net, loss=["categorical_crossentropy", "squared_error"], mode=FAST)
+    with pytest.raises(SymnnTypeError, match=r"y must be a list of 2 arrays, one per output \(cls"):
+        trainer.fit(X, yc, epochs=1, progress=False)
+    with pytest.raises(SymnnValueError, match=r"y\[1\] \(output 'size'\) has 9 rows"):
+        trainer.evaluate(X, [yc, yv[:9]])
+    with pytest.raises(SymnnValueError, match=r"targets='labels' has 1 kinds; expected 2"):
+        trainer.compile("labels")
+
+
+def test_an_estimator_refuses_a_builder_of_two_outputs():
+    from symnn.estimator import NetClassifier
+
+    X, yc, _ = _two_head_data(20)
+    clf = NetClassifier(lambda n_in, n_out, rng, dtype: two_heads(), max_iter=1)
+    with pytest.raises(SymnnValueError, match="returned a Graph of 2 outputs; an estimator"):
+        clf.fit(X, yc)

@@ -149,6 +149,13 @@ class _BaseNet(BaseNetEstimator):
     def _check_built(self, net: Any, n_outputs: int) -> None:
         if not isinstance(net, Layer):
             raise SymnnTypeError(f"the network builder returned {describe(net)}; expected a Layer.")
+        n_graph_outputs = len(getattr(net, "output_refs", [None]))
+        if n_graph_outputs != 1:
+            raise SymnnValueError(
+                f"the network builder returned a Graph of {n_graph_outputs} outputs; an "
+                "estimator predicts one output (train several with symnn.train.Trainer and "
+                "one loss per output)."
+            )
         expected = {"n_in": self.n_features_in_, "n_out": n_outputs}
         for attr, value in expected.items():
             if getattr(net, attr, None) not in (None, value):

@@ -67,12 +67,13 @@ def _network_part(network: Layer, arrays: dict[str, np.ndarray]) -> dict[str, An
 def _trainer_part(trainer: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     config = trainer.get_config()
     for name, table in (("loss", LOSSES), ("optimizer", RULES)):
-        value = config.get(name)
-        if name in config and value not in table:
-            raise SymnnValueError(
-                f"the trainer's {name} {value!r} is a custom function, which a "
-                f"file cannot describe; use one of {', '.join(table)}."
-            )
+        values = config.get(name)
+        for value in values if isinstance(values, list) else [values]:
+            if name in config and value not in table:
+                raise SymnnValueError(
+                    f"the trainer's {name} {value!r} is a custom function, which a "
+                    f"file cannot describe; use one of {', '.join(table)}."
+                )
     if config["mode"] is not None and not isinstance(config["mode"], str):
         raise SymnnValueError(
             f"the trainer's mode {config['mode']!r} is a Mode object, which a file cannot "

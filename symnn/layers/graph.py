@@ -202,6 +202,12 @@ class Graph(Layer):
     def output_shapes_per_sample(self) -> list[tuple]:
         return [tuple(o.type.shape[1:]) for o in self._outputs]
 
+    def output_names(self) -> list[str]:
+        """Each output's name: the name of the layer that makes it (``"#j"`` for node ``j``
+        of an unnamed layer, ``[k]`` for the ``k``-th output of a layer of several), or the
+        input's name for an output that is an input."""
+        return [self._source(r) for r in self.output_refs]
+
     def graph_outputs_of(self, var: Any) -> list:
         """The tensors of one call of this graph, given one of them (its multi-output tag)."""
         for call in reversed(calls_of(var)):

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..backend.threads import check_blas_threads
 from ..layers import Layer
-from ..utils import as_rng, check_choice
+from ..utils import as_rng
+from .heads import check_targets_kind
 from .history import History
 from .objective import Evaluator, Objective
 from .state import progress_of, set_progress
@@ -39,9 +40,8 @@ def locked(method: Callable) -> Callable:
 class BaseTrainer(ABC):
     """The surface both trainers share (see the module docstring); not used directly."""
 
-    def __init__(self, network: Layer, *, loss: Any, l1: float, l2: float,
-                 penalty_per_row: bool, seed: Any, mode: Any, blas_threads: Any):  # fmt: skip
-        self.objective = Objective.create(network, loss, l1, l2, penalty_per_row)
+    def __init__(self, objective: Objective, *, seed: Any, mode: Any, blas_threads: Any):
+        self.objective = objective
         self.mode = mode
         self.blas_threads = check_blas_threads(blas_threads)  # None: tuned by timing
         self.rng = as_rng(seed, name="seed")
@@ -53,8 +53,13 @@ class BaseTrainer(ABC):
 
     # -- what it trains ----------------------------------------------------------------
     network = property(lambda self: self.objective.network, doc="The network trained.")
-    loss_name = property(lambda self: self.objective.loss_name, doc="The loss's name.")
+    loss_name = property(
+        lambda self: self.objective.loss_name, doc="The loss's name (one per output)."
+    )
     loss_fn = property(lambda self: self.objective.loss_fn, doc="The per-example loss.")
+    loss_weights = property(
+        lambda self: self.objective.loss_weights, doc="The outputs' loss weights (None: 1)."
+    )
     l1 = property(lambda self: self.objective.l1, doc="The L1 coefficient.")
     l2 = property(lambda self: self.objective.l2, doc="The L2 coefficient.")
     penalty_per_row = property(
@@ -65,14 +70,16 @@ class BaseTrainer(ABC):
     # -- compiling ------------------------------------------------------------------------
     @abstractmethod
     def _compile_targets(self, kind: str) -> None:
-        """Compile what ``fit`` runs for targets of ``kind`` (``"labels"``/``"values"``)."""
+        """Compile what ``fit`` runs for targets of ``kind`` (``"labels"``/``"values"``,
+        one per output joined by commas for several outputs)."""
 
     @locked
     def compile(self, targets: str = "labels") -> BaseTrainer:
         """Compile what ``fit`` runs, the evaluation and the prediction functions now
         (``fit`` otherwise compiles them on first use). ``targets`` is ``"labels"``
-        (integer classes) or ``"values"`` (float targets). Returns the trainer."""
-        kind = check_choice(targets, "targets", ["labels", "values"])
+        (integer classes) or ``"values"`` (float targets); for several outputs one of them
+        per output joined by commas (``"labels,values"``). Returns the trainer."""
+        kind = check_targets_kind(targets, len(self.objective.heads))
         self._compile_targets(kind)
         self.evaluator._evaluation(kind)
         self.predict_proba(self.objective.signature.zeros())
@@ -110,17 +117,19 @@ class BaseTrainer(ABC):
     # -- evaluation ---------------------------------------------------------------------
     @locked
     def evaluate(self, X, y) -> dict[str, float]:
-        """Loss (the objective, inference mode) and accuracy over ``(X, y)``, in chunks."""
+        """Loss (the objective, inference mode) and accuracy over ``(X, y)``, in chunks;
+        for several outputs also each output's ``<name>_loss`` and ``<name>_accuracy``."""
         return self.evaluator.evaluate(X, y)
 
     @locked
-    def predict_proba(self, X) -> np.ndarray:
-        """The network's output (inference mode) for ``X``; a row's output does not depend
+    def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
+        """The network's output (inference mode) for ``X``, one array per output for
+        several outputs; a row's output does not depend
         on the other rows of the call (see :class:`~symnn.train.objective.Evaluator`)."""
         return self.evaluator.predict_proba(X)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X) -> np.ndarray | list[np.ndarray]:
         """Classes for a classification loss (argmax of the output; ``> 0.5`` for a single
         output), the output's values for a regression loss (``squared_error``, ...) or a
-        custom one."""
+        custom one; one array per output for several outputs."""
         return self.evaluator.predict(X)

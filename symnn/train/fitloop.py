@@ -181,7 +181,8 @@ class FitRun:
         self.trainer, self.plan = trainer, plan
         kind = trainer.objective.targets_kind(plan.y)
         self.step = trainer.compiled(kind, weighted=plan.w is not None).step
-        self.step.set_data(*arrays_of(plan.X), plan.y, *([] if plan.w is None else [plan.w]))
+        self.step.set_data(*arrays_of(plan.X), *arrays_of(plan.y),
+                           *([] if plan.w is None else [plan.w]))  # fmt: skip
         self.start = trainer.capture_state(shuffle_state=plan.shuffle_state)
         self.callbacks = list(plan.callbacks)
         if progress:

@@ -71,10 +71,10 @@ class FlatObjective:
     def compile(
         cls, objective: Objective, kind: str, mode: Any, weighted: bool = False
     ) -> FlatObjective:
-        x, y = objective.symbols(kind)
+        x, ys = objective.symbols(kind)
         w = objective.weight_symbol() if weighted else None
-        data = [*x, y] if w is None else [*x, y, w]
-        loss, _, _ = objective.build(x, y, kind, deterministic=True, w=w)
+        data = [*x, *ys] if w is None else [*x, *ys, w]
+        loss, _, _ = objective.build(x, ys, kind, deterministic=True, w=w)
         theta = pt.vector("theta", dtype="float64")
         replace, start = {}, 0
         for p in objective.network.params:
@@ -92,7 +92,7 @@ class FlatObjective:
 
     def set_data(self, X: Any, y: np.ndarray, w: np.ndarray | None = None) -> None:
         """The rows the objective runs over (and their weights, for a weighted one)."""
-        arrays = [*arrays_of(X), y] if w is None else [*arrays_of(X), y, w]
+        arrays = [*arrays_of(X), *arrays_of(y)] + ([] if w is None else [w])
         if len(arrays) != len(self.storage):
             raise SymnnValueError("sample weights go with a weighted flat objective only.")
         for storage, values in zip(self.storage, arrays):
@@ -157,7 +157,7 @@ class ScipyTrainer(BaseTrainer):
 
     Parameters
     ----------
-    network, loss, l1, l2, seed, mode
+    network, loss, loss_weights, l1, l2, seed, mode
         As for :class:`~symnn.train.Trainer`.
     method
         ``"cg"``, ``"l-bfgs-b"``, ``"tnc"`` or ``"bfgs"``.
@@ -190,7 +190,8 @@ class ScipyTrainer(BaseTrainer):
         network: Layer,
         *,
         method: str = "l-bfgs-b",
-        loss: str | Callable = "categorical_crossentropy",
+        loss: Any = "categorical_crossentropy",
+        loss_weights: Any = None,
         l1: float = 0.0,
         l2: float = 0.0,
         penalty_per_row: bool = False,
@@ -199,8 +200,8 @@ class ScipyTrainer(BaseTrainer):
         options: dict | None = None,
         blas_threads: int | str = "auto",
     ):
-        super().__init__(network, loss=loss, l1=l1, l2=l2, penalty_per_row=penalty_per_row,
-                         seed=seed, mode=mode, blas_threads=blas_threads)  # fmt: skip
+        objective = Objective.create(network, loss, l1, l2, penalty_per_row, loss_weights)
+        super().__init__(objective, seed=seed, mode=mode, blas_threads=blas_threads)
         self.method = METHODS[check_choice(method, "method", METHODS)]
         self.options = dict(options or {})
         self._flat: dict[str, FlatObjective] = {}
@@ -251,6 +252,7 @@ class ScipyTrainer(BaseTrainer):
         return {
             "method": self.method,
             "loss": self.loss_name,
+            "loss_weights": self.loss_weights,
             "l1": self.l1,
             "l2": self.l2,
             "penalty_per_row": self.penalty_per_row,

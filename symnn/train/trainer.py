@@ -26,7 +26,9 @@ from ..utils import check_choice, check_positive, describe
 from .base import BaseTrainer, locked
 from .callbacks import Callback
 from .fitloop import FitOptions, FitRun, plan_fit
+from .heads import check_targets_kind
 from .history import History
+from .objective import Objective
 from .state import RunState
 from .step import TrainStep, compile_train_step
 
@@ -118,7 +120,13 @@ class Trainer(BaseTrainer):
         A :class:`symnn.layers.Layer` (e.g. from :func:`symnn.layers.mlp`).
     loss
         A name from :data:`symnn.costs.LOSSES` or a callable ``(predictions, targets) ->
-        per-example``.
+        per-example``; for a :class:`~symnn.layers.Graph` of several outputs, one loss for
+        all, a list of one per output or a dict by output name (Keras' ``loss``).
+    loss_weights
+        Each output's weight in the objective, as a list or a dict by output name (default
+        1 each; Keras' ``loss_weights``). ``fit`` then takes one target array per output
+        (``fit(X, [y_a, y_b])``); ``evaluate`` adds each output's loss and accuracy and
+        ``predict`` returns one array per output.
     optimizer
         A name from :data:`symnn.updates.RULES` or an update rule with Lasagne's signature
         (default ``"adam"``, see :data:`DEFAULTS`).
@@ -164,7 +172,8 @@ class Trainer(BaseTrainer):
         self,
         network: Layer,
         *,
-        loss: str | Callable = "categorical_crossentropy",
+        loss: Any = "categorical_crossentropy",
+        loss_weights: Any = None,
         optimizer: str | Callable = DEFAULTS["optimizer"],
         learning_rate: float = DEFAULTS["learning_rate"],
         l1: float = 0.0,
@@ -177,8 +186,8 @@ class Trainer(BaseTrainer):
         blas_threads: int | str = "auto",
         **optimizer_kwargs: Any,
     ):
-        super().__init__(network, loss=loss, l1=l1, l2=l2, penalty_per_row=penalty_per_row,
-                         seed=seed, mode=mode, blas_threads=blas_threads)  # fmt: skip
+        objective = Objective.create(network, loss, l1, l2, penalty_per_row, loss_weights)
+        super().__init__(objective, seed=seed, mode=mode, blas_threads=blas_threads)
         self.optimizer_name, self.rule = _update_rule(optimizer)
         check_positive(learning_rate, "learning_rate")
         self.max_norm = None if max_norm is None else float(check_positive(max_norm, "max_norm"))
@@ -217,9 +226,9 @@ class Trainer(BaseTrainer):
         return self._compiled
 
     def _compile(self, kind: str, weighted: bool = False) -> Compiled:
-        x, y = self.objective.symbols(kind)
+        x, ys = self.objective.symbols(kind)
         w = self.objective.weight_symbol() if weighted else None
-        loss, _, metrics = self.objective.build(x, y, kind, deterministic=False, w=w)
+        loss, _, metrics = self.objective.build(x, ys, kind, deterministic=False, w=w)
         params = self.network.params
         grads = get_or_compute_grads(loss, params)
         if self.max_norm is not None:
@@ -240,7 +249,7 @@ class Trainer(BaseTrainer):
         key = self._template_key(kind if w is None else f"{kind}, weighted")
         step = _TEMPLATES.copy(key, roles)  # the compiled code of an identical model, if any
         if step is None:
-            inputs = [*x, y] if w is None else [*x, y, w]
+            inputs = [*x, *ys] if w is None else [*x, *ys, w]
             step = compile_train_step(
                 loss, ups, inputs=inputs, outputs=metrics, guard=False, mode=self.mode
             )
@@ -249,14 +258,16 @@ class Trainer(BaseTrainer):
 
     def _template_key(self, kind: str) -> str | None:
         """What makes two trainers' steps the same graph (None: not shareable)."""
-        if self.loss_name not in LOSSES or self.optimizer_name not in RULES:
+        heads = self.objective.heads
+        if any(h.loss_name not in LOSSES for h in heads) or self.optimizer_name not in RULES:
             return None
         if self.mode is not None and not isinstance(self.mode, str):
             return None
         try:
             spec = layer_to_spec(self.network)
             return json.dumps(
-                [spec, kind, self.loss_name, self.optimizer_name, self.optimizer_kwargs,
+                [spec, kind, self.loss_name, self.loss_weights, self.optimizer_name,
+                 self.optimizer_kwargs,
                  bool(self.l1), bool(self.l2), self.penalty_per_row, self.max_norm,
                  _mode_name(self.mode)],
                 sort_keys=True,
@@ -269,7 +280,8 @@ class Trainer(BaseTrainer):
 
     @property
     def targets_kind(self) -> str | None:
-        """``"labels"`` or ``"values"`` once compiled (what ``fit`` was given), else None."""
+        """``"labels"`` or ``"values"`` (one per output, joined by commas) once compiled
+        (what ``fit`` was given), else None."""
         return None if self._compiled is None else self._compiled.kind
 
     # -- state --------------------------------------------------------------------------
@@ -310,10 +322,8 @@ class Trainer(BaseTrainer):
         if self._compiled is not None:
             self._write_optimizer_state(values)
         else:
-            self._pending_state = (
-                check_choice(targets, "targets", ["labels", "values"]),
-                list(values),
-            )
+            kind = check_targets_kind(targets, len(self.objective.heads))
+            self._pending_state = (kind, list(values))
 
     def _write_optimizer_state(self, values: Sequence[np.ndarray]) -> None:
         state = self.optimizer_state
@@ -337,6 +347,7 @@ class Trainer(BaseTrainer):
         """The constructor arguments (but the network) as plain JSON values."""
         return {
             "loss": self.loss_name,
+            "loss_weights": self.loss_weights,
             "optimizer": self.optimizer_name,
             "learning_rate": self.current_learning_rate(),
             "l1": self.l1,
