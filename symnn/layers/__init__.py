@@ -17,8 +17,9 @@ from .base import (
 from .containers import Sequential, mlp
 from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
+from .elementwise import Arithmetic, Elementwise, Reduce, Softmax
 from .graph import Graph, Input
-from .merge import Add, Concat, Maximum, MergeLayer, Multiply
+from .merge import Add, Concat, Maximum, MergeLayer, Minimum, Multiply
 from .noise import Dropout
 from .normalization import BatchNorm, LocalResponseNorm
 from .shape import Flatten, Normalize, Reshape
@@ -31,6 +32,10 @@ __all__ = [
     "Dense",
     "PReLU",
     "Activation",
+    "Elementwise",
+    "Softmax",
+    "Arithmetic",
+    "Reduce",
     "LAYER_CLASSES",
     "layer_from_spec",
     "layer_to_spec",
@@ -59,6 +64,7 @@ __all__ = [
     "Add",
     "Multiply",
     "Maximum",
+    "Minimum",
     "mlp",
     "resnet",
     "residual_block",

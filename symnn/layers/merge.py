@@ -13,7 +13,7 @@ from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import describe
 from .base import Layer, register, tag_call
 
-__all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum"]
+__all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum", "Minimum"]
 
 
 class MergeLayer(Layer):
@@ -170,4 +170,18 @@ class Maximum(MergeLayer):
         out = xs[0]
         for x in xs[1:]:
             out = pt.maximum(out, x)
+        return out
+
+
+@register
+class Minimum(MergeLayer):
+    """The elementwise minimum of tensors of one shape (NaN propagates, as ``torch.minimum``)."""
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+
+    def get_output_for(self, xs, *, deterministic: bool = False):
+        out = xs[0]
+        for x in xs[1:]:
+            out = pt.minimum(out, x)
         return out

@@ -1,0 +1,264 @@
+"""One reader per ONNX op: each checks the node's attributes (an attribute it does not
+implement is refused by name and value, never ignored) and calls the symnn layer that
+computes the op on the node's input tensors (see :mod:`symnn.io.onnx_reader`). The layers
+with weights, pooling and normalisation are here; elementwise, shape and reduction ops in
+:mod:`symnn.io.onnx_tensor_ops`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import nonlinearities
+from ..layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    ConvTranspose2D,
+    Dense,
+    LocalResponseNorm,
+    MaxPool2D,
+    Pad,
+    Reduce,
+)
+from .onnx_reader import Reader
+from .onnx_tensor_ops import TENSOR_ATTRIBUTES, TENSOR_READERS
+
+__all__ = ["READERS", "ATTRIBUTES"]
+
+#: the attributes each op's reader honours (any other is refused by name)
+ATTRIBUTES: dict[str, set[str]] = {
+    "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "ConvTranspose": {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
+                      "pads", "strides"},  # fmt: skip
+    "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
+                "strides"},  # fmt: skip
+    "AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                    "pads", "strides"},  # fmt: skip
+    "Gemm": {"alpha", "beta", "transA", "transB", "broadcast"},
+    "BatchNormalization": {"epsilon", "momentum", "training_mode", "spatial", "is_test"},
+    "LRN": {"alpha", "beta", "bias", "size"},
+    "Dropout": {"ratio", "seed", "is_test"},
+    **TENSOR_ATTRIBUTES,
+}  # fmt: skip
+
+_FUSABLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+
+
+def _fuse(r: Reader, node, layer: Dense | Conv2D | ConvTranspose2D) -> Any:
+    """Fold into ``layer`` the activation that alone reads the node's output (as symnn's
+    layers carry it); returns the node whose output the layer's output is."""
+    found = r.sole_consumer(node.output[0])
+    if found is None:
+        return node
+    k, nxt = found
+    a = r.attrs(nxt)
+    name = _FUSABLE.get(nxt.op_type) if not a else None
+    if nxt.op_type == "LeakyRelu" and set(a) <= {"alpha"} and a.get("alpha", 0.01) == 0.01:
+        name = "leaky_relu"
+    ends_dense = isinstance(layer, Dense) and set(a) <= {"axis"} and a.get("axis", -1) in (-1, 1)
+    if nxt.op_type in ("Softmax", "LogSoftmax") and ends_dense:
+        name = "softmax" if nxt.op_type == "Softmax" else "log_softmax"
+    if name is None:
+        return node
+    layer.activation = nonlinearities.get(name)
+    r.fused.add(k)
+    return nxt
+
+
+def _call_fused(r: Reader, node, layer, names: list[str] | None = None) -> None:
+    last = _fuse(r, node, layer)
+    r.call(node, layer, names, out=last.output[0])
+
+
+# -- convolutions and pooling ----------------------------------------------------------------
+def _spatial_pads(r: Reader, node, hw: tuple, kernel, strides, dilations) -> list[int]:
+    """ONNX's ``[top, left, bottom, right]`` pads, from ``pads`` or ``auto_pad``."""
+    a = r.attrs(node)
+    auto = a.get("auto_pad", "NOTSET")
+    if auto == "NOTSET":
+        pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+        if len(pads) != 4 or min(pads) < 0:
+            raise r.error(node, f"pads={pads} is not valid for a 2-D op (4 values >= 0).")
+        return pads
+    if auto == "VALID":
+        return [0, 0, 0, 0]
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise r.error(node, f"auto_pad={auto!r} is not known.")
+    begin, end = [], []
+    for size, k, s, d in zip(hw, kernel, strides, dilations):
+        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if auto == "SAME_UPPER" else big)
+        end.append(big if auto == "SAME_UPPER" else small)
+    return [*begin, *end]
+
+
+def _geometry(r: Reader, node, kernel) -> tuple[tuple, tuple, list[int]]:
+    a = r.attrs(node)
+    shape = r.shape(node)
+    if len(shape) != 3:
+        raise r.error(node, f"takes images (N, C, H, W); the input is {(None, *shape)} "
+                            "(1-D and 3-D versions are not supported).")  # fmt: skip
+    strides = tuple(int(s) for s in a.get("strides", [1, 1]))
+    dilations = tuple(int(d) for d in a.get("dilations", [1, 1]))
+    if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(kernel):
+        raise r.error(node, f"kernel_shape={a['kernel_shape']} differs from the weights' "
+                            f"{tuple(kernel)}.")  # fmt: skip
+    return strides, dilations, _spatial_pads(r, node, shape[1:], kernel, strides, dilations)
+
+
+def _padded(r: Reader, node, pads: list[int], value: float = 0.0) -> tuple[tuple, str]:
+    """``(symmetric pads, input tensor)``: asymmetric pads become a ``Pad`` layer first."""
+    top, left, bottom, right = pads
+    if (top, left) == (bottom, right):
+        return (top, left), node.input[0]
+    padded = node.output[0] + "/padded"
+    label = f"{node.name}.pad" if node.name else None
+    r.call(node, Pad((left, right, top, bottom), value=value, name=label), out=padded)
+    return (0, 0), padded
+
+
+def _conv(r: Reader, node) -> None:
+    w = r.const(node, node.input[1]).astype(np.float64)
+    b = r.optional_const(node, 2)
+    strides, dilations, pads = _geometry(r, node, w.shape[2:])
+    pad, source = _padded(r, node, pads)
+    group = int(r.attrs(node).get("group", 1))
+    layer = Conv2D(w.shape[1] * group, w.shape[0], tuple(w.shape[2:]), strides, pad, W=w, b=b,
+                   dilation=dilations, groups=group, dtype=r.dtype,
+                   name=node.name or None)  # fmt: skip
+    _call_fused(r, node, layer, [source])
+
+
+def _conv_transpose(r: Reader, node) -> None:
+    a = r.attrs(node)
+    w = r.const(node, node.input[1]).astype(np.float64)
+    if int(a.get("group", 1)) != 1 or a.get("auto_pad", "NOTSET") != "NOTSET":
+        raise r.error(node, f"group={a.get('group', 1)}, auto_pad={a.get('auto_pad')!r}: "
+                            "only group 1 and explicit pads are supported.")  # fmt: skip
+    strides, dilations, pads = _geometry(r, node, w.shape[2:])
+    if pads[:2] != pads[2:]:
+        raise r.error(node, f"asymmetric pads {pads} are not supported.")
+    layer = ConvTranspose2D(w.shape[0], w.shape[1], tuple(w.shape[2:]), strides, tuple(pads[:2]),
+                            W=w, b=r.optional_const(node, 2),
+                            output_padding=tuple(a.get("output_padding", [0, 0])),
+                            dilation=dilations, dtype=r.dtype, name=node.name or None)  # fmt: skip
+    _call_fused(r, node, layer)
+
+
+def _pool(r: Reader, node) -> None:
+    a = r.attrs(node)
+    kernel = tuple(int(k) for k in a["kernel_shape"])
+    strides, dilations, pads = _geometry(r, node, kernel)
+    if any(d != 1 for d in dilations):
+        raise r.error(node, f"dilations={list(dilations)} are not supported.")
+    if len(node.output) > 1 and node.output[1]:
+        raise r.error(node, "the Indices output is not supported.")
+    ceil = bool(a.get("ceil_mode", 0))
+    include = bool(a.get("count_include_pad", 0))
+    if node.op_type == "AveragePool" and not include and pads[:2] != pads[2:]:
+        raise r.error(node, f"asymmetric pads {pads} without count_include_pad are not "
+                            "supported.")  # fmt: skip
+    pad, source = _padded(r, node, pads, -np.inf if node.op_type == "MaxPool" else 0.0)
+    if node.op_type == "MaxPool":
+        layer = MaxPool2D(kernel, strides, pad, ceil_mode=ceil, name=node.name or None)
+    else:
+        layer = AvgPool2D(kernel, strides, pad, ceil_mode=ceil, include_pad=include,
+                          name=node.name or None)  # fmt: skip
+    r.call(node, layer, [source])
+
+
+def _global_pool(r: Reader, node) -> None:
+    rank = len(r.shape(node)) + 1
+    op = "mean" if node.op_type == "GlobalAveragePool" else "max"
+    r.call(node, Reduce(op, tuple(range(2, rank)), keepdims=True, name=node.name or None))
+
+
+# -- dense layers ----------------------------------------------------------------------------
+def _gemm(r: Reader, node) -> None:
+    a = r.attrs(node)
+    if a.get("transA", 0):
+        raise r.error(node, "transA=1 is not supported (it would transpose the batch).")
+    if len(r.shape(node)) != 1:
+        raise r.error(node, f"takes matrices (N, K); the input is {(None, *r.shape(node))}.")
+    w = r.const(node, node.input[1]).astype(np.float64)
+    w = float(a.get("alpha", 1.0)) * (w.T if a.get("transB", 0) else w)
+    c = r.optional_const(node, 2)
+    b = None
+    if c is not None:
+        c = np.asarray(c, dtype=np.float64)
+        if c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1):
+            raise r.error(node, f"C of shape {c.shape} differs between rows; expected a "
+                                "scalar, (N,) or (1, N).")  # fmt: skip
+        b = float(a.get("beta", 1.0)) * np.broadcast_to(c.reshape(-1), (w.shape[1],))
+    _call_fused(r, node, Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype,
+                               name=node.name or None))  # fmt: skip
+
+
+def _matmul(r: Reader, node) -> None:
+    if node.input[1] not in r.consts:
+        raise r.error(node, "MatMul of two tensors is not supported (the second must be a "
+                            "constant).")  # fmt: skip
+    w = r.const(node, node.input[1]).astype(np.float64)
+    if w.ndim != 2 or len(r.shape(node)) != 1:
+        raise r.error(node, f"takes (N, K) @ (K, M); got {(None, *r.shape(node))} @ {w.shape}.")
+    b, bias_node = None, None
+    found = r.sole_consumer(node.output[0])
+    if found and found[1].op_type == "Add":
+        other = [i for i in found[1].input if i != node.output[0]]
+        if len(other) == 1 and other[0] in r.consts and r.consts[other[0]].size == w.shape[1]:
+            b, bias_node = np.asarray(r.consts[other[0]], np.float64).reshape(-1), found
+    layer = Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype, name=node.name or None)
+    if bias_node is None:
+        _call_fused(r, node, layer)
+        return
+    r.fused.add(bias_node[0])
+    r.call(node, layer, out=_fuse(r, bias_node[1], layer).output[0])
+
+
+def _batchnorm(r: Reader, node) -> None:
+    a = r.attrs(node)
+    for key, inference in (("training_mode", 0), ("is_test", 1), ("spatial", 1)):
+        if key in a and a[key] != inference:
+            raise r.error(node, f"{key}={a[key]} is not supported; symnn reads "
+                                "BatchNormalization for inference, with its running "
+                                "statistics.")  # fmt: skip
+    if any(o for o in node.output[1:]):
+        raise r.error(node, "the running-statistics outputs (training mode) are not supported.")
+    scale, bias, mean, var = (r.const(node, n).astype(np.float64) for n in node.input[1:5])
+    eps = float(a.get("epsilon", 1e-5))
+    layer = BatchNorm(len(scale), epsilon=eps, dtype=r.dtype, name=node.name or None)
+    layer.set_values([bias, scale, mean, 1.0 / np.sqrt(var + eps)])
+    r.call(node, layer)
+
+
+def _lrn(r: Reader, node) -> None:
+    a = r.attrs(node)
+    size = int(a["size"])
+    if size % 2 == 0:  # ONNX centres an even window one channel later than PyTorch does
+        raise r.error(node, f"LRN with an even size ({size}) is not supported.")
+    r.call(node, LocalResponseNorm(size, a.get("alpha", 1e-4), a.get("beta", 0.75),
+                                   a.get("bias", 1.0), name=node.name or None))  # fmt: skip
+
+
+def _dropout(r: Reader, node) -> None:
+    if len(node.output) > 1 and node.output[1]:
+        raise r.error(node, "the mask output is not supported.")
+    if r.attrs(node).get("is_test", 1) == 0:
+        raise r.error(node, "is_test=0 (training) is not supported (inference only).")
+    training = r.optional_const(node, 2)
+    if training is not None and bool(np.asarray(training)):
+        raise r.error(node, "training_mode=True is not supported (inference only).")
+    r.alias(node)
+
+
+READERS: dict[str, Callable] = {
+    "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool, "AveragePool": _pool,
+    "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool,
+    "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "LRN": _lrn,
+    "Dropout": _dropout, **TENSOR_READERS,
+}  # fmt: skip

@@ -1,0 +1,282 @@
+"""Reading ONNX graphs: each node becomes a symnn layer called on the tensors of its inputs,
+so the file's DAG comes back as a :class:`~symnn.layers.Graph` (a chain as a
+:class:`~symnn.layers.Sequential`). Constant subgraphs (``Constant``, ``Shape``-``Gather``-
+``Concat`` chains feeding ``Reshape``, ...) are folded with onnx's reference evaluator
+first; every attribute a reader does not implement is refused by node, op and name.
+
+The network takes flat rows ``(N, C*H*W)`` (a ``Reshape`` first for image inputs), like
+every symnn network, and per-sample shapes are static, so the batch axis is never touched:
+an op that would mix samples is refused."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SymnnTypeError, SymnnValueError
+from ..layers import Graph, Input, Layer, MergeLayer, Reshape, Sequential
+
+__all__ = ["onnx_modules", "Reader", "read_graph"]
+
+#: the batch size the folding of ``Shape`` ops puts for the batch axis (a ``Reshape``
+#: checks its target's per-sample size against the input, so a wrong use is refused)
+_BATCH = 1
+
+
+def onnx_modules():
+    """``(onnx, numpy_helper)``, or a clear error naming the extra to install."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise SymnnValueError(
+            "ONNX support needs the onnx package: pip install 'symnn[onnx]' (or onnx)."
+        ) from None
+    return onnx, numpy_helper
+
+
+class Reader:
+    """One pass over a graph's nodes in order: constants folded, layers called."""
+
+    def __init__(self, model: Any, path: Path, dtype: str):
+        onnx, numpy_helper = onnx_modules()
+        self.model, self.path, self.dtype = model, path, dtype
+        self.graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                          1)  # fmt: skip
+        self.consts = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
+        self.vars: dict[str, Any] = {}  # tensor name -> symbolic tensor
+        self.shapes: dict[str, tuple] = {}  # tensor name -> per-sample shape
+        self.uses = Counter(i for n in self.graph.node for i in n.input if i)
+        self.uses.update(o.name for o in self.graph.output)
+        self.fused: set[int] = set()  # nodes folded into the layer before them
+        #: tensors that are the data input, reshaped or normalised (where Sub/Div by
+        #: constants become a Normalize), and each Normalize's layer and input
+        self.preprocessing: set[str] = set()
+        self.normalizers: dict[str, tuple[Any, str]] = {}
+        self.attr = onnx.helper.get_attribute_value
+
+    # -- helpers the op readers use ---------------------------------------------------
+    def error(self, node, why: str) -> SymnnValueError:
+        return SymnnValueError(f"{self.path}: node {node.name or '?'} ({node.op_type}): {why}")
+
+    def attrs(self, node) -> dict[str, Any]:
+        out = {}
+        for a in node.attribute:
+            value = self.attr(a)
+            out[a.name] = value.decode() if isinstance(value, bytes) else value
+        return out
+
+    def const(self, node, name: str) -> np.ndarray:
+        if name not in self.consts:
+            raise self.error(node, f"input {name!r} must be a constant (an initializer).")
+        return np.asarray(self.consts[name])
+
+    def optional_const(self, node, index: int) -> np.ndarray | None:
+        """The constant at input ``index`` (None when the input is left out)."""
+        if len(node.input) <= index or not node.input[index]:
+            return None
+        return self.const(node, node.input[index])
+
+    def tensor(self, node, index: int = 0) -> Any:
+        name = node.input[index]
+        if name not in self.vars:
+            raise self.error(node, f"input {name!r} is neither a tensor of the graph nor a "
+                                   "constant it can fold.")  # fmt: skip
+        return self.vars[name]
+
+    def shape(self, node, index: int = 0) -> tuple:
+        self.tensor(node, index)
+        return self.shapes[node.input[index]]
+
+    def call(self, node, layer: Layer, names: list[str] | None = None, out: str | None = None):
+        """Call ``layer`` on the tensors ``names`` (default: the node's first input; a merge
+        layer on the list) and bind the result to ``out`` (default: the node's output)."""
+        names = [node.input[0]] if names is None else names
+        for n in names:
+            if n not in self.vars:
+                raise self.error(node, f"input {n!r} is neither a tensor of the graph nor a "
+                                       "constant it can fold.")  # fmt: skip
+        xs, shapes = [self.vars[n] for n in names], [self.shapes[n] for n in names]
+        merge = isinstance(layer, MergeLayer)
+        try:
+            shape = None if merge else layer.output_shape(shapes[0])
+            var = layer(xs if merge else xs[0])
+        except (SymnnValueError, SymnnTypeError) as exc:
+            raise self.error(node, str(exc)) from None
+        if shape is None or None in shape:
+            shape = tuple(var.type.shape[1:])
+        if None in shape:
+            raise self.error(node, f"the output's per-sample shape is not known ({shape}).")
+        return self.bind(out or node.output[0], var, shape)
+
+    def bind(self, name: str, var: Any, shape: tuple) -> Any:
+        var.name = name
+        self.vars[name], self.shapes[name] = var, tuple(shape)
+        return var
+
+    def alias(self, node, index: int = 0, output: int = 0) -> None:
+        """The node's output is its input (Identity, Dropout in inference)."""
+        x = self.tensor(node, index)
+        self.vars[node.output[output]] = x
+        self.shapes[node.output[output]] = self.shapes[node.input[index]]
+
+    def sole_consumer(self, name: str):
+        """``(index, node)`` of the one node that reads tensor ``name`` (None if it is read
+        more than once or is an output of the graph)."""
+        if self.uses[name] != 1 or name in {o.name for o in self.graph.output}:
+            return None
+        for k, node in enumerate(self.graph.node):
+            if name in node.input:
+                return k, node
+        return None
+
+    # -- constants --------------------------------------------------------------------
+    def foldable(self, node) -> bool:
+        inputs = [i for i in node.input if i]
+        if node.op_type == "Shape":
+            return bool(inputs) and inputs[0] in self.vars
+        return all(i in self.consts for i in inputs) and node.op_type not in ("RandomNormal",
+                                                                              "RandomUniform")
+
+    def fold(self, node) -> None:
+        if node.op_type == "Shape":
+            a = self.attrs(node)
+            full = np.array([_BATCH, *self.shapes[node.input[0]]], dtype=np.int64)
+            self.consts[node.output[0]] = full[a.get("start", 0) : a.get("end", len(full))]
+            return
+        values = _evaluate(self.model, node, {i: self.consts[i] for i in node.input if i})
+        for name, value in zip(node.output, values):
+            if name:
+                self.consts[name] = np.asarray(value)
+
+
+def _evaluate(model: Any, node: Any, feeds: dict[str, np.ndarray]) -> list:
+    """``node`` run by onnx's reference evaluator on constant ``feeds``."""
+    onnx, _ = onnx_modules()
+    from onnx.reference import ReferenceEvaluator
+
+    helper = onnx.helper
+    inputs = [
+        helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+        for k, v in feeds.items()
+    ]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    single = helper.make_model(graph, opset_imports=list(model.opset_import))
+    single.ir_version = model.ir_version or single.ir_version
+    return ReferenceEvaluator(single).run(None, feeds)
+
+
+# -- the whole graph -----------------------------------------------------------------------
+def _data_inputs(graph, path: Path) -> list:
+    """The graph inputs that are data: those without an initializer (files of IR < 4 list
+    every weight as a graph input too)."""
+    weights = {t.name for t in graph.initializer}
+    data = [i for i in graph.input if i.name not in weights]
+    if not data:
+        raise SymnnValueError(f"{path}: the graph has no data input (every input is a weight).")
+    return data
+
+
+#: ONNX element types of the data a symnn network takes (FLOAT, DOUBLE)
+_FLOAT_TYPES = {1: "float32", 11: "float64"}
+
+
+def _input_shape(data, path: Path) -> tuple[int, ...]:
+    kind = data.type.tensor_type.elem_type
+    if data.type.HasField("tensor_type") and kind not in _FLOAT_TYPES:
+        onnx, _ = onnx_modules()
+        name = onnx.TensorProto.DataType.Name(kind) if kind else "undefined"
+        raise SymnnValueError(
+            f"{path}: the input {data.name!r} holds {name} values; symnn networks take float32 "
+            "or float64 data."
+        )
+    dims = data.type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+    if not shape or None in shape:
+        raise SymnnValueError(
+            f"{path}: the input {data.name!r} must have a batch axis and a fixed per-sample "
+            f"shape; got {shape}."
+        )
+    return tuple(shape)
+
+
+def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
+               attributes: dict[str, set[str]]):  # fmt: skip
+    """The network of ``model``: a Sequential for a chain, else a Graph. Unsupported ops and
+    attributes are refused (naming them) before any layer is built."""
+    r = Reader(model, path, dtype)
+    data = _data_inputs(r.graph, path)
+    shapes = [_input_shape(d, path) for d in data]
+    _check_ops(r, readers, attributes)
+    xs = []
+    for d, shape in zip(data, shapes):
+        size = int(np.prod(shape))
+        xs.append(r.bind(d.name, Input((size,), name=d.name, dtype=dtype), (size,)))
+        if len(shape) > 1:
+            r.bind(d.name, Reshape(shape)(xs[-1]), shape)
+        r.preprocessing.add(d.name)
+    for k, node in enumerate(r.graph.node):
+        if k in r.fused:
+            continue
+        if r.foldable(node):
+            r.fold(node)
+        else:
+            readers[node.op_type](r, node)
+    outputs = []
+    for o in r.graph.output:
+        if o.name not in r.vars:
+            raise SymnnValueError(f"{path}: the graph output {o.name!r} is a constant or missing.")
+        outputs.append(r.vars[o.name])
+    try:
+        net = Graph(xs[0] if len(xs) == 1 else xs, outputs[0] if len(outputs) == 1 else outputs,
+                    name=r.graph.name or None)  # fmt: skip
+    except SymnnValueError as exc:
+        raise SymnnValueError(f"{path}: {exc}") from None
+    return _as_sequential(net)
+
+
+def _check_ops(r: Reader, readers: dict[str, Callable], attributes: dict[str, set]) -> None:
+    """Refuse, naming them, the ops that are neither constants to fold nor readable, and
+    the attributes their readers do not implement."""
+    tensors = {d.name for d in _data_inputs(r.graph, r.path)}
+    known, bad = set(r.consts) | tensors, []
+    for node in r.graph.node:
+        inputs = [i for i in node.input if i]
+        const = node.op_type == "Shape" or (inputs and all(i in known - tensors for i in inputs))
+        if node.op_type == "Constant" or const:
+            known.update(node.output)
+            continue
+        if node.op_type not in readers:
+            bad.append(node)
+        for a in node.attribute if node.op_type in readers else ():
+            if a.name not in attributes.get(node.op_type, ()):
+                value = r.attrs(node)[a.name]
+                raise SymnnValueError(
+                    f"{r.path}: node {node.name or '?'} ({node.op_type}): attribute "
+                    f"{a.name}={value!r} is not supported."
+                )
+        known.update(node.output)
+        tensors.update(node.output)
+    if bad:
+        names = ", ".join(f"{n.name or '?'} ({n.op_type})" for n in bad[:5])
+        raise SymnnValueError(
+            f"{r.path}: unsupported op(s): {names}; supported: {', '.join(sorted(readers))}."
+        )
+
+
+def _as_sequential(net: Graph) -> Graph | Sequential:
+    """A graph whose nodes form one chain, each layer used once, as a Sequential."""
+    last = ("node", len(net.nodes) - 1)
+    chain = len(net.input_specs) == 1 and len(net.output_refs) == 1
+    chain = chain and net.output_refs[0][:2] == last
+    for j, node in enumerate(net.nodes):
+        before = ("input", 0) if j == 0 else ("node", j - 1)
+        chain = chain and len(node.inbound) == 1 and node.inbound[0][:2] == before
+        chain = chain and node.layer == j and not node.as_list
+    return Sequential(list(net.layers)) if chain else net

@@ -1,0 +1,398 @@
+"""ONNX's elementwise, arithmetic, softmax, shape and reduction ops read as symnn layers
+on tensors of any shape (see :mod:`symnn.io.onnx_reader`); each reader honours the
+attributes :data:`TENSOR_ATTRIBUTES` lists for its op and refuses what it cannot compute
+(anything across the batch axis among it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..layers import (
+    Add,
+    Arithmetic,
+    Concat,
+    Elementwise,
+    Flatten,
+    Maximum,
+    Minimum,
+    Multiply,
+    Normalize,
+    Pad,
+    PReLU,
+    Reduce,
+    Reshape,
+    Softmax,
+    Transpose,
+    Upsample2D,
+)
+from .onnx_reader import Reader
+
+__all__ = ["TENSOR_READERS", "TENSOR_ATTRIBUTES"]
+
+#: the attributes each op's reader honours (any other is refused by name)
+TENSOR_ATTRIBUTES: dict[str, set[str]] = {
+    "Flatten": {"axis"},
+    "Reshape": {"allowzero"},
+    "Transpose": {"perm"},
+    "Squeeze": {"axes"},
+    "Unsqueeze": {"axes"},
+    "Concat": {"axis"},
+    "Pad": {"mode", "pads", "value"},
+    "Softmax": {"axis"},
+    "LogSoftmax": {"axis"},
+    "LeakyRelu": {"alpha"},
+    "Elu": {"alpha"},
+    "Selu": {"alpha", "gamma"},
+    "HardSigmoid": {"alpha", "beta"},
+    "Clip": {"min", "max"},
+    "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+               "exclude_outside", "extrapolation_value", "antialias", "keep_aspect_ratio_policy"},
+    "Upsample": {"mode", "scales"},
+    **{f"Reduce{op}": {"axes", "keepdims", "noop_with_empty_axes"}
+       for op in ("Mean", "Max", "Min", "Sum", "Prod")},
+}  # fmt: skip
+
+
+# -- elementwise -----------------------------------------------------------------------------
+def _activation(op: str, params: tuple[str, ...] = ()) -> Callable:
+    def read(r: Reader, node) -> None:
+        a = r.attrs(node)
+        kwargs = {p: float(a[p]) for p in params if p in a}
+        r.call(node, Elementwise(op, name=node.name or None, **kwargs))
+
+    return read
+
+
+def _clip(r: Reader, node) -> None:
+    a = r.attrs(node)
+    lo, hi = a.get("min"), a.get("max")
+    if r.opset >= 11:
+        bounds = [r.optional_const(node, i) for i in (1, 2)]
+        lo, hi = (None if v is None else float(np.asarray(v).reshape(-1)[0]) for v in bounds)
+    r.call(node, Elementwise("clip", min=lo, max=hi, name=node.name or None))
+
+
+def _prelu(r: Reader, node) -> None:
+    slope = r.const(node, node.input[1]).astype(np.float64)
+    shape = r.shape(node)
+    n = shape[-1]
+    if slope.size == 1:
+        slope = np.full(n, float(slope.reshape(-1)[0]))
+    elif slope.reshape(-1).shape != (n,) or slope.shape[-1] != n:
+        raise r.error(node, f"slope of shape {slope.shape} is not one value or one per feature "
+                            f"of the last axis ({n}); per-channel image slopes are not "
+                            "supported.")  # fmt: skip
+    r.call(node, PReLU(n, alpha=slope.reshape(-1), name=node.name or None, dtype=r.dtype))
+
+
+def _softmax(r: Reader, node) -> None:
+    shape = r.shape(node)
+    rank = len(shape) + 1
+    axis = int(r.attrs(node).get("axis", -1 if r.opset >= 13 else 1))
+    axis = axis + rank if axis < 0 else axis
+    if axis == 0:
+        raise r.error(node, "axis=0 (the batch axis) is not supported.")
+    log = node.op_type == "LogSoftmax"
+    if r.opset >= 13 or axis == rank - 1:
+        r.call(node, Softmax(axis, log=log, name=node.name or None))
+        return
+    # opset < 13: the softmax of each sample's values from ``axis`` on, taken as one vector
+    flat = (*shape[: axis - 1], int(np.prod(shape[axis - 1 :])))
+    name = node.output[0]
+    r.call(node, Reshape(flat), out=name + "/flat")
+    r.call(node, Softmax(-1, log=log, name=node.name or None), [name + "/flat"], name + "/soft")
+    r.call(node, Reshape(shape), [name + "/soft"])
+
+
+_ARITHMETIC_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
+
+
+def _binary(r: Reader, node) -> None:
+    names = [i for i in node.input if i]
+    tensors = [n for n in names if n in r.vars]
+    consts = [n for n in names if n not in r.vars]
+    if len(tensors) == 1 and len(names) == 1:
+        r.alias(node)
+    elif len(tensors) == 1 and len(consts) == 1:
+        _with_constant(r, node, tensors[0], consts[0])
+    elif not consts:
+        _merge(r, node, tensors)
+    else:
+        raise r.error(node, f"inputs {names} are not one tensor and one constant, or tensors.")
+
+
+def _with_constant(r: Reader, node, tensor: str, const: str) -> None:
+    value = r.const(node, const).astype(np.float64)
+    op = node.op_type
+    if op in ("Max", "Min"):
+        if value.size != 1:
+            raise r.error(node, f"{op} with a constant of shape {value.shape} is not supported "
+                                "(a scalar is).")  # fmt: skip
+        bound = {"min" if op == "Max" else "max": float(value.reshape(-1)[0])}
+        r.call(node, Elementwise("clip", name=node.name or None, **bound), [tensor])
+        return
+    if op not in _ARITHMETIC_OPS:
+        raise r.error(node, f"{op} with a constant is not supported.")
+    first = node.input[0] == const
+    normalize = _as_normalize(r, node, tensor, value, first)
+    if normalize is not None:
+        source = r.normalizers[tensor][1] if tensor in r.normalizers else tensor
+        r.call(node, normalize, [source])
+        r.preprocessing.add(node.output[0])
+        r.normalizers[node.output[0]] = (normalize, source)
+        return
+    layer = Arithmetic(_ARITHMETIC_OPS[op], value, constant_first=first, dtype=r.dtype,
+                       name=node.name or None)  # fmt: skip
+    r.call(node, layer, [tensor])
+
+
+def _as_normalize(r: Reader, node, tensor: str, value: np.ndarray, first: bool):
+    """``Sub``/``Div`` by per-channel constants on the data input: a ``Normalize`` (input
+    optimisation then keeps its box in raw units), merged with one just before it."""
+    if first or node.op_type not in ("Sub", "Div") or tensor not in r.preprocessing:
+        return None
+    shape = r.shapes[tensor]
+    per = shape[0] if len(shape) == 3 else shape[-1]
+    flat = value.reshape(-1)
+    want = (per, 1, 1) if len(shape) == 3 else (per,)
+    fits = flat.size == 1 or value.shape[-len(want):] == want and flat.size == per
+    if not fits or (node.op_type == "Div" and np.any(flat <= 0)):
+        return None
+    prev = r.normalizers.get(tensor, (None,))[0]
+    mean = prev.mean if prev is not None else np.zeros(1)
+    std = prev.std if prev is not None else np.ones(1)
+    if node.op_type == "Sub":
+        mean = mean + flat * std  # (x - m) / s - v == (x - (m + v s)) / s
+    else:
+        std = std * flat
+    return Normalize(mean, std)
+
+
+def _merge(r: Reader, node, tensors: list[str]) -> None:
+    op = node.op_type
+    layers = {"Add": Add, "Sum": Add, "Mul": Multiply, "Max": Maximum, "Min": Minimum}
+    if op == "Sub" and len(tensors) == 2:
+        layer = Add(coeffs=[1, -1], name=node.name or None)
+    elif op in layers:
+        layer = layers[op](name=node.name or None)
+    else:
+        raise r.error(node, f"{op} of two tensors is not supported (a tensor and a constant "
+                            "is).")  # fmt: skip
+    r.call(node, layer, tensors)
+
+
+# -- shapes ----------------------------------------------------------------------------------
+def _reshape_to(r: Reader, node, target: tuple, flatten: bool = False) -> None:
+    target = tuple(int(t) for t in target)
+    if target == r.shape(node):
+        r.alias(node)
+    elif flatten or len(target) == 1:
+        r.call(node, Flatten(name=node.name or None) if len(r.shape(node)) > 1
+               else Reshape(target, name=node.name or None))  # fmt: skip
+    else:
+        r.call(node, Reshape(target, name=node.name or None))
+
+
+def _flatten(r: Reader, node) -> None:
+    shape = r.shape(node)
+    axis = int(r.attrs(node).get("axis", 1))
+    axis = axis + len(shape) + 1 if axis < 0 else axis
+    if axis == 0 or int(np.prod(shape[: axis - 1])) != 1:
+        raise r.error(node, f"axis={axis} would fold the batch axis into the features of "
+                            f"inputs {(None, *shape)}.")  # fmt: skip
+    _reshape_to(r, node, (int(np.prod(shape[axis - 1 :])),), flatten=True)
+
+
+def _reshape(r: Reader, node) -> None:
+    shape = r.shape(node)
+    target = [int(v) for v in r.const(node, node.input[1])]
+    if r.attrs(node).get("allowzero", 0) and 0 in target:
+        raise r.error(node, f"allowzero=1 with a 0 in the shape {target} is not supported.")
+    full = [(1, *shape)[i] if t == 0 else t for i, t in enumerate(target)]
+    rest = full[1:]
+    size = int(np.prod(shape))
+    if rest.count(-1) == 1:
+        known = int(np.prod([t for t in rest if t != -1]))
+        rest[rest.index(-1)] = size // known if known and size % known == 0 else -1
+    ok = full[0] in (-1, 1) or target[0] == 0
+    if not ok or -1 in rest or int(np.prod(rest)) != size:
+        raise r.error(node, f"shape {target} does not keep the batch axis first for inputs "
+                            f"{(None, *shape)}.")  # fmt: skip
+    _reshape_to(r, node, tuple(rest))
+
+
+def _axes(r: Reader, node, rank: int) -> list[int] | None:
+    """The axes of the node (attribute, or input 1 in newer opsets), non-negative."""
+    a = r.attrs(node)
+    axes = a.get("axes")
+    if axes is None:
+        value = r.optional_const(node, 1)
+        axes = None if value is None else [int(v) for v in value.reshape(-1)]
+    if axes is not None and 0 in [x % rank for x in axes]:
+        raise r.error(node, f"axes={list(axes)} include the batch axis.")
+    return None if axes is None else sorted(x % rank for x in axes)
+
+
+def _squeeze(r: Reader, node) -> None:
+    shape = r.shape(node)
+    axes = _axes(r, node, len(shape) + 1)
+    if axes is None:
+        axes = [i + 1 for i, s in enumerate(shape) if s == 1]
+    bad = [x for x in axes if shape[x - 1] != 1]
+    if bad:
+        raise r.error(node, f"axis {bad[0]} has size {shape[bad[0] - 1]}, not 1.")
+    _reshape_to(r, node, tuple(s for i, s in enumerate(shape) if i + 1 not in axes))
+
+
+def _unsqueeze(r: Reader, node) -> None:
+    shape = r.shape(node)
+    a = r.attrs(node)
+    raw = a.get("axes")
+    if raw is None:
+        raw = [int(v) for v in r.const(node, node.input[1]).reshape(-1)]
+    rank = len(shape) + 1 + len(raw)
+    axes = sorted(x % rank for x in raw)
+    if 0 in axes:
+        raise r.error(node, f"axes={list(raw)} include the batch axis.")
+    out, it = [], iter(shape)
+    for i in range(1, rank):
+        out.append(1 if i in axes else next(it))
+    _reshape_to(r, node, tuple(out))
+
+
+def _transpose(r: Reader, node) -> None:
+    shape = r.shape(node)
+    perm = [int(p) for p in r.attrs(node).get("perm", range(len(shape), -1, -1))]
+    if perm[:1] != [0]:
+        raise r.error(node, f"perm={perm} moves the batch axis.")
+    if perm == list(range(len(perm))):
+        r.alias(node)
+    else:
+        r.call(node, Transpose(perm, name=node.name or None))
+
+
+def _concat(r: Reader, node) -> None:
+    names = [i for i in node.input if i]
+    if any(n not in r.vars for n in names):
+        raise r.error(node, "Concat of tensors and constants is not supported.")
+    rank = len(r.shapes[names[0]]) + 1
+    axis = int(r.attrs(node)["axis"]) % rank
+    if axis == 0:
+        raise r.error(node, "axis=0 (the batch axis) is not supported.")
+    if len(names) == 1:
+        r.alias(node)
+    else:
+        r.call(node, Concat(axis, name=node.name or None), names)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
+
+
+def _pad(r: Reader, node) -> None:
+    a = r.attrs(node)
+    mode = a.get("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise r.error(node, f"mode={mode!r} is not supported (constant, reflect, edge are).")
+    pads = a.get("pads")
+    pads = [int(p) for p in (pads if pads is not None else r.const(node, node.input[1]))]
+    value = a.get("value", 0.0)
+    given = r.optional_const(node, 2)
+    value = float(np.asarray(given).reshape(-1)[0]) if given is not None else float(value)
+    if r.optional_const(node, 3) is not None:
+        raise r.error(node, "the axes input is not supported (give pads for every axis).")
+    if len(r.shape(node)) != 3:
+        raise r.error(node, f"pads images (N, C, H, W); the input is {(None, *r.shape(node))}.")
+    n, c, top, left, n2, c2, bottom, right = pads
+    if any((n, c, n2, c2)) or min(pads) < 0:
+        raise r.error(node, f"pads={pads} pad the batch or channel axes or crop; only "
+                            "non-negative padding of height and width is supported.")  # fmt: skip
+    layer = Pad((left, right, top, bottom), _PAD_MODES[mode],
+                value if mode == "constant" else 0.0, name=node.name or None)  # fmt: skip
+    r.call(node, layer)
+
+
+def _resize(r: Reader, node) -> None:
+    a = r.attrs(node)
+    shape = r.shape(node)
+    defaults = {"cubic_coeff_a": -0.75, "exclude_outside": 0, "extrapolation_value": 0.0,
+                "antialias": 0, "keep_aspect_ratio_policy": "stretch"}  # fmt: skip
+    for key, default in defaults.items():
+        if a.get(key, default) != default:
+            raise r.error(node, f"{key}={a[key]!r} is not supported.")
+    scales = _resize_scales(r, node, shape)
+    mode = a.get("mode", "nearest")
+    old = r.opset < 11 or node.op_type == "Upsample"
+    coords = "asymmetric" if old else a.get("coordinate_transformation_mode", "half_pixel")
+    nearest = "floor" if old else a.get("nearest_mode", "round_prefer_floor")
+    if mode == "nearest" and (coords, nearest) in _NEAREST_AS_REPEAT:
+        layer = Upsample2D(scales, "nearest", name=node.name or None)
+    elif mode == "linear" and coords in ("half_pixel", "pytorch_half_pixel"):
+        layer = Upsample2D(scales, "bilinear", name=node.name or None)
+    else:
+        raise r.error(node, f"mode={mode!r} with coordinate_transformation_mode={coords!r} and "
+                            f"nearest_mode={nearest!r} is not supported (PyTorch's nearest and "
+                            "bilinear exports are).")  # fmt: skip
+    r.call(node, layer)
+
+
+#: (coordinate mode, nearest mode) pairs that pick ``floor(x / scale)`` for integer scales
+_NEAREST_AS_REPEAT = {
+    ("asymmetric", "floor"),
+    *((c, n) for c in ("half_pixel", "pytorch_half_pixel")
+      for n in ("round_prefer_floor", "round_prefer_ceil", "floor")),
+}  # fmt: skip
+
+
+def _resize_scales(r: Reader, node, shape: tuple) -> tuple[int, int]:
+    if len(shape) != 3:
+        raise r.error(node, f"resizes images (N, C, H, W); the input is {(None, *shape)}.")
+    a = r.attrs(node)
+    if node.op_type == "Upsample" and "scales" in a:
+        scales = np.asarray(a["scales"], dtype=np.float64)
+    else:
+        index = 1 if (node.op_type == "Upsample" or r.opset < 11) else 2
+        given = r.optional_const(node, index)
+        sizes = r.optional_const(node, 3) if index == 2 else None
+        if given is not None and given.size:
+            scales = np.asarray(given, dtype=np.float64)
+        elif sizes is not None:
+            scales = np.asarray(sizes, dtype=np.float64) / np.array([1, *shape], dtype=np.float64)
+            scales[0] = 1.0
+        else:
+            raise r.error(node, "neither scales nor sizes are given as constants.")
+    if len(scales) != 4 or scales[0] != 1 or scales[1] != 1:
+        raise r.error(node, f"scales {list(scales)} resize the batch or channel axes.")
+    if any(s < 1 or s != round(s) for s in scales[2:]):
+        raise r.error(node, f"scales {list(scales)} are not integers >= 1 on height and width.")
+    return int(scales[2]), int(scales[3])
+
+
+def _reduce(r: Reader, node) -> None:
+    a = r.attrs(node)
+    shape = r.shape(node)
+    axes = _axes(r, node, len(shape) + 1)
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            r.alias(node)
+            return
+        raise r.error(node, "no axes: the reduction would include the batch axis.")
+    op = node.op_type[len("Reduce") :].lower()
+    r.call(node, Reduce(op, axes, keepdims=bool(a.get("keepdims", 1)), name=node.name or None))
+
+
+TENSOR_READERS: dict[str, Callable] = {
+    "Identity": lambda r, n: r.alias(n),
+    "Relu": _activation("relu"), "Sigmoid": _activation("sigmoid"),
+    "Tanh": _activation("tanh"), "Softplus": _activation("softplus"),
+    "LeakyRelu": _activation("leaky_relu", ("alpha",)), "Elu": _activation("elu", ("alpha",)),
+    "Selu": _activation("selu", ("alpha", "gamma")),
+    "HardSigmoid": _activation("hard_sigmoid", ("alpha", "beta")),
+    "Clip": _clip, "PRelu": _prelu, "Softmax": _softmax, "LogSoftmax": _softmax,
+    **{op: _binary for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum")},
+    "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
+    "Transpose": _transpose, "Concat": _concat, "Pad": _pad,
+    "Resize": _resize, "Upsample": _resize,
+    **{f"Reduce{op}": _reduce for op in ("Mean", "Max", "Min", "Sum", "Prod")},
+}  # fmt: skip

@@ -1,0 +1,279 @@
+"""Layers that compute on tensors of any shape, element by element or along axes: the
+activations, constant arithmetic, softmaxes and reductions that imported networks are made
+of, with ONNX's operator semantics (which PyTorch's functions share). They keep no weights
+but :class:`Arithmetic`'s constant, which is saved with the weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..errors import SymnnTypeError, SymnnValueError
+from ..utils import check_choice, describe
+from .base import Layer, register
+
+__all__ = ["Elementwise", "Softmax", "Arithmetic", "Reduce", "ELEMENTWISE"]
+
+_SELU = (1.6732632423543772, 1.0507009873554805)
+
+
+def _clip(x, min=None, max=None):  # noqa: A002 - ONNX's and torch.clamp's names
+    if min is not None:
+        x = pt.switch(x < min, pt.cast(min, x.dtype), x)  # NaN stays NaN, as in torch.clamp
+    if max is not None:
+        x = pt.switch(x > max, pt.cast(max, x.dtype), x)
+    return x
+
+
+#: op -> (function of x and the parameters, the parameters' defaults): ONNX's operators
+ELEMENTWISE: dict[str, tuple[Callable, dict[str, Any]]] = {
+    "relu": (lambda x: pt.switch(x > 0, x, pt.switch(pt.isnan(x), x, 0 * x)), {}),
+    "sigmoid": (pt.sigmoid, {}),
+    "tanh": (pt.tanh, {}),
+    "softplus": (pt.softplus, {}),
+    "leaky_relu": (lambda x, alpha: pt.switch(x >= 0, x, alpha * x), {"alpha": 0.01}),
+    "elu": (lambda x, alpha: pt.switch(x > 0, x, alpha * pt.expm1(x)), {"alpha": 1.0}),
+    "selu": (lambda x, alpha, gamma: gamma * pt.switch(x > 0, x, alpha * pt.expm1(x)),
+             {"alpha": _SELU[0], "gamma": _SELU[1]}),  # fmt: skip
+    "hard_sigmoid": (lambda x, alpha, beta: _clip(alpha * x + beta, 0.0, 1.0),
+                     {"alpha": 0.2, "beta": 0.5}),  # fmt: skip
+    "clip": (_clip, {"min": None, "max": None}),
+    "identity": (lambda x: x, {}),
+}
+
+
+@register
+class Elementwise(Layer):
+    """A function applied to every element, with ONNX's name and parameters: ``"relu"``,
+    ``"sigmoid"``, ``"tanh"``, ``"softplus"``, ``"leaky_relu"`` (alpha 0.01), ``"elu"``
+    (alpha 1), ``"selu"`` (alpha, gamma), ``"hard_sigmoid"`` (``max(0, min(1, alpha x +
+    beta))``, alpha 0.2, beta 0.5; PyTorch's ``Hardsigmoid`` is alpha 1/6), ``"clip"`` (min,
+    max; either may be None), ``"identity"``. NaN stays NaN, as in PyTorch.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor3("x", dtype="float32")
+    >>> Elementwise("clip", min=0, max=6)(x).eval({x: np.full((1, 1, 2), 7, "float32")})
+    array([[[6., 6.]]], dtype=float32)
+    """
+
+    any_dtype = True
+    keeps_shape = True
+
+    def __init__(self, op: str, name: str | None = None, **params: Any):
+        super().__init__(name, None)
+        self.op = check_choice(op, "op", ELEMENTWISE)
+        fn, defaults = ELEMENTWISE[self.op]
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise SymnnTypeError(
+                f"Elementwise({self.op!r}) has no parameter {unknown[0]!r}; its parameters are "
+                f"{sorted(defaults) or 'none'}."
+            )
+        self.params_ = {**defaults, **params}
+        for key, value in self.params_.items():
+            if value is not None and not np.isfinite(_number(value, key)):
+                raise SymnnValueError(f"{key}={value!r} must be a finite number.")
+        self._fn = fn
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return self._fn(x, **self.params_)
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {"op": self.op, "name": self.name, **self.params_}
+
+
+@register
+class Softmax(Layer):
+    """Softmax (``log=True``: its logarithm, computed stably) over ``axis`` (negative counts
+    from the end; not the batch axis), PyTorch's ``Softmax(dim)`` and ONNX's opset-13
+    ``Softmax(axis)``.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor3("x", dtype="float64")
+    >>> Softmax(axis=1)(x).eval({x: np.zeros((1, 2, 3))})[0, :, 0]
+    array([0.5, 0.5])
+    """
+
+    any_dtype = True
+    keeps_shape = True
+
+    def __init__(self, axis: int = -1, log: bool = False, name: str | None = None):
+        super().__init__(name, None)
+        self.axis, self.log = _int(axis, "axis"), bool(log)
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        _batch_free(self, [self.axis], x.type.ndim)
+        return x
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        shifted = x - pt.max(x, axis=self.axis, keepdims=True)
+        if self.log:
+            return shifted - pt.log(pt.sum(pt.exp(shifted), axis=self.axis, keepdims=True))
+        e = pt.exp(shifted)
+        return e / pt.sum(e, axis=self.axis, keepdims=True)
+
+    def output_shape(self, input_shape):
+        if input_shape is not None:
+            _batch_free(self, [self.axis], len(input_shape) + 1)
+        return input_shape
+
+
+_ARITHMETIC = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**b,
+}
+
+
+@register
+class Arithmetic(Layer):
+    """``x <op> constant`` (or ``constant <op> x`` with ``constant_first``) for ``op`` in
+    add, sub, mul, div, pow, broadcast as numpy (and ONNX) broadcast, the constant aligned
+    with the input's last axes (a leading axis of size 1 may stand for the batch). The
+    constant is a fixed (not trainable) parameter, saved with the weights.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.matrix("x", dtype="float32")
+    >>> Arithmetic("sub", [1.0, 2.0])(x).eval({x: np.ones((1, 2), "float32")})
+    array([[ 0., -1.]], dtype=float32)
+    """
+
+    any_dtype = True
+
+    def __init__(self, op: str, constant: Any, constant_first: bool = False,
+                 name: str | None = None, *, dtype: Any = None):  # fmt: skip
+        super().__init__(name, dtype)
+        self.op = check_choice(op, "op", _ARITHMETIC)
+        self.constant_first = bool(constant_first)
+        value = np.asarray(constant, dtype=self.dtype)
+        self.constant = self.add_param(value, value.shape, "constant", trainable=False,
+                                       regularizable=False)  # fmt: skip
+
+    @property
+    def constant_shape(self) -> tuple[int, ...]:
+        return self.constant.get_value(borrow=True).shape
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        self._broadcast(tuple(x.type.shape[1:]), x.type.ndim)
+        return x
+
+    def _broadcast(self, per_sample: tuple, ndim: int) -> tuple:
+        shape = self.constant_shape
+        if len(shape) > ndim or (len(shape) == ndim and shape[0] != 1):
+            raise SymnnValueError(
+                f"Arithmetic{self._label()} constant of shape {shape} does not broadcast over "
+                f"a batch of {ndim}-axis inputs; expected at most {ndim - 1} axes (or a "
+                "leading axis of size 1)."
+            )
+        own = shape[1:] if len(shape) == ndim else shape
+        try:
+            return np.broadcast_shapes(tuple(1 if s is None else s for s in per_sample), own)
+        except ValueError:
+            raise SymnnValueError(
+                f"Arithmetic{self._label()} constant of shape {shape} does not broadcast with "
+                f"inputs of per-sample shape {per_sample}."
+            ) from None
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        c = pt.cast(self.constant, x.dtype)
+        a, b = (c, x) if self.constant_first else (x, c)
+        return _ARITHMETIC[self.op](a, b)
+
+    def output_shape(self, input_shape):
+        if input_shape is None:
+            return None
+        return tuple(self._broadcast(tuple(input_shape), len(input_shape) + 1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"op": self.op, "constant_shape": list(self.constant_shape),
+                "constant_first": self.constant_first, "name": self.name,
+                "dtype": self.dtype}  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Arithmetic:
+        """The layer with a zero constant of the saved shape (the loader sets its value)."""
+        cfg = dict(config)
+        shape = tuple(int(s) for s in cfg.pop("constant_shape"))
+        return cls(constant=np.zeros(shape), **cfg)
+
+
+_REDUCE = {"mean": pt.mean, "sum": pt.sum, "max": pt.max, "min": pt.min, "prod": pt.prod}
+
+
+@register
+class Reduce(Layer):
+    """Reduce over ``axes`` (not the batch axis; negative counts from the end) by ``op``
+    (mean, sum, max, min, prod), keeping them as size 1 with ``keepdims`` (ONNX's
+    ``Reduce*``, PyTorch's ``amax(dim, keepdim)``; max and min give NaN where a NaN is, as
+    PyTorch's do).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor4("x", dtype="float32")
+    >>> Reduce("mean", (2, 3), keepdims=False)(x).eval({x: np.ones((1, 2, 3, 3), "float32")})
+    array([[1., 1.]], dtype=float32)
+    """
+
+    any_dtype = True
+
+    def __init__(self, op: str, axes: Sequence[int], keepdims: bool = True,
+                 name: str | None = None):  # fmt: skip
+        super().__init__(name, None)
+        self.op = check_choice(op, "op", _REDUCE)
+        if not isinstance(axes, Sequence) or not axes:
+            raise SymnnTypeError(f"axes must be a non-empty sequence of ints; got {axes!r}.")
+        self.axes = [_int(a, "axes") for a in axes]
+        self.keepdims = bool(keepdims)
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        _batch_free(self, self.axes, x.type.ndim)
+        return x
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        axes = sorted(a % x.ndim for a in self.axes)
+        out = _REDUCE[self.op](x, axis=axes, keepdims=self.keepdims)
+        if self.op in ("max", "min"):  # PyTensor's max/min skip NaN; PyTorch's give NaN
+            nan = pt.any(pt.isnan(x), axis=axes, keepdims=self.keepdims)
+            out = pt.switch(nan, np.asarray(np.nan, dtype=x.dtype), out)
+        return out
+
+    def output_shape(self, input_shape):
+        if input_shape is None:
+            return None
+        _batch_free(self, self.axes, len(input_shape) + 1)
+        axes = {a % (len(input_shape) + 1) - 1 for a in self.axes}
+        if self.keepdims:
+            return tuple(1 if i in axes else s for i, s in enumerate(input_shape))
+        return tuple(s for i, s in enumerate(input_shape) if i not in axes)
+
+
+def _batch_free(layer: Layer, axes: list[int], ndim: int) -> None:
+    for a in axes:
+        if not -ndim <= a < ndim or a % ndim == 0:
+            raise SymnnValueError(
+                f"{type(layer).__name__}{layer._label()} axis {a} is "
+                f"{'the batch axis' if -ndim <= a < ndim else 'out of range'} for {ndim}-axis "
+                "inputs; expected an axis of the samples."
+            )
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise SymnnTypeError(f"{name} must be an int; got {describe(value)}.")
+    return int(value)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise SymnnTypeError(f"{name} must be a number; got {describe(value)}.")
+    return float(value)

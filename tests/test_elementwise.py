@@ -1,0 +1,157 @@
+"""Layers on tensors of any shape (symnn.layers.elementwise, Minimum): values against numpy
+and PyTorch, gradients against finite differences, NaN as PyTorch propagates it, save/load,
+ONNX export checked with onnx's reference evaluator, and the default C backend."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from _torch import import_torch
+
+import symnn
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.gradcheck import check_grad
+from symnn.layers import Arithmetic, Elementwise, Graph, Input, Minimum, Reduce, Reshape, Softmax
+
+FAST = "FAST_COMPILE"
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(3, 2, 4, 5)) * 2
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+#: (layer, numpy reference) on X
+CASES = [
+    (Elementwise("relu"), lambda x: np.maximum(x, 0)),
+    (Elementwise("leaky_relu", alpha=0.2), lambda x: np.where(x >= 0, x, 0.2 * x)),
+    (Elementwise("elu", alpha=0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x))),
+    (Elementwise("selu"), lambda x: 1.0507009873554805 * np.where(
+        x > 0, x, 1.6732632423543772 * np.expm1(x))),
+    (Elementwise("hard_sigmoid", alpha=1 / 6, beta=0.5), lambda x: np.clip(x / 6 + 0.5, 0, 1)),
+    (Elementwise("clip", min=-1.0, max=0.5), lambda x: np.clip(x, -1.0, 0.5)),
+    (Elementwise("clip", max=0.5), lambda x: np.minimum(x, 0.5)),
+    (Elementwise("softplus"), lambda x: np.log1p(np.exp(x))),
+    (Softmax(axis=1), lambda x: _softmax(x, 1)),
+    (Softmax(axis=-1, log=True), lambda x: np.log(_softmax(x, -1))),
+    (Arithmetic("sub", RNG.normal(size=(2, 1, 1))), None),
+    (Arithmetic("div", RNG.uniform(1, 2, size=(5,)), constant_first=True), None),
+    (Arithmetic("mul", RNG.normal(size=(1, 2, 4, 1))), None),
+    (Reduce("mean", (2, 3)), lambda x: x.mean(axis=(2, 3), keepdims=True)),
+    (Reduce("max", (-1,), keepdims=False), lambda x: x.max(axis=-1)),
+    (Reduce("sum", (1, 3), keepdims=False), lambda x: x.sum(axis=(1, 3))),
+    (Reduce("prod", (1,)), lambda x: x.prod(axis=1, keepdims=True)),
+]  # fmt: skip
+_OPS = {"sub": np.subtract, "div": np.divide, "mul": np.multiply, "add": np.add}
+
+
+def _reference(layer, ref, x):
+    if isinstance(layer, Arithmetic):
+        c = layer.constant.get_value()
+        op = _OPS[layer.op]
+        return op(c, x) if layer.constant_first else op(x, c)
+    return ref(x)
+
+
+def _f64(layer):
+    return type(layer).from_config({**layer.get_config(), **(
+        {"dtype": "float64"} if "dtype" in layer.get_config() else {})})  # fmt: skip
+
+
+@pytest.mark.parametrize("layer, ref", CASES, ids=lambda c: getattr(c, "op", type(c).__name__))
+def test_values_match_numpy_and_gradients_finite_differences(layer, ref):
+    x = pt.tensor4("x", dtype="float64")
+    if isinstance(layer, Arithmetic):
+        wide = Arithmetic(layer.op, layer.constant.get_value(), layer.constant_first,
+                          dtype="float64")  # fmt: skip
+    else:
+        wide = _f64(layer)
+    out = wide(x)
+    got = pytensor.function([x], out, mode=FAST)(X)
+    np.testing.assert_allclose(got, _reference(wide, ref, X), rtol=1e-10, atol=1e-12)
+    assert got.shape[1:] == wide.output_shape(X.shape[1:])
+    smooth = X + 0.05  # away from the kinks of relu and clip at 0
+    if isinstance(wide, Arithmetic) and wide.constant_first:
+        smooth = np.abs(X) + 0.5  # c / x away from its pole
+    err = check_grad(pt.sum(pt.sin(out)), [x], [smooth], mode=FAST)
+    assert err < 1e-5, (layer, err)
+
+
+def test_values_match_pytorch_and_nan_propagates_as_there():
+    torch = import_torch()
+    F = torch.nn.functional
+    t = torch.from_numpy(X.copy())
+    t[0, 0, 0, 0] = float("nan")
+    theirs = {
+        "relu": F.relu(t), "leaky_relu": F.leaky_relu(t, 0.2), "elu": F.elu(t, 0.7),
+        "selu": F.selu(t), "hard_sigmoid": F.hardsigmoid(t), "clip": torch.clamp(t, -1.0, 0.5),
+        "softmax": F.softmax(t, dim=1), "amax": torch.amax(t, dim=-1),
+        "amin": torch.amin(t, dim=(1, 2)), "minimum": torch.minimum(t, t.flip(3)),
+    }  # fmt: skip
+    ours = {
+        "relu": Elementwise("relu"), "leaky_relu": Elementwise("leaky_relu", alpha=0.2),
+        "elu": Elementwise("elu", alpha=0.7), "selu": Elementwise("selu"),
+        "hard_sigmoid": Elementwise("hard_sigmoid", alpha=1 / 6, beta=0.5),
+        "clip": Elementwise("clip", min=-1.0, max=0.5), "softmax": Softmax(axis=1),
+        "amax": Reduce("max", (-1,), keepdims=False), "amin": Reduce("min", (1, 2), False),
+    }  # fmt: skip
+    x = pt.tensor4("x", dtype="float64")
+    data = t.numpy()
+    for name, layer in ours.items():
+        got = pytensor.function([x], layer(x), mode=FAST)(data)
+        np.testing.assert_allclose(got, theirs[name].numpy(), rtol=1e-12, equal_nan=True,
+                                   err_msg=name)  # fmt: skip
+    got = pytensor.function([x], Minimum()([x, x[:, :, :, ::-1]]), mode=FAST)(data)
+    np.testing.assert_allclose(got, theirs["minimum"].numpy(), equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def small_graph():
+    x = Input((2 * 4 * 5,), name="x")
+    img = Reshape((2, 4, 5))(x)
+    a = Elementwise("clip", min=0.0, max=6.0, name="relu6")(img)
+    b = Arithmetic("mul", RNG.normal(size=(2, 1, 1)), name="scale")(img)
+    m = Minimum(name="min")([a, b])
+    s = Softmax(axis=1, name="soft")(m)
+    return Graph(x, Reduce("mean", (2, 3), keepdims=False, name="gap")(s))
+
+
+def test_a_graph_of_them_saves_loads_and_exports_to_onnx(small_graph, tmp_path):
+    pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    from symnn.io import to_onnx
+
+    data = X.reshape(3, -1).astype("float32")
+    x = pt.matrix("x", dtype="float32")
+    mine = pytensor.function([x], small_graph(x), mode=FAST)(data)
+    back = symnn.load(symnn.save(small_graph, tmp_path / "g"))
+    np.testing.assert_array_equal(pytensor.function([x], back(x), mode=FAST)(data), mine)
+    path = to_onnx(small_graph, tmp_path / "g.onnx")
+    (got,) = ReferenceEvaluator(str(path)).run(None, {"x": data})
+    np.testing.assert_allclose(got, mine, rtol=1e-5, atol=1e-6)
+
+
+def test_on_the_default_c_backend(small_graph):
+    data = X.reshape(3, -1).astype("float32")
+    data[0, 0] = np.nan
+    x = pt.matrix("x", dtype="float32")
+    c_out = pytensor.function([x], small_graph(x))(data)
+    fast = pytensor.function([x], small_graph(x), mode=FAST)(data)
+    np.testing.assert_allclose(c_out, fast, rtol=1e-6, equal_nan=True)
+    assert np.isnan(c_out[0]).all() and np.isfinite(c_out[1:]).all()
+
+
+def test_bad_arguments_are_refused_by_name():
+    with pytest.raises(SymnnTypeError, match=r"Elementwise\('relu'\) has no parameter 'alpha'"):
+        Elementwise("relu", alpha=0.1)
+    with pytest.raises(SymnnValueError, match="op='gelu' is not known"):
+        Elementwise("gelu")
+    with pytest.raises(SymnnValueError, match="axis 0 is the batch axis"):
+        Softmax(axis=0)(pt.matrix("x"))
+    with pytest.raises(SymnnValueError, match="axis 0 is the batch axis"):
+        Reduce("sum", (0,))(pt.matrix("x"))
+    with pytest.raises(SymnnValueError, match=r"constant of shape \(3, 5\) does not broadcast"):
+        Arithmetic("add", np.ones((3, 5)))(pt.matrix("x"))
