@@ -268,3 +268,18 @@ def test_batch_norm_of_images_in_training_mode_matches_numpy_and_its_gradient():
     with torch.no_grad():
         ref.weight.copy_(torch.from_numpy(gamma)), ref.bias.copy_(torch.from_numpy(beta))
         np.testing.assert_allclose(got, ref(torch.from_numpy(hv)).numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_image_layer_keeps_its_input_float_type(dtype):
+    """MaxPool2D/AvgPool2D with ceil_mode, LocalResponseNorm and Pad computed float32 images
+    in float64 (PyTensor's pt.pad upcasts), which the next layer then refused."""
+    from symnn.layers import AvgPool2D, LocalResponseNorm, MaxPool2D, Pad, Upsample2D
+
+    x = pt.tensor4("x", dtype=dtype, shape=(None, 2, 5, 5))
+    layers = [MaxPool2D(2, ceil_mode=True), AvgPool2D(3, 2, 1, ceil_mode=True),
+              AvgPool2D(2, ceil_mode=True, include_pad=False), LocalResponseNorm(3),
+              Pad(1), Pad((1, 0, 2, 1), value=-1.0), Pad(1, "reflect"), Pad(2, "replicate"),
+              Upsample2D(2, "bilinear")]  # fmt: skip
+    for layer in layers:
+        assert layer(x).dtype == dtype, layer

@@ -31,6 +31,7 @@ from ..layers import (
     Conv2D,
     ConvTranspose2D,
     Dense,
+    Divide,
     Dropout,
     Elementwise,
     Flatten,
@@ -249,7 +250,8 @@ def _write_any(w: _Writer, layer: Layer, in_shape) -> None:
         _write_layer(w, layer, in_shape)
 
 
-_MERGES = {Concat: "Concat", Add: "Add", Multiply: "Mul", Maximum: "Max", Minimum: "Min"}
+_MERGES = {Concat: "Concat", Add: "Add", Multiply: "Mul", Maximum: "Max", Minimum: "Min",
+           Divide: "Div"}  # fmt: skip
 
 
 def _write_merge(w: _Writer, layer: Layer, names: list[str]) -> str:

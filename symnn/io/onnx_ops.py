@@ -23,6 +23,7 @@ from ..layers import (
     MaxPool2D,
     Pad,
     Reduce,
+    Reshape,
 )
 from .onnx_reader import Reader
 from .onnx_tensor_ops import TENSOR_ATTRIBUTES, TENSOR_READERS
@@ -75,21 +76,23 @@ def _call_fused(r: Reader, node, layer, names: list[str] | None = None) -> None:
 
 
 # -- convolutions and pooling ----------------------------------------------------------------
-def _spatial_pads(r: Reader, node, hw: tuple, kernel, strides, dilations) -> list[int]:
-    """ONNX's ``[top, left, bottom, right]`` pads, from ``pads`` or ``auto_pad``."""
+def _spatial_pads(r: Reader, node, sizes: tuple, kernel, strides, dilations) -> list[int]:
+    """ONNX's pads (all begins, then all ends), from ``pads`` or ``auto_pad``."""
     a = r.attrs(node)
+    n = len(sizes)
     auto = a.get("auto_pad", "NOTSET")
     if auto == "NOTSET":
-        pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
-        if len(pads) != 4 or min(pads) < 0:
-            raise r.error(node, f"pads={pads} is not valid for a 2-D op (4 values >= 0).")
+        pads = [int(p) for p in a.get("pads", [0] * 2 * n)]
+        if len(pads) != 2 * n or min(pads) < 0:
+            raise r.error(node, f"pads={pads} is not valid for a {n}-D op ({2 * n} values "
+                                ">= 0).")  # fmt: skip
         return pads
     if auto == "VALID":
-        return [0, 0, 0, 0]
+        return [0] * 2 * n
     if auto not in ("SAME_UPPER", "SAME_LOWER"):
         raise r.error(node, f"auto_pad={auto!r} is not known.")
     begin, end = [], []
-    for size, k, s, d in zip(hw, kernel, strides, dilations):
+    for size, k, s, d in zip(sizes, kernel, strides, dilations):
         total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
         small, big = total // 2, total - total // 2
         begin.append(small if auto == "SAME_UPPER" else big)
@@ -97,28 +100,56 @@ def _spatial_pads(r: Reader, node, hw: tuple, kernel, strides, dilations) -> lis
     return [*begin, *end]
 
 
-def _geometry(r: Reader, node, kernel) -> tuple[tuple, tuple, list[int]]:
+def _geometry(r: Reader, node, kernel, images_only: bool = True):
+    """``(strides, dilations, pads)`` of a convolution or pooling node, checked."""
     a = r.attrs(node)
     shape = r.shape(node)
-    if len(shape) != 3:
+    n = len(shape) - 1
+    if n < 1 or (images_only and n != 2):
         raise r.error(node, f"takes images (N, C, H, W); the input is {(None, *shape)} "
                             "(1-D and 3-D versions are not supported).")  # fmt: skip
-    strides = tuple(int(s) for s in a.get("strides", [1, 1]))
-    dilations = tuple(int(d) for d in a.get("dilations", [1, 1]))
+    if len(kernel) != n:
+        raise r.error(node, f"a kernel of {len(kernel)} axes for inputs {(None, *shape)}.")
+    strides = tuple(int(s) for s in a.get("strides", [1] * n))
+    dilations = tuple(int(d) for d in a.get("dilations", [1] * n))
     if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(kernel):
         raise r.error(node, f"kernel_shape={a['kernel_shape']} differs from the weights' "
                             f"{tuple(kernel)}.")  # fmt: skip
     return strides, dilations, _spatial_pads(r, node, shape[1:], kernel, strides, dilations)
 
 
-def _padded(r: Reader, node, pads: list[int], value: float = 0.0) -> tuple[tuple, str]:
+def _image_view(r: Reader, node, kernel, strides, pads) -> tuple | None:
+    """A 1-D or 3-D pooling that acts on one axis (or on the last two) as a 2-D pooling of
+    the samples seen as images: ``(image shape, kernel, strides, pads, axes)`` (None for a
+    2-D pooling). PyTorch's LRN decomposition pools 5-D tensors over channels this way."""
+    shape = r.shape(node)
+    n = len(kernel)
+    if n == 2:
+        return None
+    acting = [i for i in range(n) if kernel[i] != 1 or strides[i] != 1 or pads[i] or pads[n + i]]
+    spatial = shape[1:]
+    if len(acting) <= 1:
+        i = acting[0] if acting else 0
+        image = (shape[0] * int(np.prod(spatial[:i])), spatial[i], int(np.prod(spatial[i + 1 :])))
+        return image, (kernel[i], 1), (strides[i], 1), [pads[i], 0, pads[n + i], 0], [i]
+    if acting == [n - 2, n - 1]:
+        image = (shape[0] * int(np.prod(spatial[:-2])), *spatial[-2:])
+        return image, kernel[-2:], strides[-2:], [*pads[n - 2 : n], *pads[-2:]], acting
+    axes = [i + 2 for i in acting]
+    raise r.error(node, f"pools over axes {axes} of inputs {(None, *shape)}; symnn pools "
+                        "over one axis or the last two.")  # fmt: skip
+
+
+def _padded(r: Reader, node, pads: list[int], value: float = 0.0,
+            source: str | None = None) -> tuple[tuple, str]:  # fmt: skip
     """``(symmetric pads, input tensor)``: asymmetric pads become a ``Pad`` layer first."""
     top, left, bottom, right = pads
+    source = source or node.input[0]
     if (top, left) == (bottom, right):
-        return (top, left), node.input[0]
+        return (top, left), source
     padded = node.output[0] + "/padded"
     label = f"{node.name}.pad" if node.name else None
-    r.call(node, Pad((left, right, top, bottom), value=value, name=label), out=padded)
+    r.call(node, Pad((left, right, top, bottom), value=value, name=label), [source], padded)
     return (0, 0), padded
 
 
@@ -153,23 +184,37 @@ def _conv_transpose(r: Reader, node) -> None:
 def _pool(r: Reader, node) -> None:
     a = r.attrs(node)
     kernel = tuple(int(k) for k in a["kernel_shape"])
-    strides, dilations, pads = _geometry(r, node, kernel)
+    strides, dilations, pads = _geometry(r, node, kernel, images_only=False)
     if any(d != 1 for d in dilations):
         raise r.error(node, f"dilations={list(dilations)} are not supported.")
     if len(node.output) > 1 and node.output[1]:
         raise r.error(node, "the Indices output is not supported.")
+    view = _image_view(r, node, kernel, strides, pads)
+    source = node.input[0]
+    if view is not None:
+        image, kernel, strides, pads, axes = view
+        source = node.output[0] + "/image"
+        r.call(node, Reshape(image), out=source)
     ceil = bool(a.get("ceil_mode", 0))
     include = bool(a.get("count_include_pad", 0))
     if node.op_type == "AveragePool" and not include and pads[:2] != pads[2:]:
         raise r.error(node, f"asymmetric pads {pads} without count_include_pad are not "
                             "supported.")  # fmt: skip
-    pad, source = _padded(r, node, pads, -np.inf if node.op_type == "MaxPool" else 0.0)
+    value = -np.inf if node.op_type == "MaxPool" else 0.0
+    pad, source = _padded(r, node, pads, value, source)
     if node.op_type == "MaxPool":
         layer = MaxPool2D(kernel, strides, pad, ceil_mode=ceil, name=node.name or None)
     else:
         layer = AvgPool2D(kernel, strides, pad, ceil_mode=ceil, include_pad=include,
                           name=node.name or None)  # fmt: skip
-    r.call(node, layer, [source])
+    if view is None:
+        r.call(node, layer, [source])
+        return
+    pooled = r.call(node, layer, [source], out=node.output[0] + "/pooled")
+    spatial = list(r.shape(node)[1:])
+    for axis, size in zip(axes, r.shapes[pooled.name][1:]):
+        spatial[axis] = size
+    r.call(node, Reshape((r.shape(node)[0], *spatial)), [pooled.name])
 
 
 def _global_pool(r: Reader, node) -> None:

@@ -25,6 +25,8 @@ __all__ = ["onnx_modules", "Reader", "read_graph"]
 #: the batch size the folding of ``Shape`` ops puts for the batch axis (a ``Reshape``
 #: checks its target's per-sample size against the input, so a wrong use is refused)
 _BATCH = 1
+#: ops never folded: random ones, and those with subgraphs reading the outer graph
+_NOT_FOLDED = ("RandomNormal", "RandomUniform", "If", "Loop", "Scan")
 
 
 def onnx_modules():
@@ -51,7 +53,7 @@ class Reader:
         self.consts = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
         self.vars: dict[str, Any] = {}  # tensor name -> symbolic tensor
         self.shapes: dict[str, tuple] = {}  # tensor name -> per-sample shape
-        self.uses = Counter(i for n in self.graph.node for i in n.input if i)
+        self.uses = Counter(i for n in _all_nodes(self.graph) for i in n.input if i)
         self.uses.update(o.name for o in self.graph.output)
         self.fused: set[int] = set()  # nodes folded into the layer before them
         #: tensors that are the data input, reshaped or normalised (where Sub/Div by
@@ -59,6 +61,7 @@ class Reader:
         self.preprocessing: set[str] = set()
         self.normalizers: dict[str, tuple[Any, str]] = {}
         self.attr = onnx.helper.get_attribute_value
+        self.readers: dict[str, Callable] = {}
 
     # -- helpers the op readers use ---------------------------------------------------
     def error(self, node, why: str) -> SymnnValueError:
@@ -135,13 +138,21 @@ class Reader:
                 return k, node
         return None
 
+    def read_node(self, node) -> None:
+        """Fold the node if its inputs are constants, else call its reader."""
+        if self.foldable(node):
+            self.fold(node)
+        elif node.op_type in self.readers:
+            self.readers[node.op_type](self, node)
+        else:
+            raise self.error(node, "the op is not supported.")
+
     # -- constants --------------------------------------------------------------------
     def foldable(self, node) -> bool:
         inputs = [i for i in node.input if i]
         if node.op_type == "Shape":
             return bool(inputs) and inputs[0] in self.vars
-        return all(i in self.consts for i in inputs) and node.op_type not in ("RandomNormal",
-                                                                              "RandomUniform")
+        return all(i in self.consts for i in inputs) and node.op_type not in _NOT_FOLDED
 
     def fold(self, node) -> None:
         if node.op_type == "Shape":
@@ -153,6 +164,17 @@ class Reader:
         for name, value in zip(node.output, values):
             if name:
                 self.consts[name] = np.asarray(value)
+
+
+def _all_nodes(graph) -> list:
+    """The nodes of ``graph`` and of its subgraphs (the branches of ``If``, ...)."""
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                nodes.extend(_all_nodes(sub))
+    return nodes
 
 
 def _evaluate(model: Any, node: Any, feeds: dict[str, np.ndarray]) -> list:
@@ -221,13 +243,10 @@ def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
         if len(shape) > 1:
             r.bind(d.name, Reshape(shape)(xs[-1]), shape)
         r.preprocessing.add(d.name)
+    r.readers = readers
     for k, node in enumerate(r.graph.node):
-        if k in r.fused:
-            continue
-        if r.foldable(node):
-            r.fold(node)
-        else:
-            readers[node.op_type](r, node)
+        if k not in r.fused:
+            r.read_node(node)
     outputs = []
     for o in r.graph.output:
         if o.name not in r.vars:
@@ -248,7 +267,9 @@ def _check_ops(r: Reader, readers: dict[str, Callable], attributes: dict[str, se
     known, bad = set(r.consts) | tensors, []
     for node in r.graph.node:
         inputs = [i for i in node.input if i]
-        const = node.op_type == "Shape" or (inputs and all(i in known - tensors for i in inputs))
+        const = node.op_type == "Shape" or (
+            inputs and all(i in known - tensors for i in inputs) and node.op_type not in _NOT_FOLDED
+        )
         if node.op_type == "Constant" or const:
             known.update(node.output)
             continue

@@ -13,6 +13,7 @@ from ..layers import (
     Add,
     Arithmetic,
     Concat,
+    Divide,
     Elementwise,
     Flatten,
     Maximum,
@@ -50,6 +51,7 @@ TENSOR_ATTRIBUTES: dict[str, set[str]] = {
     "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
                "exclude_outside", "extrapolation_value", "antialias", "keep_aspect_ratio_policy"},
     "Upsample": {"mode", "scales"},
+    "If": {"then_branch", "else_branch"},
     **{f"Reduce{op}": {"axes", "keepdims", "noop_with_empty_axes"}
        for op in ("Mean", "Max", "Min", "Sum", "Prod")},
 }  # fmt: skip
@@ -172,14 +174,15 @@ def _as_normalize(r: Reader, node, tensor: str, value: np.ndarray, first: bool):
 
 def _merge(r: Reader, node, tensors: list[str]) -> None:
     op = node.op_type
-    layers = {"Add": Add, "Sum": Add, "Mul": Multiply, "Max": Maximum, "Min": Minimum}
+    layers = {"Add": Add, "Sum": Add, "Mul": Multiply, "Max": Maximum, "Min": Minimum,
+              "Div": Divide}  # fmt: skip
     if op == "Sub" and len(tensors) == 2:
         layer = Add(coeffs=[1, -1], name=node.name or None)
     elif op in layers:
         layer = layers[op](name=node.name or None)
     else:
-        raise r.error(node, f"{op} of two tensors is not supported (a tensor and a constant "
-                            "is).")  # fmt: skip
+        raise r.error(node, f"{op} of {len(tensors)} tensors is not supported (of a tensor "
+                            "and a constant it is).")  # fmt: skip
     r.call(node, layer, tensors)
 
 
@@ -302,15 +305,35 @@ def _pad(r: Reader, node) -> None:
     value = float(np.asarray(given).reshape(-1)[0]) if given is not None else float(value)
     if r.optional_const(node, 3) is not None:
         raise r.error(node, "the axes input is not supported (give pads for every axis).")
-    if len(r.shape(node)) != 3:
-        raise r.error(node, f"pads images (N, C, H, W); the input is {(None, *r.shape(node))}.")
-    n, c, top, left, n2, c2, bottom, right = pads
-    if any((n, c, n2, c2)) or min(pads) < 0:
-        raise r.error(node, f"pads={pads} pad the batch or channel axes or crop; only "
-                            "non-negative padding of height and width is supported.")  # fmt: skip
-    layer = Pad((left, right, top, bottom), _PAD_MODES[mode],
+    shape = r.shape(node)
+    rank = len(shape) + 1
+    if len(pads) != 2 * rank or min(pads) < 0 or pads[0] or pads[rank]:
+        raise r.error(node, f"pads={pads} pad the batch axis, crop, or do not fit inputs "
+                            f"{(None, *shape)}; padding >= 0 of the sample axes is supported.")
+    begin, end = pads[1:rank], pads[rank + 1 :]
+    axes = [i for i in range(rank - 1) if begin[i] or end[i]]
+    if not axes:
+        r.alias(node)
+        return
+    if len(axes) > 1 and axes != [rank - 3, rank - 2]:
+        raise r.error(node, f"pads {pads} pad axes {[i + 1 for i in axes]}; symnn pads one "
+                            "axis or the last two.")  # fmt: skip
+    last = axes[-1]  # the samples seen as images (C, H, W) whose H (and W) are padded
+    image = (int(np.prod(shape[: axes[0]])), *shape[axes[0] : last + 1],
+             int(np.prod(shape[last + 1 :])) if len(axes) == 1 else None)  # fmt: skip
+    image = tuple(d for d in image if d is not None)
+    lr = (begin[last], end[last]) if len(axes) == 2 else (0, 0)
+    layer = Pad((*lr, begin[axes[0]], end[axes[0]]), _PAD_MODES[mode],
                 value if mode == "constant" else 0.0, name=node.name or None)  # fmt: skip
-    r.call(node, layer)
+    if image == shape:
+        r.call(node, layer)
+        return
+    out = list(shape)
+    for i in axes:
+        out[i] += begin[i] + end[i]
+    r.call(node, Reshape(image), out=node.output[0] + "/image")
+    r.call(node, layer, [node.output[0] + "/image"], out=node.output[0] + "/padded")
+    r.call(node, Reshape(tuple(out)), [node.output[0] + "/padded"])
 
 
 def _resize(r: Reader, node) -> None:
@@ -382,7 +405,25 @@ def _reduce(r: Reader, node) -> None:
     r.call(node, Reduce(op, axes, keepdims=bool(a.get("keepdims", 1)), name=node.name or None))
 
 
+def _if(r: Reader, node) -> None:
+    """An ``If`` on a constant condition (PyTorch's exports test shapes this way): the
+    branch it takes, read in place."""
+    if node.input[0] not in r.consts:
+        raise r.error(node, "an If whose condition depends on the data is not supported.")
+    branch = "then_branch" if bool(np.asarray(r.consts[node.input[0]]).reshape(-1)[0]) else (
+        "else_branch")  # fmt: skip
+    graph = r.attrs(node)[branch]
+    for inner in graph.node:
+        r.read_node(inner)
+    for outer, inner in zip(node.output, graph.output):
+        if inner.name in r.consts:
+            r.consts[outer] = r.consts[inner.name]
+        else:
+            r.vars[outer], r.shapes[outer] = r.vars[inner.name], r.shapes[inner.name]
+
+
 TENSOR_READERS: dict[str, Callable] = {
+    "If": _if,
     "Identity": lambda r, n: r.alias(n),
     "Relu": _activation("relu"), "Sigmoid": _activation("sigmoid"),
     "Tanh": _activation("tanh"), "Softplus": _activation("softplus"),

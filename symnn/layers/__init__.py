@@ -19,7 +19,7 @@ from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
 from .elementwise import Arithmetic, Elementwise, Reduce, Softmax
 from .graph import Graph, Input
-from .merge import Add, Concat, Maximum, MergeLayer, Minimum, Multiply
+from .merge import Add, Concat, Divide, Maximum, MergeLayer, Minimum, Multiply
 from .noise import Dropout
 from .normalization import BatchNorm, LocalResponseNorm
 from .shape import Flatten, Normalize, Reshape
@@ -65,6 +65,7 @@ __all__ = [
     "Multiply",
     "Maximum",
     "Minimum",
+    "Divide",
     "mlp",
     "resnet",
     "residual_block",

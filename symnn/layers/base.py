@@ -491,3 +491,17 @@ class Layer:
             cfg = {}
         args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("dtype",))
         return f"{type(self).__name__}({args})"
+
+
+def pad_constant(x: Any, widths: Sequence[tuple[int, int]], value: float = 0.0) -> Any:
+    """``x`` padded by ``widths`` (``(before, after)`` per axis) with ``value``, in ``x``'s
+    own float type (``pt.pad`` computes a float32 tensor in float64).
+
+    >>> import pytensor.tensor as pt
+    >>> pad_constant(pt.matrix("x", dtype="float32"), [(0, 0), (1, 2)]).dtype
+    'float32'
+    """
+    sizes = [x.shape[i] + before + after for i, (before, after) in enumerate(widths)]
+    out = pt.alloc(np.asarray(value, dtype=x.dtype), *sizes)
+    window = tuple(slice(before, before + x.shape[i]) for i, (before, _) in enumerate(widths))
+    return pt.set_subtensor(out[window], x)

@@ -12,7 +12,7 @@ from ..errors import SymnnValueError
 from ..init import Constant, GlorotUniform
 from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
 from ..utils import check_positive
-from .base import Layer, register, tag_call
+from .base import Layer, pad_constant, register, tag_call
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
@@ -325,9 +325,9 @@ class _Pool(Layer):
         (ph, pw), (eh, ew) = self.pad, extra
         if self.mode == "max":
             low = np.asarray(-np.inf, dtype=x.dtype)
-            wide = pt.pad(x, ((0, 0), (0, 0), (0, eh), (0, ew)), constant_values=low)
+            wide = pad_constant(x, ((0, 0), (0, 0), (0, eh), (0, ew)), low)
             return self._op(wide)
-        full = pt.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)))
+        full = pad_constant(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)))
         means = Pool2D("average_inc_pad", self.pool_size, self.stride, 0, True)(full)
         counts = np.outer(*(self._counts(n, k, s, p, e) for n, k, s, p, e in
                             zip(size, self.pool_size, self.stride, self.pad, extra)))  # fmt: skip

@@ -13,7 +13,7 @@ from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import describe
 from .base import Layer, register, tag_call
 
-__all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum", "Minimum"]
+__all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum", "Minimum", "Divide"]
 
 
 class MergeLayer(Layer):
@@ -185,3 +185,22 @@ class Minimum(MergeLayer):
         for x in xs[1:]:
             out = pt.minimum(out, x)
         return out
+
+
+@register
+class Divide(MergeLayer):
+    """The elementwise quotient ``a / b`` of two tensors of one shape (ONNX's ``Div`` of two
+    tensors; division by 0 gives infinity or NaN, as ``torch.div``)."""
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+
+    def _check_shapes(self, shapes: list[tuple]) -> None:
+        if len(shapes) != 2:
+            raise SymnnValueError(
+                f"Divide{self._label()} takes two tensors (a / b); got {len(shapes)}."
+            )
+        super()._check_shapes(shapes)
+
+    def get_output_for(self, xs, *, deterministic: bool = False):
+        return xs[0] / xs[1]

@@ -10,7 +10,7 @@ import pytensor.tensor as pt
 from ..errors import SymnnValueError
 from ..init import Constant
 from ..utils import check_positive
-from .base import Layer, attach_updates, register
+from .base import Layer, attach_updates, pad_constant, register
 
 __all__ = ["BatchNorm", "LocalResponseNorm"]
 
@@ -171,7 +171,7 @@ class LocalResponseNorm(Layer):
         before, after = self.size // 2, (self.size - 1) // 2
         squares = pt.square(x)
         widths = [(0, 0), (before, after)] + [(0, 0)] * (x.type.ndim - 2)
-        padded = pt.pad(squares, widths)
+        padded = pad_constant(squares, widths)
         c = x.shape[1]
         total = sum(padded[:, i : i + c] for i in range(self.size))
         k, alpha, beta = (np.asarray(v, dtype=x.type.dtype)

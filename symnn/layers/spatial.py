@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import check_positive, describe
-from .base import Layer, register
+from .base import Layer, pad_constant, register
 from .conv import _check_images, _image_shape
 
 __all__ = ["Transpose", "ChannelShuffle", "Pad", "Upsample2D", "PAD_MODES", "UPSAMPLE_MODES"]
@@ -158,9 +158,8 @@ class Pad(_ImageLayer):
 
     def get_output_for(self, x, *, deterministic: bool = False):
         left, right, top, bottom = self.pad
-        if self.mode == "constant":
-            value = np.asarray(self.value, dtype=x.dtype)
-            return pt.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+        if self.mode == "constant":  # pt.pad would compute a float32 image in float64
+            return pad_constant(x, ((0, 0), (0, 0), (top, bottom), (left, right)), self.value)
         rows = self._source(x.shape[2], top, bottom)
         cols = self._source(x.shape[3], left, right)
         return x[:, :, rows][:, :, :, cols]
