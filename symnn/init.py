@@ -33,6 +33,7 @@ __all__ = [
     "Normal",
     "Uniform",
     "Constant",
+    "Orthogonal",
     "get",
 ]
 
@@ -157,7 +158,31 @@ class Constant(Initializer):
         return np.full(shape, self.value)
 
 
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014; Lasagne's
+    ``Orthogonal``, the recurrent weights' default): the rows or the columns of the matrix
+    ``(shape[0], prod(shape[1:]))`` are orthonormal.
+
+    >>> W = Orthogonal()((4, 4), np.random.default_rng(0), "float64")
+    >>> bool(np.allclose(W @ W.T, np.eye(4)))
+    True
+    """
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = float(gain)
+
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        if len(shape) < 2:
+            raise SymnnValueError(f"shape={shape}: Orthogonal needs at least 2 dimensions.")
+        flat = (shape[0], int(np.prod(shape[1:])))
+        a = rng.normal(0.0, 1.0, size=flat)
+        u, _, vt = np.linalg.svd(a, full_matrices=False)
+        q = u if u.shape == flat else vt
+        return self.gain * q.reshape(shape)
+
+
 _NAMES = {
+    "orthogonal": Orthogonal,
     "glorot_uniform": GlorotUniform,
     "xavier_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal,

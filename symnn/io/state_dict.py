@@ -98,7 +98,7 @@ def _layers_with_params(network: Layer) -> list[Layer]:
     if isinstance(network, Sequential | Graph):
         found = [la for sub in network.layers for la in _layers_with_params(sub)]
         return list(dict.fromkeys(found))
-    if not network._params and network.sublayers():
+    if not network._params and network.sublayers() and not hasattr(network, "torch_keys"):
         return list(dict.fromkeys(
             la for _, sub in network.sublayers() for la in _layers_with_params(sub)
         ))  # fmt: skip
@@ -150,6 +150,10 @@ def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
         out[layer.mean] = (take("running_mean", layer.mean), key("running_mean"))
         inv_std = 1.0 / np.sqrt(var.astype(np.float64) + layer.epsilon)
         out[layer.inv_std] = (inv_std, key("running_var"))
+    elif hasattr(layer, "torch_keys"):  # recurrent layers, embeddings: their own table
+        for name, var, transpose in layer.torch_keys():
+            value = take(name, var, transpose=transpose)
+            out[var] = (value.T if transpose else value, key(name))
     elif isinstance(layer, PReLU):
         a = _take(group, "weight", prefix, label).reshape(-1)
         shape = layer.alpha.get_value(borrow=True).shape

@@ -18,10 +18,12 @@ from .containers import Sequential, mlp
 from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
 from .elementwise import Arithmetic, Elementwise, Reduce, Softmax
+from .embedding import Embedding, TimeDistributed
 from .graph import Graph, Input
 from .merge import Add, Concat, Divide, Maximum, MergeLayer, Minimum, Multiply
 from .noise import Dropout
 from .normalization import BatchNorm, LocalResponseNorm
+from .recurrent import GRU, LSTM, RNN, Bidirectional
 from .shape import Flatten, Normalize, Reshape
 from .spatial import ChannelShuffle, Pad, Transpose, Upsample2D
 from .transposed import ConvTranspose2D
@@ -36,6 +38,12 @@ __all__ = [
     "Softmax",
     "Arithmetic",
     "Reduce",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "Bidirectional",
+    "Embedding",
+    "TimeDistributed",
     "LAYER_CLASSES",
     "layer_from_spec",
     "layer_to_spec",

@@ -1,0 +1,228 @@
+"""Recurrent layers, embeddings and TimeDistributed: values and gradients against PyTorch's
+nn.RNN/LSTM/GRU with the same weights (carried over by load_state_dict), masks against a
+loop over each sequence's true length, finite differences, the C and Numba backends,
+training, saving and graphs."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from _torch import import_torch
+
+import symnn
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.gradcheck import check_grad
+from symnn.io import load_state_dict
+from symnn.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    Dense,
+    Embedding,
+    Graph,
+    Input,
+    Reshape,
+    Sequential,
+    TimeDistributed,
+)
+from symnn.train import Trainer
+
+FAST = "FAST_COMPILE"
+N, T, F, H = 3, 5, 4, 6
+X = np.random.default_rng(0).normal(size=(N, T, F))
+KINDS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def _layer(kind, **kw):
+    return KINDS[kind](F, H, rng=1, dtype="float64", **kw)
+
+
+def _run(layer, x_value, mask=None, mode=FAST):
+    x = pt.tensor3("x", dtype=layer.dtype)
+    if mask is None:
+        return pytensor.function([x], layer(x), mode=mode)(x_value)
+    m = pt.matrix("m", dtype=layer.dtype)
+    return pytensor.function([x, m], layer(x, mask=m), mode=mode)(x_value, mask)
+
+
+def _torch_twin(torch, kind, bidirectional=False, **kw):
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    torch.manual_seed(0)
+    return cls(F, H, batch_first=True, bidirectional=bidirectional, **kw).double()
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_values_and_input_gradients_equal_pytorchs_with_its_weights(kind):
+    torch = import_torch()
+    theirs = _torch_twin(torch, kind)
+    ours = _layer(kind)
+    report = load_state_dict(ours, {k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    assert not report.missing and not report.unexpected
+    xt = torch.from_numpy(X.copy()).requires_grad_(True)
+    want, _ = theirs(xt)
+    (want ** 2).sum().backward()
+    x = pt.tensor3("x", dtype="float64")
+    out = ours(x)
+    fn = pytensor.function([x], [out, pytensor.grad((out**2).sum(), x)], mode=FAST)
+    got, grad = fn(X)
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    final = _run(_layer(kind, only_return_final=True).__class__(
+        F, H, only_return_final=True, dtype="float64",
+        W_in=ours.W_in.get_value(), W_hid=ours.W_hid.get_value(), b=ours.b_in.get_value()), X)
+    assert final.shape == (N, H)
+
+
+def test_bidirectional_equals_pytorchs_bidirectional_lstm():
+    torch = import_torch()
+    theirs = _torch_twin(torch, "lstm", bidirectional=True)
+    ours = Bidirectional(_layer("lstm"), rng=2)
+    load_state_dict(ours, {k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    want, _ = theirs(torch.from_numpy(X))
+    np.testing.assert_allclose(_run(ours, X), want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert ours.output_shape((T, F)) == (T, 2 * H)
+
+
+def test_relu_rnn_equals_pytorchs():
+    torch = import_torch()
+    theirs = _torch_twin(torch, "rnn", nonlinearity="relu")
+    ours = RNN(F, H, "relu", dtype="float64")
+    load_state_dict(ours, {k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    want, _ = theirs(torch.from_numpy(X))
+    np.testing.assert_allclose(_run(ours, X), want.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_masks_equal_a_loop_over_each_sequences_true_length(kind):
+    lengths = [5, 2, 3]
+    mask = (np.arange(T)[None, :] < np.array(lengths)[:, None]).astype("float64")
+    layer = _layer(kind)
+    final = KINDS[kind](F, H, only_return_final=True, dtype="float64",
+                        W_in=layer.W_in, W_hid=layer.W_hid, b=layer.b_in)  # fmt: skip
+    final.b_hid.set_value(layer.b_hid.get_value())
+    outs, last = _run(layer, X, mask), _run(final, X, mask)
+    for i, n in enumerate(lengths):
+        alone = _run(layer, X[i : i + 1, :n])[0]
+        np.testing.assert_allclose(outs[i, :n], alone, rtol=1e-12)
+        np.testing.assert_allclose(outs[i, n:], np.repeat(alone[-1:], T - n, axis=0), rtol=1e-12)
+        np.testing.assert_allclose(last[i], alone[-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("rnn", {}), ("lstm", {}), ("gru", {}), ("lstm", {"peepholes": True}),
+    ("gru", {"backwards": True}), ("lstm", {"precompute_input": False, "learn_init": True}),
+    ("rnn", {"only_return_final": True}),
+])  # fmt: skip
+def test_gradients_equal_finite_differences(kind, options):
+    layer = _layer(kind, **options)
+    if options.get("peepholes"):
+        layer.W_cell.set_value(np.random.default_rng(3).normal(size=(3, H)) * 0.3)
+    x = pt.tensor3("x", dtype="float64")
+    mask = np.ones((N, T))
+    mask[1, 3:] = 0
+    m = pt.matrix("m", dtype="float64")
+    cost = pt.sum(pt.sin(layer(x, mask=m)))
+    err = check_grad(cost, [x, *layer.params], [X], givens={m: mask}, mode=FAST)
+    assert err < 1e-5, err
+
+
+def test_options_change_what_they_say():
+    layer = _layer("lstm")
+    same = LSTM(F, H, precompute_input=False, dtype="float64", W_in=layer.W_in,
+                W_hid=layer.W_hid, b=layer.b_in)  # fmt: skip
+    np.testing.assert_allclose(_run(same, X), _run(layer, X), rtol=1e-12)
+    back = LSTM(F, H, backwards=True, dtype="float64", W_in=layer.W_in, W_hid=layer.W_hid,
+                b=layer.b_in)  # fmt: skip
+    flipped = _run(layer, X[:, ::-1])[:, ::-1]
+    np.testing.assert_allclose(_run(back, X), flipped, rtol=1e-12)  # aligned with the input
+    x = pt.tensor3("x", dtype="float64")
+    grads = {}
+    for steps in (-1, 2):
+        trunc = LSTM(F, H, gradient_steps=steps, dtype="float64", W_in=layer.W_in,
+                     W_hid=layer.W_hid, b=layer.b_in)  # fmt: skip
+        cost = trunc(x)[:, -1].sum()
+        grads[steps] = pytensor.function([x], pytensor.grad(cost, x), mode=FAST)(X)
+    assert np.abs(grads[2][:, :-2]).max() == 0 and np.abs(grads[-1][:, :-2]).max() > 0
+    clipped = LSTM(F, H, grad_clipping=1e-3, dtype="float64", W_in=layer.W_in,
+                   W_hid=layer.W_hid, b=layer.b_in)  # fmt: skip
+    cost = clipped(x)[:, -1].sum()
+    g = pytensor.function([x], pytensor.grad(cost, x), mode=FAST)(X)
+    assert not np.allclose(g, grads[-1]) and np.allclose(_run(clipped, X), _run(layer, X))
+
+
+@pytest.mark.parametrize("mode", [None, "NUMBA"])
+def test_the_default_c_and_the_numba_backends_compute_the_same(mode):
+    if mode == "NUMBA":
+        pytest.importorskip("numba")
+    for kind in KINDS:
+        layer = _layer(kind)
+        mask = np.ones((N, T))
+        mask[0, 2:] = 0
+        np.testing.assert_allclose(_run(layer, X, mask, mode=mode), _run(layer, X, mask),
+                                   rtol=1e-10)  # fmt: skip
+
+
+def _sequence_task(n=256, seed=0):
+    """Is the first feature's sum over time positive? (needs every step)."""
+    rng = np.random.default_rng(seed)
+    seqs = rng.normal(size=(n, T, F)).astype("float32")
+    return seqs.reshape(n, -1), (seqs[:, :, 0].sum(axis=1) > 0).astype("int32")
+
+
+def _sequence_net(kind="lstm"):
+    return Sequential([Reshape((T, F)), KINDS[kind](F, 16, only_return_final=True, rng=0),
+                       Dense(16, 2, "softmax", rng=1)])  # fmt: skip
+
+
+def test_a_recurrent_classifier_trains_saves_and_resumes_exactly(tmp_path):
+    Xs, y = _sequence_task()
+    straight = Trainer(_sequence_net(), learning_rate=0.02, mode=FAST, seed=0)
+    straight.fit(Xs, y, epochs=4, batch_size=32, progress=False)
+    first = Trainer(_sequence_net(), learning_rate=0.02, mode=FAST, seed=0)
+    first.fit(Xs, y, epochs=2, batch_size=32, progress=False)
+    resumed = symnn.load(symnn.save(first, tmp_path / "run"))
+    resumed.fit(Xs, y, epochs=2, batch_size=32, progress=False)
+    for a, b in zip(straight.get_state(), resumed.get_state(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert straight.evaluate(Xs, y)["accuracy"] > 0.9
+    assert "LSTM" in straight.network.summary()
+
+
+def test_embeddings_a_gru_and_a_mask_in_a_graph_train_and_save(tmp_path):
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 10, size=(200, T)).astype("int32")
+    lengths = rng.integers(2, T + 1, size=200)
+    mask = (np.arange(T)[None, :] < lengths[:, None]).astype("float32")
+    ids[mask == 0] = 0  # padding token
+    y = ((ids == 3) & (mask == 1)).any(axis=1).astype("int32")  # was token 3 seen?
+    tokens, m = Input((T,), name="ids", dtype="int32"), Input((T,), name="mask")
+    h = GRU(8, 12, only_return_final=True, rng=0, name="gru")([Embedding(10, 8, rng=1)(tokens), m])
+    net = Graph([tokens, m], Dense(12, 2, "softmax", rng=2)(h))
+    trainer = Trainer(net, learning_rate=0.03, mode=FAST, seed=0)
+    trainer.fit([ids, mask], y, epochs=15, batch_size=32, progress=False)
+    assert trainer.evaluate([ids, mask], y)["accuracy"] > 0.9
+    back = symnn.load(symnn.save(net, tmp_path / "net"))
+    np.testing.assert_array_equal(Trainer(back, mode=FAST).predict_proba([ids, mask]),
+                                  trainer.predict_proba([ids, mask]))  # fmt: skip
+
+
+def test_time_distributed_is_the_layer_on_every_step():
+    dense = Dense(F, 3, "tanh", rng=0, dtype="float64")
+    x = pt.tensor3("x", dtype="float64", shape=(None, T, F))
+    got = pytensor.function([x], TimeDistributed(dense)(x), mode=FAST)(X)
+    np.testing.assert_allclose(got, np.tanh(X @ dense.W.get_value() + dense.b.get_value()))
+
+
+def test_bad_input_is_refused_by_name():
+    layer = _layer("lstm")
+    with pytest.raises(SymnnValueError, match=r"LSTM takes sequences \(batch, time, 4\)"):
+        layer(pt.matrix("x", dtype="float64"))
+    with pytest.raises(SymnnValueError, match=r"mask must be a \(batch, time\) tensor"):
+        layer(pt.tensor3("x", dtype="float64"), mask=pt.tensor3("m"))
+    with pytest.raises(SymnnValueError, match="gradient_steps=0 must be -1"):
+        LSTM(F, H, gradient_steps=0)
+    with pytest.raises(SymnnTypeError, match="layer must be a forward RNN, LSTM or GRU"):
+        Bidirectional(LSTM(F, H, backwards=True))
+    with pytest.raises(SymnnTypeError, match="Embedding takes integer token ids"):
+        Embedding(5, 2)(pt.matrix("x"))
