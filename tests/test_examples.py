@@ -95,6 +95,8 @@ def test_matrix_network_on_fashion_mnist_when_present(tmp_path, monkeypatch):
         "convnet",
         "resnet",
         "import_model",
+        "pixel_rows",
+        "char_lm",
     ],
 )
 def test_every_example_has_help_with_defaults_and_data(name, monkeypatch, capsys):
@@ -148,6 +150,20 @@ def test_resnet_learns_digits_and_maximises_a_block_and_the_classes_by_name(tmp_
     assert out["beats_reference"]["classes"] >= 8  # measured 10
     assert isinstance(out["network"], Graph)
     assert (tmp_path / "digits_resnet_am.png").is_file()
+
+
+def test_pixel_rows_reads_images_row_by_row_and_maximises_the_classes():
+    out = load("pixel_rows").main(epochs=8, units=32, steps=10)
+    assert out["accuracy"] > 0.85  # digits read as 8 rows of 8 (conftest hides Fashion-MNIST)
+    assert len(out["report"].rows) == 10
+    assert all(0 <= r.x.min() and r.x.max() <= 1 for r in out["report"].rows)
+
+
+def test_char_lm_learns_the_licence_and_writes_from_it():
+    text = load("char_lm").licence_text()[:6000]
+    out = load("char_lm").main(epochs=4, units=32, n_chars=40, text=text)
+    assert out["loss"] < 0.8 * np.log(len(out["alphabet"]))  # better than uniform guessing
+    assert len(out["text"]) == 40 and set(out["text"]) <= set(out["alphabet"])
 
 
 @pytest.mark.parametrize("torch_installed", [True, False])

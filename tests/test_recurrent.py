@@ -226,3 +226,75 @@ def test_bad_input_is_refused_by_name():
         Bidirectional(LSTM(F, H, backwards=True))
     with pytest.raises(SymnnTypeError, match="Embedding takes integer token ids"):
         Embedding(5, 2)(pt.matrix("x"))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LSTM(F, H, rng=1, peepholes=True),
+    lambda: GRU(F, H, rng=1, only_return_final=True),
+    lambda: RNN(F, H, rng=1, backwards=True),  # onnx's reference RNN has no Relu
+    lambda: Bidirectional(LSTM(F, H, rng=1), rng=2),
+    lambda: Bidirectional(GRU(F, H, rng=1, only_return_final=True), rng=2),
+], ids=["lstm_peepholes", "gru_final", "rnn_backwards", "bi_lstm", "bi_gru_final"])  # fmt: skip
+def test_exported_to_onnx_and_read_back(make, tmp_path):
+    pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    from symnn.io import from_onnx, to_onnx
+
+    layer = make()
+    for cell in getattr(layer, "forward", layer), getattr(layer, "backward", layer):
+        if getattr(cell, "peepholes", False):
+            cell.W_cell.set_value(np.random.default_rng(4).normal(size=(3, H)).astype("float32"))
+        cell.b_in.set_value(np.random.default_rng(5).normal(size=cell.b_in.get_value().shape)
+                            .astype("float32"))  # fmt: skip
+    net = Sequential([Reshape((T, F)), layer])
+    data = X.reshape(N, -1).astype("float32")
+    x = pt.matrix("x", dtype="float32")
+    mine = pytensor.function([x], net(x), mode=FAST)(data)
+    path = to_onnx(net, tmp_path / "rnn.onnx")
+    (ref,) = ReferenceEvaluator(str(path)).run(None, {"input": data})
+    np.testing.assert_allclose(ref, mine, rtol=1e-5, atol=1e-6)
+    back = from_onnx(path)
+    np.testing.assert_allclose(pytensor.function([x], back(x), mode=FAST)(data), mine,
+                               rtol=1e-6, atol=1e-7)  # fmt: skip
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": data})[0], mine, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_pytorch_exports_of_recurrent_classifiers_read_back_equal(kind, dynamo, tmp_path):
+    torch = import_torch()
+    from symnn.io import from_onnx
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = _torch_twin(torch, kind).float()
+            self.fc = torch.nn.Linear(H, 3)
+
+        def forward(self, x):
+            out, _ = self.rnn(x.view(-1, T, F))
+            return self.fc(out[:, -1])
+
+    model = Model().eval()
+    path = tmp_path / f"{kind}.onnx"
+    if dynamo:
+        pytest.importorskip("onnxscript")
+        torch.onnx.export(model, (torch.zeros(2, T * F),), str(path), dynamo=True,
+                          dynamic_shapes={"x": {0: torch.export.Dim("N")}})  # fmt: skip
+    else:
+        torch.onnx.export(model, torch.zeros(2, T * F), str(path), dynamo=False,
+                          opset_version=17, input_names=["x"],
+                          dynamic_axes={"x": {0: "N"}})  # fmt: skip
+    data = X.reshape(N, -1).astype("float32")
+    with torch.no_grad():
+        want = model(torch.from_numpy(data)).numpy()
+    net = from_onnx(path)
+    x = pt.matrix("x", dtype="float32")
+    got = pytensor.function([x], net(x), mode=FAST)(data)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -22,11 +22,15 @@ import numpy as np
 from .. import nonlinearities
 from ..errors import SymnnValueError
 from ..layers import (
+    GRU,
+    LSTM,
+    RNN,
     Activation,
     Add,
     Arithmetic,
     AvgPool2D,
     BatchNorm,
+    Bidirectional,
     Concat,
     Conv2D,
     ConvTranspose2D,
@@ -187,6 +191,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         w.node("BatchNormalization", names, epsilon=layer.epsilon)
     elif isinstance(layer, Activation):
         w.activation(layer.activation)
+    elif isinstance(layer, RNN | LSTM | GRU | Bidirectional):
+        _write_recurrent(w, layer, k)
     elif isinstance(layer, _SHAPE_LAYERS):
         _write_shape_layer(w, layer, k)
     elif not isinstance(layer, Dropout):
@@ -233,6 +239,53 @@ def _write_shape_layer(w: _Writer, layer: Layer, k: int) -> None:
         w.node("Resize", ["", scales], mode="nearest" if nearest else "linear",
                coordinate_transformation_mode="asymmetric" if nearest else "half_pixel",
                nearest_mode="floor")  # fmt: skip
+
+
+#: each layer's gate blocks in ONNX's order (LSTM i, o, f, c; GRU z, r, h)
+_ONNX_GATES = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
+
+
+def _write_recurrent(w: _Writer, layer: Layer, k: int) -> None:
+    """ONNX's LSTM/GRU/RNN between transpositions to and from its time-major layout, then
+    the output as symnn gives it."""
+    cells = [layer.forward, layer.backward] if isinstance(layer, Bidirectional) else [layer]
+    cell = cells[0]
+    op, order = type(cell).__name__, _ONNX_GATES[type(cell).__name__]
+    if any(np.any(c.hid_init.get_value()) for c in cells):
+        raise SymnnValueError(f"{op}{cell._label()} has a nonzero initial state; ONNX's {op} "
+                              "takes it per batch row, which a file cannot hold.")  # fmt: skip
+    h = cell.n_units
+
+    def gates(value, axis):
+        blocks = np.split(value, len(order), axis=axis)
+        return np.concatenate([blocks[i] for i in order], axis=axis)
+
+    W = np.stack([gates(c.W_in.get_value().T, 0) for c in cells])
+    R = np.stack([gates(c.W_hid.get_value().T, 0) for c in cells])
+    B = np.stack([np.concatenate([gates(c.b_in.get_value(), 0), gates(c.b_hid.get_value(), 0)])
+                  for c in cells])  # fmt: skip
+    extra = [w.const(W, f"W{k}"), w.const(R, f"R{k}"), w.const(B, f"B{k}")]
+    attrs = {"hidden_size": h,
+             "direction": "bidirectional" if len(cells) == 2 else (
+                 "reverse" if cell.backwards else "forward")}  # fmt: skip
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1
+    if op == "RNN":
+        attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu"}[
+            nonlinearities.name_of(cell.nonlinearity)]] * len(cells)  # fmt: skip
+    if op == "LSTM" and cell.peepholes:
+        peep = np.stack([c.W_cell.get_value()[[0, 2, 1]].reshape(-1) for c in cells])
+        extra += ["", "", "", w.const(peep, f"P{k}")]
+    w.node("Transpose", perm=[1, 0, 2])  # the time-major layout every runtime implements
+    w.count += 1
+    outs = [f"t{w.count}_y", f"t{w.count}_h"]
+    w.nodes.append(w.onnx.helper.make_node(op, [w.current, *extra], outs,
+                                           name=f"{op.lower()}{w.count}", **attrs))  # fmt: skip
+    final = cell.only_return_final
+    w.current = outs[1 if final else 0]  # Y_h (D, N, H) or Y (T, D, N, H)
+    w.node("Transpose", perm=[1, 0, 2] if final else [2, 0, 1, 3])
+    target = [0, len(cells) * h] if final else [0, 0, len(cells) * h]
+    w.node("Reshape", [w.const(np.array(target, np.int64), f"shape{k}")])
 
 
 def _write_sequential(w: _Writer, network: Sequential, in_shape) -> None:

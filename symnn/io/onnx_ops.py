@@ -14,8 +14,12 @@ import numpy as np
 
 from .. import nonlinearities
 from ..layers import (
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2D,
     BatchNorm,
+    Bidirectional,
     Conv2D,
     ConvTranspose2D,
     Dense,
@@ -43,6 +47,9 @@ ATTRIBUTES: dict[str, set[str]] = {
     "BatchNormalization": {"epsilon", "momentum", "training_mode", "spatial", "is_test"},
     "LRN": {"alpha", "beta", "bias", "size"},
     "Dropout": {"ratio", "seed", "is_test"},
+    **{op: {"activation_alpha", "activation_beta", "activations", "clip", "direction",
+            "hidden_size", "layout", "input_forget", "linear_before_reset"}
+       for op in ("LSTM", "GRU", "RNN")},
     **TENSOR_ATTRIBUTES,
 }  # fmt: skip
 
@@ -301,7 +308,84 @@ def _dropout(r: Reader, node) -> None:
     r.alias(node)
 
 
+#: ONNX's gate order as blocks of symnn's (LSTM i, o, f, c; GRU z, r, h)
+_GATES = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
+
+
+def _recurrent(r: Reader, node) -> None:
+    """ONNX's LSTM/GRU/RNN (batch-first, or time-major behind a ``Transpose``), with
+    PyTorch's GRU variant (``linear_before_reset=1``), no initial state and no sequence
+    lengths (symnn takes masks); the output used (Y or Y_h) decides ``only_return_final``."""
+    a, op = r.attrs(node), node.op_type
+    refused = {"clip": None, "input_forget": 0, "activation_alpha": None,
+               "activation_beta": None, "linear_before_reset": 1 if op == "GRU" else None}
+    for key, ok in refused.items():
+        if key in a and a[key] != ok:
+            raise r.error(node, f"{key}={a[key]!r} is not supported (symnn reads PyTorch's "
+                                "GRU and no clipping).")  # fmt: skip
+    acts = [(x.decode() if isinstance(x, bytes) else x).lower() for x in a.get("activations", [])]
+    default = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}.get(op)
+    if default and acts and acts[: len(default)] != default:
+        raise r.error(node, f"activations={a['activations']} are not supported.")
+    for i, what in ((4, "sequence_lens"), (5, "initial_h"), (6, "initial_c")):
+        value = r.optional_const(node, i) if len(node.input) > i and node.input[i] else None
+        if (value is not None and np.any(value)) or (i == 4 and len(node.input) > 4
+                                                     and node.input[4]):  # fmt: skip
+            raise r.error(node, f"the {what} input is not supported (symnn takes masks).")
+    uses = [bool(o) and r.uses[o] > 0 for o in node.output] + [False] * (3 - len(node.output))
+    if sum(uses[:2]) != 1 or any(uses[2:]):
+        raise r.error(node, "exactly one of the outputs Y and Y_h must be used.")
+    final = uses[1]
+    layers = [_recurrent_layer(r, node, d, final, acts) for d in range(
+        2 if a.get("direction") == "bidirectional" else 1)]  # fmt: skip
+    layer = Bidirectional(layers[0]) if len(layers) == 2 else layers[0]
+    if len(layers) == 2:
+        for mine, given in zip(layer.backward.get_params(), layers[1].get_params()):
+            mine.set_value(given.get_value())
+    time_major = a.get("layout", 0) == 0
+    if time_major and r.perms.get(node.input[0]) != (1, 0, 2):
+        raise r.error(node, "layout=0 takes (time, batch, features): symnn reads it when X is "
+                            "a Transpose(perm=[1, 0, 2]) of batch-first sequences.")  # fmt: skip
+    name = node.output[1 if final else 0]
+    var = r.call(node, layer, out=name + "/flat", view=True)
+    d, h = len(layers), int(a["hidden_size"])
+    shape = (d, h) if final else (r.shape(node, view=True)[0], d, h)
+    r.call(node, Reshape(shape), [var.name], out=name)
+    if time_major:  # Y is (time, directions, batch, units), Y_h (directions, batch, units)
+        r.perms[name] = (1, 0, 2) if final else (1, 2, 0, 3)
+
+
+def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str]):
+    op, a = node.op_type, r.attrs(node)
+    order = np.argsort(_GATES[op])  # ONNX's blocks back in symnn's order
+    h = int(a["hidden_size"])
+
+    def ours(value, axis=0):
+        blocks = np.split(np.asarray(value, np.float64), len(order), axis=axis)
+        return np.concatenate([blocks[i] for i in order], axis=axis)
+
+    W, R = r.const(node, node.input[1])[d], r.const(node, node.input[2])[d]
+    B = r.optional_const(node, 3)
+    B = np.zeros(2 * len(order) * h) if B is None else np.asarray(B)[d]
+    kw = dict(W_in=ours(W).T, W_hid=ours(R).T, b=ours(B[: len(order) * h]), dtype=r.dtype,
+              only_return_final=final, backwards=(d == 1 or a.get("direction") == "reverse"),
+              name=(node.name or op) + ("_reverse" if d == 1 else ""))  # fmt: skip
+    if op == "RNN":
+        layer = RNN(W.shape[1], h, acts[d] if acts else "tanh", **kw)
+    elif op == "GRU":
+        layer = GRU(W.shape[1], h, **kw)
+    else:
+        P = r.optional_const(node, 7) if len(node.input) > 7 and node.input[7] else None
+        layer = LSTM(W.shape[1], h, peepholes=P is not None, **kw)
+        if P is not None:
+            layer.W_cell.set_value(np.asarray(P[d], np.float64).reshape(3, h)[[0, 2, 1]]
+                                   .astype(r.dtype))  # fmt: skip
+    layer.b_hid.set_value(ours(B[len(order) * h :]).astype(r.dtype))
+    return layer
+
+
 READERS: dict[str, Callable] = {
+    "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
     "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool, "AveragePool": _pool,
     "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool,
     "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "LRN": _lrn,

@@ -20,11 +20,11 @@ import numpy as np
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Graph, Input, Layer, MergeLayer, Reshape, Sequential
 
-__all__ = ["onnx_modules", "Reader", "read_graph"]
+__all__ = ["onnx_modules", "Reader", "read_graph", "BATCH"]
 
 #: the batch size the folding of ``Shape`` ops puts for the batch axis (a ``Reshape``
 #: checks its target's per-sample size against the input, so a wrong use is refused)
-_BATCH = 1
+BATCH = 1
 #: ops never folded: random ones, and those with subgraphs reading the outer graph
 _NOT_FOLDED = ("RandomNormal", "RandomUniform", "If", "Loop", "Scan")
 
@@ -60,6 +60,10 @@ class Reader:
         #: constants become a Normalize), and each Normalize's layer and input
         self.preprocessing: set[str] = set()
         self.normalizers: dict[str, tuple[Any, str]] = {}
+        #: time-major views: the ONNX tensor is our (batch-first) tensor with its axes in
+        #: this order (``(1, 0, 2)``: a ``(time, batch, features)`` view); see
+        #: :mod:`symnn.io.onnx_ops`'s recurrent reader
+        self.perms: dict[str, tuple[int, ...]] = {}
         self.attr = onnx.helper.get_attribute_value
         self.readers: dict[str, Callable] = {}
 
@@ -92,15 +96,28 @@ class Reader:
                                    "constant it can fold.")  # fmt: skip
         return self.vars[name]
 
-    def shape(self, node, index: int = 0) -> tuple:
+    def shape(self, node, index: int = 0, view: bool = False) -> tuple:
+        """The per-sample shape of the node's input ``index`` (of the batch-first tensor
+        behind a time-major view when ``view``; a view is refused otherwise)."""
         self.tensor(node, index)
-        return self.shapes[node.input[index]]
+        name = node.input[index]
+        if name in self.perms and not view:
+            raise self.error(node, f"input {name!r} has its batch axis moved (axes "
+                                   f"{self.perms[name]}); only Transpose, Squeeze and the "
+                                   "recurrent ops take it.")  # fmt: skip
+        return self.shapes[name]
 
-    def call(self, node, layer: Layer, names: list[str] | None = None, out: str | None = None):
+    def call(self, node, layer: Layer, names: list[str] | None = None, out: str | None = None,
+             view: bool = False):  # fmt: skip
         """Call ``layer`` on the tensors ``names`` (default: the node's first input; a merge
-        layer on the list) and bind the result to ``out`` (default: the node's output)."""
+        layer on the list) and bind the result to ``out`` (default: the node's output); with
+        ``view``, on the batch-first tensors behind time-major views."""
         names = [node.input[0]] if names is None else names
         for n in names:
+            if n in self.perms and not view:
+                raise self.error(node, f"input {n!r} has its batch axis moved (axes "
+                                       f"{self.perms[n]}); only Transpose, Squeeze and the "
+                                       "recurrent ops take it.")  # fmt: skip
             if n not in self.vars:
                 raise self.error(node, f"input {n!r} is neither a tensor of the graph nor a "
                                        "constant it can fold.")  # fmt: skip
@@ -127,6 +144,8 @@ class Reader:
         x = self.tensor(node, index)
         self.vars[node.output[output]] = x
         self.shapes[node.output[output]] = self.shapes[node.input[index]]
+        if node.input[index] in self.perms:
+            self.perms[node.output[output]] = self.perms[node.input[index]]
 
     def sole_consumer(self, name: str):
         """``(index, node)`` of the one node that reads tensor ``name`` (None if it is read
@@ -157,7 +176,9 @@ class Reader:
     def fold(self, node) -> None:
         if node.op_type == "Shape":
             a = self.attrs(node)
-            full = np.array([_BATCH, *self.shapes[node.input[0]]], dtype=np.int64)
+            full = [BATCH, *self.shapes[node.input[0]]]
+            perm = self.perms.get(node.input[0])  # a time-major view: its own axis order
+            full = np.array([full[p] for p in perm] if perm else full, dtype=np.int64)
             self.consts[node.output[0]] = full[a.get("start", 0) : a.get("end", len(full))]
             return
         values = _evaluate(self.model, node, {i: self.consts[i] for i in node.input if i})
@@ -251,6 +272,11 @@ def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
     for o in r.graph.output:
         if o.name not in r.vars:
             raise SymnnValueError(f"{path}: the graph output {o.name!r} is a constant or missing.")
+        if o.name in r.perms:
+            raise SymnnValueError(
+                f"{path}: the graph output {o.name!r} has its batch axis moved (axes "
+                f"{r.perms[o.name]}); symnn networks give the batch axis first."
+            )
         outputs.append(r.vars[o.name])
     try:
         net = Graph(xs[0] if len(xs) == 1 else xs, outputs[0] if len(outputs) == 1 else outputs,

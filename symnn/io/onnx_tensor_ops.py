@@ -25,10 +25,11 @@ from ..layers import (
     Reduce,
     Reshape,
     Softmax,
+    Take,
     Transpose,
     Upsample2D,
 )
-from .onnx_reader import Reader
+from .onnx_reader import BATCH, Reader
 
 __all__ = ["TENSOR_READERS", "TENSOR_ATTRIBUTES"]
 
@@ -52,6 +53,7 @@ TENSOR_ATTRIBUTES: dict[str, set[str]] = {
                "exclude_outside", "extrapolation_value", "antialias", "keep_aspect_ratio_policy"},
     "Upsample": {"mode", "scales"},
     "If": {"then_branch", "else_branch"},
+    "Gather": {"axis"},
     **{f"Reduce{op}": {"axes", "keepdims", "noop_with_empty_axes"}
        for op in ("Mean", "Max", "Min", "Sum", "Prod")},
 }  # fmt: skip
@@ -209,8 +211,11 @@ def _flatten(r: Reader, node) -> None:
 
 
 def _reshape(r: Reader, node) -> None:
-    shape = r.shape(node)
     target = [int(v) for v in r.const(node, node.input[1])]
+    if node.input[0] in r.perms:
+        _reshape_view(r, node, target)
+        return
+    shape = r.shape(node)
     if r.attrs(node).get("allowzero", 0) and 0 in target:
         raise r.error(node, f"allowzero=1 with a 0 in the shape {target} is not supported.")
     full = [(1, *shape)[i] if t == 0 else t for i, t in enumerate(target)]
@@ -226,6 +231,28 @@ def _reshape(r: Reader, node) -> None:
     _reshape_to(r, node, tuple(rest))
 
 
+def _reshape_view(r: Reader, node, target: list[int]) -> None:
+    """Reshape of a time-major view ``(time, batch, ...)`` that keeps its first two axes
+    (PyTorch's dynamo export of an LSTM's output): the samples' other axes reshaped."""
+    name = node.input[0]
+    perm, shape = r.perms[name], r.shapes[name]
+    if perm[:2] != (1, 0) or perm[2:] != tuple(range(2, len(perm))):
+        raise r.error(node, f"Reshape of a view with axes {perm} is not supported.")
+    dims = [shape[0], BATCH, *shape[1:]]
+    full = [dims[i] if t == 0 else t for i, t in enumerate(target)]
+    size = int(np.prod(shape[1:]))
+    rest = full[2:]
+    if rest.count(-1) == 1:
+        known = int(np.prod([t for t in rest if t != -1]))
+        rest[rest.index(-1)] = size // known if known and size % known == 0 else -1
+    if len(full) < 2 or full[0] != shape[0] or full[1] not in (-1, BATCH) or (
+            -1 in rest or int(np.prod(rest)) != size):  # fmt: skip
+        raise r.error(node, f"shape {target} does not keep the time and batch axes of a "
+                            f"(time, batch, ...) view of {(shape[0], None, *shape[1:])}.")
+    var = r.call(node, Reshape((shape[0], *rest), name=node.name or None), view=True)
+    r.perms[var.name] = (1, 0, *range(2, len(rest) + 2))
+
+
 def _axes(r: Reader, node, rank: int) -> list[int] | None:
     """The axes of the node (attribute, or input 1 in newer opsets), non-negative."""
     a = r.attrs(node)
@@ -239,6 +266,9 @@ def _axes(r: Reader, node, rank: int) -> list[int] | None:
 
 
 def _squeeze(r: Reader, node) -> None:
+    if node.input[0] in r.perms:
+        _squeeze_view(r, node)
+        return
     shape = r.shape(node)
     axes = _axes(r, node, len(shape) + 1)
     if axes is None:
@@ -247,6 +277,27 @@ def _squeeze(r: Reader, node) -> None:
     if bad:
         raise r.error(node, f"axis {bad[0]} has size {shape[bad[0] - 1]}, not 1.")
     _reshape_to(r, node, tuple(s for i, s in enumerate(shape) if i + 1 not in axes))
+
+
+def _squeeze_view(r: Reader, node) -> None:
+    """Squeeze of a time-major view (PyTorch's ``Squeeze`` of an LSTM's ``Y``): the
+    batch-first tensor reshaped, the view's axes renumbered."""
+    name, perm = node.input[0], r.perms[node.input[0]]
+    raw = r.attrs(node).get("axes")
+    if raw is None:
+        raw = [int(v) for v in r.const(node, node.input[1]).reshape(-1)]
+    axes = {int(a) % len(perm) for a in raw}
+    dropped = {perm[a] for a in axes}
+    shape = r.shapes[name]
+    if 0 in dropped or any(shape[a - 1] != 1 for a in dropped):
+        raise r.error(node, f"axes={list(raw)} are not axes of size 1 of the samples.")
+    kept = [perm[i] for i in range(len(perm)) if i not in axes]
+    new_shape = tuple(s for i, s in enumerate(shape) if i + 1 not in dropped)
+    var = r.call(node, Reshape(new_shape, name=node.name or None), out=node.output[0], view=True)
+    order = sorted(kept)
+    view = tuple(order.index(a) for a in kept)
+    if view != tuple(range(len(view))):
+        r.perms[var.name] = view
 
 
 def _unsqueeze(r: Reader, node) -> None:
@@ -266,14 +317,47 @@ def _unsqueeze(r: Reader, node) -> None:
 
 
 def _transpose(r: Reader, node) -> None:
-    shape = r.shape(node)
-    perm = [int(p) for p in r.attrs(node).get("perm", range(len(shape), -1, -1))]
-    if perm[:1] != [0]:
-        raise r.error(node, f"perm={perm} moves the batch axis.")
-    if perm == list(range(len(perm))):
-        r.alias(node)
-    else:
-        r.call(node, Transpose(perm, name=node.name or None))
+    """A transposition that keeps the batch axis first is a ``Transpose`` layer; one that
+    moves it is a time-major view, read by the recurrent ops (``Transpose(1, 0, 2)`` before
+    PyTorch's exported LSTMs) or undone by the next transposition."""
+    name, shape = node.input[0], r.shape(node, view=True)
+    rank = len(shape) + 1
+    perm = [int(p) for p in r.attrs(node).get("perm", range(rank - 1, -1, -1))]
+    before = r.perms.get(name, tuple(range(rank)))
+    after = tuple(before[q] for q in perm)  # the axes of the batch-first tensor, in order
+    out = node.output[0]
+    if after == tuple(range(rank)) or after[0] != 0:
+        r.vars[out], r.shapes[out] = r.vars[name], shape
+        if after[0] != 0:
+            r.perms[out] = after
+        return
+    if name in r.perms:
+        raise r.error(node, f"perm={perm} of a time-major view is not supported.")
+    r.call(node, Transpose(list(after), name=node.name or None))
+
+
+def _gather(r: Reader, node) -> None:
+    """``Gather`` of a tensor by constant indices along an axis of the samples (PyTorch's
+    ``out[:, -1]``), also of a time-major view."""
+    name = node.input[0]
+    if node.input[1] not in r.consts:
+        raise r.error(node, "Gather with indices computed from the data is not supported.")
+    indices = np.asarray(r.consts[node.input[1]])
+    perm = r.perms.get(name)
+    rank = len(r.shape(node, view=True)) + 1
+    axis = int(r.attrs(node).get("axis", 0)) % rank
+    var_axis = perm[axis] if perm else axis
+    if var_axis == 0 or indices.ndim > 1:
+        raise r.error(node, f"axis={axis} with indices of shape {indices.shape} gathers across "
+                            "the batch; symnn takes entries along an axis of the samples.")
+    picked = int(indices) if indices.ndim == 0 else [int(i) for i in indices]
+    var = r.call(node, Take(picked, var_axis, name=node.name or None), view=True)
+    if perm:
+        kept = [p for i, p in enumerate(perm) if i != axis or indices.ndim == 1]
+        order = sorted(kept)
+        view = tuple(order.index(p) for p in kept)
+        if view != tuple(range(len(view))):
+            r.perms[var.name] = view
 
 
 def _concat(r: Reader, node) -> None:
@@ -433,7 +517,7 @@ TENSOR_READERS: dict[str, Callable] = {
     "Clip": _clip, "PRelu": _prelu, "Softmax": _softmax, "LogSoftmax": _softmax,
     **{op: _binary for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum")},
     "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
-    "Transpose": _transpose, "Concat": _concat, "Pad": _pad,
+    "Transpose": _transpose, "Concat": _concat, "Pad": _pad, "Gather": _gather,
     "Resize": _resize, "Upsample": _resize,
     **{f"Reduce{op}": _reduce for op in ("Mean", "Max", "Min", "Sum", "Prod")},
 }  # fmt: skip

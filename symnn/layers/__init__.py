@@ -17,7 +17,7 @@ from .base import (
 from .containers import Sequential, mlp
 from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from .dense import Activation, Dense, PReLU
-from .elementwise import Arithmetic, Elementwise, Reduce, Softmax
+from .elementwise import Arithmetic, Elementwise, Reduce, Softmax, Take
 from .embedding import Embedding, TimeDistributed
 from .graph import Graph, Input
 from .merge import Add, Concat, Divide, Maximum, MergeLayer, Minimum, Multiply
@@ -38,6 +38,7 @@ __all__ = [
     "Softmax",
     "Arithmetic",
     "Reduce",
+    "Take",
     "RNN",
     "LSTM",
     "GRU",

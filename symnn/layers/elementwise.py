@@ -15,7 +15,7 @@ from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import check_choice, describe
 from .base import Layer, register
 
-__all__ = ["Elementwise", "Softmax", "Arithmetic", "Reduce", "ELEMENTWISE"]
+__all__ = ["Elementwise", "Softmax", "Arithmetic", "Reduce", "Take", "ELEMENTWISE"]
 
 _SELU = (1.6732632423543772, 1.0507009873554805)
 
@@ -255,6 +255,48 @@ class Reduce(Layer):
         if self.keepdims:
             return tuple(1 if i in axes else s for i, s in enumerate(input_shape))
         return tuple(s for i, s in enumerate(input_shape) if i not in axes)
+
+
+@register
+class Take(Layer):
+    """The entries ``indices`` (an int, which drops the axis, or a list) along ``axis`` (not
+    the batch axis; negative indices count from the end), as ``numpy.take`` and ONNX's
+    ``Gather`` with constant indices: ``Take(-1, axis=1)`` is the last step of sequences.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.tensor3("x", dtype="float32")
+    >>> Take(-1, axis=1)(x).eval({x: np.arange(6, dtype="float32").reshape(1, 3, 2)})
+    array([[4., 5.]], dtype=float32)
+    """
+
+    any_dtype = True
+
+    def __init__(self, indices: int | Sequence[int], axis: int, name: str | None = None):
+        super().__init__(name, None)
+        self.axis = _int(axis, "axis")
+        scalar = not isinstance(indices, Sequence)
+        self.indices = _int(indices, "indices") if scalar else [_int(i, "indices") for i in indices]
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        _batch_free(self, [self.axis], x.type.ndim)
+        return x
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return pt.take(x, np.asarray(self.indices, dtype="int64"), axis=self.axis)
+
+    def output_shape(self, input_shape):
+        if input_shape is None:
+            return None
+        _batch_free(self, [self.axis], len(input_shape) + 1)
+        i = self.axis % (len(input_shape) + 1) - 1
+        size = input_shape[i]
+        bad = [k for k in np.atleast_1d(self.indices) if not -size <= k < size]
+        if bad:
+            raise SymnnValueError(f"index {bad[0]} is out of range for axis {self.axis} of size "
+                                  f"{size}.")  # fmt: skip
+        middle = () if isinstance(self.indices, int) else (len(self.indices),)
+        return (*input_shape[:i], *middle, *input_shape[i + 1 :])
 
 
 def _batch_free(layer: Layer, axes: list[int], ndim: int) -> None:

@@ -59,7 +59,7 @@ class InputSignature:
     @classmethod
     def of(cls, network: Any) -> InputSignature:
         specs = tuple(getattr(network, "input_specs", ()) or ())
-        if specs and (len(specs) > 1 or len(specs[0].shape) > 1):
+        if specs and (len(specs) > 1 or len(specs[0].shape) > 1 or specs[0].dtype != network.dtype):
             return cls(network.dtype, None, specs)
         if network.n_in is None:
             raise SymnnValueError(

@@ -1,0 +1,131 @@
+"""Recurrent layers' speed: an LSTM and a GRU of 128 units reading 28 steps of 28 features
+(Fashion-MNIST rows, or random rows without it), batch 64, a 10-class softmax on the last
+state; a training step with Adam (symnn's ``Trainer.fit`` on its default C backend and on
+Numba, against ``torch.nn.LSTM``/``GRU`` in PyTorch eager with the same weights) and
+inference on 1024 rows, interleaved in one run. Prints medians and the symnn/PyTorch ratios.
+
+    python benchmarks/rnn_speed.py [--rounds 5] [--rows 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _common import fashion_or_random, interleaved, machine, median
+
+BATCH, UNITS, STEPS, FEATURES, LR = 64, 128, 28, 28, 1e-3
+
+
+def symnn_net(kind: str):
+    from symnn.layers import GRU, LSTM, Dense, Reshape, Sequential
+
+    cell = {"lstm": LSTM, "gru": GRU}[kind]
+    return Sequential([Reshape((STEPS, FEATURES)),
+                       cell(FEATURES, UNITS, only_return_final=True, rng=0),
+                       Dense(UNITS, 10, "softmax", rng=1)])  # fmt: skip
+
+
+class Symnn:
+    def __init__(self, kind: str, mode):
+        from symnn.train import Trainer
+
+        self.name = f"symnn {mode or 'C'}"
+        self.net = symnn_net(kind)
+        self.trainer = Trainer(self.net, learning_rate=LR, seed=0, mode=mode)
+
+    def train(self, X, y):
+        t0 = time.perf_counter()
+        self.trainer.fit(X, y, epochs=1, batch_size=BATCH, progress=False)
+        return len(X) / (time.perf_counter() - t0)
+
+    def infer(self, X):
+        t0 = time.perf_counter()
+        self.trainer.predict_proba(X)
+        return len(X) / (time.perf_counter() - t0)
+
+
+class Torch:
+    name = "pytorch"
+
+    def __init__(self, kind: str, net):
+        import torch
+
+        self.torch = torch
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+        rnn, dense = net.layers[1], net.layers[2]
+
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = cls(FEATURES, UNITS, batch_first=True)
+                self.fc = torch.nn.Linear(UNITS, 10)
+
+            def forward(self, x):
+                out, _ = self.rnn(x.view(-1, STEPS, FEATURES))
+                return self.fc(out[:, -1])
+
+        self.model = Model()
+        with torch.no_grad():  # the same weights (PyTorch's layout: transposed)
+            for name, var, transpose in rnn.torch_keys():
+                value = var.get_value()
+                getattr(self.model.rnn, name).copy_(torch.from_numpy(
+                    value.T.copy() if transpose else value))  # fmt: skip
+            self.model.fc.weight.copy_(torch.from_numpy(dense.W.get_value().T.copy()))
+            self.model.fc.bias.copy_(torch.from_numpy(dense.b.get_value()))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.order = np.random.default_rng(0)
+
+    def train(self, X, y):
+        torch = self.torch
+        order = torch.from_numpy(self.order.permutation(len(X)))
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+        t0 = time.perf_counter()
+        for s in range(0, len(X), BATCH):
+            idx = order[s : s + BATCH]
+            self.opt.zero_grad()
+            self.loss(self.model(Xt[idx]), yt[idx]).backward()
+            self.opt.step()
+        return len(X) / (time.perf_counter() - t0)
+
+    def infer(self, X):
+        torch = self.torch
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            torch.softmax(self.model(torch.from_numpy(X)), 1)
+        return len(X) / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rows", type=int, default=2048, help="training rows per round")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    X, y, source = fashion_or_random(max(args.rows, 1024), "float32")
+    print(f"machine: {machine()}; PyTorch {torch.__version__}, 2 threads\ndata: {source}")
+    for kind in ("lstm", "gru"):
+        impls = [Symnn(kind, None), Symnn(kind, "NUMBA")]
+        impls.append(Torch(kind, impls[0].net))
+        with torch.no_grad():
+            theirs = torch.softmax(impls[-1].model(torch.from_numpy(X[:8])), 1).numpy()
+        gap = np.abs(impls[0].trainer.predict_proba(X[:8]) - theirs).max()
+        print(f"\n{kind.upper()}: same network, outputs differ by at most {gap:.1e}")
+        tasks = {
+            f"train b{BATCH} (samples/s)": lambda m: m.train(X[: args.rows], y[: args.rows]),
+            "infer 1024 rows (samples/s)": lambda m: m.infer(X[:1024]),
+        }
+        print(f"{'task':<30}" + "".join(f"{m.name:>13}" for m in impls) + "   C/pytorch")
+        for task, run in tasks.items():
+            runners = {m.name: (lambda m=m, run=run: run(m)) for m in impls}
+            med = {k: median(v) for k, v in interleaved(runners, args.rounds).items()}
+            cells = "".join(f"{med[m.name]:>13.0f}" for m in impls)
+            print(f"{task:<30}{cells}   {med['symnn C'] / med['pytorch']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
