@@ -153,10 +153,12 @@ def test_resnet_learns_digits_and_maximises_a_block_and_the_classes_by_name(tmp_
 
 
 def test_pixel_rows_reads_images_row_by_row_and_maximises_the_classes():
-    out = load("pixel_rows").main(epochs=8, units=32, steps=10)
-    assert out["accuracy"] > 0.85  # digits read as 8 rows of 8 (conftest hides Fashion-MNIST)
+    out = load("pixel_rows").main(epochs=20, units=64, steps=10)
+    assert out["accuracy"] > 0.9  # digits as 8 rows of 8 (conftest hides Fashion-MNIST); 0.956
     assert len(out["report"].rows) == 10
-    assert all(0 <= r.x.min() and r.x.max() <= 1 for r in out["report"].rows)
+    x = out["report"].x
+    assert x.shape == (10, 64) and x.min() >= 0 and x.max() <= 1  # the sequences in [0, 1]
+    assert sum(bool(r.exceeds_reference) for r in out["report"].rows) >= 8
 
 
 def test_char_lm_learns_the_licence_and_writes_from_it():
