@@ -298,3 +298,22 @@ def test_pytorch_exports_of_recurrent_classifiers_read_back_equal(kind, dynamo, 
     x = pt.matrix("x", dtype="float32")
     got = pytensor.function([x], net(x), mode=FAST)(data)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_net_classifier_trains_a_recurrent_builder_and_its_units_are_maximised():
+    from symnn.estimator import NetClassifier
+    from symnn.inputopt import activation_maximization
+
+    def builder(n_in, n_out, *, rng, dtype):
+        return Sequential([Reshape((T, F)), GRU(F, 16, only_return_final=True, rng=rng,
+                                                dtype=dtype, name="gru"),
+                           Dense(16, n_out, rng=rng, dtype=dtype)])  # fmt: skip
+
+    Xs, y = _sequence_task()
+    clf = NetClassifier(builder, max_iter=30, learning_rate_init=0.02, random_state=0)
+    clf.fit(Xs, y)
+    assert clf.score(Xs, y) > 0.9
+    net = _sequence_net("gru")
+    report = activation_maximization(net, [0, 3], layer=1, steps=20, seed=0)  # GRU units
+    assert report.x.shape == (2, T * F) and np.all(np.abs(report.x) <= 1)
+    assert all(r.moved for r in report.rows)
