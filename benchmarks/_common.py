@@ -92,3 +92,41 @@ def machine() -> str:
         f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
         f"OpenBLAS kernels {sorted(set(blas.values()))}"
     )
+
+
+class TorchClassifier:
+    """A PyTorch module ending in class scores, trained (one shuffled epoch of ``batch``
+    rows, cross-entropy, the optimiser given) and run for probabilities, each timed in
+    samples/s; the side every benchmark's PyTorch column shares."""
+
+    name = "pytorch"
+
+    def __init__(self, torch, model, optimizer, batch: int, seed: int = 0):
+        self.torch, self.model, self.opt, self.batch = torch, model, optimizer, batch
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.order = np.random.default_rng(seed)
+
+    def train(self, X: np.ndarray, y: np.ndarray) -> float:
+        import time
+
+        torch = self.torch
+        self.model.train()
+        order = torch.from_numpy(self.order.permutation(len(X)))
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+        t0 = time.perf_counter()
+        for s in range(0, len(X), self.batch):
+            idx = order[s : s + self.batch]
+            self.opt.zero_grad()
+            self.loss(self.model(Xt[idx]), yt[idx]).backward()
+            self.opt.step()
+        return len(X) / (time.perf_counter() - t0)
+
+    def infer(self, X: np.ndarray) -> float:
+        import time
+
+        torch = self.torch
+        self.model.eval()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            torch.softmax(self.model(torch.from_numpy(X)), 1)
+        return len(X) / (time.perf_counter() - t0)

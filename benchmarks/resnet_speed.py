@@ -15,7 +15,7 @@ import argparse
 import time
 
 import numpy as np
-from _common import fashion_or_random, interleaved, machine, median
+from _common import TorchClassifier, fashion_or_random, interleaved, machine, median
 
 LR, BATCH = 0.01, 64
 
@@ -100,38 +100,12 @@ class Symnn:
         return len(X) / (time.perf_counter() - t0)
 
 
-class Torch:
-    name = "pytorch"
+def torch_side(net):
+    """PyTorch's side: the twin of ``net`` trained with SGD."""
+    import torch
 
-    def __init__(self, net):
-        import torch
-
-        self.torch = torch
-        self.model = torch_twin(net, torch)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
-        self.loss = torch.nn.CrossEntropyLoss()
-        self.order = np.random.default_rng(0)
-
-    def train(self, X, y):
-        torch = self.torch
-        self.model.train()
-        order = torch.from_numpy(self.order.permutation(len(X)))
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-        t0 = time.perf_counter()
-        for s in range(0, len(X), BATCH):
-            idx = order[s : s + BATCH]
-            self.opt.zero_grad()
-            self.loss(self.model(Xt[idx]), yt[idx]).backward()
-            self.opt.step()
-        return len(X) / (time.perf_counter() - t0)
-
-    def infer(self, X):
-        torch = self.torch
-        self.model.eval()
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            torch.softmax(self.model(torch.from_numpy(X)), 1)
-        return len(X) / (time.perf_counter() - t0)
+    model = torch_twin(net, torch)
+    return TorchClassifier(torch, model, torch.optim.SGD(model.parameters(), lr=LR), BATCH)
 
 
 def main(argv=None):
@@ -150,7 +124,7 @@ def main(argv=None):
     twin = torch_twin(net, torch).eval()
     with torch.no_grad():
         theirs = torch.softmax(twin(torch.from_numpy(X[:8])), 1).numpy()
-    impls = [Symnn(net), Torch(net)]
+    impls = [Symnn(net), torch_side(net)]
     ours = impls[0].trainer.predict_proba(X[:8])
     print(f"same network: outputs differ by at most {np.abs(ours - theirs).max():.1e}")
     tasks = {

@@ -13,7 +13,7 @@ import argparse
 import time
 
 import numpy as np
-from _common import fashion_or_random, interleaved, machine, median
+from _common import TorchClassifier, fashion_or_random, interleaved, machine, median
 
 BATCH, UNITS, STEPS, FEATURES, LR = 64, 128, 28, 28, 1e-3
 
@@ -46,56 +46,33 @@ class Symnn:
         return len(X) / (time.perf_counter() - t0)
 
 
-class Torch:
-    name = "pytorch"
+def torch_side(kind: str, net):
+    """PyTorch's side: ``torch.nn.LSTM``/``GRU`` and a linear layer with ``net``'s weights
+    (PyTorch's layout: transposed), trained with Adam."""
+    import torch
 
-    def __init__(self, kind: str, net):
-        import torch
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    rnn, dense = net.layers[1], net.layers[2]
 
-        self.torch = torch
-        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
-        rnn, dense = net.layers[1], net.layers[2]
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = cls(FEATURES, UNITS, batch_first=True)
+            self.fc = torch.nn.Linear(UNITS, 10)
 
-        class Model(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.rnn = cls(FEATURES, UNITS, batch_first=True)
-                self.fc = torch.nn.Linear(UNITS, 10)
+        def forward(self, x):
+            out, _ = self.rnn(x.view(-1, STEPS, FEATURES))
+            return self.fc(out[:, -1])
 
-            def forward(self, x):
-                out, _ = self.rnn(x.view(-1, STEPS, FEATURES))
-                return self.fc(out[:, -1])
-
-        self.model = Model()
-        with torch.no_grad():  # the same weights (PyTorch's layout: transposed)
-            for name, var, transpose in rnn.torch_keys():
-                value = var.get_value()
-                getattr(self.model.rnn, name).copy_(torch.from_numpy(
-                    value.T.copy() if transpose else value))  # fmt: skip
-            self.model.fc.weight.copy_(torch.from_numpy(dense.W.get_value().T.copy()))
-            self.model.fc.bias.copy_(torch.from_numpy(dense.b.get_value()))
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
-        self.loss = torch.nn.CrossEntropyLoss()
-        self.order = np.random.default_rng(0)
-
-    def train(self, X, y):
-        torch = self.torch
-        order = torch.from_numpy(self.order.permutation(len(X)))
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-        t0 = time.perf_counter()
-        for s in range(0, len(X), BATCH):
-            idx = order[s : s + BATCH]
-            self.opt.zero_grad()
-            self.loss(self.model(Xt[idx]), yt[idx]).backward()
-            self.opt.step()
-        return len(X) / (time.perf_counter() - t0)
-
-    def infer(self, X):
-        torch = self.torch
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            torch.softmax(self.model(torch.from_numpy(X)), 1)
-        return len(X) / (time.perf_counter() - t0)
+    model = Model()
+    with torch.no_grad():
+        for name, var, transpose in rnn.torch_keys():
+            value = var.get_value()
+            getattr(model.rnn, name).copy_(torch.from_numpy(value.T.copy() if transpose
+                                                            else value))  # fmt: skip
+        model.fc.weight.copy_(torch.from_numpy(dense.W.get_value().T.copy()))
+        model.fc.bias.copy_(torch.from_numpy(dense.b.get_value()))
+    return TorchClassifier(torch, model, torch.optim.Adam(model.parameters(), lr=LR), BATCH)
 
 
 def main(argv=None):
@@ -110,7 +87,7 @@ def main(argv=None):
     print(f"machine: {machine()}; PyTorch {torch.__version__}, 2 threads\ndata: {source}")
     for kind in ("lstm", "gru"):
         impls = [Symnn(kind, None), Symnn(kind, "NUMBA")]
-        impls.append(Torch(kind, impls[0].net))
+        impls.append(torch_side(kind, impls[0].net))
         with torch.no_grad():
             theirs = torch.softmax(impls[-1].model(torch.from_numpy(X[:8])), 1).numpy()
         gap = np.abs(impls[0].trainer.predict_proba(X[:8]) - theirs).max()
