@@ -94,6 +94,28 @@ def machine() -> str:
     )
 
 
+class SymnnClassifier:
+    """A symnn ``Trainer``: one epoch of ``fit`` (shuffled minibatches of ``batch``) and
+    ``predict_proba``, each timed in samples/s; the symnn column of the benchmarks."""
+
+    def __init__(self, trainer, batch: int, name: str = "symnn"):
+        self.trainer, self.batch, self.name = trainer, batch, name
+
+    def train(self, X: np.ndarray, y: np.ndarray) -> float:
+        import time
+
+        t0 = time.perf_counter()
+        self.trainer.fit(X, y, epochs=1, batch_size=self.batch, progress=False)
+        return len(X) / (time.perf_counter() - t0)
+
+    def infer(self, X: np.ndarray) -> float:
+        import time
+
+        t0 = time.perf_counter()
+        self.trainer.predict_proba(X)
+        return len(X) / (time.perf_counter() - t0)
+
+
 class TorchClassifier:
     """A PyTorch module ending in class scores, trained (one shuffled epoch of ``batch``
     rows, cross-entropy, the optimiser given) and run for probabilities, each timed in

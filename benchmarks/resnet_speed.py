@@ -12,10 +12,16 @@ symnn/PyTorch ratios.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _common import TorchClassifier, fashion_or_random, interleaved, machine, median
+from _common import (
+    SymnnClassifier,
+    TorchClassifier,
+    fashion_or_random,
+    interleaved,
+    machine,
+    median,
+)
 
 LR, BATCH = 0.01, 64
 
@@ -81,23 +87,11 @@ def torch_twin(graph, torch):
     return Twin()
 
 
-class Symnn:
-    name = "symnn"
+def symnn_side(net):
+    """symnn's side: ``Trainer.fit`` with SGD on its default C backend."""
+    from symnn.train import Trainer
 
-    def __init__(self, net):
-        from symnn.train import Trainer
-
-        self.trainer = Trainer(net, optimizer="sgd", learning_rate=LR, seed=0)
-
-    def train(self, X, y):
-        t0 = time.perf_counter()
-        self.trainer.fit(X, y, epochs=1, batch_size=BATCH, progress=False)
-        return len(X) / (time.perf_counter() - t0)
-
-    def infer(self, X):
-        t0 = time.perf_counter()
-        self.trainer.predict_proba(X)
-        return len(X) / (time.perf_counter() - t0)
+    return SymnnClassifier(Trainer(net, optimizer="sgd", learning_rate=LR, seed=0), BATCH)
 
 
 def torch_side(net):
@@ -124,7 +118,7 @@ def main(argv=None):
     twin = torch_twin(net, torch).eval()
     with torch.no_grad():
         theirs = torch.softmax(twin(torch.from_numpy(X[:8])), 1).numpy()
-    impls = [Symnn(net), torch_side(net)]
+    impls = [symnn_side(net), torch_side(net)]
     ours = impls[0].trainer.predict_proba(X[:8])
     print(f"same network: outputs differ by at most {np.abs(ours - theirs).max():.1e}")
     tasks = {

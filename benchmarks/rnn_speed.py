@@ -10,10 +10,16 @@ inference on 1024 rows, interleaved in one run. Prints medians and the symnn/PyT
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _common import TorchClassifier, fashion_or_random, interleaved, machine, median
+from _common import (
+    SymnnClassifier,
+    TorchClassifier,
+    fashion_or_random,
+    interleaved,
+    machine,
+    median,
+)
 
 BATCH, UNITS, STEPS, FEATURES, LR = 64, 128, 28, 28, 1e-3
 
@@ -27,23 +33,12 @@ def symnn_net(kind: str):
                        Dense(UNITS, 10, "softmax", rng=1)])  # fmt: skip
 
 
-class Symnn:
-    def __init__(self, kind: str, mode):
-        from symnn.train import Trainer
+def symnn_side(kind: str, mode):
+    """symnn's side: ``Trainer.fit`` with Adam on the C backend (``mode=None``) or Numba."""
+    from symnn.train import Trainer
 
-        self.name = f"symnn {mode or 'C'}"
-        self.net = symnn_net(kind)
-        self.trainer = Trainer(self.net, learning_rate=LR, seed=0, mode=mode)
-
-    def train(self, X, y):
-        t0 = time.perf_counter()
-        self.trainer.fit(X, y, epochs=1, batch_size=BATCH, progress=False)
-        return len(X) / (time.perf_counter() - t0)
-
-    def infer(self, X):
-        t0 = time.perf_counter()
-        self.trainer.predict_proba(X)
-        return len(X) / (time.perf_counter() - t0)
+    trainer = Trainer(symnn_net(kind), learning_rate=LR, seed=0, mode=mode)
+    return SymnnClassifier(trainer, BATCH, f"symnn {mode or 'C'}")
 
 
 def torch_side(kind: str, net):
@@ -86,8 +81,8 @@ def main(argv=None):
     X, y, source = fashion_or_random(max(args.rows, 1024), "float32")
     print(f"machine: {machine()}; PyTorch {torch.__version__}, 2 threads\ndata: {source}")
     for kind in ("lstm", "gru"):
-        impls = [Symnn(kind, None), Symnn(kind, "NUMBA")]
-        impls.append(torch_side(kind, impls[0].net))
+        impls = [symnn_side(kind, None), symnn_side(kind, "NUMBA")]
+        impls.append(torch_side(kind, impls[0].trainer.network))
         with torch.no_grad():
             theirs = torch.softmax(impls[-1].model(torch.from_numpy(X[:8])), 1).numpy()
         gap = np.abs(impls[0].trainer.predict_proba(X[:8]) - theirs).max()

@@ -32,7 +32,9 @@ __all__ = ["RNN", "LSTM", "GRU", "Bidirectional"]
 class _Recurrent(Layer):
     """What the recurrent layers share (see the module docstring); ``gates`` stacked
     matrices ``W_in (n_in, gates * n_units)``, ``W_hid (n_units, gates * n_units)`` and
-    biases ``b_in``, ``b_hid`` (PyTorch's two biases; their sum for RNN and LSTM)."""
+    biases ``b_in``, ``b_hid`` (PyTorch's two biases; their sum for RNN and LSTM). A
+    subclass defines ``_cell(x_t, states, params)``: the new state(s) from the step's input
+    (projected when ``precompute_input``), the previous states and :meth:`_non_sequences`."""
 
     gates = 1
     n_states = 1  #: the hidden state (and an LSTM's cell)
@@ -159,9 +161,6 @@ class _Recurrent(Layer):
     def _gate(self, z, k):
         h = self.n_units
         return z[:, k * h : (k + 1) * h]
-
-    def _cell(self, x_t, states, params):
-        raise NotImplementedError
 
     # -- description ----------------------------------------------------------------------
     def output_shape(self, input_shape):
