@@ -93,6 +93,49 @@ def test_relu_rnn_equals_pytorchs():
     np.testing.assert_allclose(_run(ours, X), want.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
+def _torch_weight_grads(theirs, ours):
+    """PyTorch's gradients regrouped as symnn's parameters (W_in/W_hid transposed)."""
+    g = {k: v.grad.numpy() for k, v in theirs.named_parameters()}
+    return [g["weight_ih_l0"].T, g["weight_hh_l0"].T, g["bias_ih_l0"], g["bias_hh_l0"]]
+
+
+# float64 against PyTorch: test_values_and_input_gradients_equal_pytorchs_with_its_weights
+@pytest.fixture(scope="module", params=[("C", "float32"), ("NUMBA", "float32")],
+                ids=lambda p: "-".join(p))  # fmt: skip
+def backend_and_dtype(request):
+    if request.param[0] == "NUMBA":
+        pytest.importorskip("numba")
+    return request.param
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_values_input_and_weight_gradients_equal_pytorchs_on_each_backend(
+    kind, backend_and_dtype
+):
+    """What users run: symnn's C mode and the Numba mode, float32 and float64, a mask."""
+    torch = import_torch()
+    backend, dtype = backend_and_dtype
+    theirs = _torch_twin(torch, kind).to(getattr(torch, dtype))
+    ours = KINDS[kind](F, H, rng=1, dtype=dtype)
+    load_state_dict(ours, {k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    xt = torch.from_numpy(X.astype(dtype)).requires_grad_(True)
+    want, _ = theirs(xt)
+    (want**2).sum().backward()
+    x = pt.tensor3("x", dtype=dtype)
+    out = ours(x)
+    wrt = [x, ours.W_in, ours.W_hid, ours.b_in, ours.b_hid]
+    fn = symnn.function([x], [out, *pytensor.grad((out**2).sum(), wrt)], mode=backend)
+    got, *grads = fn(X.astype(dtype))
+    assert got.dtype == dtype and all(g.dtype == dtype for g in grads)
+    tol = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-9, atol=1e-12)}[dtype]
+    np.testing.assert_allclose(got, want.detach().numpy(), **tol)
+    np.testing.assert_allclose(grads[0], xt.grad.numpy(), **tol)
+    for name, g, w in zip(["W_in", "W_hid", "b_in", "b_hid"], grads[1:],
+                          _torch_weight_grads(theirs, ours)):  # fmt: skip
+        np.testing.assert_allclose(g, w, err_msg=name, **tol)
+
+
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_masks_equal_a_loop_over_each_sequences_true_length(kind):
     lengths = [5, 2, 3]
