@@ -1,10 +1,12 @@
 """Input optimisation: the training machinery turned around, with the weights fixed.
 
 :func:`maximize` runs projected gradient ascent (or scipy with box bounds) on the inputs of
-any symbolic objective; :func:`activation_maximization` maximises units of a network, many
+any symbolic objective (:mod:`~symnn.inputopt.objectives` names them by layer and unit, Lucid's
+objective algebra); :func:`activation_maximization` maximises units of a network, many
 units in one compiled call; :func:`exhaustive_binary_maximum` checks binary problems exactly.
 """
 
+from . import objectives
 from .activation import (
     ActivationReport,
     InputPenalties,
@@ -26,6 +28,7 @@ from .priors import PRIORS, GaussianPrior, MixturePrior
 __all__ = [
     "maximize",
     "MaximizeResult",
+    "objectives",
     "METHODS",
     "activation_maximization",
     "ActivationReport",
