@@ -24,11 +24,14 @@ from .binary import (
 )
 from .maximize import METHODS, MaximizeResult, maximize
 from .priors import PRIORS, GaussianPrior, MixturePrior
+from .visualize import Visualization, visualize
 
 __all__ = [
     "maximize",
     "MaximizeResult",
     "objectives",
+    "visualize",
+    "Visualization",
     "METHODS",
     "activation_maximization",
     "ActivationReport",

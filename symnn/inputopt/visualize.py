@@ -1,0 +1,155 @@
+"""``visualize``: feature visualisation of an :class:`~symnn.inputopt.objectives.Objective`
+under an image parametrisation (:mod:`~symnn.inputopt.param`), Lucid's ``render_vis``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..backend import function
+from ..errors import SymnnTypeError, SymnnValueError
+from ..layers import Layer
+from ..utils import as_rng, check_array, check_positive
+from .maximize import MaximizeResult, maximize
+from .objectives import Objective, parse_objective
+from .param import PARAM_BOUND, Parametrisation
+from .units import _check_network
+
+__all__ = ["visualize", "Visualization", "ASCENT_DEFAULTS"]
+
+
+@dataclass
+class Visualization:
+    """What :func:`visualize` found: ``n`` images and their objective values."""
+
+    images: np.ndarray  #: ``(n, C*H*W)``, inside the box
+    values: np.ndarray  #: the objective of each image
+    objective: Objective
+    param: str
+    image_shape: tuple[int, int, int]
+    result: MaximizeResult  #: the ascent over the parameters (``result.x``: parameters)
+
+
+def _box(bounds: Any) -> tuple[float, float]:
+    if isinstance(bounds, str | bytes):
+        bounds = None  # two characters are not two numbers
+    try:
+        lo, hi = (float(v) for v in bounds)
+    except (TypeError, ValueError):
+        raise SymnnTypeError(
+            f"bounds must be two numbers (lo, hi) for every pixel; got {bounds!r}."
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise SymnnValueError(f"bounds={bounds!r}: expected finite lo < hi.")
+    return lo, hi
+
+
+def visualize(
+    network: Layer,
+    objective: Objective | str,
+    *,
+    image_shape: Any,
+    n: int = 1,
+    param: str | Parametrisation = "fourier",
+    reference: Any = None,
+    bounds: Any = (0.0, 1.0),
+    **ascent: Any,
+) -> Visualization:
+    """Maximise ``objective`` over ``n`` images made by the parametrisation ``param``.
+
+    Parameters
+    ----------
+    network
+        A symnn network (``Sequential`` or ``Graph``, e.g. one read by ``from_onnx``).
+    objective
+        An :class:`~symnn.inputopt.objectives.Objective` or its text
+        (``"channel:conv1:3 - 0.5*diversity:conv1"``, see :func:`~symnn.inputopt.
+        objectives.parse_objective`). Terms that couple the images (``diversity``) see
+        all ``n`` of them.
+    image_shape
+        ``(H, W)`` or ``(C, H, W)`` of the network's input (``C*H*W`` inputs).
+    n
+        Images optimised together, each from its own random start.
+    param
+        ``"fourier"`` (default, Lucid's 1/f spectrum), ``"maco"`` (phase only, the
+        magnitude from ``reference``) or ``"pixel"`` (projected pixels); see
+        :mod:`symnn.inputopt.param` for the definitions and why the box holds by squashing.
+        Three-channel Fourier and MaCo images mix their colours by a decorrelation matrix;
+        ``param=Parametrisation.make("fourier", shape, decorrelate=False)`` does not.
+    reference
+        Real inputs (rows of ``C*H*W`` values): MaCo's magnitude spectrum and the colour
+        decorrelation of three-channel images are fitted to them.
+    bounds
+        The pixels' box ``(lo, hi)``.
+    **ascent
+        ``seed`` (the random starts, default 0) and :func:`~symnn.inputopt.maximize`'s
+        ``steps`` (256), ``learning_rate`` (0.05), ``method`` (``"adam"``: Lucid's), ``tol``,
+        ``mode`` and ``blas_threads``.
+
+    Returns
+    -------
+    Visualization
+
+    Examples
+    --------
+    >>> from symnn.layers import from_arch
+    >>> net = from_arch("conv4x3,pool2,8,3", (8, 8), rng=0)
+    >>> vis = visualize(net, "channel:conv0:1", image_shape=(8, 8), n=2, steps=10,
+    ...                 mode="FAST_COMPILE")
+    >>> vis.images.shape, bool(vis.images.min() >= 0 and vis.images.max() <= 1)
+    ((2, 64), True)
+    """
+    _check_network(network)
+    objective = parse_objective(objective) if isinstance(objective, str) else objective
+    if not isinstance(objective, Objective):
+        raise SymnnTypeError(
+            f"objective must be an Objective or its text; got {type(objective).__name__}."
+        )
+    objective.check(network)
+    check_positive(n, "n", integer=True)
+    box = _box(bounds)
+    if reference is not None:
+        reference = check_array(reference, "reference", ndim=2, dtype="float64")
+    ascent = _ascent_options(ascent)
+    seed = ascent.pop("seed")
+    par = param if isinstance(param, Parametrisation) else Parametrisation.make(
+        param, image_shape, reference=reference
+    )
+    if par.image_shape != Parametrisation.make("pixel", image_shape).image_shape:
+        raise SymnnValueError(
+            f"param is made for images {par.image_shape}; image_shape={tuple(image_shape)}."
+        )
+    if par.width != network.n_in:
+        raise SymnnValueError(
+            f"image_shape={tuple(image_shape)} has {par.width} values; the network takes "
+            f"{network.n_in} inputs."
+        )
+    if reference is not None and reference.shape[1] != par.width:
+        raise SymnnValueError(
+            f"reference has {reference.shape[1]} columns; the images have {par.width} values."
+        )
+    p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
+    images = par.image(p, box)
+    x0 = par.initial(int(n), as_rng(seed, name="seed"), box, network.dtype)
+    limits = box if par.kind == "pixel" else (-PARAM_BOUND, PARAM_BOUND)
+    result = maximize(objective(network, images), p, x0=x0, bounds=limits, **ascent)
+    found = function([p], images, mode=ascent["mode"])(result.x)
+    return Visualization(found, result.value, objective, par.kind, par.image_shape, result)
+
+
+#: visualize's ascent options and their defaults (Lucid's: Adam at 0.05, 256 steps)
+ASCENT_DEFAULTS = {"seed": 0, "steps": 256, "learning_rate": 0.05, "method": "adam",
+                   "tol": None, "mode": None, "blas_threads": "auto"}  # fmt: skip
+
+
+def _ascent_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(ASCENT_DEFAULTS))
+    if unknown:
+        raise SymnnTypeError(
+            f"visualize() got unexpected keyword(s) {', '.join(unknown)}; the ascent takes "
+            f"{', '.join(ASCENT_DEFAULTS)}."
+        )
+    return {**ASCENT_DEFAULTS, **options}

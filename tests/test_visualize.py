@@ -1,0 +1,142 @@
+"""Image parametrisations (symnn.inputopt.param) against numpy.fft, and visualize end to end:
+the box, gradients against finite differences, the ascent raising its objective, and every
+wrong argument named before compiling."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from symnn.errors import SymnnTypeError, SymnnValueError
+from symnn.gradcheck import check_grad
+from symnn.inputopt import visualize
+from symnn.inputopt.objectives import channel, diversity
+from symnn.inputopt.param import IMAGENET_COLOR_SQRT, Parametrisation, fourier_basis
+from symnn.layers import from_arch
+
+FAST = "FAST_COMPILE"
+RNG = np.random.default_rng(0)
+REFERENCE = RNG.random((20, 36))
+
+
+def _images(par, params, box=(0.0, 1.0)):
+    p = pt.matrix("p", dtype="float64")
+    return pytensor.function([p], par.image(p, box), mode=FAST)(params)
+
+
+def _logit(img):
+    return np.log(img / (1 - img))
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_the_fourier_basis_is_orthonormal_with_numpys_frequencies(n):
+    B, f = fourier_basis(n)
+    np.testing.assert_allclose(B.T @ B, np.eye(n), atol=1e-12)
+    np.testing.assert_allclose(np.sort(f), np.sort(np.abs(np.fft.fftfreq(n))), atol=1e-15)
+
+
+def test_fourier_images_have_lucids_spectrum_by_numpys_fft():
+    """Per 2-D frequency (|ky|, |kx|), the image's energy in numpy's orthonormal FFT equals
+    the energy of its coefficients scaled by 1 / max(f, 1 / max(H, W)) / 4."""
+    h, w = 6, 5
+    par = Parametrisation.make("fourier", (h, w))
+    coef = RNG.normal(size=(2, h * w))
+    z = _logit(_images(par, coef)).reshape(2, h, w)
+    spectrum = np.abs(np.fft.fft2(z, norm="ortho")) ** 2
+    (_, fh), (_, fw) = fourier_basis(h), fourier_basis(w)
+    scale = 1 / np.maximum(np.hypot(fh[:, None], fw[None, :]), 1 / max(h, w)) / 4
+    energy = (coef.reshape(2, h, w) * scale) ** 2
+    ky, kx = np.round(fh * h).astype(int), np.round(fw * w).astype(int)
+    for a in set(ky):
+        for b in set(kx):
+            bins = spectrum[:, np.abs(np.fft.fftfreq(h, 1 / h)) == a][:, :,
+                            np.abs(np.fft.fftfreq(w, 1 / w)) == b]  # fmt: skip
+            want = energy[:, ky == a][:, :, kx == b].sum(axis=(1, 2))
+            np.testing.assert_allclose(bins.sum(axis=(1, 2)), want, rtol=1e-9, atol=1e-15)
+
+
+def test_maco_images_equal_numpys_inverse_fft_of_the_reference_magnitude():
+    par = Parametrisation.make("maco", (6, 6), reference=REFERENCE)
+    magnitude = np.abs(np.fft.fft2(REFERENCE.reshape(-1, 6, 6))).mean(axis=0)
+    np.testing.assert_allclose(par.magnitude[0], magnitude)
+    phase = RNG.uniform(-np.pi, np.pi, (3, 36))
+    z = np.real(np.fft.ifft2(magnitude * np.exp(1j * phase.reshape(3, 6, 6)))).reshape(3, -1)
+    z = (z - z.mean(axis=1, keepdims=True)) / (z.std(axis=1, keepdims=True) + 1e-4 / 36)
+    got = _logit(_images(par, phase))
+    # standardised images do not depend on the inverse DFT's 1 / (H W); the epsilon does,
+    # by less than the tolerance
+    np.testing.assert_allclose(got, z, rtol=1e-4, atol=1e-4)
+
+
+def test_decorrelation_is_refused_where_there_are_no_three_colours():
+    for kind, shape, value in [("fourier", (6, 6), True), ("pixel", (3, 2, 2), True),
+                               ("fourier", (6, 6), "yes")]:  # fmt: skip
+        with pytest.raises(SymnnValueError, match="decorrelate"):
+            Parametrisation.make(kind, shape, decorrelate=value)
+
+
+def test_colour_decorrelation_is_the_square_root_of_the_colour_covariance():
+    colours = RNG.multivariate_normal([0.5] * 3, [[1, 0.8, 0.3], [0.8, 1, 0.5], [0.3, 0.5, 1]],
+                                      size=(40, 4, 4))  # fmt: skip
+    reference = colours.transpose(0, 3, 1, 2).reshape(40, -1)
+    par = Parametrisation.make("fourier", (3, 4, 4), reference=reference)
+    cov = np.cov(colours.reshape(-1, 3), rowvar=False)
+    mix = par.colour @ par.colour.T
+    np.testing.assert_allclose(mix / mix[0, 0], cov / cov[0, 0], rtol=1e-10)
+    assert np.isclose(np.linalg.norm(par.colour, axis=0).max(), 1.0)
+    imagenet = Parametrisation.make("fourier", (3, 4, 4)).colour
+    np.testing.assert_allclose(imagenet, IMAGENET_COLOR_SQRT / np.linalg.norm(
+        IMAGENET_COLOR_SQRT, axis=0).max())  # fmt: skip
+    assert Parametrisation.make("fourier", (3, 4, 4), decorrelate=False).colour is None
+
+
+@pytest.mark.parametrize("kind", ["fourier", "maco"])
+def test_images_stay_in_the_box_for_any_parameters(kind):
+    par = Parametrisation.make(kind, (6, 6), reference=REFERENCE)
+    images = _images(par, 50 * RNG.normal(size=(4, 36)), box=(-1.0, 2.0))
+    assert images.min() >= -1.0 and images.max() <= 2.0
+
+
+@pytest.fixture(scope="module")
+def net():
+    return from_arch("conv4x3,pool2,8,3", (6, 6), rng=0, dtype="float64")
+
+
+@pytest.mark.parametrize("kind", ["fourier", "maco"])
+def test_gradients_through_the_parametrisation_equal_finite_differences(net, kind):
+    par = Parametrisation.make(kind, (6, 6), reference=REFERENCE)
+    p = pt.matrix("p", dtype="float64", shape=(None, 36))
+    cost = pt.sum((channel("conv0", 1) - 0.3 * diversity("conv0"))(net, par.image(p, (0, 1))))
+    start = par.initial(3, np.random.default_rng(1), (0.0, 1.0), "float64") + 0.3
+    assert check_grad(cost, [p], [start], mode=FAST) < 1e-5  # relu kinks limit the FD
+
+
+@pytest.mark.parametrize("kind", ["pixel", "fourier", "maco"])
+def test_visualize_raises_its_objective_inside_the_box(net, kind):
+    vis = visualize(net, channel("conv0", 2) - 0.1 * diversity("conv0"), image_shape=(6, 6), n=3,
+                    param=kind, reference=REFERENCE, steps=60, seed=2, mode=FAST)  # fmt: skip
+    assert vis.images.shape == (3, 36) and vis.image_shape == (1, 6, 6)
+    assert vis.images.min() >= 0 and vis.images.max() <= 1
+    start = vis.result.history[0]
+    assert vis.values.sum() > start.sum() + 0.05, (vis.values, start)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(param="maco"), SymnnValueError, "pass reference images"),
+    (dict(param="fft"), SymnnValueError, "param='fft' is not known"),
+    (dict(decorrelate=True), SymnnTypeError, "unexpected keyword.s. decorrelate; the ascent"),
+    (dict(param=Parametrisation.make("fourier", (6, 5))), SymnnValueError,
+     r"param is made for images \(1, 6, 5\); image_shape=\(6, 6\)"),
+    (dict(image_shape=(6, 5)), SymnnValueError, "has 30 values; the network takes 36"),
+    (dict(image_shape=(6,)), SymnnValueError, r"expected \(H, W\) or \(C, H, W\)"),
+    (dict(reference=np.zeros((4, 30))), SymnnValueError, "reference has 30 columns"),
+    (dict(bounds=(1.0, 0.0)), SymnnValueError, "expected finite lo < hi"),
+    (dict(bounds="01"), SymnnTypeError, "bounds must be two numbers"),
+    (dict(n=0), SymnnValueError, "n"),
+    (dict(objective=3), SymnnTypeError, "objective must be an Objective or its text"),
+    (dict(objective="channel:conv5:0"), SymnnValueError, "layer='conv5' is not a layer name"),
+])  # fmt: skip
+def test_bad_arguments_are_refused_by_name(net, kwargs, error, match):
+    args = dict(objective="channel:conv0:0", image_shape=(6, 6), mode=FAST, steps=2) | kwargs
+    with pytest.raises(error, match=match):
+        visualize(net, **args)
