@@ -181,6 +181,17 @@ def model_file(tmp_path_factory):
         (["maximize", "MODEL", "--reference", "iris"], "--reference has 4 features"),
         (["maximize", "MODEL", "--prior", "student"], "invalid choice: 'student'"),
         (["maximize", "MODEL", "--reference", "none", "--prior", "gmm"], "--prior 'gmm' needs"),
+        (["maximize", "MODEL", "--spatial", "center"], "--spatial 'center' has no effect"),
+        (["maximize", "MODEL", "--spatial", "3"], "'3' is not mean, center or a position Y,X"),
+        (["maximize", "MODEL", "--param", "maco"], "--param parametrises the images of --obj"),
+        (["maximize", "MODEL", "--objective", "channel:dense9:0"],
+         "--objective's layer 'dense9' is not a layer name"),
+        (["maximize", "MODEL", "--objective", "channl:0:1"], "'channl' is not an objective"),
+        (["maximize", "MODEL", "--objective", "channel:0:8"], "channel 8 is out of range"),
+        (["maximize", "MODEL", "--objective", "channel:0:1", "--layer", "0", "--tv", "1"],
+         "--layer, --tv choose(s) units for activation maximisation and have no effect"),
+        (["maximize", "MODEL", "--objective", "channel:0:1", "--param", "maco", "--reference",
+          "none"], "--param 'maco' fixes the spectrum's magnitude"),
     ],
 )
 def test_bad_values_are_refused_before_anything_compiles(
@@ -195,6 +206,8 @@ def test_bad_values_are_refused_before_anything_compiles(
     monkeypatch.setattr(backend, "function", no_compile)
     monkeypatch.setattr("symnn.inputopt.objective.function", no_compile)
     monkeypatch.setattr("symnn.train.step.function", no_compile, raising=False)
+    monkeypatch.setattr("symnn.inputopt.render.function", no_compile)
+    monkeypatch.setattr("symnn.inputopt.engine.function", no_compile)
     args = [str(model_file) if a == "MODEL" else a for a in args]
     assert cli.main([*args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -244,6 +257,22 @@ def test_info_shortens_the_blas_flags(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) < 200
+
+
+def test_maximize_an_objective_writes_its_visualisations(model_file, tmp_path):
+    """``--objective`` with ``--param``: ``--starts`` images, their values in the JSON and
+    on the figure, the title naming the objective."""
+    from symnn import cli
+
+    out = tmp_path / "out"
+    args = ["maximize", str(model_file), "--objective", "channel:dense0:3 - 0.5*diversity:dense0"]
+    for param in ("fourier", "maco"):
+        assert cli.main([*args, "--param", param, "--starts", "3", "--steps", "30",
+                         "--out", str(out)]) == 0  # fmt: skip
+        summary = json.loads((out / "visualized.json").read_text())
+        assert summary["objective"] == "channel('dense0', 3) - 0.5 * diversity('dense0')"
+        assert summary["param"] == param and len(summary["values"]) == 3
+        assert (out / "visualized.png").stat().st_size > 1000
 
 
 def test_maximize_with_a_prior_from_class_means_reports_dataset_examples(model_file, tmp_path):

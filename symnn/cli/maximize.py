@@ -82,6 +82,10 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
 
     out = _out_dir(args.out)
     network = _load_network(args.model, args.arch, args.image_shape)
+    if args.objective is not None:
+        return _cmd_visualize(args, network, out)
+    if args.param is not None:
+        raise _UsageError("--param parametrises the images of --objective; give --objective")
     penalties = InputPenalties(
         l2=args.l2, tv=args.tv, jitter=args.jitter, scale=args.scale, rotate=args.rotate,
         precondition=args.precondition, blur_every=args.blur_every,
@@ -91,7 +95,8 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
     try:
         report = activation_maximization(
             network, args.units, layer=args.layer, probability=args.probability,
-            n_starts=args.starts, x0=None if args.x0 == "random" else args.x0, seed=args.seed,
+            spatial=args.spatial, n_starts=args.starts,
+            x0=None if args.x0 == "random" else args.x0, seed=args.seed,
             image_shape=_default_image_shape(args.image_shape, network), penalties=penalties,
             reference=reference and Reference(*reference, top_k=args.top_k),
             prior={"auto": "auto", "none": None}.get(args.prior, args.prior),
@@ -102,7 +107,67 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
         raise _UsageError(usage_message(exc, FLAGS)) from None
     is_output = args.layer in (-1, len(getattr(network, "layers", [network])) - 1)
     names = getattr(network, "class_names", None) if is_output else None
-    _report_am(report, out, names, f"units {args.units} of layer {args.layer}")
+    _report_am(report, out, names, f"units {args.units} of {_layer_title(network, args.layer)}")
+    return 0
+
+
+def _layer_title(network: Any, layer: int | str) -> str:
+    """``layer 'conv0'`` by the layer's name when it has one, else by its position."""
+    if isinstance(layer, str):
+        return f"layer {layer!r}"
+    layers = list(getattr(network, "layers", [network]))
+    name = layers[layer].name if -len(layers) <= layer < len(layers) else None
+    return f"layer {name!r}" if name else f"layer {layer}"
+
+
+#: ``symnn maximize``'s flags that choose units for activation maximisation: an --objective
+#: names its own units, so these are refused beside it (name: default)
+_UNIT_FLAGS = {"units": "0-9", "layer": -1, "probability": False, "spatial": None,
+               "l2": 0.0, "tv": 0.0, "jitter": 0, "scale": 0.0, "rotate": 0.0,
+               "precondition": False, "blur_every": 0, "prior": "auto", "prior_weight": None,
+               "x0": "random", "top_k": 5}  # fmt: skip
+
+
+def _cmd_visualize(args: argparse.Namespace, network: Any, out: Path) -> int:
+    """``--objective``: :func:`symnn.inputopt.visualize` of the objective, ``--starts``
+    images under ``--param``; its figure and ``visualized.json``."""
+    import json
+
+    from .. import plot
+    from ..errors import SymnnError
+    from ..inputopt import visualize
+
+    given = [f"--{k.replace('_', '-')}" for k, v in _UNIT_FLAGS.items() if getattr(args, k) != v]
+    if given:
+        raise _UsageError(f"{', '.join(given)} choose(s) units for activation maximisation and "
+                          "have no effect with --objective, which names its own")  # fmt: skip
+    reference = _reference(args.reference, network.n_in)
+    shape = _default_image_shape(args.image_shape, network)
+    if shape is None:
+        raise _UsageError("--objective needs --image-shape (e.g. 28x28 or 3x32x32)")
+    _compile_note("the visualisation step")
+    try:
+        vis = visualize(
+            network, args.objective, image_shape=shape, n=args.starts,
+            param=args.param or "fourier", reference=reference and reference[0],
+            seed=args.seed, steps=args.steps, method=args.method,
+            learning_rate=args.lr or 0.05, blas_threads=args.blas_threads,
+        )  # fmt: skip
+    except SymnnError as exc:
+        flags = {**FLAGS, "n": "--starts", "layer": "--objective's layer"}
+        raise _UsageError(usage_message(exc, flags)) from None
+    c, h, w = vis.image_shape
+    images = vis.images.reshape(-1, c, h, w)
+    images = images[:, 0] if c == 1 else images.transpose(0, 2, 3, 1)
+    title = f"{vis.objective!r} ({vis.param})"
+    plot.plot_image_grid(images, out / "visualized.png",
+                         titles=[f"{v:.2f}" for v in vis.values], title=title)  # fmt: skip
+    summary = {"objective": repr(vis.objective), "param": vis.param,
+               "image_shape": list(vis.image_shape), "values": vis.values.tolist()}  # fmt: skip
+    (out / "visualized.json").write_text(json.dumps(summary, indent=1))
+    for i, v in enumerate(vis.values):
+        print(f"image {i}: {v:.4f}")
+    print(f"wrote {out / 'visualized.png'} and {out / 'visualized.json'}")
     return 0
 
 
@@ -135,6 +200,19 @@ def _default_image_shape(flag: str | None, network: Any) -> tuple[int, ...] | No
     return shape
 
 
+def _spatial(text: str) -> str | tuple[int, int]:
+    """``--spatial``: ``mean``, ``center`` or ``Y,X``."""
+    if text in ("mean", "center"):
+        return text
+    try:
+        y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not mean, center or a position Y,X (e.g. 4,4)"
+        ) from None
+    return (y, x)
+
+
 def _maximize_arguments(p: argparse.ArgumentParser) -> None:
     from ..inputopt.maximize import METHODS
     from ..layers.arch import ARCH_HELP
@@ -153,6 +231,7 @@ def _maximize_arguments(p: argparse.ArgumentParser) -> None:
         help="a layer's name, or its position in the network's layers (every layer counts, "
         "dropout and batch normalisation included; -1: the output layer)",
     )
+    _objective_arguments(p)
     p.add_argument("--steps", type=_POSITIVE_INT, default=200, help="ascent steps")
     p.add_argument(
         "--method",
@@ -192,6 +271,32 @@ def _maximize_arguments(p: argparse.ArgumentParser) -> None:
     _blas_threads_option(p)
     p.add_argument("--out", default="symnn-maximize", help="output folder")
     p.set_defaults(func=_cmd_maximize)
+
+
+def _objective_arguments(p: argparse.ArgumentParser) -> None:
+    """``symnn maximize``'s options for what is maximised beyond a layer's units."""
+    p.add_argument(
+        "--spatial",
+        type=_spatial,
+        default=None,
+        help="how a convolutional layer's channel becomes one value: mean (default), center, "
+        "or a position Y,X",
+    )
+    p.add_argument(
+        "--objective",
+        default=None,
+        help="feature visualisation of an objective instead of units: terms such as "
+        "channel:LAYER:C, neuron:LAYER:C[:Y:X], class_logit:K, deepdream:LAYER, "
+        "diversity:LAYER joined by + and -, each with an optional weight W*; e.g. "
+        "'channel:conv0:3 - 0.5*diversity:conv0' (--starts images)",
+    )
+    p.add_argument(
+        "--param",
+        default=None,
+        choices=["fourier", "maco", "pixel"],
+        help="with --objective, the images' parametrisation: fourier (default; Lucid's 1/f "
+        "spectrum), maco (phase only, magnitude from --reference) or pixel",
+    )
 
 
 def _reference_arguments(p: argparse.ArgumentParser) -> None:

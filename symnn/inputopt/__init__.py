@@ -2,8 +2,10 @@
 
 :func:`maximize` runs projected gradient ascent (or scipy with box bounds) on the inputs of
 any symbolic objective (:mod:`~symnn.inputopt.objectives` names them by layer and unit, Lucid's
-objective algebra); :func:`activation_maximization` maximises units of a network, many
-units in one compiled call; :func:`exhaustive_binary_maximum` checks binary problems exactly.
+objective algebra); :func:`visualize` renders such an objective under a Fourier, MaCo or
+pixel parametrisation of the image (:mod:`~symnn.inputopt.param`);
+:func:`activation_maximization` maximises units of a network, many units in one compiled call;
+:func:`exhaustive_binary_maximum` checks binary problems exactly.
 """
 
 from . import objectives
@@ -24,7 +26,7 @@ from .binary import (
 )
 from .maximize import METHODS, MaximizeResult, maximize
 from .priors import PRIORS, GaussianPrior, MixturePrior
-from .visualize import Visualization, visualize
+from .render import Visualization, visualize
 
 __all__ = [
     "maximize",

@@ -33,9 +33,12 @@ def _resolve_layer(network: Layer, layer: int | str) -> int | str:
             return names.index(layer)
         head, _, rest = layer.partition(".")
         if head not in names:
+            named = ", ".join(repr(n) for n in names if n is not None)
             raise SymnnValueError(
                 f"layer={layer!r} is not a layer name; the network's layers are named "
-                f"{', '.join(repr(n) for n in names)}.",
+                f"{named or '(none)'}"
+                + ("" if None not in names else " (the others have no name: use their position)")
+                + ".",
                 parameter="layer",
             )
         if not rest:
