@@ -258,8 +258,8 @@ def _diversity(outputs: _Outputs, term: _Term) -> Any:
     norms = pt.sqrt(pt.maximum(pt.sqr(grams).sum(axis=(1, 2)), 1e-10))
     unit = grams / norms[:, None, None]
     pairs = pt.tensordot(unit, unit, axes=[[1, 2], [1, 2]])  # (n, n): cosine similarities
-    n = pairs.shape[0]
-    return (pairs.sum(axis=1) - pt.diagonal(pairs)) / pt.cast(n, pairs.dtype)
+    itself = pt.sqr(unit).sum(axis=(1, 2))  # the diagonal of pairs: 1 (0 for a zero Gram)
+    return (pairs.sum(axis=1) - itself) / pt.cast(pairs.shape[0], pairs.dtype)
 
 
 _BUILDERS: dict[str, Callable[[_Outputs, _Term], Any]] = {
