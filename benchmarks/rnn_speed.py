@@ -3,8 +3,12 @@
 state; a training step with Adam (symnn's ``Trainer.fit`` on its default C backend and on
 Numba, against ``torch.nn.LSTM``/``GRU`` in PyTorch eager with the same weights) and
 inference on 1024 rows, interleaved in one run. Prints medians and the symnn/PyTorch ratios.
+``--profile`` instead runs symnn's LSTM training step (C backend, plain SGD, batch 64) under
+PyTensor's profiler, scans included, and prints where one step's time goes, with numpy's
+``tanh`` on the same gate block for scale.
 
     python benchmarks/rnn_speed.py [--rounds 5] [--rows 2048]
+    python benchmarks/rnn_speed.py --profile
 """
 
 from __future__ import annotations
@@ -70,13 +74,50 @@ def torch_side(kind: str, net):
     return TorchClassifier(torch, model, torch.optim.Adam(model.parameters(), lr=LR), BATCH)
 
 
-def main(argv=None):
-    import torch
+def profile_step(kind: str = "lstm", calls: int = 50) -> None:
+    """Print the shares of one training step's ops, inside and outside the scans."""
+    import time
 
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.compile.debug.profiling import ProfileStats
+
+    from symnn.backend import resolve_mode
+
+    pytensor.config.profile = True  # the scans' inner functions profile only with the flag
+    net = symnn_net(kind)
+    x, y = pt.matrix("x", dtype="float32", shape=(None, STEPS * FEATURES)), pt.ivector("y")
+    cost = -pt.mean(pt.log(net(x)[pt.arange(y.shape[0]), y]))
+    updates = [(p, p - np.float32(LR) * g) for p, g in zip(net.params, pt.grad(cost, net.params))]
+    prof = ProfileStats(atexit_print=False)
+    step = pytensor.function([x, y], cost, updates=updates, mode=resolve_mode("C"), profile=prof)
+    rng = np.random.default_rng(0)
+    X = rng.random((BATCH, STEPS * FEATURES), dtype="float32")
+    Y = rng.integers(0, 10, BATCH).astype("int32")
+    step(X, Y)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        step(X, Y)
+    print(f"{kind} step: {(time.perf_counter() - t0) / calls * 1e3:.2f} ms (profiled)")
+    prof.summary(n_ops_to_print=6, n_apply_to_print=6)
+    gates = rng.random((BATCH, 4 * UNITS), dtype="float32")[:, :UNITS]
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        np.tanh(gates)
+    per = (time.perf_counter() - t0) / 1000 / gates.size * 1e9
+    print(f"numpy tanh on a ({BATCH}, {UNITS}) gate block: {per:.2f} ns per element")
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rows", type=int, default=2048, help="training rows per round")
+    ap.add_argument("--profile", action="store_true", help="where the LSTM step's time goes")
     args = ap.parse_args(argv)
+    if args.profile:
+        return profile_step()
+    import torch
+
     torch.set_num_threads(2)
     X, y, source = fashion_or_random(max(args.rows, 1024), "float32")
     print(f"machine: {machine()}; PyTorch {torch.__version__}, 2 threads\ndata: {source}")
