@@ -97,6 +97,20 @@ def test_images_stay_in_the_box_for_any_parameters(kind):
     assert images.min() >= -1.0 and images.max() <= 2.0
 
 
+@pytest.mark.parametrize("kind, shape", [("pixel", (6, 6)), ("fourier", (6, 6)),
+                                         ("fourier", (3, 4, 4))])  # fmt: skip
+def test_the_parameters_of_an_image_make_that_image(kind, shape):
+    width = int(np.prod(shape))
+    reference = RNG.random((10, width))
+    par = Parametrisation.make(kind, shape, reference=reference)
+    box = (-1.0, 2.0)
+    x0 = np.clip(RNG.uniform(-1.5, 2.5, (3, width)), *box)  # with pixels on both bounds
+    back = _images(par, par.parameters_of(x0, box), box)
+    np.testing.assert_allclose(back, x0, atol=3.1e-4 * 1.0001)  # 1e-4 of the box's width
+    with pytest.raises(SymnnValueError, match="a MaCo image keeps the reference's magnitude"):
+        Parametrisation.make("maco", shape, reference=reference).parameters_of(x0, box)
+
+
 @pytest.fixture(scope="module")
 def net():
     return from_arch("conv4x3,pool2,8,3", (6, 6), rng=0, dtype="float64")
@@ -121,6 +135,17 @@ def test_visualize_raises_its_objective_inside_the_box(net, kind):
     assert vis.values.sum() > start.sum() + 0.05, (vis.values, start)
 
 
+def test_accentuation_starts_from_x0_and_its_penalty_keeps_it_near(net):
+    x0 = REFERENCE[:2]
+    common = dict(image_shape=(6, 6), x0=x0, steps=80, learning_rate=0.1, mode=FAST)
+    free = visualize(net, "channel:conv0:2", **common)
+    held = visualize(net, "channel:conv0:2", seed_penalty=50.0, **common)
+    assert free.images.shape == held.images.shape == (2, 36)
+    far, near = (np.abs(v.images - x0).mean() for v in (free, held))
+    assert near < 0.5 * far, (near, far)
+    assert free.result.history[0].sum() < free.values.sum()
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(param="maco"), SymnnValueError, "pass reference images"),
     (dict(param="fft"), SymnnValueError, "param='fft' is not known"),
@@ -133,6 +158,14 @@ def test_visualize_raises_its_objective_inside_the_box(net, kind):
     (dict(bounds=(1.0, 0.0)), SymnnValueError, "expected finite lo < hi"),
     (dict(bounds="01"), SymnnTypeError, "bounds must be two numbers"),
     (dict(n=0), SymnnValueError, "n"),
+    (dict(seed_penalty=1.0), SymnnValueError, "seed_penalty=1.0 pulls towards x0; no x0"),
+    (dict(seed_penalty=-1.0), SymnnValueError, "seed_penalty=-1.0 is not valid"),
+    (dict(x0=np.zeros((2, 30))), SymnnValueError, "x0 has 30 columns; the images have 36"),
+    (dict(x0=np.full((2, 36), 2.0)), SymnnValueError, "x0 has values outside the bounds"),
+    (dict(x0=np.zeros((2, 36)), n=3), SymnnValueError, "n=3 starts, but x0 has 2 rows"),
+    (dict(x0=np.zeros((2, 36)), param="maco", reference=REFERENCE), SymnnValueError,
+     "MaCo image keeps"),
+    (dict(jitter=2), SymnnTypeError, "unexpected keyword.s. jitter"),
     (dict(objective=3), SymnnTypeError, "objective must be an Objective or its text"),
     (dict(objective="channel:conv5:0"), SymnnValueError, "layer='conv5' is not a layer name"),
 ])  # fmt: skip

@@ -145,6 +145,28 @@ class Parametrisation:
             return (_FOURIER_SD * rng.standard_normal((n, self.width))).astype(dtype)
         return rng.uniform(-np.pi, np.pi, (n, self.width)).astype(dtype)
 
+    def parameters_of(self, images: np.ndarray, box: tuple[float, float]) -> np.ndarray:
+        """The parameters whose image is ``images`` (rows of ``C*H*W`` values in the box;
+        pixels within 1e-4 of a bound come back 1e-4 inside it): the start of an
+        accentuation. A MaCo image keeps the reference's magnitude spectrum, so it has none."""
+        if self.kind == "pixel":
+            return np.array(images, dtype=np.float64)
+        if self.kind == "maco":
+            raise SymnnValueError(
+                "x0: a MaCo image keeps the reference's magnitude spectrum, so it cannot start "
+                "from a given image; accentuate with param='fourier' or param='pixel'."
+            )
+        c, h, w = self.image_shape
+        u = np.clip((np.asarray(images, dtype=np.float64) - box[0]) / (box[1] - box[0]),
+                    1e-4, 1 - 1e-4)  # fmt: skip
+        z = np.log(u / (1 - u)).reshape(-1, c, h, w)
+        if self.colour is not None:
+            z = np.einsum("ic,nchw->nihw", np.linalg.inv(self.colour), z)
+        (bh, fh), (bw, fw) = fourier_basis(h), fourier_basis(w)
+        scale = 1.0 / np.maximum(np.sqrt(fh[:, None] ** 2 + fw[None, :] ** 2), 1.0 / max(h, w))
+        coef = _FOURIER_DIVISOR * np.einsum("yi,ncyx,xj->ncij", bh, z, bw) / scale
+        return coef.reshape(len(z), -1)
+
     def image(self, p: Any, box: tuple[float, float]) -> Any:
         """The images ``(n, C*H*W)`` for the parameters ``p`` (symbolic ``(n, width)``)."""
         if self.kind == "pixel":

@@ -55,8 +55,8 @@ def visualize(
     n: int = 1,
     param: str | Parametrisation = "fourier",
     reference: Any = None,
-    bounds: Any = (0.0, 1.0),
-    **ascent: Any,
+    x0: Any = None,
+    **options: Any,
 ) -> Visualization:
     """Maximise ``objective`` over ``n`` images made by the parametrisation ``param``.
 
@@ -82,12 +82,16 @@ def visualize(
     reference
         Real inputs (rows of ``C*H*W`` values): MaCo's magnitude spectrum and the colour
         decorrelation of three-channel images are fitted to them.
-    bounds
-        The pixels' box ``(lo, hi)``.
-    **ascent
-        ``seed`` (the random starts, default 0) and :func:`~symnn.inputopt.maximize`'s
-        ``steps`` (256), ``learning_rate`` (0.05), ``method`` (``"adam"``: Lucid's), ``tol``,
-        ``mode`` and ``blas_threads``.
+    x0
+        Real inputs to start from (feature accentuation, Hamblin et al. 2024: what in this
+        image drives the objective?), one image per row (``n`` is then their number); with
+        ``seed_penalty`` the ascent also pays ``seed_penalty`` times the mean squared
+        difference of each image from its start.
+    **options
+        ``bounds``: the pixels' box ``(lo, hi)`` (default ``(0, 1)``); ``seed_penalty``
+        (default 0, needs ``x0``); ``seed`` (the random starts, default 0) and
+        :func:`~symnn.inputopt.maximize`'s ``steps`` (256), ``learning_rate`` (0.05),
+        ``method`` (``"adam"``: Lucid's), ``tol``, ``mode`` and ``blas_threads``.
 
     Returns
     -------
@@ -109,12 +113,28 @@ def visualize(
             f"objective must be an Objective or its text; got {type(objective).__name__}."
         )
     objective.check(network)
-    check_positive(n, "n", integer=True)
-    box = _box(bounds)
+    ascent = _ascent_options(options)
+    box, seed, penalty = _box(ascent.pop("bounds")), ascent.pop("seed"), ascent.pop("seed_penalty")
+    par = _parametrisation(param, image_shape, reference, network)
+    p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
+    images = par.image(p, box)
+    starts, start_images = _starts(par, x0, n, box, seed, network.dtype)
+    values = objective(network, images)
+    if check_positive(penalty, "seed_penalty", allow_zero=True) and start_images is None:
+        raise SymnnValueError(f"seed_penalty={penalty} pulls towards x0; no x0 was given.")
+    if penalty:
+        distance = pt.mean(pt.sqr(images - start_images.astype(network.dtype)), axis=1)
+        values = values - np.asarray(penalty, dtype=network.dtype) * distance
+    limits = box if par.kind == "pixel" else (-PARAM_BOUND, PARAM_BOUND)
+    result = maximize(values, p, x0=starts, bounds=limits, **ascent)
+    found = function([p], images, mode=ascent["mode"])(result.x)
+    return Visualization(found, result.value, objective, par.kind, par.image_shape, result)
+
+
+def _parametrisation(param: Any, image_shape: Any, reference: Any, network: Layer):
+    """``param`` made (or checked) for ``image_shape`` and the network's input width."""
     if reference is not None:
         reference = check_array(reference, "reference", ndim=2, dtype="float64")
-    ascent = _ascent_options(ascent)
-    seed = ascent.pop("seed")
     par = param if isinstance(param, Parametrisation) else Parametrisation.make(
         param, image_shape, reference=reference
     )
@@ -131,18 +151,30 @@ def visualize(
         raise SymnnValueError(
             f"reference has {reference.shape[1]} columns; the images have {par.width} values."
         )
-    p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
-    images = par.image(p, box)
-    x0 = par.initial(int(n), as_rng(seed, name="seed"), box, network.dtype)
-    limits = box if par.kind == "pixel" else (-PARAM_BOUND, PARAM_BOUND)
-    result = maximize(objective(network, images), p, x0=x0, bounds=limits, **ascent)
-    found = function([p], images, mode=ascent["mode"])(result.x)
-    return Visualization(found, result.value, objective, par.kind, par.image_shape, result)
+    return par
+
+
+def _starts(par: Parametrisation, x0: Any, n: int, box, seed: Any, dtype: str):
+    """``(starting parameters, the start images or None)``: ``n`` random starts, or the
+    parameters of the images ``x0`` (checked: width, inside the box, ``n`` rows)."""
+    check_positive(n, "n", integer=True)
+    if x0 is None:
+        return par.initial(int(n), as_rng(seed, name="seed"), box, dtype), None
+    x0 = check_array(x0, "x0", ndim=(1, 2), dtype="float64")
+    x0 = x0[None, :] if x0.ndim == 1 else x0
+    if x0.shape[1] != par.width:
+        raise SymnnValueError(f"x0 has {x0.shape[1]} columns; the images have {par.width}.")
+    if n != 1 and n != len(x0):
+        raise SymnnValueError(f"n={n} starts, but x0 has {len(x0)} rows: give one of them.")
+    if x0.min() < box[0] or x0.max() > box[1]:
+        raise SymnnValueError(f"x0 has values outside the bounds {box}.")
+    return par.parameters_of(x0, box).astype(dtype), x0
 
 
 #: visualize's ascent options and their defaults (Lucid's: Adam at 0.05, 256 steps)
-ASCENT_DEFAULTS = {"seed": 0, "steps": 256, "learning_rate": 0.05, "method": "adam",
-                   "tol": None, "mode": None, "blas_threads": "auto"}  # fmt: skip
+ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "seed": 0, "steps": 256,
+                   "learning_rate": 0.05, "method": "adam", "tol": None, "mode": None,
+                   "blas_threads": "auto"}  # fmt: skip
 
 
 def _ascent_options(options: dict[str, Any]) -> dict[str, Any]:
