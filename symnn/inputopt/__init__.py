@@ -8,7 +8,7 @@ pixel parametrisation of the image (:mod:`~symnn.inputopt.param`);
 :func:`exhaustive_binary_maximum` checks binary problems exactly.
 """
 
-from . import objectives
+from . import checks, objectives
 from .activation import (
     ActivationReport,
     InputPenalties,
@@ -32,6 +32,7 @@ __all__ = [
     "maximize",
     "MaximizeResult",
     "objectives",
+    "checks",
     "visualize",
     "Visualization",
     "METHODS",

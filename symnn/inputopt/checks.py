@@ -1,0 +1,147 @@
+"""Checks that a visualisation can be trusted, read from the network's own layers.
+
+- :func:`path_similarity` (the sanity check of Geirhos et al., "Don't trust your eyes", ICML
+  2024): a visualisation and the natural images that drive its unit should travel through the
+  layers along the same path. Per layer, the Pearson correlation of the visualisation's
+  activations with the mean activations of its dataset examples, against the same figure for
+  the examples themselves (each example with the mean of the others, the least typical one):
+  the visualisation *leaves the natural path* at the first layer where it correlates less than
+  every example does.
+- :func:`plausibility` (MaCo's benchmark, Fel et al. 2023): the cosine similarity, in the
+  network's penultimate-layer features, between a visualisation and real inputs (of its class),
+  averaged over those inputs.
+
+Both compile one function per network (every layer's output, inference mode) and reuse it.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..backend import function
+from ..errors import SymnnValueError
+from ..layers import Layer
+from ..utils import check_array
+from .objectives import _Outputs
+from .units import _check_network, _layers
+
+__all__ = ["PathSimilarity", "path_similarity", "plausibility", "layer_features"]
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _compiled(network: Layer, mode: Any):
+    """``(positions, fn, lock)``: every layer called once in ``network(x)``, one function
+    ``X -> [its output per layer]`` (compiled once per network and mode) and the lock its
+    callers hold while they run it and copy its outputs (its storage is shared)."""
+    with _LOCK:
+        per_mode = _COMPILED.setdefault(network, {})
+        key = repr(mode)
+        if key not in per_mode:
+            x = pt.matrix("x", dtype=network.dtype, shape=(None, network.n_in))
+            outputs = _Outputs(network, x)
+            positions = [i for i, _ in enumerate(_layers(network)) if _once(outputs, i)]
+            outs = [outputs.of(i).flatten(2) for i in positions]
+            per_mode[key] = (positions, function([x], outs, mode=mode), threading.Lock())
+        return per_mode[key]
+
+
+def _once(outputs: _Outputs, position: int) -> bool:
+    try:
+        outputs.of(position)
+    except SymnnValueError:  # a layer called several times (or never) has no one output
+        return False
+    return True
+
+
+def layer_features(network: Layer, X: Any, *, mode: Any = None) -> dict[int, np.ndarray]:
+    """``{position: (n, features)}``: each layer's output for the rows of ``X`` (flattened,
+    inference mode), for every layer called once in the network."""
+    _check_network(network)
+    X = check_array(X, "X", ndim=2, dtype=network.dtype)
+    if X.shape[1] != network.n_in:
+        raise SymnnValueError(f"X has {X.shape[1]} columns; the network takes {network.n_in}.")
+    positions, fn, lock = _compiled(network, mode)
+    with lock:
+        outs = [np.array(a, dtype=np.float64) for a in fn(X)]
+    return dict(zip(positions, outs))
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (0 for a constant
+    row)."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1), 0.0)
+
+
+@dataclass
+class PathSimilarity:
+    """What :func:`path_similarity` measured for ``n`` visualisations over ``layers``."""
+
+    layers: list[int]  #: the layers' positions in ``network.layers``
+    visualisation: np.ndarray  #: (n, layers): correlation with the examples' mean
+    natural: np.ndarray  #: (n, layers): the least typical example's, with the others' mean
+    leaves_at: np.ndarray  #: (n,): first position where it falls below natural, else -1
+
+
+def path_similarity(
+    network: Layer, images: Any, examples: Any, *, until: int | None = None, mode: Any = None
+) -> PathSimilarity:
+    """Does each visualisation travel through the layers as its dataset examples do?
+
+    ``images`` ``(n, width)``; ``examples`` ``(n, k, width)``, the ``k >= 2`` real inputs of
+    highest objective for each visualisation. ``until``: the position of the target layer
+    (the layers after it are left out). See the module docstring for the figures.
+    """
+    images = check_array(images, "images", ndim=2, dtype=network.dtype)
+    examples = check_array(examples, "examples", ndim=3, dtype=network.dtype)
+    n, k = examples.shape[:2]
+    if len(images) != n or k < 2:
+        raise SymnnValueError(
+            f"examples must be (n, k >= 2, width) with n = {len(images)} images; got "
+            f"{examples.shape}."
+        )
+    feats = layer_features(network, np.concatenate([images, examples.reshape(n * k, -1)]),
+                           mode=mode)  # fmt: skip
+    layers = [p for p in feats if until is None or p <= until]
+    vis, nat = np.zeros((n, len(layers))), np.zeros((n, len(layers)))
+    for j, p in enumerate(layers):
+        f = feats[p]
+        ex = f[n:].reshape(n, k, -1)
+        mean = ex.mean(axis=1)
+        vis[:, j] = _pearson_rows(f[:n], mean)
+        others = (mean[:, None] * k - ex) / (k - 1)  # each example's leave-one-out mean
+        per_example = _pearson_rows(ex.reshape(n * k, -1), others.reshape(n * k, -1))
+        nat[:, j] = per_example.reshape(n, k).min(axis=1)
+    below = vis < nat
+    leaves = np.where(below.any(axis=1), np.array(layers)[below.argmax(axis=1)], -1)
+    return PathSimilarity(layers, vis, nat, leaves)
+
+
+def plausibility(
+    network: Layer, images: Any, real: Any, *, layer: int = -2, mode: Any = None
+) -> np.ndarray:
+    """For each image, the mean cosine similarity of its ``layer`` features (default the
+    penultimate layer) with those of the ``real`` inputs (e.g. the training rows of its
+    class)."""
+    images = check_array(images, "images", ndim=2, dtype=network.dtype)
+    real = check_array(real, "real", ndim=2, dtype=network.dtype)
+    n_layers = len(_layers(network))
+    if not -n_layers <= layer < n_layers:
+        raise SymnnValueError(f"layer={layer} is out of range for {n_layers} layers.")
+    position = layer % n_layers
+    feats = layer_features(network, np.concatenate([images, real]), mode=mode)
+    if position not in feats:
+        raise SymnnValueError(f"layer={layer} is called more than once; pick another layer.")
+    f = feats[position]
+    unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    return (unit[: len(images)] @ unit[len(images) :].T).mean(axis=1)
