@@ -128,3 +128,23 @@ def test_bad_input_is_named(trained, call, match):
     net, data = trained
     with pytest.raises(SymnnValueError, match=match):
         call(net, data.X_test)
+
+
+def test_activation_reports_carry_the_checks_per_row(trained):
+    from symnn.inputopt import Reference, activation_maximization
+
+    net, data = trained
+    ref = Reference(data.X_train, labels=data.y_train, top_k=4)
+    report = activation_maximization(net, [0, 3], image_shape=(8, 8), reference=ref, steps=20,
+                                     prior=None, mode=FAST)  # fmt: skip
+    for row, x in zip(report.rows, report.x):
+        assert len(row.path_corr) == len(net.layers) and row.path_leaves_at >= -1
+        want = plausibility(net, x[None], data.X_train[data.y_train == row.unit], mode=FAST)
+        assert np.isclose(row.plausibility, want[0], rtol=1e-12)
+        path = path_similarity(net, x[None], data.X_train[row.top_examples][None], mode=FAST)
+        np.testing.assert_allclose(row.path_corr, path.visualisation[0], atol=1e-6)
+    hidden = activation_maximization(net, [1], layer="conv0", reference=ref, steps=5, prior=None,
+                                     mode=FAST)  # fmt: skip
+    assert len(hidden.rows[0].path_corr) == 2  # the Reshape and conv0: up to the target
+    bare = activation_maximization(net, [0], image_shape=(8, 8), steps=5, mode=FAST)
+    assert bare.rows[0].path_corr is None and bare.rows[0].plausibility is None

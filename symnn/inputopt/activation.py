@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer
 from ..utils import check_positive, describe
+from .checks import annotate_rows
 from .engine import SCIPY
 from .maximize import check_ascent_options, maximize
 from .objective import InputPenalties, _Graph, _graph, _penalties, _Rows
@@ -223,6 +224,8 @@ def activation_maximization(
         realism = _realism(reference, acts, target.is_output)
         report_rows = graph.rows(result, row_units, n_starts, realism)
         _record_weights(report_rows, chosen, density)
+    if reference is not None:  # outside the graph's lock: its own compiled function
+        annotate_rows(report_rows, network, result.x, reference, target.index, mode)
     _warn_if_stuck(report_rows)
     settings = dict(
         layer=target.index, preactivation=target.preactivation, probability=target.probability,

@@ -31,7 +31,9 @@ from ..utils import check_array
 from .objectives import _Outputs
 from .units import _check_network, _layers
 
-__all__ = ["PathSimilarity", "path_similarity", "plausibility", "layer_features"]
+__all__ = [
+    "PathSimilarity", "path_similarity", "plausibility", "layer_features", "annotate_rows",
+]  # fmt: skip
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -145,3 +147,26 @@ def plausibility(
     f = feats[position]
     unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     return (unit[: len(images)] @ unit[len(images) :].T).mean(axis=1)
+
+
+def annotate_rows(rows: list, network: Layer, X: np.ndarray, reference: Any, until: Any,
+                  mode: Any = None) -> None:  # fmt: skip
+    """Add :func:`path_similarity` and :func:`plausibility` to activation-maximisation report
+    rows (each with its ``top_examples`` of ``reference.data``): the path against the top
+    examples (up to the target layer ``until``, a position; None: every layer), plausibility
+    against the reference inputs labelled as the row's unit for class units, else against
+    its top examples."""
+    if not rows or rows[0].top_examples is None or len(rows[0].top_examples) < 2:
+        return
+    data, labels = reference.data, reference.labels
+    top = np.stack([data[r.top_examples] for r in rows])
+    until = until if isinstance(until, int) else None
+    path = path_similarity(network, X, top, until=until, mode=mode)
+    for i, row in enumerate(rows):
+        row.path_corr = [round(float(v), 6) for v in path.visualisation[i]]
+        row.path_leaves_at = int(path.leaves_at[i])
+        real = top[i]
+        if row.class_corr is not None and labels is not None:
+            real = data[labels == row.unit]
+        row.plausibility = float(plausibility(network, X[i : i + 1], real, mode=mode)[0])
+

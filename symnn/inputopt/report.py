@@ -113,6 +113,13 @@ class UnitResult:
     class_corr: float | None = None  #: correlation with the mean reference input of its class
     knn_label: Any = None  #: the majority label of its 5 nearest reference inputs
     judge_label: Any = None  #: the label the ``judge`` gives it
+    #: per layer up to the target, the correlation of its activations with its top reference
+    #: inputs' mean (:func:`~symnn.inputopt.checks.path_similarity`)
+    path_corr: list[float] | None = None
+    #: the first layer where it leaves its top reference inputs' path (-1: it never does)
+    path_leaves_at: int | None = None
+    #: mean cosine of its penultimate features with its class's (else its top) reference inputs
+    plausibility: float | None = None
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
