@@ -97,6 +97,7 @@ def test_matrix_network_on_fashion_mnist_when_present(tmp_path, monkeypatch):
         "import_model",
         "pixel_rows",
         "char_lm",
+        "feature_visualisation",
     ],
 )
 def test_every_example_has_help_with_defaults_and_data(name, monkeypatch, capsys):
@@ -180,3 +181,15 @@ def test_import_model_keeps_the_accuracy_it_had_elsewhere(torch_installed, tmp_p
     assert out["ours"] == pytest.approx(out["theirs"], abs=0.006)  # float32 vs float64 ties
     assert (tmp_path / "imported_am.png").is_file()
     assert len(out["classes"].rows) == 10 and len(out["units"].rows) == 8
+
+
+def test_feature_visualisation_renders_classes_and_channels_under_three_parametrisations(
+    tmp_path,
+):
+    out = load("feature_visualisation").main(epochs=10, steps=60, out=str(tmp_path))
+    assert out["accuracy"] > 0.9  # digits (conftest hides Fashion-MNIST); measured 0.938
+    assert set(out["scores"]) == {"pixel", "fourier", "maco"}
+    for scores in out["scores"].values():
+        assert 0 < scores["plausibility"] <= 1 and 0 <= scores["knn_correct"] <= 10
+    assert all(v.shape == (10, 64) for v in out["channels"].values())
+    assert (tmp_path / "feature_visualisation.png").is_file()

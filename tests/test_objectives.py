@@ -169,3 +169,18 @@ def test_objective_values_are_the_networks_float_type():
     x = pt.matrix("x", dtype="float32", shape=(None, 36))
     assert (channel("conv0", 0) - 0.5 * diversity("conv0"))(net32, x).dtype == "float32"
     assert isinstance(channel("conv0", 0), Objective)
+
+
+def test_one_index_per_row_maximises_many_units_in_one_step(net, acts):
+    rows = [2, 0, 1, 1, 0]
+    got = _values(net, class_logit(rows) + channel("conv0", [3, 2, 1, 0, 3]))
+    conv = acts["conv0"][np.arange(5), [3, 2, 1, 0, 3]].mean(axis=(1, 2))
+    want = acts["logits"][np.arange(5), rows] + conv
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert (class_logit(range(3)) - diversity("conv0")).rows == 3 and channel(1, 0).rows is None
+    with pytest.raises(SymnnValueError, match=r"its terms index \[2, 3\] rows"):
+        _ = (class_logit([0, 1]) + channel("conv0", [0, 1, 2])).rows
+    with pytest.raises(SymnnValueError, match="channel 4 is out of range"):
+        _values(net, channel("conv0", [0, 4, 1, 1, 1]))
+    with pytest.raises(SymnnValueError, match="c is an empty sequence"):
+        channel("conv0", [])

@@ -135,6 +135,11 @@ def test_visualize_raises_its_objective_inside_the_box(net, kind):
     assert vis.values.sum() > start.sum() + 0.05, (vis.values, start)
 
 
+def test_an_objective_with_an_index_per_row_sets_the_batch(net):
+    vis = visualize(net, channel("conv0", range(4)), image_shape=(6, 6), steps=3, mode=FAST)
+    assert vis.images.shape == (4, 36)
+
+
 def test_accentuation_starts_from_x0_and_its_penalty_keeps_it_near(net):
     x0 = REFERENCE[:2]
     common = dict(image_shape=(6, 6), x0=x0, steps=80, learning_rate=0.1, mode=FAST)
@@ -166,6 +171,8 @@ def test_accentuation_starts_from_x0_and_its_penalty_keeps_it_near(net):
     (dict(x0=np.zeros((2, 36)), param="maco", reference=REFERENCE), SymnnValueError,
      "MaCo image keeps"),
     (dict(jitter=2), SymnnTypeError, "unexpected keyword.s. jitter"),
+    (dict(objective=channel("conv0", [0, 1]), n=3), SymnnValueError,
+     r"n=3, but channel\('conv0', \(0, 1\)\) has one index per row for 2 rows"),
     (dict(objective=3), SymnnTypeError, "objective must be an Objective or its text"),
     (dict(objective="channel:conv5:0"), SymnnValueError, "layer='conv5' is not a layer name"),
 ])  # fmt: skip

@@ -149,11 +149,25 @@ class Objective:
     def __hash__(self) -> int:
         return hash(self.terms)
 
+    @property
+    def rows(self) -> int | None:
+        """The batch size the objective needs: the length of its per-row indices (a
+        ``channel``, ``neuron`` or ``class_logit`` given a sequence), else None."""
+        lengths = {len(a) for _, t in self.terms for a in t.args[:1]
+                   if isinstance(a, tuple) and t.kind != "direction"}  # fmt: skip
+        if len(lengths) > 1:
+            raise SymnnValueError(
+                f"{self!r}: its terms index {sorted(lengths)} rows; per-row indices must "
+                "all have one length (the batch size)."
+            )
+        return lengths.pop() if lengths else None
+
     # -- building -------------------------------------------------------------------------
     def check(self, network: Layer) -> None:
         """Check every term against ``network`` (layer names, channel ranges, vector
         lengths) without building anything; raises naming the term."""
         _check_network(network)
+        self.rows  # noqa: B018 (the per-row lengths agree)
         for _, term in self.terms:
             _check_term(network, term)
 
@@ -222,18 +236,25 @@ def _built(outputs: _Outputs, term: _Term) -> Any:
     return act
 
 
+def _pick(matrix: Any, index: int | tuple[int, ...]) -> Any:
+    """Column ``index`` of ``(n, units)``, or, for one index per row, row ``i``'s ``index[i]``."""
+    if isinstance(index, tuple):
+        return matrix[pt.arange(matrix.shape[0]), np.asarray(index, dtype="int64")]
+    return matrix[:, index]
+
+
 def _channel(outputs: _Outputs, term: _Term) -> Any:
-    return _channels_first(_built(outputs, term))[:, term.args[0]].mean(axis=-1)
+    return _pick(_channels_first(_built(outputs, term)).mean(axis=-1), term.args[0])
 
 
 def _neuron(outputs: _Outputs, term: _Term) -> Any:
     act = _built(outputs, term)
     c, y, x = term.args
     if act.ndim == 2:
-        return act[:, c]
+        return _pick(act, c)
     y = act.shape[2] // 2 if y is None else y
     x = act.shape[3] // 2 if x is None else x
-    return act[:, c, y, x]
+    return _pick(act[:, :, y, x], c)
 
 
 def _direction(outputs: _Outputs, term: _Term) -> Any:
@@ -244,7 +265,7 @@ def _direction(outputs: _Outputs, term: _Term) -> Any:
 
 def _class_logit(outputs: _Outputs, term: _Term) -> Any:
     logits = Target.resolve(outputs.network, -1, preactivation=True).activations(outputs.x)
-    return logits[:, term.args[0]]
+    return _pick(logits, term.args[0])
 
 
 def _deepdream(outputs: _Outputs, term: _Term) -> Any:
@@ -276,9 +297,10 @@ def _n_channels(network: Layer, where: int | str) -> int | None:
 
 
 def _check_index(value: Any, n: int | None, what: str, term: _Term) -> None:
-    if n is not None and not 0 <= value < n:
-        raise SymnnValueError(f"{term!r}: {what} {value} is out of range; the layer has {n} "
-                              f"(0..{n - 1}).")  # fmt: skip
+    for v in value if isinstance(value, tuple) else (value,):
+        if n is not None and not 0 <= v < n:
+            raise SymnnValueError(f"{term!r}: {what} {v} is out of range; the layer has {n} "
+                                  f"(0..{n - 1}).")  # fmt: skip
 
 
 def _check_term(network: Layer, term: _Term) -> None:
@@ -302,9 +324,16 @@ def _layer_arg(layer: Any) -> int | str:
     return layer if isinstance(layer, str) else int(layer)
 
 
-def _index_arg(value: Any, name: str, *, optional: bool = False) -> int | None:
+def _index_arg(value: Any, name: str, *, optional: bool = False,
+               per_row: bool = False) -> int | tuple[int, ...] | None:  # fmt: skip
+    """An index, or with ``per_row`` a sequence of them (one per row of the batch)."""
     if value is None and optional:
         return None
+    if per_row and isinstance(value, range | list | tuple | np.ndarray):
+        values = tuple(_index_arg(v, name) for v in np.asarray(value).ravel().tolist())
+        if not values:
+            raise SymnnValueError(f"{name} is an empty sequence; expected one index per row.")
+        return values
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         raise SymnnValueError(f"{name} must be an index >= 0; got {value!r}.")
     return int(value)
@@ -314,15 +343,17 @@ def _single(kind: str, layer: Any, *args: Any) -> Objective:
     return Objective(((1.0, _Term(kind, None if layer is None else _layer_arg(layer), args)),))
 
 
-def channel(layer: int | str, c: int) -> Objective:
-    """Channel ``c`` of ``layer`` averaged over the image (a dense layer: unit ``c``)."""
-    return _single("channel", layer, _index_arg(c, "c"))
+def channel(layer: int | str, c: int | Any) -> Objective:
+    """Channel ``c`` of ``layer`` averaged over the image (a dense layer: unit ``c``); a
+    sequence ``c`` gives row ``i`` of the batch channel ``c[i]`` (many channels, one step)."""
+    return _single("channel", layer, _index_arg(c, "c", per_row=True))
 
 
 def neuron(layer: int | str, c: int, y: int | None = None, x: int | None = None) -> Objective:
     """Channel ``c`` of ``layer`` at position ``(y, x)`` (default the centre, Lucid's
     ``shape // 2``); a dense layer's unit ``c`` (then ``y`` and ``x`` must be None)."""
-    return _single("neuron", layer, _index_arg(c, "c"), _index_arg(y, "y", optional=True),
+    return _single("neuron", layer, _index_arg(c, "c", per_row=True),
+                   _index_arg(y, "y", optional=True),
                    _index_arg(x, "x", optional=True))  # fmt: skip
 
 
@@ -337,9 +368,10 @@ def direction(layer: int | str, vector: Any) -> Objective:
     return _single("direction", layer, tuple(vec.tolist()))
 
 
-def class_logit(k: int) -> Objective:
-    """The output layer's pre-activation (the logit) of class ``k``."""
-    return _single("class_logit", None, _index_arg(k, "k"))
+def class_logit(k: int | Any) -> Objective:
+    """The output layer's pre-activation (the logit) of class ``k``; a sequence ``k`` gives
+    row ``i`` of the batch class ``k[i]``."""
+    return _single("class_logit", None, _index_arg(k, "k", per_row=True))
 
 
 def deepdream(layer: int | str) -> Objective:

@@ -72,7 +72,8 @@ def visualize(
     image_shape
         ``(H, W)`` or ``(C, H, W)`` of the network's input (``C*H*W`` inputs).
     n
-        Images optimised together, each from its own random start.
+        Images optimised together, each from its own random start (an objective with one
+        index per row, ``class_logit(range(10))``, sets it).
     param
         ``"fourier"`` (default, Lucid's 1/f spectrum), ``"maco"`` (phase only, the
         magnitude from ``reference``) or ``"pixel"`` (projected pixels); see
@@ -118,7 +119,10 @@ def visualize(
     par = _parametrisation(param, image_shape, reference, network)
     p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
     images = par.image(p, box)
-    starts, start_images = _starts(par, x0, n, box, seed, network.dtype)
+    rows = objective.rows
+    if rows is not None and n not in (1, rows):
+        raise SymnnValueError(f"n={n}, but {objective!r} has one index per row for {rows} rows.")
+    starts, start_images = _starts(par, x0, rows or n, box, seed, network.dtype)
     values = objective(network, images)
     if check_positive(penalty, "seed_penalty", allow_zero=True) and start_images is None:
         raise SymnnValueError(f"seed_penalty={penalty} pulls towards x0; no x0 was given.")
