@@ -38,8 +38,9 @@ def acts(net):
     outs = net.get_outputs(x, deterministic=True)
     dense3 = net.layers[-1]
     logits = dense3.preactivation(outs[-2])
-    fn = pytensor.function([x], [outs[1], outs[-2], logits], mode=FAST)
-    return dict(zip(["conv0", "dense2", "logits"], fn(X)))
+    pre = net.layers[1].preactivation(outs[0])
+    fn = pytensor.function([x], [outs[1], outs[-2], logits, pre], mode=FAST)
+    return dict(zip(["conv0", "dense2", "logits", "conv0_pre"], fn(X)))
 
 
 def _values(net, objective):
@@ -59,12 +60,14 @@ def lucid_diversity(act):
 def test_each_term_equals_its_numpy_definition(net, acts):
     conv, dense, logits = acts["conv0"], acts["dense2"], acts["logits"]
     v = np.array([0.5, -1.0, 2.0, 0.25])
+    pre = acts["conv0_pre"]
     cases = {
-        channel("conv0", 1): conv[:, 1].mean(axis=(1, 2)),
-        channel("dense2", 3): dense[:, 3],
-        neuron("conv0", 2): conv[:, 2, 2, 2],
-        neuron("conv0", 2, 0, 3): conv[:, 2, 0, 3],
-        neuron("dense2", 5): dense[:, 5],
+        channel("conv0", 1, preactivation=False): conv[:, 1].mean(axis=(1, 2)),
+        channel("conv0", 1): pre[:, 1].mean(axis=(1, 2)),  # relu: before it by default
+        channel("dense2", 3, preactivation=False): dense[:, 3],
+        neuron("conv0", 2, preactivation=False): conv[:, 2, 2, 2],
+        neuron("conv0", 2, 0, 3, preactivation=True): pre[:, 2, 0, 3],
+        neuron("dense2", 5, preactivation=False): dense[:, 5],
         direction("conv0", v): np.einsum("nchw,c->nhw", conv, v).mean(axis=(1, 2)),
         class_logit(2): logits[:, 2],
         deepdream("conv0"): (conv**2).mean(axis=(1, 2, 3)),
@@ -79,7 +82,8 @@ def test_diversity_rows_add_up_to_lucids_and_compose(net, acts):
     rows = _values(net, diversity("conv0"))
     assert rows.shape == (5,)
     np.testing.assert_allclose(rows.sum(), lucid_diversity(acts["conv0"]), rtol=1e-12)
-    both = _values(net, channel("conv0", 1) - 0.5 * diversity("conv0") + 2 * class_logit(0))
+    both = _values(net, channel("conv0", 1, preactivation=False) - 0.5 * diversity("conv0")
+                   + 2 * class_logit(0))  # fmt: skip
     want = acts["conv0"][:, 1].mean(axis=(1, 2)) - 0.5 * rows + 2 * acts["logits"][:, 0]
     np.testing.assert_allclose(both, want, rtol=1e-12)
 
@@ -173,7 +177,7 @@ def test_objective_values_are_the_networks_float_type():
 
 def test_one_index_per_row_maximises_many_units_in_one_step(net, acts):
     rows = [2, 0, 1, 1, 0]
-    got = _values(net, class_logit(rows) + channel("conv0", [3, 2, 1, 0, 3]))
+    got = _values(net, class_logit(rows) + channel("conv0", [3, 2, 1, 0, 3], preactivation=False))
     conv = acts["conv0"][np.arange(5), [3, 2, 1, 0, 3]].mean(axis=(1, 2))
     want = acts["logits"][np.arange(5), rows] + conv
     np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -184,3 +188,14 @@ def test_one_index_per_row_maximises_many_units_in_one_step(net, acts):
         _values(net, channel("conv0", [0, 4, 1, 1, 1]))
     with pytest.raises(SymnnValueError, match="c is an empty sequence"):
         channel("conv0", [])
+
+
+def test_preactivation_is_named_in_the_text_and_refused_where_there_is_none(net):
+    text = "channel('conv0', 1, preactivation=True)"
+    assert repr(channel("conv0", 1, preactivation=True)) == text
+    assert channel("conv0", 1) != channel("conv0", 1, preactivation=False)
+    x = pt.matrix("x", dtype="float64", shape=(None, 36))
+    with pytest.raises(SymnnValueError, match="preactivation=True needs a Dense or Conv2D"):
+        channel(2, 0, preactivation=True)(net, x)  # the pooling layer
+    with pytest.raises(SymnnValueError, match="preactivation='yes'"):
+        channel("conv0", 0, preactivation="yes")

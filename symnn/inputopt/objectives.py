@@ -11,7 +11,8 @@ networks work unchanged); the layer's output is read in inference mode.
 The terms, with Lucid's meaning (channels first: an image layer is ``(n, C, H, W)``):
 
 - :func:`channel` ``(layer, c)``: the mean of channel ``c`` over the image (a unit of a dense
-  layer: its value);
+  layer: its value); like ``activation_maximization``, before the nonlinearity of a rectifier
+  layer by default (``preactivation=``; Lucid names such tensors ``..._pre_relu``);
 - :func:`neuron` ``(layer, c, y, x)``: channel ``c`` at one position (the centre by default);
 - :func:`direction` ``(layer, vector)``: the dot product of the activation with ``vector``
   at every position, averaged over the image;
@@ -56,7 +57,7 @@ from pytensor.graph.traversal import ancestors
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer
 from ..layers.base import calls_of
-from .units import Target, _check_network, _layer_at, _resolve_layer
+from .units import Target, _check_network, _default_preactivation, _layer_at, _resolve_layer
 
 __all__ = [
     "Objective",
@@ -77,10 +78,14 @@ class _Term:
     kind: str
     layer: int | str | None
     args: tuple = ()
+    #: read the layer before its nonlinearity (None: as activation maximisation decides)
+    preactivation: bool | None = None
 
     def __repr__(self) -> str:
         parts = [] if self.layer is None else [repr(self.layer)]
         parts += [repr(a) for a in self.args]
+        if self.preactivation is not None:
+            parts.append(f"preactivation={self.preactivation}")
         return f"{self.kind}({', '.join(parts)})"
 
 
@@ -190,14 +195,16 @@ class _Outputs:
         self.network, self.x = network, x
         out = network(x, deterministic=True)
         self.outs = out if isinstance(out, list) else [out]
-        self._found: dict[int, list] = {}
+        self._found: dict[int, list] = {}  # id(layer) -> [(its output, its call)]
         for var in ancestors(self.outs):
             for call in calls_of(var):
                 self._found.setdefault(id(call.layer), [])
-                if all(v is not var for v in self._found[id(call.layer)]):
-                    self._found[id(call.layer)].append(var)
+                if all(v is not var for v, _ in self._found[id(call.layer)]):
+                    self._found[id(call.layer)].append((var, call))
 
-    def of(self, where: int | str) -> Any:
+    def of(self, where: int | str, preactivation: bool = False) -> Any:
+        """The output of the layer at ``where`` (or, with ``preactivation``, its value
+        before the nonlinearity)."""
         layer = _layer_at(self.network, _resolve_layer(self.network, where))
         found = self._found.get(id(layer), [])
         if len(found) != 1:
@@ -205,7 +212,15 @@ class _Outputs:
                 f"layer={where!r} is called {len(found)} times in the network; an objective "
                 "reads a layer called once."
             )
-        return found[0]
+        var, call = found[0]
+        if not preactivation:
+            return var
+        if not hasattr(layer, "preactivation"):
+            raise SymnnValueError(
+                f"layer={where!r} is a {type(layer).__name__}; preactivation=True needs a "
+                "Dense or Conv2D layer."
+            )
+        return layer.preactivation(call.inputs[0])
 
 
 def _channels_first(act: Any) -> Any:
@@ -221,7 +236,11 @@ def _channels_first(act: Any) -> Any:
 def _built(outputs: _Outputs, term: _Term) -> Any:
     """The term's layer output, its indices checked against the static shape (a layer that
     cannot tell its channels before it is built, such as pooling, is checked here)."""
-    act = outputs.of(term.layer)
+    pre = term.preactivation
+    if pre is None and term.kind in ("channel", "neuron"):  # a rectifier's unit that is off
+        where = _resolve_layer(outputs.network, term.layer)  # at the start gets no gradient
+        pre = _default_preactivation(outputs.network, where, False)
+    act = outputs.of(term.layer, pre)
     if term.kind in ("channel", "neuron"):
         _check_index(term.args[0], act.type.shape[1], "channel", term)
     if term.kind == "neuron" and act.ndim == 2 and term.args[1:] != (None, None):
@@ -339,22 +358,31 @@ def _index_arg(value: Any, name: str, *, optional: bool = False,
     return int(value)
 
 
-def _single(kind: str, layer: Any, *args: Any) -> Objective:
-    return Objective(((1.0, _Term(kind, None if layer is None else _layer_arg(layer), args)),))
+def _single(kind: str, layer: Any, *args: Any, preactivation: bool | None = None) -> Objective:
+    if preactivation not in (None, True, False):
+        raise SymnnValueError(f"preactivation={preactivation!r}: expected None, True or False.")
+    layer = None if layer is None else _layer_arg(layer)
+    return Objective(((1.0, _Term(kind, layer, args, preactivation)),))
 
 
-def channel(layer: int | str, c: int | Any) -> Objective:
+def channel(layer: int | str, c: int | Any, *, preactivation: bool | None = None) -> Objective:
     """Channel ``c`` of ``layer`` averaged over the image (a dense layer: unit ``c``); a
-    sequence ``c`` gives row ``i`` of the batch channel ``c[i]`` (many channels, one step)."""
-    return _single("channel", layer, _index_arg(c, "c", per_row=True))
+    sequence ``c`` gives row ``i`` of the batch channel ``c[i]`` (many channels, one step).
+    ``preactivation``: read the channel before the layer's nonlinearity; by default (None)
+    as ``activation_maximization`` does, before a rectifier (relu, leaky_relu, elu,
+    softplus: a channel that is off at the start gets no gradient) and after any other."""
+    c = _index_arg(c, "c", per_row=True)
+    return _single("channel", layer, c, preactivation=preactivation)
 
 
-def neuron(layer: int | str, c: int, y: int | None = None, x: int | None = None) -> Objective:
+def neuron(layer: int | str, c: int, y: int | None = None, x: int | None = None, *,
+           preactivation: bool | None = None) -> Objective:  # fmt: skip
     """Channel ``c`` of ``layer`` at position ``(y, x)`` (default the centre, Lucid's
-    ``shape // 2``); a dense layer's unit ``c`` (then ``y`` and ``x`` must be None)."""
-    return _single("neuron", layer, _index_arg(c, "c", per_row=True),
-                   _index_arg(y, "y", optional=True),
-                   _index_arg(x, "x", optional=True))  # fmt: skip
+    ``shape // 2``); a dense layer's unit ``c`` (then ``y`` and ``x`` must be None).
+    ``preactivation`` as for :func:`channel`."""
+    c = _index_arg(c, "c", per_row=True)
+    y, x = _index_arg(y, "y", optional=True), _index_arg(x, "x", optional=True)
+    return _single("neuron", layer, c, y, x, preactivation=preactivation)
 
 
 def direction(layer: int | str, vector: Any) -> Objective:
