@@ -170,7 +170,7 @@ def test_accentuation_starts_from_x0_and_its_penalty_keeps_it_near(net):
     (dict(x0=np.zeros((2, 36)), n=3), SymnnValueError, "n=3 starts, but x0 has 2 rows"),
     (dict(x0=np.zeros((2, 36)), param="maco", reference=REFERENCE), SymnnValueError,
      "MaCo image keeps"),
-    (dict(jitter=2), SymnnTypeError, "unexpected keyword.s. jitter"),
+    (dict(scale=0.1), SymnnTypeError, "unexpected keyword.s. scale"),
     (dict(objective=channel("conv0", [0, 1]), n=3), SymnnValueError,
      r"n=3, but channel\('conv0', \(0, 1\)\) has one index per row for 2 rows"),
     (dict(objective=3), SymnnTypeError, "objective must be an Objective or its text"),

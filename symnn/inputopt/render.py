@@ -11,9 +11,10 @@ import pytensor.tensor as pt
 
 from ..backend import function
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Layer
+from ..layers import Layer, attach_updates
 from ..utils import as_rng, check_array, check_positive
 from .maximize import MaximizeResult, maximize
+from .objective import _shift_rows
 from .objectives import Objective, parse_objective
 from .param import PARAM_BOUND, Parametrisation
 from .units import _check_network
@@ -90,7 +91,9 @@ def visualize(
         difference of each image from its start.
     **options
         ``bounds``: the pixels' box ``(lo, hi)`` (default ``(0, 1)``); ``seed_penalty``
-        (default 0, needs ``x0``); ``seed`` (the random starts, default 0) and
+        (default 0, needs ``x0``); ``jitter``: each step the network sees every image shifted
+        cyclically by up to this many pixels (default 0; Lucid's transformation robustness);
+        ``seed`` (the random starts and shifts, default 0) and
         :func:`~symnn.inputopt.maximize`'s ``steps`` (256), ``learning_rate`` (0.05),
         ``method`` (``"adam"``: Lucid's), ``tol``, ``mode`` and ``blas_threads``.
 
@@ -116,6 +119,7 @@ def visualize(
     objective.check(network)
     ascent = _ascent_options(options)
     box, seed, penalty = _box(ascent.pop("bounds")), ascent.pop("seed"), ascent.pop("seed_penalty")
+    jitter = check_positive(ascent.pop("jitter"), "jitter", integer=True, allow_zero=True)
     par = _parametrisation(param, image_shape, reference, network)
     p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
     images = par.image(p, box)
@@ -123,16 +127,33 @@ def visualize(
     if rows is not None and n not in (1, rows):
         raise SymnnValueError(f"n={n}, but {objective!r} has one index per row for {rows} rows.")
     starts, start_images = _starts(par, x0, rows or n, box, seed, network.dtype)
-    values = objective(network, images)
+    seen, rng_updates = _jittered(images, par.image_shape, jitter, seed)
+    values = objective(network, seen)
     if check_positive(penalty, "seed_penalty", allow_zero=True) and start_images is None:
         raise SymnnValueError(f"seed_penalty={penalty} pulls towards x0; no x0 was given.")
     if penalty:
         distance = pt.mean(pt.sqr(images - start_images.astype(network.dtype)), axis=1)
         values = values - np.asarray(penalty, dtype=network.dtype) * distance
+    values = attach_updates(values, rng_updates)
     limits = box if par.kind == "pixel" else (-PARAM_BOUND, PARAM_BOUND)
     result = maximize(values, p, x0=starts, bounds=limits, **ascent)
     found = function([p], images, mode=ascent["mode"])(result.x)
     return Visualization(found, result.value, objective, par.kind, par.image_shape, result)
+
+
+def _jittered(images: Any, shape: tuple[int, int, int], jitter: int, seed: Any):
+    """``(what the network sees, the generator's update)``: each row shifted cyclically by
+    its own random ``(dy, dx)`` in ``[-jitter, jitter]``, drawn anew every step (Lucid's
+    ``jitter`` transform; the returned images are not shifted)."""
+    if not jitter:
+        return images, {}
+    c, h, w = shape
+    rng = pt.random.shared_rng(seed=int(as_rng(seed).integers(2**31 - 1)), name="jitter.rng")
+    state, shift = rng.integers(-jitter, jitter + 1, size=(images.shape[0], 2))
+    hwc = images.reshape((images.shape[0], c, h, w)).transpose(0, 2, 3, 1).reshape(images.shape)
+    moved = _shift_rows(hwc, shift, (h, w, c))
+    chw = moved.reshape((images.shape[0], h, w, c)).transpose(0, 3, 1, 2)
+    return chw.reshape(images.shape), {rng: state}
 
 
 def _parametrisation(param: Any, image_shape: Any, reference: Any, network: Layer):
@@ -176,8 +197,8 @@ def _starts(par: Parametrisation, x0: Any, n: int, box, seed: Any, dtype: str):
 
 
 #: visualize's ascent options and their defaults (Lucid's: Adam at 0.05, 256 steps)
-ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "seed": 0, "steps": 256,
-                   "learning_rate": 0.05, "method": "adam", "tol": None, "mode": None,
+ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "jitter": 0, "seed": 0,
+                   "steps": 256, "learning_rate": 0.05, "method": "adam", "tol": None, "mode": None,
                    "blas_threads": "auto"}  # fmt: skip
 
 
