@@ -42,6 +42,17 @@ def test_layer_features_are_each_layers_output(trained):
         np.testing.assert_allclose(feats[i], out.reshape(5, -1), rtol=1e-12)
 
 
+def test_features_of_many_rows_come_in_blocks_equal_to_one_call(trained):
+    net, data = trained
+    X = data.X_train[:600]  # more than two blocks of 256
+    whole = layer_features(net, X, mode=FAST)
+    parts = [layer_features(net, X[s : s + 100], mode=FAST) for s in range(0, 600, 100)]
+    some = layer_features(net, X, layers={4}, mode=FAST)
+    assert list(some) == [4]
+    for p in whole:
+        np.testing.assert_allclose(whole[p], np.concatenate([q[p] for q in parts]), rtol=1e-12)
+
+
 def test_path_similarity_equals_numpys_and_real_inputs_stay_on_the_path(trained):
     net, data = trained
     X = data.X_train
@@ -122,7 +133,7 @@ def test_a_graph_network_is_checked_layer_by_layer():
     (lambda n, X: path_similarity(n, X[:2], X[:2, None]), r"examples must be \(n, k >= 2"),
     (lambda n, X: path_similarity(n, X[:2], np.stack([X[:3]] * 3)), "with n = 2 images"),
     (lambda n, X: plausibility(n, X[:2], X[:4], layer=9), "layer=9 is out of range"),
-    (lambda n, X: layer_features(n, X[:, :10]), "X has 10 columns; the network takes 64"),
+    (lambda n, X: layer_features(n, X[:, :10]), r"X has shape \(450, 10\); expected rows of"),
 ])  # fmt: skip
 def test_bad_input_is_named(trained, call, match):
     net, data = trained

@@ -63,17 +63,31 @@ def _once(outputs: _Outputs, position: int) -> bool:
     return True
 
 
-def layer_features(network: Layer, X: Any, *, mode: Any = None) -> dict[int, np.ndarray]:
+#: rows per call of the compiled function (every layer's output of a block is held at once)
+BLOCK = 256
+
+
+def layer_features(
+    network: Layer, X: Any, *, layers: Any = None, mode: Any = None
+) -> dict[int, np.ndarray]:
     """``{position: (n, features)}``: each layer's output for the rows of ``X`` (flattened,
-    inference mode), for every layer called once in the network."""
+    inference mode), for every layer called once in the network (or those of ``layers``, a
+    collection of positions), computed in blocks of :data:`BLOCK` rows."""
     _check_network(network)
     X = check_array(X, "X", ndim=2, dtype=network.dtype)
-    if X.shape[1] != network.n_in:
-        raise SymnnValueError(f"X has {X.shape[1]} columns; the network takes {network.n_in}.")
+    if X.shape[1] != network.n_in or not len(X):
+        raise SymnnValueError(
+            f"X has shape {X.shape}; expected rows of the network's {network.n_in} inputs."
+        )
     positions, fn, lock = _compiled(network, mode)
-    with lock:
-        outs = [np.array(a, dtype=np.float64) for a in fn(X)]
-    return dict(zip(positions, outs))
+    keep = {p: [] for p in positions if layers is None or p in layers}
+    for start in range(0, len(X), BLOCK):
+        with lock:  # the function's storage is shared: copy its outputs before releasing
+            outs = [np.array(a, dtype=np.float64) for a in fn(X[start : start + BLOCK])]
+        for p, a in zip(positions, outs):
+            if p in keep:
+                keep[p].append(a)
+    return {p: np.concatenate(blocks) for p, blocks in keep.items()}
 
 
 def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -137,16 +151,21 @@ def plausibility(
     class)."""
     images = check_array(images, "images", ndim=2, dtype=network.dtype)
     real = check_array(real, "real", ndim=2, dtype=network.dtype)
+    unit = _unit_features(network, np.concatenate([images, real]), layer, mode)
+    return (unit[: len(images)] @ unit[len(images) :].T).mean(axis=1)
+
+
+def _unit_features(network: Layer, X: np.ndarray, layer: int, mode: Any) -> np.ndarray:
+    """The rows' ``layer`` features scaled to unit length (plausibility's cosines)."""
     n_layers = len(_layers(network))
     if not -n_layers <= layer < n_layers:
         raise SymnnValueError(f"layer={layer} is out of range for {n_layers} layers.")
     position = layer % n_layers
-    feats = layer_features(network, np.concatenate([images, real]), mode=mode)
+    feats = layer_features(network, X, layers={position}, mode=mode)
     if position not in feats:
         raise SymnnValueError(f"layer={layer} is called more than once; pick another layer.")
     f = feats[position]
-    unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    return (unit[: len(images)] @ unit[len(images) :].T).mean(axis=1)
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
 
 
 def annotate_rows(rows: list, network: Layer, X: np.ndarray, reference: Any, until: Any,
@@ -162,11 +181,18 @@ def annotate_rows(rows: list, network: Layer, X: np.ndarray, reference: Any, unt
     top = np.stack([data[r.top_examples] for r in rows])
     until = until if isinstance(until, int) else None
     path = path_similarity(network, X, top, until=until, mode=mode)
+    by_class = labels is not None and any(r.class_corr is not None for r in rows)
+    # every reference row's features once (the class rows of all units), then cosines
+    ref = _unit_features(network, data if by_class else top.reshape(-1, data.shape[1]), -2, mode)
+    found = _unit_features(network, np.asarray(X), -2, mode)
+    k = top.shape[1]
     for i, row in enumerate(rows):
         row.path_corr = [round(float(v), 6) for v in path.visualisation[i]]
         row.path_leaves_at = int(path.leaves_at[i])
-        real = top[i]
-        if row.class_corr is not None and labels is not None:
-            real = data[labels == row.unit]
-        row.plausibility = float(plausibility(network, X[i : i + 1], real, mode=mode)[0])
+        if by_class and row.class_corr is not None:
+            real = ref[labels == row.unit]
+        else:
+            real = (_unit_features(network, top[i], -2, mode) if by_class
+                    else ref[i * k : (i + 1) * k])  # fmt: skip
+        row.plausibility = float((real @ found[i]).mean())
 
