@@ -14,6 +14,7 @@ symnn network. :func:`to_onnx` writes symnn's layers, chains and graphs.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from ..layers import (
     Pad,
     Reduce,
     Reshape,
+    Resize,
     Sequential,
     Softmax,
     Transpose,
@@ -92,9 +94,10 @@ class _Writer:
         self.nodes, self.inits, self.dtype = [], [], np.dtype(dtype)
         self.current, self.count = "input", 0
 
-    def const(self, value, name: str) -> str:
+    def const(self, value, name: str, cast: bool = True) -> str:
+        """An initializer (float values in the model's type unless ``cast`` is False)."""
         array = np.asarray(value)
-        array = array.astype(self.dtype) if array.dtype.kind == "f" else array
+        array = array.astype(self.dtype) if cast and array.dtype.kind == "f" else array
         self.inits.append(self.numpy_helper.from_array(array, name=name))
         return name
 
@@ -195,6 +198,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         _write_recurrent(w, layer, k)
     elif isinstance(layer, _SHAPE_LAYERS):
         _write_shape_layer(w, layer, k)
+    elif isinstance(layer, Resize):
+        _write_resize(w, layer, in_shape, k)
     elif not isinstance(layer, Dropout):
         raise SymnnValueError(f"{type(layer).__name__} has no ONNX export here.")
 
@@ -234,11 +239,47 @@ def _write_shape_layer(w: _Writer, layer: Layer, k: int) -> None:
         mode = {"replicate": "edge"}.get(layer.mode, layer.mode)
         w.node("Pad", [pads, w.const(np.asarray(layer.value), f"value{k}")], mode=mode)
     else:
-        scales = w.const(np.array([1, 1, *layer.scale], np.float32), f"scales{k}")
+        scales = w.const(np.array([1, 1, *layer.scale], np.float32), f"scales{k}", cast=False)
         nearest = layer.mode == "nearest"
         w.node("Resize", ["", scales], mode="nearest" if nearest else "linear",
                coordinate_transformation_mode="asymmetric" if nearest else "half_pixel",
                nearest_mode="floor")  # fmt: skip
+
+
+def _write_resize(w: _Writer, layer: Resize, in_shape: tuple, k: int) -> None:
+    """ONNX's Resize with the layer's sizes (or its scales, when they are not the sizes'
+    ratios and float32 holds them exactly)."""
+    interp = asdict(layer.interpolation)
+    if interp.pop("antialias"):
+        raise SymnnValueError(f"Resize{layer._label()} with antialias=True needs ONNX opset 18; "
+                              f"the writer writes opset {OPSET}.")  # fmt: skip
+    full = [1, *in_shape]
+    sizes, scales = list(full), [1.0] * len(full)
+    for i, (axis, size) in enumerate(zip(layer.axes, layer.sizes)):
+        sizes[axis] = size
+        scales[axis] = size / full[axis] if layer.scales is None else layer.scales[i]
+    if all(s == z / n for s, z, n in zip(scales, sizes, full)):  # sizes, the batch's own
+        batch, out = f"batch{k}", f"sizes{k}"
+        make = w.onnx.helper.make_node
+        w.nodes.append(make("Shape", [w.current], [batch], name=f"shape{k}", end=1))
+        w.nodes.append(make("Concat", [batch, w.const(np.array(sizes[1:], np.int64),
+                                                      f"sample_sizes{k}")], [out],
+                            name=f"concat{k}", axis=0))  # fmt: skip
+        extra = ["", out]
+    elif np.array_equal(np.float32(scales), scales) and all(
+            int(s * n) == z for s, z, n in zip(scales, sizes, full)):  # fmt: skip
+        extra = [w.const(np.array(scales, np.float32), f"scales{k}", cast=False)]
+    else:
+        raise SymnnValueError(f"Resize{layer._label()}'s scales {layer.scales} are neither its "
+                              "sizes' ratios nor float32 values; ONNX's Resize cannot hold them.")
+    roi = ""
+    if layer.roi is not None:
+        n, starts, ends = len(layer.axes), [0.0] * len(full), [1.0] * len(full)
+        for i, axis in enumerate(layer.axes):
+            starts[axis], ends[axis] = layer.roi[i], layer.roi[n + i]
+        roi = w.const(np.array(starts + ends, np.float32), f"roi{k}", cast=False)  # ORT: float
+    interp["exclude_outside"] = int(interp["exclude_outside"])
+    w.node("Resize", [roi, *extra], **interp)
 
 
 #: each layer's gate blocks in ONNX's order (LSTM i, o, f, c; GRU z, r, h)

@@ -30,6 +30,7 @@ from ..layers import (
     Reshape,
 )
 from .onnx_reader import Reader
+from .onnx_resize import RESIZE_ATTRIBUTES, RESIZE_READERS
 from .onnx_tensor_ops import TENSOR_ATTRIBUTES, TENSOR_READERS
 
 __all__ = ["READERS", "ATTRIBUTES"]
@@ -51,6 +52,7 @@ ATTRIBUTES: dict[str, set[str]] = {
             "hidden_size", "layout", "input_forget", "linear_before_reset"}
        for op in ("LSTM", "GRU", "RNN")},
     **TENSOR_ATTRIBUTES,
+    **RESIZE_ATTRIBUTES,
 }  # fmt: skip
 
 _FUSABLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
@@ -389,5 +391,5 @@ READERS: dict[str, Callable] = {
     "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool, "AveragePool": _pool,
     "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool,
     "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "LRN": _lrn,
-    "Dropout": _dropout, **TENSOR_READERS,
+    "Dropout": _dropout, **TENSOR_READERS, **RESIZE_READERS,
 }  # fmt: skip

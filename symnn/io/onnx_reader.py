@@ -232,7 +232,12 @@ _FLOAT_TYPES = {1: "float32", 11: "float64"}
 
 def _input_shape(data, path: Path) -> tuple[int, ...]:
     kind = data.type.tensor_type.elem_type
-    if data.type.HasField("tensor_type") and kind not in _FLOAT_TYPES:
+    if not data.type.HasField("tensor_type"):
+        raise SymnnValueError(
+            f"{path}: the input {data.name!r} holds {data.type.WhichOneof('value')} values; "
+            "symnn networks take float32 or float64 tensors."
+        )
+    if kind not in _FLOAT_TYPES:
         onnx, _ = onnx_modules()
         name = onnx.TensorProto.DataType.Name(kind) if kind else "undefined"
         raise SymnnValueError(
@@ -241,7 +246,7 @@ def _input_shape(data, path: Path) -> tuple[int, ...]:
         )
     dims = data.type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
-    if not shape or None in shape:
+    if not dims or None in shape:
         raise SymnnValueError(
             f"{path}: the input {data.name!r} must have a batch axis and a fixed per-sample "
             f"shape; got {shape}."
@@ -261,7 +266,7 @@ def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
     for d, shape in zip(data, shapes):
         size = int(np.prod(shape))
         xs.append(r.bind(d.name, Input((size,), name=d.name, dtype=dtype), (size,)))
-        if len(shape) > 1:
+        if len(shape) != 1:  # images, sequences; a 1-D input is a batch of scalars
             r.bind(d.name, Reshape(shape)(xs[-1]), shape)
         r.preprocessing.add(d.name)
     r.readers = readers

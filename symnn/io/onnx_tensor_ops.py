@@ -27,7 +27,6 @@ from ..layers import (
     Softmax,
     Take,
     Transpose,
-    Upsample2D,
 )
 from .onnx_reader import BATCH, Reader
 
@@ -49,9 +48,6 @@ TENSOR_ATTRIBUTES: dict[str, set[str]] = {
     "Selu": {"alpha", "gamma"},
     "HardSigmoid": {"alpha", "beta"},
     "Clip": {"min", "max"},
-    "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
-               "exclude_outside", "extrapolation_value", "antialias", "keep_aspect_ratio_policy"},
-    "Upsample": {"mode", "scales"},
     "If": {"then_branch", "else_branch"},
     "Gather": {"axis"},
     **{f"Reduce{op}": {"axes", "keepdims", "noop_with_empty_axes"}
@@ -420,62 +416,6 @@ def _pad(r: Reader, node) -> None:
     r.call(node, Reshape(tuple(out)), [node.output[0] + "/padded"])
 
 
-def _resize(r: Reader, node) -> None:
-    a = r.attrs(node)
-    shape = r.shape(node)
-    defaults = {"cubic_coeff_a": -0.75, "exclude_outside": 0, "extrapolation_value": 0.0,
-                "antialias": 0, "keep_aspect_ratio_policy": "stretch"}  # fmt: skip
-    for key, default in defaults.items():
-        if a.get(key, default) != default:
-            raise r.error(node, f"{key}={a[key]!r} is not supported.")
-    scales = _resize_scales(r, node, shape)
-    mode = a.get("mode", "nearest")
-    old = r.opset < 11 or node.op_type == "Upsample"
-    coords = "asymmetric" if old else a.get("coordinate_transformation_mode", "half_pixel")
-    nearest = "floor" if old else a.get("nearest_mode", "round_prefer_floor")
-    if mode == "nearest" and (coords, nearest) in _NEAREST_AS_REPEAT:
-        layer = Upsample2D(scales, "nearest", name=node.name or None)
-    elif mode == "linear" and coords in ("half_pixel", "pytorch_half_pixel"):
-        layer = Upsample2D(scales, "bilinear", name=node.name or None)
-    else:
-        raise r.error(node, f"mode={mode!r} with coordinate_transformation_mode={coords!r} and "
-                            f"nearest_mode={nearest!r} is not supported (PyTorch's nearest and "
-                            "bilinear exports are).")  # fmt: skip
-    r.call(node, layer)
-
-
-#: (coordinate mode, nearest mode) pairs that pick ``floor(x / scale)`` for integer scales
-_NEAREST_AS_REPEAT = {
-    ("asymmetric", "floor"),
-    *((c, n) for c in ("half_pixel", "pytorch_half_pixel")
-      for n in ("round_prefer_floor", "round_prefer_ceil", "floor")),
-}  # fmt: skip
-
-
-def _resize_scales(r: Reader, node, shape: tuple) -> tuple[int, int]:
-    if len(shape) != 3:
-        raise r.error(node, f"resizes images (N, C, H, W); the input is {(None, *shape)}.")
-    a = r.attrs(node)
-    if node.op_type == "Upsample" and "scales" in a:
-        scales = np.asarray(a["scales"], dtype=np.float64)
-    else:
-        index = 1 if (node.op_type == "Upsample" or r.opset < 11) else 2
-        given = r.optional_const(node, index)
-        sizes = r.optional_const(node, 3) if index == 2 else None
-        if given is not None and given.size:
-            scales = np.asarray(given, dtype=np.float64)
-        elif sizes is not None:
-            scales = np.asarray(sizes, dtype=np.float64) / np.array([1, *shape], dtype=np.float64)
-            scales[0] = 1.0
-        else:
-            raise r.error(node, "neither scales nor sizes are given as constants.")
-    if len(scales) != 4 or scales[0] != 1 or scales[1] != 1:
-        raise r.error(node, f"scales {list(scales)} resize the batch or channel axes.")
-    if any(s < 1 or s != round(s) for s in scales[2:]):
-        raise r.error(node, f"scales {list(scales)} are not integers >= 1 on height and width.")
-    return int(scales[2]), int(scales[3])
-
-
 def _reduce(r: Reader, node) -> None:
     a = r.attrs(node)
     shape = r.shape(node)
@@ -518,6 +458,5 @@ TENSOR_READERS: dict[str, Callable] = {
     **{op: _binary for op in ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum")},
     "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "Transpose": _transpose, "Concat": _concat, "Pad": _pad, "Gather": _gather,
-    "Resize": _resize, "Upsample": _resize,
     **{f"Reduce{op}": _reduce for op in ("Mean", "Max", "Min", "Sum", "Prod")},
 }  # fmt: skip

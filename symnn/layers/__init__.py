@@ -24,6 +24,7 @@ from .merge import Add, Concat, Divide, Maximum, MergeLayer, Minimum, Multiply
 from .noise import Dropout
 from .normalization import BatchNorm, LocalResponseNorm
 from .recurrent import GRU, LSTM, RNN, Bidirectional
+from .resize import Interpolation, Resize
 from .shape import Flatten, Normalize, Reshape
 from .spatial import ChannelShuffle, Pad, Transpose, Upsample2D
 from .transposed import ConvTranspose2D
@@ -62,6 +63,8 @@ __all__ = [
     "ChannelShuffle",
     "Pad",
     "Upsample2D",
+    "Resize",
+    "Interpolation",
     "Flatten",
     "Reshape",
     "Normalize",

@@ -63,7 +63,7 @@ class Reshape(Layer):
             self.shape = tuple(int(s) for s in shape)
         except (TypeError, ValueError):
             raise SymnnTypeError(f"shape must be a sequence of ints; got {shape!r}.") from None
-        if not self.shape or min(self.shape) < 1:
+        if self.shape and min(self.shape) < 1:  # () makes a batch of scalars
             raise SymnnValueError(f"shape={shape!r} is not valid; expected positive sizes.")
         self.size = int(np.prod(self.shape))
         #: the width of a flat input (a network starting with Reshape takes (N, size) matrices)
