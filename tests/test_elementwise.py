@@ -155,3 +155,69 @@ def test_bad_arguments_are_refused_by_name():
         Reduce("sum", (0,))(pt.matrix("x"))
     with pytest.raises(SymnnValueError, match=r"constant of shape \(3, 5\) does not broadcast"):
         Arithmetic("add", np.ones((3, 5)))(pt.matrix("x"))
+
+
+def test_power_of_two_tensors_matches_pytorch_gradients_and_onnx(tmp_path):
+    """``Power`` (ONNX's Pow of two tensors): values and NaN against ``torch.pow``, both
+    gradients against finite differences, written to ONNX and read back equal."""
+    from symnn.layers import Power
+
+    a, b = pt.matrix("a", dtype="float64"), pt.matrix("b", dtype="float64")
+    base, expo = RNG.uniform(0.5, 2.0, (3, 4)), RNG.normal(size=(3, 4))
+    base[0, 0], expo[0, 0] = -2.0, 0.5  # NaN, as torch.pow gives it
+    got = pytensor.function([a, b], Power()([a, b]), mode=FAST)(base, expo)
+    torch = import_torch()
+    want = torch.pow(torch.from_numpy(base), torch.from_numpy(expo)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    assert np.isnan(got[0, 0])
+    cost = pt.sum(Power()([a, b]) * RNG.normal(size=(3, 4)))
+    assert check_grad(cost, [a, b], [np.abs(base), expo], mode=FAST) < 1e-6
+    pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    from symnn.io import from_onnx, to_onnx
+
+    xa, xb = Input((4,), name="a"), Input((4,), name="b")
+    net = Graph([xa, xb], Power(name="pow")([xa, xb]))
+    path = to_onnx(net, tmp_path / "pow.onnx")
+    feeds = {"a": np.abs(base).astype("float32"), "b": expo.astype("float32")}
+    ref = ReferenceEvaluator(str(path)).run(None, feeds)[0]
+    np.testing.assert_allclose(ref, np.abs(base) ** expo, rtol=1e-5)
+    back = from_onnx(path)
+    fa, fb = pt.matrix("fa", dtype="float32"), pt.matrix("fb", dtype="float32")
+    again = pytensor.function([fa, fb], back([fa, fb]), mode=FAST)(feeds["a"], feeds["b"])
+    np.testing.assert_allclose(again, ref, rtol=1e-6)
+
+
+def test_matmul_of_two_tensors_matches_pytorch_gradients_and_onnx(tmp_path):
+    """``MatMul`` (ONNX's MatMul of two tensors, attention's ``q @ k``): sample by sample
+    against ``torch.matmul``, gradients against finite differences, ONNX out and back."""
+    from symnn.layers import MatMul
+
+    a, b = pt.tensor4("a", dtype="float64"), pt.tensor3("b", dtype="float64")
+    va, vb = RNG.normal(size=(2, 3, 4, 5)), RNG.normal(size=(2, 5, 2))  # b broadcasts
+    got = pytensor.function([a, b], MatMul()([a, b]), mode=FAST)(va, vb)
+    torch = import_torch()
+    want = torch.matmul(torch.from_numpy(va), torch.from_numpy(vb)[:, None]).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    cost = pt.sum(MatMul()([a, b]) * RNG.normal(size=(2, 3, 4, 2)))
+    assert check_grad(cost, [a, b], [va, vb], mode=FAST) < 1e-6
+    with pytest.raises(SymnnValueError, match="inner sizes differ"):
+        MatMul()([pt.tensor3("c", shape=(None, 2, 3)), pt.tensor3("d", shape=(None, 4, 2))])
+    pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    from symnn.io import from_onnx, to_onnx
+
+    xa, xb = Input((12,), name="a"), Input((8,), name="b")
+    out = MatMul(name="mm")([Reshape((3, 4))(xa), Reshape((4, 2))(xb)])
+    net = Graph([xa, xb], Reshape((6,))(out))
+    path = to_onnx(net, tmp_path / "mm.onnx")
+    feeds = {"a": RNG.normal(size=(2, 12)).astype("float32"),
+             "b": RNG.normal(size=(2, 8)).astype("float32")}  # fmt: skip
+    want = np.matmul(feeds["a"].reshape(2, 3, 4), feeds["b"].reshape(2, 4, 2)).reshape(2, 6)
+    np.testing.assert_allclose(ReferenceEvaluator(str(path)).run(None, feeds)[0], want, rtol=1e-5)
+    back = from_onnx(path)
+    fa, fb = pt.matrix("fa", dtype="float32"), pt.matrix("fb", dtype="float32")
+    again = pytensor.function([fa, fb], back([fa, fb]), mode=FAST)(feeds["a"], feeds["b"])
+    np.testing.assert_allclose(again, want, rtol=1e-5)

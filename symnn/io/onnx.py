@@ -45,12 +45,14 @@ from ..layers import (
     Graph,
     Layer,
     LocalResponseNorm,
+    MatMul,
     Maximum,
     MaxPool2D,
     Minimum,
     Multiply,
     Normalize,
     Pad,
+    Power,
     Reduce,
     Reshape,
     Resize,
@@ -345,7 +347,7 @@ def _write_any(w: _Writer, layer: Layer, in_shape) -> None:
 
 
 _MERGES = {Concat: "Concat", Add: "Add", Multiply: "Mul", Maximum: "Max", Minimum: "Min",
-           Divide: "Div"}  # fmt: skip
+           Divide: "Div", Power: "Pow", MatMul: "MatMul"}  # fmt: skip
 
 
 def _write_merge(w: _Writer, layer: Layer, names: list[str]) -> str:

@@ -24,6 +24,7 @@ from ..layers import (
     ConvTranspose2D,
     Dense,
     LocalResponseNorm,
+    MatMul,
     MaxPool2D,
     Pad,
     Reduce,
@@ -254,9 +255,12 @@ def _gemm(r: Reader, node) -> None:
 
 
 def _matmul(r: Reader, node) -> None:
+    if all(i in r.vars for i in node.input[:2]):
+        r.call(node, MatMul(name=node.name or None), list(node.input[:2]))
+        return
     if node.input[1] not in r.consts:
-        raise r.error(node, "MatMul of two tensors is not supported (the second must be a "
-                            "constant).")  # fmt: skip
+        raise r.error(node, "MatMul of a constant and a tensor is not supported (of a tensor "
+                            "and a constant matrix it is).")  # fmt: skip
     w = r.const(node, node.input[1]).astype(np.float64)
     if w.ndim != 2 or len(r.shape(node)) != 1:
         raise r.error(node, f"takes (N, K) @ (K, M); got {(None, *r.shape(node))} @ {w.shape}.")

@@ -21,6 +21,7 @@ from ..layers import (
     Multiply,
     Normalize,
     Pad,
+    Power,
     PReLU,
     Reduce,
     Reshape,
@@ -173,7 +174,7 @@ def _as_normalize(r: Reader, node, tensor: str, value: np.ndarray, first: bool):
 def _merge(r: Reader, node, tensors: list[str]) -> None:
     op = node.op_type
     layers = {"Add": Add, "Sum": Add, "Mul": Multiply, "Max": Maximum, "Min": Minimum,
-              "Div": Divide}  # fmt: skip
+              "Div": Divide, "Pow": Power}  # fmt: skip
     if op == "Sub" and len(tensors) == 2:
         layer = Add(coeffs=[1, -1], name=node.name or None)
     elif op in layers:
@@ -383,10 +384,18 @@ def _pad(r: Reader, node) -> None:
     value = a.get("value", 0.0)
     given = r.optional_const(node, 2)
     value = float(np.asarray(given).reshape(-1)[0]) if given is not None else float(value)
-    if r.optional_const(node, 3) is not None:
-        raise r.error(node, "the axes input is not supported (give pads for every axis).")
     shape = r.shape(node)
     rank = len(shape) + 1
+    axes_given = r.optional_const(node, 3)
+    if axes_given is not None:  # pads for these axes only (begins, then ends)
+        listed = [int(k) % rank for k in np.asarray(axes_given).reshape(-1)]
+        if len(pads) != 2 * len(listed):
+            raise r.error(node, f"pads={pads} do not give a begin and an end for each of axes "
+                                f"{listed}.")  # fmt: skip
+        full = [0] * (2 * rank)
+        for i, k in enumerate(listed):
+            full[k], full[rank + k] = pads[i], pads[len(listed) + i]
+        pads = full
     if len(pads) != 2 * rank or min(pads) < 0 or pads[0] or pads[rank]:
         raise r.error(node, f"pads={pads} pad the batch axis, crop, or do not fit inputs "
                             f"{(None, *shape)}; padding >= 0 of the sample axes is supported.")

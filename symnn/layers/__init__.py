@@ -20,7 +20,17 @@ from .dense import Activation, Dense, PReLU
 from .elementwise import Arithmetic, Elementwise, Reduce, Softmax, Take
 from .embedding import Embedding, TimeDistributed
 from .graph import Graph, Input
-from .merge import Add, Concat, Divide, Maximum, MergeLayer, Minimum, Multiply
+from .merge import (
+    Add,
+    Concat,
+    Divide,
+    MatMul,
+    Maximum,
+    MergeLayer,
+    Minimum,
+    Multiply,
+    Power,
+)
 from .noise import Dropout
 from .normalization import BatchNorm, LocalResponseNorm
 from .recurrent import GRU, LSTM, RNN, Bidirectional
@@ -78,6 +88,8 @@ __all__ = [
     "Maximum",
     "Minimum",
     "Divide",
+    "Power",
+    "MatMul",
     "mlp",
     "resnet",
     "residual_block",

@@ -195,12 +195,14 @@ class Conv2D(Layer):
         return z.reshape((self.out_channels, n, oh, ow))
 
     def _grouped(self, W, x):
-        """One GEMM per group on its channels' patches, stacked (the bias added after)."""
-        cin, cout = self.in_channels // self.groups, self.out_channels // self.groups
-        z = pt.concatenate([
-            pt.dot(W[g * cout : (g + 1) * cout], self._im2col(x[:, g * cin : (g + 1) * cin]))
-            for g in range(self.groups)
-        ], axis=0)  # fmt: skip
+        """All groups in one batched product: the patches of every channel once, seen as
+        ``(groups, cin*kh*kw, positions)``, times the weights as ``(groups, cout, cin*kh*kw)``
+        (one graph node whatever the number of groups; the bias added after)."""
+        g = self.groups
+        cols = self._im2col(x)
+        cols = cols.reshape((g, cols.shape[0] // g, cols.shape[1]))
+        z = pt.matmul(W.reshape((g, self.out_channels // g, -1)), cols)
+        z = z.reshape((self.out_channels, cols.shape[2]))
         return z if self.b is None else z + self.b.dimshuffle(0, "x")
 
     def _images(self, x, *, activation: bool):

@@ -13,7 +13,8 @@ from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import describe
 from .base import Layer, register, tag_call
 
-__all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum", "Minimum", "Divide"]
+__all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum", "Minimum", "Divide",
+           "Power", "MatMul"]
 
 
 class MergeLayer(Layer):
@@ -204,3 +205,69 @@ class Divide(MergeLayer):
 
     def get_output_for(self, xs, *, deterministic: bool = False):
         return xs[0] / xs[1]
+
+
+@register
+class Power(MergeLayer):
+    """The elementwise power ``a ** b`` of two tensors of one shape (ONNX's ``Pow`` of two
+    tensors; a negative base with a fractional exponent gives NaN, as ``torch.pow``).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> a, b = pt.matrix("a", dtype="float64"), pt.matrix("b", dtype="float64")
+    >>> Power()([a, b]).eval({a: np.array([[2.0, -1.0]]), b: np.array([[3.0, 0.5]])})
+    array([[ 8., nan]])
+    """
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+
+    def _check_shapes(self, shapes: list[tuple]) -> None:
+        if len(shapes) != 2:
+            raise SymnnValueError(
+                f"Power{self._label()} takes two tensors (a ** b); got {len(shapes)}."
+            )
+        super()._check_shapes(shapes)
+
+    def get_output_for(self, xs, *, deterministic: bool = False):
+        return xs[0] ** xs[1]
+
+
+@register
+class MatMul(MergeLayer):
+    """The matrix product ``a @ b`` of two tensors, sample by sample (ONNX's ``MatMul`` of two
+    tensors, ``torch.matmul`` of batch-first tensors): per-sample shapes ``(..., n, k)`` and
+    ``(..., k, m)`` give ``(..., n, m)``, leading axes broadcast as in numpy.
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> a, b = pt.tensor3("a", dtype="float64"), pt.tensor3("b", dtype="float64")
+    >>> MatMul()([a, b]).eval({a: np.ones((2, 1, 3)), b: np.ones((2, 3, 2))}).tolist()
+    [[[3.0, 3.0]], [[3.0, 3.0]]]
+    """
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+
+    def _check_shapes(self, shapes: list[tuple]) -> None:
+        if len(shapes) != 2 or min(len(s) for s in shapes) < 3:
+            raise SymnnValueError(
+                f"MatMul{self._label()} takes two tensors of matrices per sample (a @ b); got "
+                f"per-sample shapes {_shapes_text(shapes)}."
+            )
+        (*_, k), (*_, k2, _m) = shapes
+        if None not in (k, k2) and k != k2:
+            raise SymnnValueError(
+                f"MatMul{self._label()}: the inner sizes differ ({k} and {k2}; per-sample "
+                f"shapes {_shapes_text(shapes)})."
+            )
+
+    def get_output_for(self, xs, *, deterministic: bool = False):
+        a, b = xs
+        while a.ndim < b.ndim:  # the batch axis stays first
+            a = pt.shape_padaxis(a, 1)
+        while b.ndim < a.ndim:
+            b = pt.shape_padaxis(b, 1)
+        return pt.matmul(a, b)
+
+    def output_shape(self, input_shape):
+        return None
+
