@@ -591,3 +591,47 @@ def test_ascent_options_are_maximizes_and_checked_before_compiling(digits_net, m
         units = kwargs.pop("units", [0])
         with pytest.raises(SymnnValueError, match=match):  # a fresh network: nothing cached
             activation_maximization(mlp([64, 8, 10], rng=5), units, **kwargs)
+
+
+def test_distinctness_against_numpy_and_the_weight_choice_it_makes():
+    """``_distinctness``: 1 - the largest Pearson correlation with the typical input and with
+    the other units' pictures under the same weight; the choice keeps the strongest weight
+    that both activates the unit beyond its reference and stays distinct."""
+    from symnn.inputopt.activation import DISTINCT_MIN, _choose_weights, _distinctness
+    from symnn.inputopt.objective import _Rows
+
+    rng = np.random.default_rng(0)
+    a, b, typical = rng.normal(size=(3, 50))
+    x = np.stack([a, 2 * a + 1, b, typical, b + 0.01 * a])  # unit 0, 1 alike; unit 3 typical
+    rows = _Rows(np.array([0, 1, 2, 3, 4]), np.zeros(5, dtype=int), (1.0,))
+    got = _distinctness(x, rows, typical)
+    corr = np.corrcoef(np.vstack([x, typical]))
+    np.fill_diagonal(corr, -1.0)
+    np.testing.assert_allclose(got, 1 - corr[:5].max(axis=1), atol=1e-12)
+    assert got[0] == pytest.approx(0.0, abs=1e-12) and got[3] == pytest.approx(0.0, abs=1e-12)
+    # weights are compared within their own group: unit 0 alone at weight index 1
+    two = _Rows(np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1]), (0.5, 4.0))
+    np.testing.assert_allclose(_distinctness(x[[0, 1, 0, 2]], two, None),
+                               1 - np.array([1.0, 1.0, corr[0, 2], corr[0, 2]]), atol=1e-12)
+    # per (unit, start) block of weights 0.5, 1, 2, 4 (rows in that order)
+    four = _Rows(np.repeat([0, 1, 2], 4), np.tile(np.arange(4), 3), (0.5, 1.0, 2.0, 4.0))
+    reached = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    d = np.array([0.5, 0.4, 0.3, 0.0, 0.05, 0.02, 0.08, 0.01, 0.9, 0.9, 0.9, 0.9])
+    assert d[2] >= DISTINCT_MIN > d[3]
+    # unit 0: the strongest distinct weight (2.0); unit 1: none distinct, the most distinct
+    # (2.0); unit 2: none reached, the weakest
+    assert _choose_weights(reached, d, four).tolist() == [2, 6, 8]
+
+
+def test_the_report_gives_each_unit_its_distinctness(digits_net):
+    trainer, data = digits_net
+    report = activation_maximization(
+        trainer.network, [1, 4, 7], steps=30, image_shape=(8, 8),
+        reference=Reference(data.X_train[:400]),
+    )  # fmt: skip
+    x = report.x.astype(np.float64)
+    corr = np.corrcoef(np.vstack([x, data.X_train[:400].mean(axis=0)]))
+    np.fill_diagonal(corr, -1.0)
+    want = 1 - corr[:3].max(axis=1)
+    np.testing.assert_allclose([r.distinctness for r in report.rows], want, atol=1e-6)
+    assert {r.prior_weight for r in report.rows} <= {0.5, 1.0, 2.0, 4.0}

@@ -39,6 +39,7 @@ __all__ = [
     "layer_width",
     "AUTO_PRIOR_WEIGHTS",
     "DEFAULT_PRIOR_WEIGHT",
+    "DISTINCT_MIN",
     "ASCENT_DEFAULTS",
     "ASCENT_OPTIONS",
 ]
@@ -49,27 +50,61 @@ __all__ = [
 AUTO_PRIOR_WEIGHTS = (0.5, 1.0, 2.0, 4.0)
 
 
-def _choose_weights(graph: _Graph, result, rows: _Rows, acts) -> np.ndarray:
+#: the least distinctness a chosen weight's picture keeps: its correlation with the typical
+#: reference input and with every other unit's picture stays at most 1 - this (measured:
+#: docs/performance.md, "Readable activation maximisation")
+DISTINCT_MIN = 0.1
+
+
+def _distinctness(x: np.ndarray, rows: _Rows, typical: np.ndarray | None) -> np.ndarray:
+    """Per row, ``1 -`` its largest Pearson correlation with the typical reference input (the
+    Gaussian prior's mean) and with the pictures of the other units under the same weight: near
+    0 for a picture the prior or another unit already shows, about 1 or more for its own."""
+    z = x - x.mean(axis=1, keepdims=True)
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    worst = np.full(len(x), -1.0)
+    if typical is not None:
+        t = typical - typical.mean()
+        worst = np.maximum(worst, z @ (t / max(float(np.linalg.norm(t)), 1e-12)))
+    for i in range(len(rows.weights_of)):
+        same = np.flatnonzero(rows.weight_index == i)
+        corr = z[same] @ z[same].T
+        corr[rows.units[same][:, None] == rows.units[same][None, :]] = -1.0
+        worst[same] = np.maximum(worst[same], corr.max(axis=1) if len(same) > 1 else -1.0)
+    return 1.0 - worst
+
+
+def _choose_weights(reached: np.ndarray, distinct: np.ndarray, rows: _Rows) -> np.ndarray:
     """Per (unit, start), the row of the strongest weight whose input still activates the
-    unit beyond its best reference input (else the weakest weight's row)."""
+    unit beyond its best reference input and stays distinct (:data:`DISTINCT_MIN`); else
+    the most distinct of those that activate it; else the weakest weight's row."""
     k = len(rows.weights_of)
-    n = len(rows.units)
-    activation = np.asarray(graph.measure(result.x.astype(graph.x.type.dtype))[0])
-    reached = activation[np.arange(n), rows.units] > acts.max(axis=0)[rows.units]
     chosen = []
-    for start in range(0, n, k):
+    for start in range(0, len(rows.units), k):
         ok = [i for i in range(start, start + k) if reached[i]]
-        chosen.append(max(ok, key=lambda i: rows.weight_index[i]) if ok else start)
+        own = [i for i in ok if distinct[i] >= DISTINCT_MIN]
+        if own:
+            chosen.append(max(own, key=lambda i: rows.weight_index[i]))
+        else:
+            chosen.append(max(ok, key=lambda i: distinct[i]) if ok else start)
     return np.asarray(chosen)
 
 
-def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts) -> tuple[Any, np.ndarray]:
-    """``(result, weights)``: one row per unit and start, run with the prior weight chosen
-    among its candidates (all rows when there was one candidate)."""
+def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts, typical):
+    """``(result, weights, distinctness)``: one row per unit and start, run with the prior
+    weight chosen among its candidates (all rows when there was one candidate), and its
+    distinctness among the kept rows."""
+    distinct = _distinctness(np.asarray(result.x, dtype=np.float64), rows, typical)
     if len(rows.weights_of) == 1:
-        return result, np.full(len(rows.weight_index), rows.weights_of[0])
-    keep = _choose_weights(graph, result, rows, acts)
-    return _subset(result, keep), np.asarray(rows.weights_of)[rows.weight_index[keep]]
+        return result, np.full(len(rows.weight_index), rows.weights_of[0]), distinct
+    n = len(rows.units)
+    activation = np.asarray(graph.measure(result.x.astype(graph.x.type.dtype))[0])
+    reached = activation[np.arange(n), rows.units] > acts.max(axis=0)[rows.units]
+    keep = _choose_weights(reached, distinct, rows)
+    weights = np.asarray(rows.weights_of)[rows.weight_index[keep]]
+    kept = _Rows(rows.units[keep], np.zeros(len(keep), dtype=int), (0.0,))
+    final = _distinctness(np.asarray(result.x, dtype=np.float64)[keep], kept, typical)
+    return _subset(result, keep), weights, final
 
 
 def _prior_settings(density) -> dict[str, Any]:
@@ -174,8 +209,11 @@ def activation_maximization(
         (its best minus its mean), so one value suits units of any scale. By default each
         unit and start runs with every weight of :data:`AUTO_PRIOR_WEIGHTS` in the same
         compiled call and keeps the strongest under which it still beats its best reference
-        input (``row.prior_weight`` says which); without reference inputs (a fitted prior
-        given) the weight is absolute, :data:`DEFAULT_PRIOR_WEIGHT` by default.
+        input and its picture stays its own: ``row.distinctness``, one minus its largest
+        correlation with the mean reference input and with the other units' pictures, at
+        least :data:`DISTINCT_MIN` (else the most distinct of those weights;
+        ``row.prior_weight`` says which); without reference inputs (a fitted prior given)
+        the weight is absolute, :data:`DEFAULT_PRIOR_WEIGHT` by default.
     **ascent
         :func:`~symnn.inputopt.maximize`'s options (:data:`ASCENT_OPTIONS`: ``steps``,
         ``learning_rate``, ``method``, ``tol``, ``blas_threads``), forwarded unchanged;
@@ -220,10 +258,11 @@ def activation_maximization(
             graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0),
             bounds=bounds, mode=mode, every=penalties.every(target.image_shape), **ascent,
         )  # fmt: skip
-        result, chosen = _keep_chosen_weights(graph, result, rows, acts)
+        typical = None if reference is None else reference.data.mean(axis=0)
+        result, chosen, distinct = _keep_chosen_weights(graph, result, rows, acts, typical)
         realism = _realism(reference, acts, target.is_output)
         report_rows = graph.rows(result, row_units, n_starts, realism)
-        _record_weights(report_rows, chosen, density)
+        _record_weights(report_rows, chosen, density, distinct)
     if reference is not None:  # outside the graph's lock: its own compiled function
         annotate_rows(report_rows, network, result.x, reference, target.index, mode)
     _warn_if_stuck(report_rows)
@@ -261,10 +300,11 @@ def _bounds_setting(bounds: Any) -> list[float]:
     return [float(np.min(bounds[0])), float(np.max(bounds[1]))]
 
 
-def _record_weights(rows: list[UnitResult], chosen: Any, density: Any) -> None:
-    """Each row's chosen relative prior weight (None without a prior)."""
-    for row, weight in zip(rows, chosen):
+def _record_weights(rows: list[UnitResult], chosen: Any, density: Any, distinct: Any) -> None:
+    """Each row's chosen relative prior weight (None without a prior) and distinctness."""
+    for row, weight, d in zip(rows, chosen, distinct):
         row.prior_weight = None if density is None else float(weight)
+        row.distinctness = float(d)
 
 
 #: the prior weight when none is given (measured: docs/performance.md, "Readable activation

@@ -120,6 +120,9 @@ class UnitResult:
     path_leaves_at: int | None = None
     #: mean cosine of its penultimate features with its class's (else its top) reference inputs
     plausibility: float | None = None
+    #: 1 - its largest correlation with the typical reference input and with the other units'
+    #: inputs (near 0: the prior's picture or another unit's, not its own)
+    distinctness: float | None = None
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
