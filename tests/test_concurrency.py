@@ -116,6 +116,25 @@ def test_activation_maximization_of_one_network_from_threads(trained):
         np.testing.assert_array_equal(a, b)
 
 
+def test_visualize_of_one_network_and_objective_from_threads():
+    """Calls that share one visualisation graph (its seeded generator, its start images)
+    from threads give what they give alone."""
+    from symnn.inputopt import visualize
+    from symnn.layers import from_arch
+
+    net = from_arch("conv4x3,pool2,8,3", (6, 6), rng=0)
+    x0 = np.random.default_rng(0).uniform(0.2, 0.8, (8, 36)).astype("float32")
+
+    def run(seed, rows):
+        return visualize(net, "channel:conv0:1", image_shape=(6, 6), x0=x0[rows], steps=30,
+                         jitter=1, seed=seed, seed_penalty=0.5, blas_threads=1).images
+
+    jobs = [(0, slice(0, 2)), (1, slice(2, 5)), (2, slice(5, 6)), (3, slice(6, 8))]
+    serial = [run(*j) for j in jobs]
+    for a, b in zip(serial, in_threads(run, jobs)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_trainers_with_different_fixed_thread_counts_in_threads(digits):
     """A run with blas_threads=1 and one with 2 at the same time: each gives what it gives
     alone (the BLAS count is the run's own, not whatever another thread set last)."""

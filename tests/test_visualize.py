@@ -151,6 +151,29 @@ def test_accentuation_starts_from_x0_and_its_penalty_keeps_it_near(net):
     assert free.result.history[0].sum() < free.values.sum()
 
 
+def test_a_second_call_reuses_the_graph_and_sets_its_seed_and_start_images(net, monkeypatch):
+    """One graph per objective and settings: later calls compile nothing, the jitter's
+    generator is seeded per call (same seed, same images) and the seed penalty pulls towards
+    each call's own x0."""
+    import symnn.inputopt.render as render
+
+    built = []
+    original = render._vis_graph
+    monkeypatch.setattr(render, "_vis_graph", lambda *a: built.append(1) or original(*a))
+    common = dict(image_shape=(6, 6), n=2, steps=30, jitter=1, mode=FAST)
+    first = visualize(net, "channel:conv0:3", seed=4, **common)
+    other = visualize(net, "channel:conv0:3", seed=5, **common)
+    again = visualize(net, "channel:conv0:3", seed=4, **common)
+    assert len(built) == 1
+    np.testing.assert_array_equal(first.images, again.images)
+    assert not np.allclose(first.images, other.images)
+    held = dict(image_shape=(6, 6), steps=40, seed_penalty=1e3, learning_rate=0.1, mode=FAST)
+    for x0 in (REFERENCE[:2], REFERENCE[2:4]):
+        vis = visualize(net, "channel:conv0:3", x0=x0, **held)
+        assert np.abs(vis.images - x0).mean() < 0.02
+    assert len(built) == 2  # one more graph: the seed penalty's
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(param="maco"), SymnnValueError, "pass reference images"),
     (dict(param="fft"), SymnnValueError, "param='fft' is not known"),

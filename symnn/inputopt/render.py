@@ -3,13 +3,17 @@ under an image parametrisation (:mod:`~symnn.inputopt.param`), Lucid's ``render_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
 
 from ..backend import function
+from ..backend.cache import COMPILED
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Layer, attach_updates
 from ..utils import as_rng, check_array, check_positive
@@ -101,6 +105,12 @@ def visualize(
     -------
     Visualization
 
+    Notes
+    -----
+    The graph and its compiled step are kept per network, objective, parametrisation,
+    bounds, jitter, seed penalty and mode: a second call with other starts, seeds or ``x0``
+    compiles nothing. Calls from several threads that share a graph run one at a time.
+
     Examples
     --------
     >>> from symnn.layers import from_arch
@@ -121,34 +131,84 @@ def visualize(
     box, seed, penalty = _box(ascent.pop("bounds")), ascent.pop("seed"), ascent.pop("seed_penalty")
     jitter = check_positive(ascent.pop("jitter"), "jitter", integer=True, allow_zero=True)
     par = _parametrisation(param, image_shape, reference, network)
-    p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
-    images = par.image(p, box)
     rows = objective.rows
     if rows is not None and n not in (1, rows):
         raise SymnnValueError(f"n={n}, but {objective!r} has one index per row for {rows} rows.")
     starts, start_images = _starts(par, x0, rows or n, box, seed, network.dtype)
-    seen, rng_updates = _jittered(images, par.image_shape, jitter, seed)
-    values = objective(network, seen)
     if check_positive(penalty, "seed_penalty", allow_zero=True) and start_images is None:
         raise SymnnValueError(f"seed_penalty={penalty} pulls towards x0; no x0 was given.")
-    if penalty:
-        distance = pt.mean(pt.sqr(images - start_images.astype(network.dtype)), axis=1)
-        values = values - np.asarray(penalty, dtype=network.dtype) * distance
-    values = attach_updates(values, rng_updates)
+    key = _VisKey(objective, _param_key(par), box, jitter, float(penalty), repr(ascent["mode"]))
+    graph = COMPILED.get(network, ("visualize", key),
+                         lambda: _vis_graph(network, par, key, ascent["mode"]))  # fmt: skip
     limits = box if par.kind == "pixel" else (-PARAM_BOUND, PARAM_BOUND)
-    result = maximize(values, p, x0=starts, bounds=limits, **ascent)
-    found = function([p], images, mode=ascent["mode"])(result.x)
+    with graph.lock:  # the graph's shared start images and generator are this call's
+        if graph.rng is not None:
+            graph.rng.set_value(np.random.default_rng(int(as_rng(seed).integers(2**31 - 1))))
+        if graph.anchor is not None:
+            graph.anchor.set_value(start_images.astype(network.dtype))
+        result = maximize(graph.values, graph.p, x0=starts, bounds=limits, **ascent)
+        found = graph.images(result.x)
     return Visualization(found, result.value, objective, par.kind, par.image_shape, result)
 
 
-def _jittered(images: Any, shape: tuple[int, int, int], jitter: int, seed: Any):
+@dataclass(frozen=True)
+class _VisKey:
+    """What makes two visualisation graphs of one network differ (starts and seeds do not)."""
+
+    objective: Objective
+    param: tuple
+    box: tuple[float, float]
+    jitter: int
+    seed_penalty: float
+    mode: str
+
+
+@dataclass
+class _VisGraph:
+    """One visualisation graph: parameters ``p``, the objective per row, the images of the
+    parameters compiled, and the shared state each call sets (under ``lock``)."""
+
+    p: Any
+    values: Any
+    images: Any  #: compiled: parameters -> images
+    rng: Any  #: the jitter's shared generator, or None
+    anchor: Any  #: the start images the seed penalty pulls towards (shared), or None
+    lock: Any = field(default_factory=threading.RLock)
+
+
+def _param_key(par: Parametrisation) -> tuple:
+    """A parametrisation by value (its fitted arrays by digest)."""
+    digest = [None if a is None else hashlib.sha1(np.ascontiguousarray(a)).hexdigest()
+              for a in (par.magnitude, par.colour)]  # fmt: skip
+    return (par.kind, par.image_shape, *digest)
+
+
+def _vis_graph(network: Layer, par: Parametrisation, key: _VisKey, mode: Any) -> _VisGraph:
+    p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
+    images = par.image(p, key.box)
+    rng = None
+    if key.jitter:
+        rng = pt.random.shared_rng(seed=0, name="jitter.rng")
+    seen, rng_updates = _jittered(images, par.image_shape, key.jitter, rng)
+    values = key.objective(network, seen)
+    anchor = None
+    if key.seed_penalty:
+        anchor = pytensor.shared(np.zeros((1, par.width), dtype=network.dtype), name="x0",
+                                 shape=(None, par.width))  # fmt: skip
+        distance = pt.mean(pt.sqr(images - anchor), axis=1)
+        values = values - np.asarray(key.seed_penalty, dtype=network.dtype) * distance
+    values = attach_updates(values, rng_updates)
+    return _VisGraph(p, values, function([p], images, mode=mode), rng, anchor)
+
+
+def _jittered(images: Any, shape: tuple[int, int, int], jitter: int, rng: Any):
     """``(what the network sees, the generator's update)``: each row shifted cyclically by
-    its own random ``(dy, dx)`` in ``[-jitter, jitter]``, drawn anew every step (Lucid's
-    ``jitter`` transform; the returned images are not shifted)."""
+    its own random ``(dy, dx)`` in ``[-jitter, jitter]`` drawn from the shared generator
+    ``rng`` anew every step (Lucid's ``jitter`` transform; the returned images are not
+    shifted)."""
     if not jitter:
         return images, {}
     c, h, w = shape
-    rng = pt.random.shared_rng(seed=int(as_rng(seed).integers(2**31 - 1)), name="jitter.rng")
     state, shift = rng.integers(-jitter, jitter + 1, size=(images.shape[0], 2))
     hwc = images.reshape((images.shape[0], c, h, w)).transpose(0, 2, 3, 1).reshape(images.shape)
     moved = _shift_rows(hwc, shift, (h, w, c))
