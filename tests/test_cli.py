@@ -268,6 +268,7 @@ def test_maximize_an_objective_writes_its_visualisations(model_file, tmp_path):
     args = ["maximize", str(model_file), "--objective", "channel:dense0:3 - 0.5*diversity:dense0"]
     for param in ("fourier", "maco"):
         assert cli.main([*args, "--param", param, "--starts", "3", "--steps", "30",
+                         "--jitter", "1", "--scale", "0.1", "--rotate", "5",
                          "--out", str(out)]) == 0  # fmt: skip
         summary = json.loads((out / "visualized.json").read_text())
         assert summary["objective"] == "channel('dense0', 3) - 0.5 * diversity('dense0')"

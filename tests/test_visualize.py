@@ -174,7 +174,37 @@ def test_a_second_call_reuses_the_graph_and_sets_its_seed_and_start_images(net, 
     assert len(built) == 2  # one more graph: the seed penalty's
 
 
+def test_warps_and_jitter_show_the_network_transformed_images_seeded_per_call(net):
+    """``scale``/``rotate``: what the network sees is the image warped by one of the seed's
+    tables (checked by numpy: bilinear source pixels and weights), then jittered; a second
+    call with the same seed repeats the images, the transformed ones are not returned."""
+    import symnn.inputopt.render as render
+    from symnn.inputopt.transforms import warp_tables
+
+    opts = dict(image_shape=(6, 6), n=2, steps=25, scale=0.2, rotate=20, seed=3, mode=FAST)
+    first = visualize(net, "channel:conv0:0", **opts)
+    again = visualize(net, "channel:conv0:0", **opts)
+    np.testing.assert_array_equal(first.images, again.images)
+    assert first.values.sum() > first.result.history[0].sum()
+    # the graph's transformation against numpy, for warps alone
+    par = Parametrisation.make("pixel", (6, 6))
+    rng = pt.random.shared_rng(seed=0)
+    warps = (pytensor.shared(np.zeros((1, 36, 4), dtype=np.int64)),
+             pytensor.shared(np.zeros((1, 36, 4))))  # fmt: skip
+    p = pt.matrix("p", dtype="float64")
+    seen, updates = render._transformed(p, par.image_shape, 0, rng, warps)
+    index, weight = warp_tables((6, 6, 1), 0.2, 20.0, seed=7, n=1)  # one table: no choice
+    warps[0].set_value(index)
+    warps[1].set_value(weight)
+    x = np.random.default_rng(0).random((3, 36))
+    got = pytensor.function([p], seen, updates=updates, mode=FAST)(x)
+    want = (x[:, index[0]] * weight[0]).sum(axis=2)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
+    (dict(scale=0.6), SymnnValueError, "small transformations are expected"),
+    (dict(rotate=-1), SymnnValueError, "rotate"),
     (dict(param="maco"), SymnnValueError, "pass reference images"),
     (dict(param="fft"), SymnnValueError, "param='fft' is not known"),
     (dict(decorrelate=True), SymnnTypeError, "unexpected keyword.s. decorrelate; the ascent"),
@@ -193,7 +223,7 @@ def test_a_second_call_reuses_the_graph_and_sets_its_seed_and_start_images(net, 
     (dict(x0=np.zeros((2, 36)), n=3), SymnnValueError, "n=3 starts, but x0 has 2 rows"),
     (dict(x0=np.zeros((2, 36)), param="maco", reference=REFERENCE), SymnnValueError,
      "MaCo image keeps"),
-    (dict(scale=0.1), SymnnTypeError, "unexpected keyword.s. scale"),
+    (dict(crop=0.1), SymnnTypeError, "unexpected keyword.s. crop"),
     (dict(objective=channel("conv0", [0, 1]), n=3), SymnnValueError,
      r"n=3, but channel\('conv0', \(0, 1\)\) has one index per row for 2 rows"),
     (dict(objective=3), SymnnTypeError, "objective must be an Objective or its text"),

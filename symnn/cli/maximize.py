@@ -121,11 +121,11 @@ def _layer_title(network: Any, layer: int | str) -> str:
 
 
 #: ``symnn maximize``'s flags that choose units for activation maximisation: an --objective
-#: names its own units, so these are refused beside it (name: default)
+#: names its own units, so these are refused beside it (name: default); --jitter, --scale
+#: and --rotate transform its images too
 _UNIT_FLAGS = {"units": "0-9", "layer": -1, "probability": False, "spatial": None,
-               "l2": 0.0, "tv": 0.0, "jitter": 0, "scale": 0.0, "rotate": 0.0,
-               "precondition": False, "blur_every": 0, "prior": "auto", "prior_weight": None,
-               "x0": "random", "top_k": 5}  # fmt: skip
+               "l2": 0.0, "tv": 0.0, "precondition": False, "blur_every": 0, "prior": "auto",
+               "prior_weight": None, "x0": "random", "top_k": 5}  # fmt: skip
 
 
 def _cmd_visualize(args: argparse.Namespace, network: Any, out: Path) -> int:
@@ -152,6 +152,7 @@ def _cmd_visualize(args: argparse.Namespace, network: Any, out: Path) -> int:
             param=args.param or "fourier", reference=reference and reference[0],
             seed=args.seed, steps=args.steps, method=args.method,
             learning_rate=args.lr or 0.05, blas_threads=args.blas_threads,
+            jitter=args.jitter, scale=args.scale, rotate=args.rotate,
         )  # fmt: skip
     except SymnnError as exc:
         flags = {**FLAGS, "n": "--starts", "layer": "--objective's layer"}

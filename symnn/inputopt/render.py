@@ -21,6 +21,7 @@ from .maximize import MaximizeResult, maximize
 from .objective import _shift_rows
 from .objectives import Objective, parse_objective
 from .param import PARAM_BOUND, Parametrisation
+from .transforms import warp_rows, warp_tables
 from .units import _check_network
 
 __all__ = ["visualize", "Visualization", "ASCENT_DEFAULTS"]
@@ -96,7 +97,10 @@ def visualize(
     **options
         ``bounds``: the pixels' box ``(lo, hi)`` (default ``(0, 1)``); ``seed_penalty``
         (default 0, needs ``x0``); ``jitter``: each step the network sees every image shifted
-        cyclically by up to this many pixels (default 0; Lucid's transformation robustness);
+        cyclically by up to this many pixels (default 0); ``scale`` and ``rotate``: each
+        step it sees every image scaled by a factor in ``[1 - scale, 1 + scale]`` and rotated
+        by up to ``rotate`` degrees about its centre, bilinearly, one of 64 warps drawn per
+        image (defaults 0; Lucid's transformation robustness: warps, then the jitter);
         ``seed`` (the random starts and shifts, default 0) and
         :func:`~symnn.inputopt.maximize`'s ``steps`` (256), ``learning_rate`` (0.05),
         ``method`` (``"adam"``: Lucid's), ``tol``, ``mode`` and ``blas_threads``.
@@ -130,6 +134,7 @@ def visualize(
     ascent = _ascent_options(options)
     box, seed, penalty = _box(ascent.pop("bounds")), ascent.pop("seed"), ascent.pop("seed_penalty")
     jitter = check_positive(ascent.pop("jitter"), "jitter", integer=True, allow_zero=True)
+    warp = _warp_setting(ascent.pop("scale"), ascent.pop("rotate"))
     par = _parametrisation(param, image_shape, reference, network)
     rows = objective.rows
     if rows is not None and n not in (1, rows):
@@ -137,13 +142,13 @@ def visualize(
     starts, start_images = _starts(par, x0, rows or n, box, seed, network.dtype)
     if check_positive(penalty, "seed_penalty", allow_zero=True) and start_images is None:
         raise SymnnValueError(f"seed_penalty={penalty} pulls towards x0; no x0 was given.")
-    key = _VisKey(objective, _param_key(par), box, jitter, float(penalty), repr(ascent["mode"]))
+    key = _VisKey(objective, _param_key(par), box, jitter, warp, float(penalty),
+                  repr(ascent["mode"]))  # fmt: skip
     graph = COMPILED.get(network, ("visualize", key),
                          lambda: _vis_graph(network, par, key, ascent["mode"]))  # fmt: skip
     limits = box if par.kind == "pixel" else (-PARAM_BOUND, PARAM_BOUND)
     with graph.lock:  # the graph's shared start images and generator are this call's
-        if graph.rng is not None:
-            graph.rng.set_value(np.random.default_rng(int(as_rng(seed).integers(2**31 - 1))))
+        graph.seed(int(as_rng(seed).integers(2**31 - 1)), par.image_shape, warp)
         if graph.anchor is not None:
             graph.anchor.set_value(start_images.astype(network.dtype))
         result = maximize(graph.values, graph.p, x0=starts, bounds=limits, **ascent)
@@ -159,6 +164,7 @@ class _VisKey:
     param: tuple
     box: tuple[float, float]
     jitter: int
+    warp: tuple[float, float]  #: (scale, rotate), (0, 0) for none
     seed_penalty: float
     mode: str
 
@@ -171,9 +177,20 @@ class _VisGraph:
     p: Any
     values: Any
     images: Any  #: compiled: parameters -> images
-    rng: Any  #: the jitter's shared generator, or None
+    rng: Any  #: the jitter's and warps' shared generator, or None
+    warps: Any  #: the shared warp tables ``(index, weight)``, or None
     anchor: Any  #: the start images the seed penalty pulls towards (shared), or None
     lock: Any = field(default_factory=threading.RLock)
+
+    def seed(self, seed: int, image_shape: tuple[int, int, int], warp: tuple) -> None:
+        """This call's random draws: the generator seeded, the warps drawn from ``seed``."""
+        if self.rng is not None:
+            self.rng.set_value(np.random.default_rng(seed))
+        if self.warps is not None:
+            c, h, w = image_shape
+            index, weight = warp_tables((h, w, c), *warp, seed=seed)
+            self.warps[0].set_value(index)
+            self.warps[1].set_value(weight.astype(self.warps[1].dtype))
 
 
 def _param_key(par: Parametrisation) -> tuple:
@@ -186,10 +203,14 @@ def _param_key(par: Parametrisation) -> tuple:
 def _vis_graph(network: Layer, par: Parametrisation, key: _VisKey, mode: Any) -> _VisGraph:
     p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
     images = par.image(p, key.box)
-    rng = None
-    if key.jitter:
-        rng = pt.random.shared_rng(seed=0, name="jitter.rng")
-    seen, rng_updates = _jittered(images, par.image_shape, key.jitter, rng)
+    rng = warps = None
+    if key.jitter or any(key.warp):
+        rng = pt.random.shared_rng(seed=0, name="transforms.rng")
+    if any(key.warp):
+        warps = (pytensor.shared(np.zeros((1, par.width, 4), dtype=np.int64), name="warp.index"),
+                 pytensor.shared(np.zeros((1, par.width, 4), dtype=network.dtype),
+                                 name="warp.weight"))  # fmt: skip
+    seen, rng_updates = _transformed(images, par.image_shape, key.jitter, rng, warps)
     values = key.objective(network, seen)
     anchor = None
     if key.seed_penalty:
@@ -198,22 +219,36 @@ def _vis_graph(network: Layer, par: Parametrisation, key: _VisKey, mode: Any) ->
         distance = pt.mean(pt.sqr(images - anchor), axis=1)
         values = values - np.asarray(key.seed_penalty, dtype=network.dtype) * distance
     values = attach_updates(values, rng_updates)
-    return _VisGraph(p, values, function([p], images, mode=mode), rng, anchor)
+    return _VisGraph(p, values, function([p], images, mode=mode), rng, warps, anchor)
 
 
-def _jittered(images: Any, shape: tuple[int, int, int], jitter: int, rng: Any):
-    """``(what the network sees, the generator's update)``: each row shifted cyclically by
-    its own random ``(dy, dx)`` in ``[-jitter, jitter]`` drawn from the shared generator
-    ``rng`` anew every step (Lucid's ``jitter`` transform; the returned images are not
-    shifted)."""
-    if not jitter:
+def _transformed(images: Any, shape: tuple[int, int, int], jitter: int, rng: Any, warps: Any):
+    """``(what the network sees, the generator's update)``: each row warped by a table entry
+    drawn per row (``warps``), then shifted cyclically by its own random ``(dy, dx)`` in
+    ``[-jitter, jitter]``, drawn anew every step from the shared generator ``rng`` (Lucid's
+    transformation robustness; the returned images are not transformed)."""
+    if rng is None:
         return images, {}
-    c, h, w = shape
-    state, shift = rng.integers(-jitter, jitter + 1, size=(images.shape[0], 2))
-    hwc = images.reshape((images.shape[0], c, h, w)).transpose(0, 2, 3, 1).reshape(images.shape)
-    moved = _shift_rows(hwc, shift, (h, w, c))
-    chw = moved.reshape((images.shape[0], h, w, c)).transpose(0, 3, 1, 2)
+    (c, h, w), n = shape, images.shape[0]
+    hwc = images.reshape((n, c, h, w)).transpose(0, 2, 3, 1).reshape(images.shape)
+    state = rng
+    if warps is not None:
+        state, choice = state.integers(0, warps[0].shape[0], size=(n,))
+        hwc = warp_rows(hwc, choice, *warps)
+    if jitter:
+        state, shift = state.integers(-jitter, jitter + 1, size=(n, 2))
+        hwc = _shift_rows(hwc, shift, (h, w, c))
+    chw = hwc.reshape((n, h, w, c)).transpose(0, 3, 1, 2)
     return chw.reshape(images.shape), {rng: state}
+
+
+def _warp_setting(scale: Any, rotate: Any) -> tuple[float, float]:
+    scale = float(check_positive(scale, "scale", allow_zero=True))
+    rotate = float(check_positive(rotate, "rotate", allow_zero=True))
+    if scale >= 0.5 or rotate > 45:
+        raise SymnnValueError(f"scale={scale!r}, rotate={rotate!r}: small transformations are "
+                              "expected (scale < 0.5, rotate <= 45 degrees).")  # fmt: skip
+    return scale, rotate
 
 
 def _parametrisation(param: Any, image_shape: Any, reference: Any, network: Layer):
@@ -257,7 +292,8 @@ def _starts(par: Parametrisation, x0: Any, n: int, box, seed: Any, dtype: str):
 
 
 #: visualize's ascent options and their defaults (Lucid's: Adam at 0.05, 256 steps)
-ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "jitter": 0, "seed": 0,
+ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "jitter": 0, "scale": 0.0,
+                   "rotate": 0.0, "seed": 0,
                    "steps": 256, "learning_rate": 0.05, "method": "adam", "tol": None, "mode": None,
                    "blas_threads": "auto"}  # fmt: skip
 
