@@ -23,6 +23,7 @@ from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..init import Constant, GlorotUniform, Orthogonal
 from ..init import get as get_init
+from ..ops.lstm_cell import lstm_cell
 from ..utils import as_rng, check_positive, describe
 from .base import Layer, _encode_layers, register, tag_call
 
@@ -250,6 +251,8 @@ class LSTM(_Recurrent):
     def _cell(self, x_t, states, params):
         h, c = states
         z = self._inputs(x_t, params) + self._hidden(h, params)
+        if not self.peepholes:  # one op with vectorised gates (symnn.ops.lstm_cell)
+            return list(lstm_cell(z, c))
         i, f, g, o = (self._gate(z, k) for k in range(4))
         w_cell = params[-1] if self.peepholes else None
         if self.peepholes:

@@ -1,0 +1,341 @@
+"""``LSTMCell``: the elementwise half of an LSTM step in one op, with its gradient op.
+
+From the gate pre-activations ``z = [i, f, g, o]`` (``(N, 4H)``, PyTorch's gate order) and the
+previous cell state ``c`` (``(N, H)``): ``c' = sigmoid(f) * c + sigmoid(i) * tanh(g)`` and
+``h' = sigmoid(o) * tanh(c')``. PyTensor fuses the same expression into one elementwise node,
+but its C loop calls the scalar ``expf``/``tanhf`` of the C library for every cell (about
+46 ns per cell here, 84 % of the forward step; docs/performance.md, "Recurrent layers"). The C
+code here computes float32 sigmoids with symnn's vectorisable exponential
+(:mod:`symnn.ops.softmax_xent`) and tanh with a rational approximation (the one of Eigen's
+``ptanh_float``), both written with arithmetic only, so the loop over a row's cells runs in
+SIMD; float64 uses the C library. NaN stays NaN, ``sigmoid(-inf) = 0``, ``tanh(+-inf) = +-1``.
+The gradient op recomputes the gates from ``z`` (cheaper than keeping them). numba and JAX
+run the same formulas with their own ``exp``/``tanh``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType
+from pytensor.graph.basic import Apply
+from pytensor.link.c.op import COp
+
+from ..errors import SymnnTypeError
+from .dispatch import register_jax, register_numba
+from .softmax_xent import _C_SUPPORT as _EXP_SUPPORT
+
+__all__ = ["LSTMCell", "LSTMCellGrad", "lstm_cell"]
+
+_C_SUPPORT = _EXP_SUPPORT + r"""
+#ifndef SYMNN_LSTM_CELL_DEFINED
+#define SYMNN_LSTM_CELL_DEFINED
+static inline __attribute__((always_inline)) float symnn_sigmoidf(float x) {
+    const float s = 1.0f / (1.0f + symnn_expf(-x));
+    return x < -88.0f ? 0.0f : s;  /* symnn_expf saturates: the true value is below 1e-38 */
+}
+static inline __attribute__((always_inline)) float symnn_tanhf(float x) {
+    /* Eigen's ptanh_float: a 13/6 rational approximation on [-7.9, 7.9], where tanh
+       rounds to +-1; x itself below 4e-4 */
+    const float lim = 7.90531110763549805f;
+    float y = x > lim ? lim : x;
+    y = y < -lim ? -lim : y;
+    const float y2 = y * y;
+    float p = -2.76076847742355e-16f;
+    p = p * y2 + 2.00018790482477e-13f;
+    p = p * y2 + -8.60467152213735e-11f;
+    p = p * y2 + 5.12229709037114e-08f;
+    p = p * y2 + 1.48572235717979e-05f;
+    p = p * y2 + 6.37261928875436e-04f;
+    p = p * y2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * y2 + 1.18534705686654e-04f;
+    q = q * y2 + 2.26843463243900e-03f;
+    q = q * y2 + 4.89352518554385e-03f;
+    const float r = (p * y) / q;
+    return (x < 0.0004f && x > -0.0004f) ? x : r;
+}
+static inline double symnn_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+#endif
+"""
+
+
+def _float_matrices(*xs):
+    xs = [pt.as_tensor_variable(x) for x in xs]
+    dtypes = {x.type.dtype for x in xs}
+    if any(x.type.ndim != 2 for x in xs) or len(dtypes) > 1 or not dtypes <= {"float32",
+                                                                               "float64"}:
+        raise SymnnTypeError(f"lstm_cell takes float matrices of one dtype; got "
+                             f"{[str(x.type) for x in xs]}.")  # fmt: skip
+    return xs
+
+
+def _gates_numpy(z, c):
+    i, f, g, o = np.split(z, 4, axis=1)
+    with np.errstate(over="ignore"):
+        si, sf, so = (1 / (1 + np.exp(-v)) for v in (i, f, o))
+    return si, sf, np.tanh(g), so
+
+
+class _LSTMCOp(COp):
+    """What both ops share: headers, support code, no fast-math, the contiguous inputs."""
+
+    __props__ = ()
+
+    def c_headers(self, **kwargs):
+        return ["<math.h>", "<stdint.h>", "<stdlib.h>"]
+
+    def c_support_code(self, **kwargs):
+        return _C_SUPPORT
+
+    def c_no_compile_args(self, **kwargs):
+        return ["-ffast-math", "-funsafe-math-optimizations", "-fassociative-math"]
+
+    def c_code_cache_version(self):
+        return (1,)
+
+    @staticmethod
+    def _c_setup(inames, onames, widths, fail):
+        """C making contiguous copies ``<name>_c`` of the inputs and the outputs ``(n,
+        widths[k] * h)``; ``n`` and ``h`` defined from the second input."""
+        c = inames[1]
+        lines = [f"const npy_intp n = PyArray_DIMS({c})[0], h = PyArray_DIMS({c})[1];"]
+        for name in inames:
+            lines.append(f"PyArrayObject* {name}_c = (PyArrayObject*)PyArray_GETCONTIGUOUS("
+                         f"{name}); if (!{name}_c) {fail}")  # fmt: skip
+        for out, w in zip(onames, widths):
+            lines.append(f"""
+            if (!({out} && PyArray_DIMS({out})[0] == n && PyArray_DIMS({out})[1] == {w} * h
+                  && PyArray_IS_C_CONTIGUOUS({out}))) {{
+                Py_XDECREF({out});
+                npy_intp dims[2] = {{n, {w} * h}};
+                {out} = (PyArrayObject*)PyArray_EMPTY(2, dims,
+                    PyArray_TYPE({inames[1]}), 0);
+                if (!{out}) {fail}
+            }}""")
+        return "\n".join(lines)
+
+
+def _shape_check(z: str, c: str, fail: str) -> str:
+    return f"""
+    if (PyArray_DIMS({z})[0] != PyArray_DIMS({c})[0]
+            || PyArray_DIMS({z})[1] != 4 * PyArray_DIMS({c})[1]) {{
+        PyErr_Format(PyExc_ValueError, "lstm_cell: gates of shape (%lld, %lld) do not fit a "
+            "cell state of shape (%lld, %lld); expected (N, 4H) and (N, H).",
+            (long long)PyArray_DIMS({z})[0], (long long)PyArray_DIMS({z})[1],
+            (long long)PyArray_DIMS({c})[0], (long long)PyArray_DIMS({c})[1]);
+        {fail}
+    }}"""
+
+
+def _c_gates(ctype: str) -> str:
+    """C of one cell's gates ``si, sf, tg, so`` from row ``zr`` at column ``j``."""
+    if ctype == "npy_float32":
+        sig, tanh = "symnn_sigmoidf", "symnn_tanhf"
+    else:
+        sig, tanh = "symnn_sigmoid", "tanh"
+    return f"""
+            const {ctype} si = {sig}(zr[j]), sf = {sig}(zr[h + j]);
+            const {ctype} tg = {tanh}(zr[2 * h + j]), so = {sig}(zr[3 * h + j]);
+            const {ctype} cn = sf * cr[j] + si * tg, tc = {tanh}(cn);"""
+
+
+class LSTMCell(_LSTMCOp):
+    """``(z (N, 4H), c (N, H)) -> (h', c')`` (see the module docstring)."""
+
+    def make_node(self, z, c):
+        z, c = _float_matrices(z, c)
+        out = pt.TensorType(c.type.dtype, shape=(None, None))
+        return Apply(self, [z, c], [out(), out()])
+
+    def perform(self, node, inputs, output_storage):
+        z, c = inputs
+        si, sf, tg, so = _gates_numpy(z, c)
+        cn = sf * c + si * tg
+        output_storage[0][0] = (so * np.tanh(cn)).astype(c.dtype)
+        output_storage[1][0] = cn.astype(c.dtype)
+
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
+        return [shapes[1], shapes[1]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        z, c = inputs
+        dh, dc = (pt.zeros_like(o) if isinstance(g.type, DisconnectedType) else g
+                  for g, o in zip(cotangents, outputs))  # fmt: skip
+        return list(LSTMCellGrad()(z, c, dh, dc))
+
+    def c_code(self, node, name, inames, onames, sub):
+        (z, c), (ho, co), fail = inames, onames, sub["fail"]
+        ctype = node.inputs[0].type.dtype_specs()[1]
+        return f"""
+        {{
+        {_shape_check(z, c, fail)}
+        {self._c_setup(inames, onames, (1, 1), fail)}
+        for (npy_intp i = 0; i < n; ++i) {{
+            const {ctype}* zr = ({ctype}*)PyArray_DATA({z}_c) + i * 4 * h;
+            const {ctype}* cr = ({ctype}*)PyArray_DATA({c}_c) + i * h;
+            {ctype}* hr = ({ctype}*)PyArray_DATA({ho}) + i * h;
+            {ctype}* cw = ({ctype}*)PyArray_DATA({co}) + i * h;
+            #pragma GCC ivdep
+            for (npy_intp j = 0; j < h; ++j) {{
+                {_c_gates(ctype)}
+                cw[j] = cn;
+                hr[j] = so * tc;
+            }}
+        }}
+        Py_DECREF({z}_c); Py_DECREF({c}_c);
+        }}
+        """
+
+
+class LSTMCellGrad(_LSTMCOp):
+    """``(z, c, dh', dc') -> (dz, dc)``: the gradient of :class:`LSTMCell`."""
+
+    def make_node(self, z, c, dh, dc):
+        z, c, dh, dc = _float_matrices(z, c, dh, dc)
+        return Apply(self, [z, c, dh, dc], [z.type(), c.type()])
+
+    def perform(self, node, inputs, output_storage):
+        z, c, dh, dcn = inputs
+        si, sf, tg, so = _gates_numpy(z, c)
+        tc = np.tanh(sf * c + si * tg)
+        dc = dcn + dh * so * (1 - tc * tc)
+        dz = np.concatenate([dc * tg * si * (1 - si), dc * c * sf * (1 - sf),
+                             dc * si * (1 - tg * tg), dh * tc * so * (1 - so)], axis=1)
+        output_storage[0][0] = dz.astype(z.dtype)
+        output_storage[1][0] = (dc * sf).astype(c.dtype)
+
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]
+        return [shapes[0], shapes[1]]
+
+    def c_code(self, node, name, inames, onames, sub):
+        (z, c, dh, dcn), (dz, dc), fail = inames, onames, sub["fail"]
+        ctype = node.inputs[0].type.dtype_specs()[1]
+        return f"""
+        {{
+        {_shape_check(z, c, fail)}
+        if (PyArray_NDIM({dh}) != 2 || PyArray_NDIM({dcn}) != 2
+                || PyArray_DIMS({dh})[0] != PyArray_DIMS({c})[0]
+                || PyArray_DIMS({dh})[1] != PyArray_DIMS({c})[1]
+                || PyArray_DIMS({dcn})[0] != PyArray_DIMS({c})[0]
+                || PyArray_DIMS({dcn})[1] != PyArray_DIMS({c})[1]) {{
+            PyErr_SetString(PyExc_ValueError, "lstm_cell's gradient: the output gradients do "
+                            "not have the cell state's shape.");
+            {fail}
+        }}
+        {self._c_setup(inames, onames, (4, 1), fail)}
+        for (npy_intp i = 0; i < n; ++i) {{
+            const {ctype}* zr = ({ctype}*)PyArray_DATA({z}_c) + i * 4 * h;
+            const {ctype}* cr = ({ctype}*)PyArray_DATA({c}_c) + i * h;
+            const {ctype}* dhr = ({ctype}*)PyArray_DATA({dh}_c) + i * h;
+            const {ctype}* dcr = ({ctype}*)PyArray_DATA({dcn}_c) + i * h;
+            {ctype}* dzr = ({ctype}*)PyArray_DATA({dz}) + i * 4 * h;
+            {ctype}* dcw = ({ctype}*)PyArray_DATA({dc}) + i * h;
+            #pragma GCC ivdep
+            for (npy_intp j = 0; j < h; ++j) {{
+                {_c_gates(ctype)}
+                const {ctype} d = dcr[j] + dhr[j] * so * (1 - tc * tc);
+                dzr[j] = d * tg * si * (1 - si);
+                dzr[h + j] = d * cr[j] * sf * (1 - sf);
+                dzr[2 * h + j] = d * si * (1 - tg * tg);
+                dzr[3 * h + j] = dhr[j] * tc * so * (1 - so);
+                dcw[j] = d * sf;
+            }}
+        }}
+        Py_DECREF({z}_c); Py_DECREF({c}_c); Py_DECREF({dh}_c); Py_DECREF({dcn}_c);
+        }}
+        """
+
+
+def lstm_cell(z, c):
+    """``(h', c')`` of an LSTM step from the gate pre-activations ``z = [i, f, g, o]`` and
+    the cell state ``c`` (see the module docstring).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> z, c = pt.matrix("z", dtype="float64"), pt.matrix("c", dtype="float64")
+    >>> h, c_new = lstm_cell(z, c)
+    >>> [float(v) for v in c_new.eval({z: np.zeros((1, 4)), c: np.ones((1, 1))}).ravel()]
+    [0.5]
+    """
+    return LSTMCell()(z, c)
+
+
+# -- numba and JAX ---------------------------------------------------------------------------
+def _numba_cell(nb, op, node):
+    @nb.numba_njit
+    def cell(z, c):
+        n, h = c.shape
+        ho, co = np.empty_like(c), np.empty_like(c)
+        for i in range(n):
+            for j in range(h):
+                si = 1 / (1 + np.exp(-z[i, j]))
+                sf = 1 / (1 + np.exp(-z[i, h + j]))
+                so = 1 / (1 + np.exp(-z[i, 3 * h + j]))
+                cn = sf * c[i, j] + si * np.tanh(z[i, 2 * h + j])
+                co[i, j] = cn
+                ho[i, j] = so * np.tanh(cn)
+        return ho, co
+
+    return cell
+
+
+def _numba_grad(nb, op, node):
+    @nb.numba_njit
+    def grad(z, c, dh, dcn):
+        n, h = c.shape
+        dz, dc = np.empty_like(z), np.empty_like(c)
+        for i in range(n):
+            for j in range(h):
+                si = 1 / (1 + np.exp(-z[i, j]))
+                sf = 1 / (1 + np.exp(-z[i, h + j]))
+                tg = np.tanh(z[i, 2 * h + j])
+                so = 1 / (1 + np.exp(-z[i, 3 * h + j]))
+                tc = np.tanh(sf * c[i, j] + si * tg)
+                d = dcn[i, j] + dh[i, j] * so * (1 - tc * tc)
+                dz[i, j] = d * tg * si * (1 - si)
+                dz[i, h + j] = d * c[i, j] * sf * (1 - sf)
+                dz[i, 2 * h + j] = d * si * (1 - tg * tg)
+                dz[i, 3 * h + j] = dh[i, j] * tc * so * (1 - so)
+                dc[i, j] = d * sf
+        return dz, dc
+
+    return grad
+
+
+def _jax_gates(z, c):
+    import jax
+    import jax.numpy as jnp
+
+    i, f, g, o = jnp.split(z, 4, axis=1)
+    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+
+
+def _jax_cell(op, node):
+    import jax.numpy as jnp
+
+    def cell(z, c):
+        si, sf, tg, so = _jax_gates(z, c)
+        cn = sf * c + si * tg
+        return so * jnp.tanh(cn), cn
+
+    return cell
+
+
+def _jax_grad(op, node):
+    import jax.numpy as jnp
+
+    def grad(z, c, dh, dcn):
+        si, sf, tg, so = _jax_gates(z, c)
+        tc = jnp.tanh(sf * c + si * tg)
+        d = dcn + dh * so * (1 - tc * tc)
+        dz = jnp.concatenate([d * tg * si * (1 - si), d * c * sf * (1 - sf),
+                              d * si * (1 - tg * tg), dh * tc * so * (1 - so)], axis=1)
+        return dz, d * sf
+
+    return grad
+
+
+register_numba({LSTMCell: _numba_cell, LSTMCellGrad: _numba_grad})
+register_jax({LSTMCell: _jax_cell, LSTMCellGrad: _jax_grad})
