@@ -23,7 +23,7 @@ from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..init import Constant, GlorotUniform, Orthogonal
 from ..init import get as get_init
-from ..ops.lstm_cell import lstm_cell
+from ..ops.cells import gru_cell, lstm_cell
 from ..utils import as_rng, check_positive, describe
 from .base import Layer, _encode_layers, register, tag_call
 
@@ -251,7 +251,7 @@ class LSTM(_Recurrent):
     def _cell(self, x_t, states, params):
         h, c = states
         z = self._inputs(x_t, params) + self._hidden(h, params)
-        if not self.peepholes:  # one op with vectorised gates (symnn.ops.lstm_cell)
+        if not self.peepholes:  # one op with vectorised gates (symnn.ops.cells)
             return list(lstm_cell(z, c))
         i, f, g, o = (self._gate(z, k) for k in range(4))
         w_cell = params[-1] if self.peepholes else None
@@ -281,10 +281,7 @@ class GRU(_Recurrent):
     def _cell(self, x_t, states, params):
         h = states[0]
         zi, zh = self._inputs(x_t, params), self._hidden(h, params)
-        r = pt.sigmoid(self._gate(zi, 0) + self._gate(zh, 0))
-        z = pt.sigmoid(self._gate(zi, 1) + self._gate(zh, 1))
-        n = pt.tanh(self._gate(zi, 2) + r * self._gate(zh, 2))
-        return (1 - z) * n + z * h
+        return gru_cell(zi, zh, h)  # one op with vectorised gates (symnn.ops.cells)
 
 
 @register

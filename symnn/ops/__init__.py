@@ -9,12 +9,12 @@ that put them into users' graphs.
   infinity as it copies.
 - :mod:`~symnn.ops.conv`: convolution as im2col + GEMM and 2-D pooling (with numba versions
   in :mod:`~symnn.ops.conv_numba`).
-- :mod:`~symnn.ops.lstm_cell`: the elementwise half of an LSTM step and its gradient.
+- :mod:`~symnn.ops.cells`: the elementwise half of an LSTM or GRU step and its gradient.
 - :mod:`~symnn.ops.rewrites`: symnn's compile mode rewrites the idioms users write
   (``log_softmax(z)[arange(n), y]``, PyTensor's ``Softmax``, ...) into these ops.
 """
 
-from . import conv_numba, jax_ops, lstm_cell, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
+from . import cells, conv_numba, jax_ops, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad, col2im, im2col, pool_2d
 from .gather import TakeRows, take_rows
 from .indexing import IncPick, IncRows, PickRows, inc_pick, inc_rows, pick_rows

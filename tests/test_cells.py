@@ -1,4 +1,4 @@
-"""``symnn.ops.lstm_cell``: the fused elementwise half of an LSTM step and its gradient on the
+"""``symnn.ops.cells``: the fused elementwise half of an LSTM step and its gradient on the
 C backend (vectorised float32 sigmoid and tanh), numba and the Python implementation, against
 numpy in float64 (values, NaN and infinity where numpy puts them), finite differences, and
 the accuracy of the float32 approximations on a dense grid. The LSTM layer against PyTorch
@@ -12,7 +12,7 @@ import pytest
 from symnn.backend import resolve_mode
 from symnn.errors import SymnnTypeError
 from symnn.gradcheck import check_grad
-from symnn.ops.lstm_cell import lstm_cell
+from symnn.ops.cells import gru_cell, lstm_cell
 
 RNG = np.random.default_rng(0)
 N, H = 5, 7
@@ -106,10 +106,63 @@ def test_float32_sigmoid_and_tanh_are_within_a_few_ulps_on_a_dense_grid():
 def test_bad_shapes_and_types_are_named():
     z, c = pt.matrix("z", dtype="float32"), pt.matrix("c", dtype="float32")
     f = pytensor.function([z, c], lstm_cell(z, c), mode=resolve_mode("C"))
-    with pytest.raises(ValueError, match=r"gates of shape \(2, 8\) do not fit a cell state of "
+    with pytest.raises(ValueError, match=r"gates of shape \(2, 8\) do not fit a state of "
                                          r"shape \(2, 3\)"):  # fmt: skip
         f(np.zeros((2, 8), "float32"), np.zeros((2, 3), "float32"))
     with pytest.raises(SymnnTypeError, match="float matrices of one dtype"):
         lstm_cell(pt.matrix("z", dtype="float64"), c)
     with pytest.raises(SymnnTypeError, match="float matrices of one dtype"):
         lstm_cell(pt.tensor3("z"), c)
+
+
+def _gru_numpy(zi, zh, h, w):
+    """``h'`` and the gradients of ``sum(h' * w)`` by numpy in float64."""
+    with np.errstate(all="ignore"):
+        (ir, iz, i_n), (hr, hz, hn) = np.split(zi, 3, axis=1), np.split(zh, 3, axis=1)
+        r, z = 1 / (1 + np.exp(-(ir + hr))), 1 / (1 + np.exp(-(iz + hz)))
+        n = np.tanh(i_n + r * hn)
+        dnp = w * (1 - z) * (1 - n**2)
+        drp, dzp = dnp * hn * r * (1 - r), w * (h - n) * z * (1 - z)
+        return [(1 - z) * n + z * h, np.hstack([drp, dzp, dnp]), np.hstack([drp, dzp, dnp * r]),
+                w * z]  # fmt: skip
+
+
+ZI, ZH = RNG.normal(size=(2, N, 3 * H)) * 4
+ZI[0, :3] = [np.nan, np.inf, -np.inf]
+ZH[1, H : H + 2] = [np.inf, -np.inf]
+ZI[2, 2 * H] = np.inf
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backend", ["C", "NUMBA", "python", "JAX"])
+def test_gru_values_gradients_nan_and_infinity_equal_numpys(dtype, backend):
+    if backend == "JAX":
+        pytest.importorskip("jax")
+    zi, zh, h, w = (pt.matrix(n, dtype=dtype) for n in ("zi", "zh", "h", "w"))
+    out = gru_cell(zi, zh, h)
+    outs = [out, *pytensor.grad(pt.sum(out * w), [zi, zh, h])]
+    mode = "FAST_COMPILE" if backend == "python" else resolve_mode(backend)
+    args = [a.astype(dtype) for a in (ZI, ZH, C, W_H)]
+    got = pytensor.function([zi, zh, h, w], outs, mode=mode)(*args)
+    want = _gru_numpy(*(a.astype(np.float64) for a in args))
+    tol = 2e-6 if dtype == "float32" else 1e-12
+    for g, ref, what in zip(got, want, ["h", "dzi", "dzh", "dh"], strict=True):
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(ref), err_msg=what)
+        np.testing.assert_allclose(g, ref, rtol=tol, atol=tol, err_msg=what)
+
+
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", None])
+def test_gru_gradients_equal_finite_differences(mode):
+    zi, zh, h = (pt.matrix(n, dtype="float64") for n in ("zi", "zh", "h"))
+    out = gru_cell(zi, zh, h)
+    cost = pt.sum(out * W_H) + pt.sum(out**2)
+    values = [RNG.normal(size=(N, 3 * H)), RNG.normal(size=(N, 3 * H)), RNG.normal(size=(N, H))]
+    assert check_grad(cost, [zi, zh, h], values, mode=mode) < 5e-6
+
+
+def test_gru_bad_shapes_are_named():
+    zi, zh, h = (pt.matrix(n, dtype="float32") for n in ("zi", "zh", "h"))
+    f = pytensor.function([zi, zh, h], gru_cell(zi, zh, h), mode=resolve_mode("C"))
+    with pytest.raises(ValueError, match=r"gru_cell: gates of shape \(2, 6\) do not fit a state"):
+        f(np.zeros((2, 6), "float32"), np.zeros((2, 9), "float32"), np.zeros((2, 3), "float32"))

@@ -1,4 +1,5 @@
-"""``LSTMCell``: the elementwise half of an LSTM step in one op, with its gradient op.
+"""``LSTMCell`` and ``GRUCell``: the elementwise half of an LSTM or GRU step in one op
+each, with their gradient ops.
 
 From the gate pre-activations ``z = [i, f, g, o]`` (``(N, 4H)``, PyTorch's gate order) and the
 previous cell state ``c`` (``(N, H)``): ``c' = sigmoid(f) * c + sigmoid(i) * tanh(g)`` and
@@ -11,6 +12,10 @@ code here computes float32 sigmoids with symnn's vectorisable exponential
 SIMD; float64 uses the C library. NaN stays NaN, ``sigmoid(-inf) = 0``, ``tanh(+-inf) = +-1``.
 The gradient op recomputes the gates from ``z`` (cheaper than keeping them). numba and JAX
 run the same formulas with their own ``exp``/``tanh``.
+
+``GRUCell`` takes the input's and the hidden state's projections ``zi``, ``zh`` (``(N, 3H)``
+each, PyTorch's gate order r, z, n) and ``h``: ``r = sigmoid(zi_r + zh_r)``, ``z =
+sigmoid(zi_z + zh_z)``, ``n = tanh(zi_n + r * zh_n)``, ``h' = (1 - z) * n + z * h``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from ..errors import SymnnTypeError
 from .dispatch import register_jax, register_numba
 from .softmax_xent import _C_SUPPORT as _EXP_SUPPORT
 
-__all__ = ["LSTMCell", "LSTMCellGrad", "lstm_cell"]
+__all__ = ["LSTMCell", "LSTMCellGrad", "lstm_cell", "GRUCell", "GRUCellGrad", "gru_cell"]
 
 _C_SUPPORT = _EXP_SUPPORT + r"""
 #ifndef SYMNN_LSTM_CELL_DEFINED
@@ -60,12 +65,12 @@ static inline double symnn_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 """
 
 
-def _float_matrices(*xs):
+def _float_matrices(what: str, *xs):
     xs = [pt.as_tensor_variable(x) for x in xs]
     dtypes = {x.type.dtype for x in xs}
     if any(x.type.ndim != 2 for x in xs) or len(dtypes) > 1 or not dtypes <= {"float32",
                                                                                "float64"}:
-        raise SymnnTypeError(f"lstm_cell takes float matrices of one dtype; got "
+        raise SymnnTypeError(f"{what} takes float matrices of one dtype; got "
                              f"{[str(x.type) for x in xs]}.")  # fmt: skip
     return xs
 
@@ -77,7 +82,7 @@ def _gates_numpy(z, c):
     return si, sf, np.tanh(g), so
 
 
-class _LSTMCOp(COp):
+class _CellCOp(COp):
     """What both ops share: headers, support code, no fast-math, the contiguous inputs."""
 
     __props__ = ()
@@ -95,10 +100,10 @@ class _LSTMCOp(COp):
         return (1,)
 
     @staticmethod
-    def _c_setup(inames, onames, widths, fail):
+    def _c_setup(inames, onames, widths, fail, state=1):
         """C making contiguous copies ``<name>_c`` of the inputs and the outputs ``(n,
-        widths[k] * h)``; ``n`` and ``h`` defined from the second input."""
-        c = inames[1]
+        widths[k] * h)``; ``n`` and ``h`` defined from the input at ``state``."""
+        c = inames[state]
         lines = [f"const npy_intp n = PyArray_DIMS({c})[0], h = PyArray_DIMS({c})[1];"]
         for name in inames:
             lines.append(f"PyArrayObject* {name}_c = (PyArrayObject*)PyArray_GETCONTIGUOUS("
@@ -109,42 +114,45 @@ class _LSTMCOp(COp):
                   && PyArray_IS_C_CONTIGUOUS({out}))) {{
                 Py_XDECREF({out});
                 npy_intp dims[2] = {{n, {w} * h}};
-                {out} = (PyArrayObject*)PyArray_EMPTY(2, dims,
-                    PyArray_TYPE({inames[1]}), 0);
+                {out} = (PyArrayObject*)PyArray_EMPTY(2, dims, PyArray_TYPE({c}), 0);
                 if (!{out}) {fail}
             }}""")
         return "\n".join(lines)
 
 
-def _shape_check(z: str, c: str, fail: str) -> str:
+def _shape_check(z: str, c: str, fail: str, k: int = 4, what: str = "lstm_cell") -> str:
     return f"""
     if (PyArray_DIMS({z})[0] != PyArray_DIMS({c})[0]
-            || PyArray_DIMS({z})[1] != 4 * PyArray_DIMS({c})[1]) {{
-        PyErr_Format(PyExc_ValueError, "lstm_cell: gates of shape (%lld, %lld) do not fit a "
-            "cell state of shape (%lld, %lld); expected (N, 4H) and (N, H).",
+            || PyArray_DIMS({z})[1] != {k} * PyArray_DIMS({c})[1]) {{
+        PyErr_Format(PyExc_ValueError, "{what}: gates of shape (%lld, %lld) do not fit a "
+            "state of shape (%lld, %lld); expected (N, {k}H) and (N, H).",
             (long long)PyArray_DIMS({z})[0], (long long)PyArray_DIMS({z})[1],
             (long long)PyArray_DIMS({c})[0], (long long)PyArray_DIMS({c})[1]);
         {fail}
     }}"""
 
 
+def _c_functions(ctype: str) -> tuple[str, str]:
+    """The C sigmoid and tanh of ``ctype``."""
+    if ctype == "npy_float32":
+        return "symnn_sigmoidf", "symnn_tanhf"
+    return "symnn_sigmoid", "tanh"
+
+
 def _c_gates(ctype: str) -> str:
     """C of one cell's gates ``si, sf, tg, so`` from row ``zr`` at column ``j``."""
-    if ctype == "npy_float32":
-        sig, tanh = "symnn_sigmoidf", "symnn_tanhf"
-    else:
-        sig, tanh = "symnn_sigmoid", "tanh"
+    sig, tanh = _c_functions(ctype)
     return f"""
             const {ctype} si = {sig}(zr[j]), sf = {sig}(zr[h + j]);
             const {ctype} tg = {tanh}(zr[2 * h + j]), so = {sig}(zr[3 * h + j]);
             const {ctype} cn = sf * cr[j] + si * tg, tc = {tanh}(cn);"""
 
 
-class LSTMCell(_LSTMCOp):
+class LSTMCell(_CellCOp):
     """``(z (N, 4H), c (N, H)) -> (h', c')`` (see the module docstring)."""
 
     def make_node(self, z, c):
-        z, c = _float_matrices(z, c)
+        z, c = _float_matrices("lstm_cell", z, c)
         out = pt.TensorType(c.type.dtype, shape=(None, None))
         return Apply(self, [z, c], [out(), out()])
 
@@ -189,11 +197,11 @@ class LSTMCell(_LSTMCOp):
         """
 
 
-class LSTMCellGrad(_LSTMCOp):
+class LSTMCellGrad(_CellCOp):
     """``(z, c, dh', dc') -> (dz, dc)``: the gradient of :class:`LSTMCell`."""
 
     def make_node(self, z, c, dh, dc):
-        z, c, dh, dc = _float_matrices(z, c, dh, dc)
+        z, c, dh, dc = _float_matrices("lstm_cell", z, c, dh, dc)
         return Apply(self, [z, c, dh, dc], [z.type(), c.type()])
 
     def perform(self, node, inputs, output_storage):
@@ -247,6 +255,136 @@ class LSTMCellGrad(_LSTMCOp):
         Py_DECREF({z}_c); Py_DECREF({c}_c); Py_DECREF({dh}_c); Py_DECREF({dcn}_c);
         }}
         """
+
+
+def _gru_numpy(zi, zh, h):
+    with np.errstate(over="ignore"):
+        r, z = (1 / (1 + np.exp(-(zi[:, k] + zh[:, k]))) for k in _thirds(h, 2))
+    n = np.tanh(zi[:, _thirds(h, 3)[2]] + r * zh[:, _thirds(h, 3)[2]])
+    return r, z, n
+
+
+def _thirds(h, count):
+    width = h.shape[1]
+    return [slice(k * width, (k + 1) * width) for k in range(count)]
+
+
+def _c_gru_gates(ctype: str) -> str:
+    """C of one GRU cell's ``r, z, nn`` from rows ``ir``, ``hr`` at column ``j``."""
+    sig, tanh = _c_functions(ctype)
+    return f"""
+            const {ctype} r = {sig}(ir[j] + hr[j]), z = {sig}(ir[h + j] + hr[h + j]);
+            const {ctype} nn = {tanh}(ir[2 * h + j] + r * hr[2 * h + j]);"""
+
+
+class GRUCell(_CellCOp):
+    """``(zi (N, 3H), zh (N, 3H), h (N, H)) -> h'`` (see the module docstring)."""
+
+    def make_node(self, zi, zh, h):
+        zi, zh, h = _float_matrices("gru_cell", zi, zh, h)
+        return Apply(self, [zi, zh, h], [pt.TensorType(h.type.dtype, shape=(None, None))()])
+
+    def perform(self, node, inputs, output_storage):
+        zi, zh, h = inputs
+        r, z, n = _gru_numpy(zi, zh, h)
+        output_storage[0][0] = ((1 - z) * n + z * h).astype(h.dtype)
+
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]
+        return [shapes[2]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        return list(GRUCellGrad()(*inputs, cotangents[0]))
+
+    def c_code(self, node, name, inames, onames, sub):
+        (zi, zh, hs), (out,), fail = inames, onames, sub["fail"]
+        ctype = node.inputs[0].type.dtype_specs()[1]
+        return f"""
+        {{
+        {_shape_check(zi, hs, fail, 3, "gru_cell")}
+        {_shape_check(zh, hs, fail, 3, "gru_cell")}
+        {self._c_setup(inames, onames, (1,), fail, state=2)}
+        for (npy_intp i = 0; i < n; ++i) {{
+            const {ctype}* ir = ({ctype}*)PyArray_DATA({zi}_c) + i * 3 * h;
+            const {ctype}* hr = ({ctype}*)PyArray_DATA({zh}_c) + i * 3 * h;
+            const {ctype}* sr = ({ctype}*)PyArray_DATA({hs}_c) + i * h;
+            {ctype}* o = ({ctype}*)PyArray_DATA({out}) + i * h;
+            #pragma GCC ivdep
+            for (npy_intp j = 0; j < h; ++j) {{
+                {_c_gru_gates(ctype)}
+                o[j] = (1 - z) * nn + z * sr[j];
+            }}
+        }}
+        Py_DECREF({zi}_c); Py_DECREF({zh}_c); Py_DECREF({hs}_c);
+        }}
+        """
+
+
+class GRUCellGrad(_CellCOp):
+    """``(zi, zh, h, dh') -> (dzi, dzh, dh)``: the gradient of :class:`GRUCell`."""
+
+    def make_node(self, zi, zh, h, dout):
+        zi, zh, h, dout = _float_matrices("gru_cell", zi, zh, h, dout)
+        return Apply(self, [zi, zh, h, dout], [zi.type(), zh.type(), h.type()])
+
+    def perform(self, node, inputs, output_storage):
+        zi, zh, h, d = inputs
+        r, z, n = _gru_numpy(zi, zh, h)
+        dnp = d * (1 - z) * (1 - n * n)
+        drp = dnp * zh[:, _thirds(h, 3)[2]] * r * (1 - r)
+        dzp = d * (h - n) * z * (1 - z)
+        output_storage[0][0] = np.concatenate([drp, dzp, dnp], axis=1).astype(h.dtype)
+        output_storage[1][0] = np.concatenate([drp, dzp, dnp * r], axis=1).astype(h.dtype)
+        output_storage[2][0] = (d * z).astype(h.dtype)
+
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]
+        return [shapes[0], shapes[1], shapes[2]]
+
+    def c_code(self, node, name, inames, onames, sub):
+        (zi, zh, hs, d), (dzi, dzh, dhs), fail = inames, onames, sub["fail"]
+        ctype = node.inputs[0].type.dtype_specs()[1]
+        return f"""
+        {{
+        {_shape_check(zi, hs, fail, 3, "gru_cell")}
+        {_shape_check(zh, hs, fail, 3, "gru_cell")}
+        {_shape_check(d, hs, fail, 1, "gru_cell's gradient")}
+        {self._c_setup(inames, onames, (3, 3, 1), fail, state=2)}
+        for (npy_intp i = 0; i < n; ++i) {{
+            const {ctype}* ir = ({ctype}*)PyArray_DATA({zi}_c) + i * 3 * h;
+            const {ctype}* hr = ({ctype}*)PyArray_DATA({zh}_c) + i * 3 * h;
+            const {ctype}* sr = ({ctype}*)PyArray_DATA({hs}_c) + i * h;
+            const {ctype}* dr = ({ctype}*)PyArray_DATA({d}_c) + i * h;
+            {ctype}* gi = ({ctype}*)PyArray_DATA({dzi}) + i * 3 * h;
+            {ctype}* gh = ({ctype}*)PyArray_DATA({dzh}) + i * 3 * h;
+            {ctype}* gs = ({ctype}*)PyArray_DATA({dhs}) + i * h;
+            #pragma GCC ivdep
+            for (npy_intp j = 0; j < h; ++j) {{
+                {_c_gru_gates(ctype)}
+                const {ctype} dnp = dr[j] * (1 - z) * (1 - nn * nn);
+                const {ctype} drp = dnp * hr[2 * h + j] * r * (1 - r);
+                const {ctype} dzp = dr[j] * (sr[j] - nn) * z * (1 - z);
+                gi[j] = drp; gi[h + j] = dzp; gi[2 * h + j] = dnp;
+                gh[j] = drp; gh[h + j] = dzp; gh[2 * h + j] = dnp * r;
+                gs[j] = dr[j] * z;
+            }}
+        }}
+        Py_DECREF({zi}_c); Py_DECREF({zh}_c); Py_DECREF({hs}_c); Py_DECREF({d}_c);
+        }}
+        """
+
+
+def gru_cell(zi, zh, h):
+    """``h'`` of a GRU step from the input's and the state's gate projections ``zi``, ``zh``
+    (``[r, z, n]`` each) and the state ``h`` (see the module docstring).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> zi, zh, h = (pt.matrix(n, dtype="float64") for n in ("zi", "zh", "h"))
+    >>> [float(v) for v in gru_cell(zi, zh, h).eval(
+    ...     {zi: np.zeros((1, 3)), zh: np.zeros((1, 3)), h: np.ones((1, 1))}).ravel()]
+    [0.5]
+    """
+    return GRUCell()(zi, zh, h)
 
 
 def lstm_cell(z, c):
@@ -337,5 +475,74 @@ def _jax_grad(op, node):
     return grad
 
 
-register_numba({LSTMCell: _numba_cell, LSTMCellGrad: _numba_grad})
-register_jax({LSTMCell: _jax_cell, LSTMCellGrad: _jax_grad})
+def _numba_gru(nb, op, node):
+    @nb.numba_njit
+    def cell(zi, zh, hs):
+        n, h = hs.shape
+        out = np.empty_like(hs)
+        for i in range(n):
+            for j in range(h):
+                r = 1 / (1 + np.exp(-(zi[i, j] + zh[i, j])))
+                z = 1 / (1 + np.exp(-(zi[i, h + j] + zh[i, h + j])))
+                nn = np.tanh(zi[i, 2 * h + j] + r * zh[i, 2 * h + j])
+                out[i, j] = (1 - z) * nn + z * hs[i, j]
+        return out
+
+    return cell
+
+
+def _numba_gru_grad(nb, op, node):
+    @nb.numba_njit
+    def grad(zi, zh, hs, d):
+        n, h = hs.shape
+        gi, gh, gs = np.empty_like(zi), np.empty_like(zh), np.empty_like(hs)
+        for i in range(n):
+            for j in range(h):
+                r = 1 / (1 + np.exp(-(zi[i, j] + zh[i, j])))
+                z = 1 / (1 + np.exp(-(zi[i, h + j] + zh[i, h + j])))
+                nn = np.tanh(zi[i, 2 * h + j] + r * zh[i, 2 * h + j])
+                dnp = d[i, j] * (1 - z) * (1 - nn * nn)
+                drp = dnp * zh[i, 2 * h + j] * r * (1 - r)
+                dzp = d[i, j] * (hs[i, j] - nn) * z * (1 - z)
+                gi[i, j], gi[i, h + j], gi[i, 2 * h + j] = drp, dzp, dnp
+                gh[i, j], gh[i, h + j], gh[i, 2 * h + j] = drp, dzp, dnp * r
+                gs[i, j] = d[i, j] * z
+        return gi, gh, gs
+
+    return grad
+
+
+def _jax_gru_gates(zi, zh):
+    import jax
+    import jax.numpy as jnp
+
+    (ir, iz, i_n), (hr, hz, hn) = jnp.split(zi, 3, axis=1), jnp.split(zh, 3, axis=1)
+    r, z = jax.nn.sigmoid(ir + hr), jax.nn.sigmoid(iz + hz)
+    return r, z, jnp.tanh(i_n + r * hn), hn
+
+
+def _jax_gru(op, node):
+    def cell(zi, zh, h):
+        r, z, n, _ = _jax_gru_gates(zi, zh)
+        return (1 - z) * n + z * h
+
+    return cell
+
+
+def _jax_gru_grad(op, node):
+    import jax.numpy as jnp
+
+    def grad(zi, zh, h, d):
+        r, z, n, hn = _jax_gru_gates(zi, zh)
+        dnp = d * (1 - z) * (1 - n * n)
+        drp, dzp = dnp * hn * r * (1 - r), d * (h - n) * z * (1 - z)
+        return (jnp.concatenate([drp, dzp, dnp], axis=1),
+                jnp.concatenate([drp, dzp, dnp * r], axis=1), d * z)  # fmt: skip
+
+    return grad
+
+
+register_numba({LSTMCell: _numba_cell, LSTMCellGrad: _numba_grad, GRUCell: _numba_gru,
+                GRUCellGrad: _numba_gru_grad})  # fmt: skip
+register_jax({LSTMCell: _jax_cell, LSTMCellGrad: _jax_grad, GRUCell: _jax_gru,
+              GRUCellGrad: _jax_gru_grad})  # fmt: skip
