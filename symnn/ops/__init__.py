@@ -14,7 +14,7 @@ that put them into users' graphs.
   (``log_softmax(z)[arange(n), y]``, PyTensor's ``Softmax``, ...) into these ops.
 """
 
-from . import cells, conv_numba, jax_ops, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
+from . import cells, cells_numba, conv_numba, jax_ops, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad, col2im, im2col, pool_2d
 from .gather import TakeRows, take_rows
 from .indexing import IncPick, IncRows, PickRows, inc_pick, inc_rows, pick_rows
@@ -46,6 +46,7 @@ __all__ = [
     "take_rows",
 ]
 
+cells_numba.register()
 conv_numba.register()
 rows_numba.register()
 jax_ops.register()

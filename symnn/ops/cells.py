@@ -10,8 +10,9 @@ code here computes float32 sigmoids with symnn's vectorisable exponential
 (:mod:`symnn.ops.softmax_xent`) and tanh with a rational approximation (the one of Eigen's
 ``ptanh_float``), both written with arithmetic only, so the loop over a row's cells runs in
 SIMD; float64 uses the C library. NaN stays NaN, ``sigmoid(-inf) = 0``, ``tanh(+-inf) = +-1``.
-The gradient op recomputes the gates from ``z`` (cheaper than keeping them). numba and JAX
-run the same formulas with their own ``exp``/``tanh``.
+The gradient op recomputes the gates from ``z`` (cheaper than keeping them). numba
+(:mod:`symnn.ops.cells_numba`) and JAX (:mod:`symnn.ops.jax_ops`) run the same formulas
+with their own ``exp``/``tanh``.
 
 ``GRUCell`` takes the input's and the hidden state's projections ``zi``, ``zh`` (``(N, 3H)``
 each, PyTorch's gate order r, z, n) and ``h``: ``r = sigmoid(zi_r + zh_r)``, ``z =
@@ -24,11 +25,10 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
-from pytensor.link.c.op import COp
 
 from ..errors import SymnnTypeError
-from .dispatch import register_jax, register_numba
 from .softmax_xent import _C_SUPPORT as _EXP_SUPPORT
+from .softmax_xent import _SoftmaxCOp
 
 __all__ = ["LSTMCell", "LSTMCellGrad", "lstm_cell", "GRUCell", "GRUCellGrad", "gru_cell"]
 
@@ -82,22 +82,15 @@ def _gates_numpy(z, c):
     return si, sf, np.tanh(g), so
 
 
-class _CellCOp(COp):
-    """What both ops share: headers, support code, no fast-math, the contiguous inputs."""
-
-    __props__ = ()
-
-    def c_headers(self, **kwargs):
-        return ["<math.h>", "<stdint.h>", "<stdlib.h>"]
+class _CellCOp(_SoftmaxCOp):
+    """What the cell ops share with the softmax ops (headers, no fast-math) and each other:
+    the support code, the contiguous inputs."""
 
     def c_support_code(self, **kwargs):
         return _C_SUPPORT
 
-    def c_no_compile_args(self, **kwargs):
-        return ["-ffast-math", "-funsafe-math-optimizations", "-fassociative-math"]
-
     def c_code_cache_version(self):
-        return (1,)
+        return (1, *super().c_code_cache_version())
 
     @staticmethod
     def _c_setup(inames, onames, widths, fail, state=1):
@@ -398,151 +391,3 @@ def lstm_cell(z, c):
     [0.5]
     """
     return LSTMCell()(z, c)
-
-
-# -- numba and JAX ---------------------------------------------------------------------------
-def _numba_cell(nb, op, node):
-    @nb.numba_njit
-    def cell(z, c):
-        n, h = c.shape
-        ho, co = np.empty_like(c), np.empty_like(c)
-        for i in range(n):
-            for j in range(h):
-                si = 1 / (1 + np.exp(-z[i, j]))
-                sf = 1 / (1 + np.exp(-z[i, h + j]))
-                so = 1 / (1 + np.exp(-z[i, 3 * h + j]))
-                cn = sf * c[i, j] + si * np.tanh(z[i, 2 * h + j])
-                co[i, j] = cn
-                ho[i, j] = so * np.tanh(cn)
-        return ho, co
-
-    return cell
-
-
-def _numba_grad(nb, op, node):
-    @nb.numba_njit
-    def grad(z, c, dh, dcn):
-        n, h = c.shape
-        dz, dc = np.empty_like(z), np.empty_like(c)
-        for i in range(n):
-            for j in range(h):
-                si = 1 / (1 + np.exp(-z[i, j]))
-                sf = 1 / (1 + np.exp(-z[i, h + j]))
-                tg = np.tanh(z[i, 2 * h + j])
-                so = 1 / (1 + np.exp(-z[i, 3 * h + j]))
-                tc = np.tanh(sf * c[i, j] + si * tg)
-                d = dcn[i, j] + dh[i, j] * so * (1 - tc * tc)
-                dz[i, j] = d * tg * si * (1 - si)
-                dz[i, h + j] = d * c[i, j] * sf * (1 - sf)
-                dz[i, 2 * h + j] = d * si * (1 - tg * tg)
-                dz[i, 3 * h + j] = dh[i, j] * tc * so * (1 - so)
-                dc[i, j] = d * sf
-        return dz, dc
-
-    return grad
-
-
-def _jax_gates(z, c):
-    import jax
-    import jax.numpy as jnp
-
-    i, f, g, o = jnp.split(z, 4, axis=1)
-    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-
-
-def _jax_cell(op, node):
-    import jax.numpy as jnp
-
-    def cell(z, c):
-        si, sf, tg, so = _jax_gates(z, c)
-        cn = sf * c + si * tg
-        return so * jnp.tanh(cn), cn
-
-    return cell
-
-
-def _jax_grad(op, node):
-    import jax.numpy as jnp
-
-    def grad(z, c, dh, dcn):
-        si, sf, tg, so = _jax_gates(z, c)
-        tc = jnp.tanh(sf * c + si * tg)
-        d = dcn + dh * so * (1 - tc * tc)
-        dz = jnp.concatenate([d * tg * si * (1 - si), d * c * sf * (1 - sf),
-                              d * si * (1 - tg * tg), dh * tc * so * (1 - so)], axis=1)
-        return dz, d * sf
-
-    return grad
-
-
-def _numba_gru(nb, op, node):
-    @nb.numba_njit
-    def cell(zi, zh, hs):
-        n, h = hs.shape
-        out = np.empty_like(hs)
-        for i in range(n):
-            for j in range(h):
-                r = 1 / (1 + np.exp(-(zi[i, j] + zh[i, j])))
-                z = 1 / (1 + np.exp(-(zi[i, h + j] + zh[i, h + j])))
-                nn = np.tanh(zi[i, 2 * h + j] + r * zh[i, 2 * h + j])
-                out[i, j] = (1 - z) * nn + z * hs[i, j]
-        return out
-
-    return cell
-
-
-def _numba_gru_grad(nb, op, node):
-    @nb.numba_njit
-    def grad(zi, zh, hs, d):
-        n, h = hs.shape
-        gi, gh, gs = np.empty_like(zi), np.empty_like(zh), np.empty_like(hs)
-        for i in range(n):
-            for j in range(h):
-                r = 1 / (1 + np.exp(-(zi[i, j] + zh[i, j])))
-                z = 1 / (1 + np.exp(-(zi[i, h + j] + zh[i, h + j])))
-                nn = np.tanh(zi[i, 2 * h + j] + r * zh[i, 2 * h + j])
-                dnp = d[i, j] * (1 - z) * (1 - nn * nn)
-                drp = dnp * zh[i, 2 * h + j] * r * (1 - r)
-                dzp = d[i, j] * (hs[i, j] - nn) * z * (1 - z)
-                gi[i, j], gi[i, h + j], gi[i, 2 * h + j] = drp, dzp, dnp
-                gh[i, j], gh[i, h + j], gh[i, 2 * h + j] = drp, dzp, dnp * r
-                gs[i, j] = d[i, j] * z
-        return gi, gh, gs
-
-    return grad
-
-
-def _jax_gru_gates(zi, zh):
-    import jax
-    import jax.numpy as jnp
-
-    (ir, iz, i_n), (hr, hz, hn) = jnp.split(zi, 3, axis=1), jnp.split(zh, 3, axis=1)
-    r, z = jax.nn.sigmoid(ir + hr), jax.nn.sigmoid(iz + hz)
-    return r, z, jnp.tanh(i_n + r * hn), hn
-
-
-def _jax_gru(op, node):
-    def cell(zi, zh, h):
-        r, z, n, _ = _jax_gru_gates(zi, zh)
-        return (1 - z) * n + z * h
-
-    return cell
-
-
-def _jax_gru_grad(op, node):
-    import jax.numpy as jnp
-
-    def grad(zi, zh, h, d):
-        r, z, n, hn = _jax_gru_gates(zi, zh)
-        dnp = d * (1 - z) * (1 - n * n)
-        drp, dzp = dnp * hn * r * (1 - r), d * (h - n) * z * (1 - z)
-        return (jnp.concatenate([drp, dzp, dnp], axis=1),
-                jnp.concatenate([drp, dzp, dnp * r], axis=1), d * z)  # fmt: skip
-
-    return grad
-
-
-register_numba({LSTMCell: _numba_cell, LSTMCellGrad: _numba_grad, GRUCell: _numba_gru,
-                GRUCellGrad: _numba_gru_grad})  # fmt: skip
-register_jax({LSTMCell: _jax_cell, LSTMCellGrad: _jax_grad, GRUCell: _jax_gru,
-              GRUCellGrad: _jax_gru_grad})  # fmt: skip

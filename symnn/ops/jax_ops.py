@@ -6,7 +6,9 @@ program: the patch matrix of :class:`~symnn.ops.conv.Im2Col` from
 ``lax.conv_general_dilated_patches``, its adjoint by ``jax.vjp``, pooling as a gather of
 precomputed window indices (so the gradient of max pooling goes to the first maximum of each
 window, or to its last NaN, exactly as the C and numba code and PyTorch do), the pick and
-scatter ops with ``.at[]``, softmax and the fused cross-entropy with ``jax.nn``.
+scatter ops with ``.at[]``, softmax and the fused cross-entropy with ``jax.nn``, the LSTM and
+GRU cells of :mod:`~symnn.ops.cells` and their gradients with ``jax.nn.sigmoid`` and
+``jnp.tanh``.
 
 A compiled XLA program cannot raise: an index out of bounds is clamped and a NaN in a
 gathered row is not reported by :class:`~symnn.ops.gather.TakeRows`, so symnn's trainer checks
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cells import GRUCell, GRUCellGrad, LSTMCell, LSTMCellGrad
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
 from .dispatch import register_jax
 from .gather import TakeRows
@@ -217,6 +220,70 @@ def _xent_grad(op, node):
     return xent_grad
 
 
+# -- the recurrent cells ----------------------------------------------------------------------
+def _jax_gates(z, c):
+    import jax
+    import jax.numpy as jnp
+
+    i, f, g, o = jnp.split(z, 4, axis=1)
+    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+
+
+def _jax_cell(op, node):
+    import jax.numpy as jnp
+
+    def cell(z, c):
+        si, sf, tg, so = _jax_gates(z, c)
+        cn = sf * c + si * tg
+        return so * jnp.tanh(cn), cn
+
+    return cell
+
+
+def _jax_grad(op, node):
+    import jax.numpy as jnp
+
+    def grad(z, c, dh, dcn):
+        si, sf, tg, so = _jax_gates(z, c)
+        tc = jnp.tanh(sf * c + si * tg)
+        d = dcn + dh * so * (1 - tc * tc)
+        dz = jnp.concatenate([d * tg * si * (1 - si), d * c * sf * (1 - sf),
+                              d * si * (1 - tg * tg), dh * tc * so * (1 - so)], axis=1)
+        return dz, d * sf
+
+    return grad
+
+
+def _jax_gru_gates(zi, zh):
+    import jax
+    import jax.numpy as jnp
+
+    (ir, iz, i_n), (hr, hz, hn) = jnp.split(zi, 3, axis=1), jnp.split(zh, 3, axis=1)
+    r, z = jax.nn.sigmoid(ir + hr), jax.nn.sigmoid(iz + hz)
+    return r, z, jnp.tanh(i_n + r * hn), hn
+
+
+def _jax_gru(op, node):
+    def cell(zi, zh, h):
+        r, z, n, _ = _jax_gru_gates(zi, zh)
+        return (1 - z) * n + z * h
+
+    return cell
+
+
+def _jax_gru_grad(op, node):
+    import jax.numpy as jnp
+
+    def grad(zi, zh, h, d):
+        r, z, n, hn = _jax_gru_gates(zi, zh)
+        dnp = d * (1 - z) * (1 - n * n)
+        drp, dzp = dnp * hn * r * (1 - r), d * (h - n) * z * (1 - z)
+        return (jnp.concatenate([drp, dzp, dnp], axis=1),
+                jnp.concatenate([drp, dzp, dnp * r], axis=1), d * z)  # fmt: skip
+
+    return grad
+
+
 def register() -> None:
     """Register the JAX implementations (called when :mod:`symnn.ops` is imported)."""
     register_jax({
@@ -233,4 +300,8 @@ def register() -> None:
         LogSoftmaxRows: _softmax,
         SoftmaxCrossEntropy: _xent,
         SoftmaxCrossEntropyGrad: _xent_grad,
+        LSTMCell: _jax_cell,
+        LSTMCellGrad: _jax_grad,
+        GRUCell: _jax_gru,
+        GRUCellGrad: _jax_gru_grad,
     })
