@@ -146,8 +146,7 @@ class LSTMCell(_CellCOp):
 
     def make_node(self, z, c):
         z, c = _float_matrices("lstm_cell", z, c)
-        out = pt.TensorType(c.type.dtype, shape=(None, None))
-        return Apply(self, [z, c], [out(), out()])
+        return Apply(self, [z, c], [c.type(), c.type()])  # c's static shape too
 
     def perform(self, node, inputs, output_storage):
         z, c = inputs
@@ -275,7 +274,7 @@ class GRUCell(_CellCOp):
 
     def make_node(self, zi, zh, h):
         zi, zh, h = _float_matrices("gru_cell", zi, zh, h)
-        return Apply(self, [zi, zh, h], [pt.TensorType(h.type.dtype, shape=(None, None))()])
+        return Apply(self, [zi, zh, h], [h.type()])
 
     def perform(self, node, inputs, output_storage):
         zi, zh, h = inputs
