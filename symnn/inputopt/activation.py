@@ -90,10 +90,11 @@ def _choose_weights(reached: np.ndarray, distinct: np.ndarray, rows: _Rows) -> n
     return np.asarray(chosen)
 
 
-def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts, typical):
+def _keep_chosen_weights(graph: _Graph, result, rows: _Rows, acts, reference):
     """``(result, weights, distinctness)``: one row per unit and start, run with the prior
     weight chosen among its candidates (all rows when there was one candidate), and its
-    distinctness among the kept rows."""
+    distinctness among the kept rows (against the mean ``reference`` input too, if given)."""
+    typical = None if reference is None else reference.data.mean(axis=0)
     distinct = _distinctness(np.asarray(result.x, dtype=np.float64), rows, typical)
     if len(rows.weights_of) == 1:
         return result, np.full(len(rows.weight_index), rows.weights_of[0]), distinct
@@ -258,8 +259,7 @@ def activation_maximization(
             graph.objective, graph.x, x0=np.repeat(x0, len(rows.weights_of), axis=0),
             bounds=bounds, mode=mode, every=penalties.every(target.image_shape), **ascent,
         )  # fmt: skip
-        typical = None if reference is None else reference.data.mean(axis=0)
-        result, chosen, distinct = _keep_chosen_weights(graph, result, rows, acts, typical)
+        result, chosen, distinct = _keep_chosen_weights(graph, result, rows, acts, reference)
         realism = _realism(reference, acts, target.is_output)
         report_rows = graph.rows(result, row_units, n_starts, realism)
         _record_weights(report_rows, chosen, density, distinct)
