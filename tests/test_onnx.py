@@ -378,3 +378,33 @@ def test_spatial_layers_written_and_read_back(mode, tmp_path):
     np.testing.assert_allclose(symnn_out(net, X), want, rtol=1e-5, atol=1e-6)
     back = from_onnx(path)
     np.testing.assert_allclose(symnn_out(back, X), want, rtol=1e-5, atol=1e-6)
+
+
+def test_castlike_shape_of_a_weight_and_an_exporters_zero_bias(tmp_path):
+    """What dynamo writes without its optimiser: a zero bias built from ``Shape`` of the
+    weights, ``Expand`` and ``CastLike`` of a constant to the data's type (read as no bias),
+    and clip bounds cast like the data: constants, folded. A tensor cast is not read."""
+    inits = {"c.weight": f32(4, 2, 3, 3), "one": np.array([1], "int64"),
+             "zero": np.zeros((), "float32"), "lo": np.array(0.0, "float64"),
+             "hi": np.array(6.0, "float64")}  # fmt: skip
+    nodes = [
+        helper.make_node("Shape", ["c.weight"], ["n"], end=1),
+        helper.make_node("Expand", ["n", "one"], ["size"]),
+        helper.make_node("CastLike", ["zero", "x"], ["z"]),
+        helper.make_node("Expand", ["z", "size"], ["bias0"]),
+        helper.make_node("Conv", ["x", "c.weight", "bias0"], ["y"], name="conv", pads=[1] * 4),
+        helper.make_node("CastLike", ["lo", "y"], ["lo32"]),
+        helper.make_node("CastLike", ["hi", "y"], ["hi32"]),
+        helper.make_node("Clip", ["y", "lo32", "hi32"], ["out"]),
+    ]
+    path = model_file(tmp_path, nodes, inits, [2, 5, 5])
+    net = from_onnx(path)
+    conv = next(la for la in net.layers if isinstance(la, Conv2D))
+    assert conv.b is None and conv.torch_prefix == "c"
+    X = f32(3, 50, low=-4, high=4)
+    want = ReferenceEvaluator(str(path)).run(None, {"x": X.reshape(3, 2, 5, 5)})[0]
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, atol=1e-5)
+    nodes.insert(4, helper.make_node("CastLike", ["x", "one"], ["x2"]))  # to int64
+    nodes[5] = helper.make_node("Conv", ["x2", "c.weight", "bias0"], ["y"], pads=[1] * 4)
+    with pytest.raises(SymnnValueError, match=r"unsupported op\(s\): \? \(CastLike\)"):
+        from_onnx(model_file(tmp_path, nodes, inits, [2, 5, 5], "int.onnx"))

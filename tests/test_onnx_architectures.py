@@ -13,7 +13,8 @@ from _torch import import_torch
 pytest.importorskip("onnx")
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-from symnn.io import from_onnx, to_onnx  # noqa: E402
+from symnn.errors import SymnnValueError  # noqa: E402
+from symnn.io import from_onnx, load_state_dict, to_onnx  # noqa: E402
 
 SHAPE = (3, 16, 16)
 
@@ -126,8 +127,8 @@ NAMES = ["resnet_basic", "resnet_bottleneck", "googlenet", "squeezenet", "densen
          "shufflenet", "mobilenet_v2", "vgg"]  # fmt: skip
 
 
-def _module(torch, name):
-    torch.manual_seed(0)
+def _module(torch, name, seed=0):
+    torch.manual_seed(seed)
     module = _blocks(torch)[name]()
     for m in module.modules():  # statistics and affine terms that are not 0 and 1
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -136,15 +137,17 @@ def _module(torch, name):
     return module.eval()
 
 
-def _export(torch, module, path, dynamo: bool):
+def _export(torch, module, path, dynamo: bool, fold: bool = True):
+    """``fold=False``: the settings that keep BatchNorm apart from the convolutions."""
     x = torch.zeros(2, *SHAPE)
     if dynamo:
         pytest.importorskip("onnxscript")
-        torch.onnx.export(module, (x,), str(path), dynamo=True,
+        torch.onnx.export(module, (x,), str(path), dynamo=True, optimize=fold,
                           dynamic_shapes={"x": {0: torch.export.Dim("N")}})  # fmt: skip
     else:
+        keep = {} if fold else {"training": torch.onnx.TrainingMode.PRESERVE}
         torch.onnx.export(module, x, str(path), dynamo=False, opset_version=17,
-                          input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}}, **keep)  # fmt: skip
 
 
 def _symnn(net, X):
@@ -177,3 +180,40 @@ def test_a_real_block_round_trips_through_onnx(name, dynamo, tmp_path):
     session = onnxruntime.InferenceSession(str(again), providers=["CPUExecutionProvider"])
     (ort,) = session.run(None, {session.get_inputs()[0].name: X})
     np.testing.assert_allclose(ort.reshape(want.shape), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_state_dict_loads_by_name_into_the_imported_graph(name, dynamo, tmp_path):
+    """Another module's weights (other seed) into the graph read from the file: its outputs
+    become that module's, whatever order the graph holds the layers in."""
+    torch = import_torch()
+    path = tmp_path / f"{name}.onnx"
+    _export(torch, _module(torch, name), path, dynamo, fold=False)
+    net = from_onnx(path)
+    other = _module(torch, name, seed=5)
+    report = load_state_dict(net, {k: v.numpy() for k, v in other.state_dict().items()})
+    assert not report.missing and not report.unexpected
+    X = np.random.default_rng(4).random((3, int(np.prod(SHAPE)))).astype("float32")
+    with torch.no_grad():
+        want = other(torch.from_numpy(X).reshape(3, *SHAPE)).numpy()
+    np.testing.assert_allclose(_symnn(net, X).reshape(want.shape), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_weights_an_exporter_folded_are_not_loaded_by_name(dynamo, tmp_path):
+    """Both exporters fold BatchNorm into the convolution by default (dynamo keeps the
+    convolution's key names for the folded values): loading would be wrong, so refused."""
+    torch = import_torch()
+    module = _module(torch, "resnet_basic")
+    path = tmp_path / "folded.onnx"
+    _export(torch, module, path, dynamo)
+    net = from_onnx(path)
+    before = [p.get_value() for p in net.get_params()]
+    weights = {k: v.numpy() for k, v in module.state_dict().items()}
+    for strict in (True, False):
+        with pytest.raises(SymnnValueError, match=r"BatchNorm weights \['a.1', 'b.1', 'down.1'\]"
+                                                  r".*folded.*TrainingMode.PRESERVE"):
+            load_state_dict(net, weights, strict=strict)
+    for p, value in zip(net.get_params(), before):
+        np.testing.assert_array_equal(p.get_value(), value)

@@ -168,10 +168,13 @@ def _conv(r: Reader, node) -> None:
     b = r.optional_const(node, 2)
     strides, dilations, pads = _geometry(r, node, w.shape[2:])
     pad, source = _padded(r, node, pads)
+    if b is not None and not np.any(b) and not node.input[2].endswith(".bias"):
+        b = None  # a zero bias an exporter wrote for a convolution without one (bias=False)
     group = int(r.attrs(node).get("group", 1))
     layer = Conv2D(w.shape[1] * group, w.shape[0], tuple(w.shape[2:]), strides, pad, W=w, b=b,
                    dilation=dilations, groups=group, dtype=r.dtype,
                    name=node.name or None)  # fmt: skip
+    r.torch_names(layer, node, {1: "weight", 2: "bias"} if b is not None else {1: "weight"})
     _call_fused(r, node, layer, [source])
 
 
@@ -188,6 +191,7 @@ def _conv_transpose(r: Reader, node) -> None:
                             W=w, b=r.optional_const(node, 2),
                             output_padding=tuple(a.get("output_padding", [0, 0])),
                             dilation=dilations, dtype=r.dtype, name=node.name or None)  # fmt: skip
+    r.torch_names(layer, node, {1: "weight", 2: "bias"})
     _call_fused(r, node, layer)
 
 
@@ -250,8 +254,10 @@ def _gemm(r: Reader, node) -> None:
             raise r.error(node, f"C of shape {c.shape} differs between rows; expected a "
                                 "scalar, (N,) or (1, N).")  # fmt: skip
         b = float(a.get("beta", 1.0)) * np.broadcast_to(c.reshape(-1), (w.shape[1],))
-    _call_fused(r, node, Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype,
-                               name=node.name or None))  # fmt: skip
+    layer = Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype, name=node.name or None)
+    as_torch = a.get("transB", 0) and a.get("alpha", 1.0) == 1.0 and a.get("beta", 1.0) == 1.0
+    r.torch_names(layer, node, {1: "weight", 2: "bias"} if as_torch else {1: "?"})
+    _call_fused(r, node, layer)
 
 
 def _matmul(r: Reader, node) -> None:
@@ -271,6 +277,7 @@ def _matmul(r: Reader, node) -> None:
         if len(other) == 1 and other[0] in r.consts and r.consts[other[0]].size == w.shape[1]:
             b, bias_node = np.asarray(r.consts[other[0]], np.float64).reshape(-1), found
     layer = Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype, name=node.name or None)
+    r.torch_names(layer, node, {1: "?"})  # (in, out): not nn.Linear's layout
     if bias_node is None:
         _call_fused(r, node, layer)
         return
@@ -291,6 +298,7 @@ def _batchnorm(r: Reader, node) -> None:
     eps = float(a.get("epsilon", 1e-5))
     layer = BatchNorm(len(scale), epsilon=eps, dtype=r.dtype, name=node.name or None)
     layer.set_values([bias, scale, mean, 1.0 / np.sqrt(var + eps)])
+    r.torch_names(layer, node, {1: "weight", 2: "bias", 3: "running_mean", 4: "running_var"})
     r.call(node, layer)
 
 
@@ -345,6 +353,7 @@ def _recurrent(r: Reader, node) -> None:
     layers = [_recurrent_layer(r, node, d, final, acts) for d in range(
         2 if a.get("direction") == "bidirectional" else 1)]  # fmt: skip
     layer = Bidirectional(layers[0]) if len(layers) == 2 else layers[0]
+    r.torch_names(layer, node, {1: "?", 2: "?", 3: "?"})  # ONNX's gate layout, not PyTorch's
     if len(layers) == 2:
         for mine, given in zip(layer.backward.get_params(), layers[1].get_params()):
             mine.set_value(given.get_value())

@@ -134,6 +134,18 @@ class Reader:
             raise self.error(node, f"the output's per-sample shape is not known ({shape}).")
         return self.bind(out or node.output[0], var, shape)
 
+    def torch_names(self, layer: Any, node, suffixes: dict[int, str]) -> None:
+        """Keep on ``layer`` the names its weights have in the file (``layer.onnx_weights``)
+        and, when they are PyTorch ``state_dict`` keys of one module (input ``i`` named
+        ``prefix.suffixes[i]``: ``features.0.weight``, ``features.0.bias``), that module's
+        prefix (``layer.torch_prefix``, else None): :func:`symnn.io.load_state_dict` pairs
+        by it."""
+        names = {node.input[i]: s for i, s in suffixes.items()
+                 if i < len(node.input) and node.input[i]}  # fmt: skip
+        prefixes = {n[: -len(s) - 1] if n.endswith("." + s) else None for n, s in names.items()}
+        layer.onnx_weights = tuple(names)
+        layer.torch_prefix = prefixes.pop() if len(prefixes) == 1 else None
+
     def bind(self, name: str, var: Any, shape: tuple) -> Any:
         var.name = name
         self.vars[name], self.shapes[name] = var, tuple(shape)
@@ -169,12 +181,18 @@ class Reader:
     # -- constants --------------------------------------------------------------------
     def foldable(self, node) -> bool:
         inputs = [i for i in node.input if i]
-        if node.op_type == "Shape":
-            return bool(inputs) and inputs[0] in self.vars
+        if node.op_type == "Shape":  # of a tensor too
+            return bool(inputs) and inputs[0] in self.consts.keys() | self.vars.keys()
+        if node.op_type == "CastLike":  # a constant cast like a tensor is a constant
+            return bool(inputs) and inputs[0] in self.consts
         return all(i in self.consts for i in inputs) and node.op_type not in _NOT_FOLDED
 
     def fold(self, node) -> None:
-        if node.op_type == "Shape":
+        if node.op_type == "CastLike" and node.input[1] in self.vars:
+            like = self.vars[node.input[1]].dtype
+            self.consts[node.output[0]] = np.asarray(self.consts[node.input[0]], dtype=like)
+            return
+        if node.op_type == "Shape" and node.input[0] in self.vars:
             a = self.attrs(node)
             full = [BATCH, *self.shapes[node.input[0]]]
             perm = self.perms.get(node.input[0])  # a time-major view: its own axis order
@@ -298,8 +316,11 @@ def _check_ops(r: Reader, readers: dict[str, Callable], attributes: dict[str, se
     known, bad = set(r.consts) | tensors, []
     for node in r.graph.node:
         inputs = [i for i in node.input if i]
+        first = node.op_type in ("Shape", "CastLike") and inputs[:1]  # see Reader.foldable
         const = node.op_type == "Shape" or (
-            inputs and all(i in known - tensors for i in inputs) and node.op_type not in _NOT_FOLDED
+            inputs
+            and all(i in known - tensors for i in (first or inputs))
+            and node.op_type not in _NOT_FOLDED
         )
         if node.op_type == "Constant" or const:
             known.update(node.output)

@@ -85,7 +85,9 @@ def _prelu(r: Reader, node) -> None:
         raise r.error(node, f"slope of shape {slope.shape} is not one value or one per feature "
                             f"of the last axis ({n}); per-channel image slopes are not "
                             "supported.")  # fmt: skip
-    r.call(node, PReLU(n, alpha=slope.reshape(-1), name=node.name or None, dtype=r.dtype))
+    layer = PReLU(n, alpha=slope.reshape(-1), name=node.name or None, dtype=r.dtype)
+    r.torch_names(layer, node, {1: "weight"})
+    r.call(node, layer)
 
 
 def _softmax(r: Reader, node) -> None:

@@ -1,14 +1,16 @@
 """Weights trained elsewhere into a symnn network, by name: PyTorch's ``state_dict`` layout
 from a dict of arrays, an ``.npz`` or a ``.safetensors`` file (no pickle, no torch needed).
 
-Source keys are grouped by their prefix (``"features.0.weight"`` belongs to
-``"features.0"``); the groups fill symnn's layers that have parameters, in order, unless
-``key_map`` pairs some of them explicitly. Layouts: ``Linear.weight`` ``(out, in)`` becomes
-``Dense.W`` transposed; ``Conv2d.weight`` (OIHW) is ``Conv2D.W`` as it is (flipped for a layer
-with ``flip_filters=True``, so it computes what PyTorch computes); ``BatchNorm``'s weight,
-bias, running mean and variance become ``gamma``, ``beta``, ``mean`` and ``inv_std = 1 /
-sqrt(var + epsilon)`` (the symnn layer's epsilon: PyTorch's default is 1e-5);
-``num_batches_tracked`` is ignored. Every shape is checked before anything is written.
+Source keys are grouped by their prefix (``"features.0.weight"`` belongs to ``"features.0"``);
+the groups fill symnn's layers that have parameters, in order, unless ``key_map`` pairs some
+of them explicitly. A network read by :func:`symnn.io.from_onnx` is filled by name instead:
+each layer from the group its weights were named after in the file (``layer.torch_prefix``),
+whatever the graph's order. Layouts: ``Linear.weight`` ``(out, in)`` becomes ``Dense.W``
+transposed; ``Conv2d.weight`` (OIHW) is ``Conv2D.W`` as it is (flipped for a layer with
+``flip_filters=True``, so it computes what PyTorch computes); ``BatchNorm``'s weight, bias,
+running mean and variance become ``gamma``, ``beta``, ``mean`` and ``inv_std = 1 / sqrt(var +
+epsilon)`` (the symnn layer's epsilon: PyTorch's default is 1e-5); ``num_batches_tracked`` is
+ignored. Every shape is checked before anything is written.
 """
 
 from __future__ import annotations
@@ -187,6 +189,8 @@ def _pairs(network: Layer, groups: dict, key_map: Mapping | None, label: str) ->
     """``(layer, prefix)`` pairs: ``key_map`` first (layer name or position in
     ``network.layers`` -> source prefix), the rest in order."""
     layers = _layers_with_params(network)
+    if any(hasattr(la, "torch_prefix") for la in layers):  # from_onnx's: its weights only
+        layers = [la for la in layers if hasattr(la, "torch_prefix")]
     chosen: dict[int, str] = {}
     named = {la.name: i for i, la in enumerate(layers) if la.name}
     top = list(network.layers) if isinstance(network, Sequential | Graph) else [network]
@@ -203,8 +207,35 @@ def _pairs(network: Layer, groups: dict, key_map: Mapping | None, label: str) ->
                 "its position in network.layers)."
             )
         chosen[index] = prefix
+    if any(hasattr(la, "torch_prefix") for la in layers):  # read by from_onnx: by name
+        taken = set(chosen.values())
+        return [(la, chosen.get(i) or _named(la, groups, taken)) for i, la in enumerate(layers)]
     rest = iter(p for p in groups if p not in chosen.values())
     return [(la, chosen.get(i) or next(rest, None)) for i, la in enumerate(layers)]
+
+
+def _named(layer: Layer, groups: dict, taken: set) -> str | None:
+    prefix = getattr(layer, "torch_prefix", None)
+    return prefix if prefix in groups and prefix not in taken else None
+
+
+def _folded(network: Layer, groups: dict, pairs: list, label: str) -> None:
+    """A network read by ``from_onnx`` without a layer for a source's BatchNorm (PyTorch's
+    exporters fold BatchNorm into the convolution before it, and dynamo's keeps the
+    convolution's key names for the folded weights): loading the unfolded weights would
+    compute something else, so it is refused whatever ``strict`` says."""
+    if not any(hasattr(la, "torch_prefix") for la, _ in pairs):
+        return
+    used = {p for _, p in pairs}
+    norms = [p for p, g in groups.items() if "running_mean" in g and p not in used]
+    if norms:
+        raise SymnnValueError(
+            f"{label}: no layer of the network holds the BatchNorm weights {norms[:5]}: the "
+            "ONNX exporter folded them into the convolutions before them, whose weights in "
+            "the file are the folded ones. Export without folding to load a state_dict "
+            "by name: torch.onnx.export(..., dynamo=False, "
+            "training=torch.onnx.TrainingMode.PRESERVE) or (..., dynamo=True, optimize=False)."
+        )
 
 
 def load_state_dict(
@@ -230,9 +261,13 @@ def load_state_dict(
     arrays, label = read_weights(source)
     groups = _groups(arrays)
     report, values = LoadReport(notes=_output_note(network)), {}
-    for layer, prefix in _pairs(network, groups, key_map, label):
+    pairs = _pairs(network, groups, key_map, label)
+    _folded(network, groups, pairs, label)
+    for layer, prefix in pairs:
         if prefix is None:
-            report.missing.append(type(layer).__name__ + layer._label())
+            named = getattr(layer, "onnx_weights", ())
+            report.missing.append(type(layer).__name__ + layer._label()
+                                  + (f" (weights {list(named)} in the file)" if named else ""))
             continue
         values.update(_convert(layer, groups[prefix], prefix, label))
     used = {key for _, key in values.values()}
