@@ -183,7 +183,12 @@ def model_file(tmp_path_factory):
         (["maximize", "MODEL", "--reference", "none", "--prior", "gmm"], "--prior 'gmm' needs"),
         (["maximize", "MODEL", "--spatial", "center"], "--spatial 'center' has no effect"),
         (["maximize", "MODEL", "--spatial", "3"], "'3' is not mean, center or a position Y,X"),
-        (["maximize", "MODEL", "--param", "maco"], "--param parametrises the images of --obj"),
+        (["maximize", "MODEL", "--param", "maco"], "--param acts on the images of --objective"),
+        (["maximize", "MODEL", "--crop", "0.5,0.9"], "--crop acts on the images of --objective"),
+        (["maximize", "MODEL", "--objective", "channel:0:1", "--crop", "0.5"],
+         "expected LO,HI"),
+        (["maximize", "MODEL", "--objective", "channel:0:1", "--crop", "0.5,2"],
+         "--crop (0.5, 2.0): expected sides 0 < lo <= hi <= 1"),
         (["maximize", "MODEL", "--objective", "channel:dense9:0"],
          "--objective's layer 'dense9' is not a layer name"),
         (["maximize", "MODEL", "--objective", "channl:0:1"], "'channl' is not an objective"),
@@ -269,6 +274,7 @@ def test_maximize_an_objective_writes_its_visualisations(model_file, tmp_path):
     for param in ("fourier", "maco"):
         assert cli.main([*args, "--param", param, "--starts", "3", "--steps", "30",
                          "--jitter", "1", "--scale", "0.1", "--rotate", "5",
+                         "--crop", "0.6,0.9", "--noise", "0.05",
                          "--out", str(out)]) == 0  # fmt: skip
         summary = json.loads((out / "visualized.json").read_text())
         assert summary["objective"] == "channel('dense0', 3) - 0.5 * diversity('dense0')"

@@ -192,7 +192,7 @@ def test_warps_and_jitter_show_the_network_transformed_images_seeded_per_call(ne
     warps = (pytensor.shared(np.zeros((1, 36, 4), dtype=np.int64)),
              pytensor.shared(np.zeros((1, 36, 4))))  # fmt: skip
     p = pt.matrix("p", dtype="float64")
-    seen, updates = render._transformed(p, par.image_shape, 0, rng, warps)
+    seen, updates = render._transformed(p, par.image_shape, (0, 0), rng, warps)
     index, weight = warp_tables((6, 6, 1), 0.2, 20.0, seed=7, n=1)  # one table: no choice
     warps[0].set_value(index)
     warps[1].set_value(weight)
@@ -200,6 +200,46 @@ def test_warps_and_jitter_show_the_network_transformed_images_seeded_per_call(ne
     got = pytensor.function([p], seen, updates=updates, mode=FAST)(x)
     want = (x[:, index[0]] * weight[0]).sum(axis=2)
     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_crops_and_noise_are_macos_seeded_per_call(net):
+    """``crop``: the warps show random squares of the image resized to it (checked against
+    numpy's bilinear sampling of the box); ``noise``: what the network sees moves by the
+    noise's spread, the images do not; a call repeats with its seed."""
+    import symnn.inputopt.render as render
+    from symnn.inputopt.transforms import warp_tables
+
+    index, weight = warp_tables((6, 6, 1), 0.0, 0.0, seed=2, n=3, crop=(0.5, 0.5))
+    x = np.random.default_rng(1).random(36)
+    crop = (x[index[1]] * weight[1]).sum(axis=1).reshape(6, 6)
+    rng = np.random.default_rng(2)  # the table's draws, in its order
+    rng.uniform(1, 1, 2), rng.uniform(0, 0, 2), rng.uniform(0.5, 0.5, 2)
+    cy, cx = rng.normal(0.5, 0.15, (2, 2))[0] * 6 - 0.5
+    src = (np.arange(6) - 2.5) * 0.5
+    img = x.reshape(6, 6)
+
+    def sample(y, xx):
+        y0, x0 = int(np.floor(y)), int(np.floor(xx))
+        total = 0.0
+        for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            w = (1 - abs(y - y0 - dy)) * (1 - abs(xx - x0 - dx))
+            if 0 <= y0 + dy < 6 and 0 <= x0 + dx < 6:
+                total += w * img[y0 + dy, x0 + dx]
+        return total
+
+    want = np.array([[sample(cy + a, cx + b) for b in src] for a in src])
+    np.testing.assert_allclose(crop, want, atol=1e-12)
+    p = pt.matrix("p", dtype="float64")
+    seen, updates = render._transformed(p, (1, 6, 6), (0, 0.1), pt.random.shared_rng(seed=0),
+                                        None)  # fmt: skip
+    diff = pytensor.function([p], seen - p, updates=updates, mode=FAST)(np.zeros((50, 36)))
+    assert abs(diff.std() - np.sqrt(0.1**2 + 0.1**2 / 12)) < 0.005 and abs(diff.mean()) < 0.005
+    opts = dict(image_shape=(6, 6), n=2, steps=20, crop=(0.6, 0.9), noise=0.05, seed=4,
+                mode=FAST)  # fmt: skip
+    first = visualize(net, "channel:conv0:0", **opts)
+    np.testing.assert_array_equal(first.images, visualize(net, "channel:conv0:0", **opts).images)
+    other = visualize(net, "channel:conv0:0", **{**opts, "seed": 5})
+    assert not np.array_equal(first.images, other.images)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -223,7 +263,10 @@ def test_warps_and_jitter_show_the_network_transformed_images_seeded_per_call(ne
     (dict(x0=np.zeros((2, 36)), n=3), SymnnValueError, "n=3 starts, but x0 has 2 rows"),
     (dict(x0=np.zeros((2, 36)), param="maco", reference=REFERENCE), SymnnValueError,
      "MaCo image keeps"),
-    (dict(crop=0.1), SymnnTypeError, "unexpected keyword.s. crop"),
+    (dict(crop=0.1), SymnnTypeError, r"crop must be two numbers \(lo, hi\); got 0.1"),
+    (dict(crop=(0.5, 1.5)), SymnnValueError, r"crop=\(0.5, 1.5\): expected sides 0 < lo"),
+    (dict(noise=-0.1), SymnnValueError, "noise=-0.1 is not valid"),
+    (dict(crops=0.1), SymnnTypeError, "unexpected keyword.s. crops"),
     (dict(objective=channel("conv0", [0, 1]), n=3), SymnnValueError,
      r"n=3, but channel\('conv0', \(0, 1\)\) has one index per row for 2 rows"),
     (dict(objective=3), SymnnTypeError, "objective must be an Objective or its text"),

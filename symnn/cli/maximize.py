@@ -74,6 +74,15 @@ def _load_network(model: str, arch: str | None, image_shape: str | None) -> Any:
 FLAGS = {"learning_rate": "--lr", "n_starts": "--starts", "reference.data": "--reference"}
 
 
+def _crop_sides(text: str) -> tuple[float, float]:
+    """``--crop 0.5,0.9``: two fractions (checked in full by ``visualize``)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (e.g. 0.5,0.9); got {text!r}") from None
+    return lo, hi
+
+
 def _cmd_maximize(args: argparse.Namespace) -> int:
     """Load the model and the reference, then one call: the library checks every option
     before it compiles, and its errors name the parameter, said here with its flag."""
@@ -84,8 +93,9 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
     network = _load_network(args.model, args.arch, args.image_shape)
     if args.objective is not None:
         return _cmd_visualize(args, network, out)
-    if args.param is not None:
-        raise _UsageError("--param parametrises the images of --objective; give --objective")
+    for flag, value in (("--param", args.param), ("--crop", args.crop), ("--noise", args.noise)):
+        if value:
+            raise _UsageError(f"{flag} acts on the images of --objective; give --objective")
     penalties = InputPenalties(
         l2=args.l2, tv=args.tv, jitter=args.jitter, scale=args.scale, rotate=args.rotate,
         precondition=args.precondition, blur_every=args.blur_every,
@@ -152,7 +162,8 @@ def _cmd_visualize(args: argparse.Namespace, network: Any, out: Path) -> int:
             param=args.param or "fourier", reference=reference and reference[0],
             seed=args.seed, steps=args.steps, method=args.method,
             learning_rate=args.lr or 0.05, blas_threads=args.blas_threads,
-            jitter=args.jitter, scale=args.scale, rotate=args.rotate,
+            jitter=args.jitter, scale=args.scale, rotate=args.rotate, crop=args.crop,
+            noise=args.noise or 0.0,
         )  # fmt: skip
     except SymnnError as exc:
         flags = {**FLAGS, "n": "--starts", "layer": "--objective's layer"}
@@ -298,6 +309,10 @@ def _objective_arguments(p: argparse.ArgumentParser) -> None:
         help="with --objective, the images' parametrisation: fourier (default; Lucid's 1/f "
         "spectrum), maco (phase only, magnitude from --reference) or pixel",
     )
+    p.add_argument("--crop", type=_crop_sides, default=None, metavar="LO,HI",
+                   help="--objective: random square crops of these sides (fractions), MaCo's")
+    p.add_argument("--noise", type=_NONNEGATIVE, default=None,
+                   help="--objective: noise of this spread added each step, MaCo's")
 
 
 def _reference_arguments(p: argparse.ArgumentParser) -> None:

@@ -99,8 +99,13 @@ def visualize(
         (default 0, needs ``x0``); ``jitter``: each step the network sees every image shifted
         cyclically by up to this many pixels (default 0); ``scale`` and ``rotate``: each
         step it sees every image scaled by a factor in ``[1 - scale, 1 + scale]`` and rotated
-        by up to ``rotate`` degrees about its centre, bilinearly, one of 64 warps drawn per
-        image (defaults 0; Lucid's transformation robustness: warps, then the jitter);
+        by up to ``rotate`` degrees about its centre, bilinearly, one of
+        :data:`~symnn.inputopt.transforms.N_WARPS` warps drawn per call (defaults 0; Lucid's
+        transformation robustness: warps, then the jitter); ``crop=(lo, hi)``: the warps also
+        crop a random square of side ``lo`` to ``hi`` times the image's (MaCo's crops, see
+        :func:`~symnn.inputopt.transforms.warp_tables`; the first warp stays the whole
+        image); ``noise``: each step the network sees every pixel plus N(0, noise) and
+        U(-noise/2, noise/2) noise, MaCo's (default 0);
         ``seed`` (the random starts and shifts, default 0) and
         :func:`~symnn.inputopt.maximize`'s ``steps`` (256), ``learning_rate`` (0.05),
         ``method`` (``"adam"``: Lucid's), ``tol``, ``mode`` and ``blas_threads``.
@@ -112,8 +117,9 @@ def visualize(
     Notes
     -----
     The graph and its compiled step are kept per network, objective, parametrisation,
-    bounds, jitter, seed penalty and mode: a second call with other starts, seeds or ``x0``
-    compiles nothing. Calls from several threads that share a graph run one at a time.
+    bounds, jitter, warps, noise, seed penalty and mode: a second call with other starts,
+    seeds or ``x0`` compiles nothing. Calls from several threads that share a graph run one
+    at a time.
 
     Examples
     --------
@@ -134,7 +140,8 @@ def visualize(
     ascent = _ascent_options(options)
     box, seed, penalty = _box(ascent.pop("bounds")), ascent.pop("seed"), ascent.pop("seed_penalty")
     jitter = check_positive(ascent.pop("jitter"), "jitter", integer=True, allow_zero=True)
-    warp = _warp_setting(ascent.pop("scale"), ascent.pop("rotate"))
+    warp = _warp_setting(ascent.pop("scale"), ascent.pop("rotate"), ascent.pop("crop"))
+    noise = float(check_positive(ascent.pop("noise"), "noise", allow_zero=True))
     par = _parametrisation(param, image_shape, reference, network)
     rows = objective.rows
     if rows is not None and n not in (1, rows):
@@ -142,7 +149,7 @@ def visualize(
     starts, start_images = _starts(par, x0, rows or n, box, seed, network.dtype)
     if check_positive(penalty, "seed_penalty", allow_zero=True) and start_images is None:
         raise SymnnValueError(f"seed_penalty={penalty} pulls towards x0; no x0 was given.")
-    key = _VisKey(objective, _param_key(par), box, jitter, warp, float(penalty),
+    key = _VisKey(objective, _param_key(par), box, jitter, warp, noise, float(penalty),
                   repr(ascent["mode"]))  # fmt: skip
     graph = COMPILED.get(network, ("visualize", key),
                          lambda: _vis_graph(network, par, key, ascent["mode"]))  # fmt: skip
@@ -164,7 +171,8 @@ class _VisKey:
     param: tuple
     box: tuple[float, float]
     jitter: int
-    warp: tuple[float, float]  #: (scale, rotate), (0, 0) for none
+    warp: tuple  #: (scale, rotate, crop or None), (0, 0, None) for none
+    noise: float
     seed_penalty: float
     mode: str
 
@@ -188,7 +196,7 @@ class _VisGraph:
             self.rng.set_value(np.random.default_rng(seed))
         if self.warps is not None:
             c, h, w = image_shape
-            index, weight = warp_tables((h, w, c), *warp, seed=seed)
+            index, weight = warp_tables((h, w, c), warp[0], warp[1], seed=seed, crop=warp[2])
             self.warps[0].set_value(index)
             self.warps[1].set_value(weight.astype(self.warps[1].dtype))
 
@@ -204,13 +212,14 @@ def _vis_graph(network: Layer, par: Parametrisation, key: _VisKey, mode: Any) ->
     p = pt.matrix("parameters", dtype=network.dtype, shape=(None, par.width))
     images = par.image(p, key.box)
     rng = warps = None
-    if key.jitter or any(key.warp):
+    if key.jitter or any(key.warp) or key.noise:
         rng = pt.random.shared_rng(seed=0, name="transforms.rng")
     if any(key.warp):
         warps = (pytensor.shared(np.zeros((1, par.width, 4), dtype=np.int64), name="warp.index"),
                  pytensor.shared(np.zeros((1, par.width, 4), dtype=network.dtype),
                                  name="warp.weight"))  # fmt: skip
-    seen, rng_updates = _transformed(images, par.image_shape, key.jitter, rng, warps)
+    seen, rng_updates = _transformed(images, par.image_shape, (key.jitter, key.noise), rng,
+                                     warps)  # fmt: skip
     values = key.objective(network, seen)
     anchor = None
     if key.seed_penalty:
@@ -222,14 +231,16 @@ def _vis_graph(network: Layer, par: Parametrisation, key: _VisKey, mode: Any) ->
     return _VisGraph(p, values, function([p], images, mode=mode), rng, warps, anchor)
 
 
-def _transformed(images: Any, shape: tuple[int, int, int], jitter: int, rng: Any, warps: Any):
+def _transformed(images: Any, shape: tuple[int, int, int], shift_noise: tuple, rng: Any,
+                 warps: Any):  # fmt: skip
     """``(what the network sees, the generator's update)``: each row warped by a table entry
     drawn per row (``warps``), then shifted cyclically by its own random ``(dy, dx)`` in
-    ``[-jitter, jitter]``, drawn anew every step from the shared generator ``rng`` (Lucid's
-    transformation robustness; the returned images are not transformed)."""
+    ``[-jitter, jitter]``, then with noise added (``shift_noise = (jitter, noise)``), drawn
+    anew every step from the shared generator ``rng`` (Lucid's transformation robustness,
+    MaCo's noise; the returned images are not transformed)."""
     if rng is None:
         return images, {}
-    (c, h, w), n = shape, images.shape[0]
+    (jitter, noise), (c, h, w), n = shift_noise, shape, images.shape[0]
     hwc = images.reshape((n, c, h, w)).transpose(0, 2, 3, 1).reshape(images.shape)
     state = rng
     if warps is not None:
@@ -238,17 +249,30 @@ def _transformed(images: Any, shape: tuple[int, int, int], jitter: int, rng: Any
     if jitter:
         state, shift = state.integers(-jitter, jitter + 1, size=(n, 2))
         hwc = _shift_rows(hwc, shift, (h, w, c))
+    if noise:
+        state, normal = state.normal(0.0, noise, size=hwc.shape)
+        state, uniform = state.uniform(-noise / 2, noise / 2, size=hwc.shape)
+        hwc = hwc + (normal + uniform).astype(hwc.dtype)
     chw = hwc.reshape((n, h, w, c)).transpose(0, 3, 1, 2)
     return chw.reshape(images.shape), {rng: state}
 
 
-def _warp_setting(scale: Any, rotate: Any) -> tuple[float, float]:
+def _warp_setting(scale: Any, rotate: Any, crop: Any) -> tuple:
     scale = float(check_positive(scale, "scale", allow_zero=True))
     rotate = float(check_positive(rotate, "rotate", allow_zero=True))
     if scale >= 0.5 or rotate > 45:
         raise SymnnValueError(f"scale={scale!r}, rotate={rotate!r}: small transformations are "
                               "expected (scale < 0.5, rotate <= 45 degrees).")  # fmt: skip
-    return scale, rotate
+    if crop is None:
+        return scale, rotate, None
+    try:
+        lo, hi = (float(v) for v in crop)
+    except (TypeError, ValueError):
+        raise SymnnTypeError(f"crop must be two numbers (lo, hi); got {crop!r}.") from None
+    if not 0 < lo <= hi <= 1:
+        raise SymnnValueError(f"crop={crop!r}: expected sides 0 < lo <= hi <= 1 (fractions "
+                              "of the image's side).")  # fmt: skip
+    return scale, rotate, (lo, hi)
 
 
 def _parametrisation(param: Any, image_shape: Any, reference: Any, network: Layer):
@@ -293,7 +317,7 @@ def _starts(par: Parametrisation, x0: Any, n: int, box, seed: Any, dtype: str):
 
 #: visualize's ascent options and their defaults (Lucid's: Adam at 0.05, 256 steps)
 ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "jitter": 0, "scale": 0.0,
-                   "rotate": 0.0, "seed": 0,
+                   "rotate": 0.0, "crop": None, "noise": 0.0, "seed": 0,
                    "steps": 256, "learning_rate": 0.05, "method": "adam", "tol": None, "mode": None,
                    "blas_threads": "auto"}  # fmt: skip
 

@@ -23,12 +23,18 @@ N_WARPS = 16
 
 
 def warp_tables(
-    image_shape: tuple[int, ...], scale: float, rotate: float, seed: Any, n: int = N_WARPS
-) -> tuple[np.ndarray, np.ndarray]:
+    image_shape: tuple[int, ...], scale: float, rotate: float, seed: Any, n: int = N_WARPS,
+    crop: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(index (n, D, 4), weight (n, D, 4))``: for ``n`` warps (scale factor uniform in
     ``[1 - scale, 1 + scale]``, angle uniform in ``[-rotate, rotate]`` degrees, about the image
     centre; the first warp is the identity), the four source pixels of every output pixel
     (flat indices into one image) and their bilinear weights (0 outside the image).
+
+    ``crop=(lo, hi)``: each warp after the first also shows a square crop of side uniform in
+    ``[lo, hi]`` times the image's, centred at a point drawn from N(0.5, 0.15) in fractions of
+    the image (MaCo's crops, Fel et al. 2023), resized to the whole image (before the scaling
+    and rotation); the crop's parts outside the image are 0, as in ``roi_align``.
 
     >>> index, weight = warp_tables((3, 3), 0.0, 0.0, seed=0, n=2)
     >>> index.shape, float(weight[0].sum(axis=1).min())
@@ -39,7 +45,12 @@ def warp_tables(
     rng = np.random.default_rng(seed)
     factors = np.r_[1.0, rng.uniform(1 - scale, 1 + scale, n - 1)]
     angles = np.r_[0.0, np.deg2rad(rng.uniform(-rotate, rotate, n - 1))]
-    tables = [_bilinear(height, width, s, a) for s, a in zip(factors, angles)]
+    sides, centres = np.ones(n), np.full((n, 2), 0.5)
+    if crop is not None:
+        sides[1:] = rng.uniform(crop[0], crop[1], n - 1)
+        centres[1:] = rng.normal(0.5, 0.15, (n - 1, 2))
+    tables = [_bilinear(height, width, s / side, a, centre)
+              for s, a, side, centre in zip(factors, angles, sides, centres)]  # fmt: skip
     index = np.stack([t[0] for t in tables])
     weight = np.stack([t[1] for t in tables])
     if depth > 1:  # the same warp for every channel of a pixel (channels last)
@@ -50,15 +61,16 @@ def warp_tables(
     return index, weight
 
 
-def _bilinear(height: int, width: int, factor: float, angle: float):
+def _bilinear(height: int, width: int, factor: float, angle: float, centre=(0.5, 0.5)):
     """``(index (D, 4), weight (D, 4))`` of one warp: output pixel ``p`` reads the input at
     the inverse warp of ``p`` about the image centre (scaling by ``factor``, rotation by
-    ``angle`` radians), by bilinear interpolation, zero outside the image."""
+    ``angle`` radians), moved to ``centre`` (fractions of the image: ``(0.5, 0.5)`` is its
+    centre), by bilinear interpolation, zero outside the image."""
     yy, xx = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     cy, cx = (height - 1) / 2, (width - 1) / 2
     dy, dx = (yy - cy) / factor, (xx - cx) / factor
-    sy = np.cos(angle) * dy + np.sin(angle) * dx + cy
-    sx = -np.sin(angle) * dy + np.cos(angle) * dx + cx
+    sy = np.cos(angle) * dy + np.sin(angle) * dx + centre[0] * height - 0.5
+    sx = -np.sin(angle) * dy + np.cos(angle) * dx + centre[1] * width - 0.5
     y0, x0 = np.floor(sy).astype(int), np.floor(sx).astype(int)
     fy, fx = sy - y0, sx - x0
     index = np.zeros((height * width, 4), dtype=np.int64)
