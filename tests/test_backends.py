@@ -163,6 +163,47 @@ def test_max_pooling_matches_pytorch_itself():
     np.testing.assert_array_equal(t.grad.numpy().ravel(), TORCH_GRAD)
 
 
+def _overlapping_case():
+    """A 6x6 image with ties, NaNs and an infinite upstream gradient, for windows that
+    overlap (3x3, strides 1 and 2, padding 1)."""
+    X = np.round(np.random.default_rng(8).normal(size=(1, 2, 6, 6)))  # many ties
+    X[0, 0, 1, 1] = X[0, 0, 1, 3] = X[0, 1, 4, 4] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_overlapping_max_pooling_gradients_agree_with_the_reference(backend, stride):
+    """Each window's gradient goes to its first maximum, or its last NaN, once: the
+    compiled kernels against the numpy implementation (and PyTorch, below)."""
+    x, gz = pt.tensor4("x", dtype="float64"), pt.tensor4("gz", dtype="float64")
+    out = pool_2d(x, 3, stride, pad=1)
+    grad = pytensor.grad(None, x, known_grads={out: gz})
+    X = _overlapping_case()
+    ref = pytensor.function([x, gz], [out, grad], mode="FAST_COMPILE")
+    G = np.random.default_rng(9).normal(size=ref(X, np.zeros((1, 2, 6, 6)))[0].shape)
+    G[0, 1, 0, 0] = np.inf
+    fn = pytensor.function([x, gz], [out, grad], mode=resolve_mode(backend))
+    for a, b in zip(fn(X, G), ref(X, G)):
+        np.testing.assert_array_equal(np.asarray(a), b)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_overlapping_max_pooling_gradients_match_pytorch(stride):
+    torch = import_torch()
+    X = _overlapping_case()
+    x, gz = pt.tensor4("x", dtype="float64"), pt.tensor4("gz", dtype="float64")
+    out = pool_2d(x, 3, stride, pad=1)
+    fn = pytensor.function([x, gz], [out, pytensor.grad(None, x, known_grads={out: gz})])
+    t = torch.tensor(X, requires_grad=True)
+    pooled = torch.nn.functional.max_pool2d(t, 3, stride, 1)
+    G = np.random.default_rng(9).normal(size=tuple(pooled.shape))
+    pooled.backward(torch.tensor(G))
+    got, grad = fn(X, G)
+    np.testing.assert_array_equal(got, pooled.detach().numpy())
+    np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 # -- training, input optimisation: the same values on every backend ---------------------------
 @pytest.fixture(scope="module")
 def digits():

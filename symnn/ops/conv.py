@@ -497,7 +497,7 @@ class _Pooling(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (8,)
+        return (9,)
 
 
 class Pool2D(_Pooling):
@@ -673,6 +673,19 @@ class Pool2DGrad(_Pooling):
                             gplane[(ys + ky) * W + xs + kx] {op}
                                 ky * KW + kx == last ? g : ({ctype})0;
                 }}"""
+            if not tiles:  # overlapping windows: one add at the window's pick
+                inside = f"""
+                    {ctype} best = p[0];
+                    npy_intp pick_y = 0, pick_x = 0;
+                    for (npy_intp ky = 0; ky < KH; ++ky)
+                        for (npy_intp kx = 0; kx < KW; ++kx) {{
+                            const {ctype} v = p[ky * XSY + kx * XSX];
+                            const int take = (v > best) | (v != v);  /* first max, last NaN */
+                            best = take ? v : best;
+                            pick_y = take ? ky : pick_y;
+                            pick_x = take ? kx : pick_x;
+                        }}
+                    gplane[(ys + pick_y) * W + xs + pick_x] += g;"""
             body = f"""
                 npy_intp at = y0 * W + x0;
                 {ctype} best = plane[y0 * XSY + x0 * XSX];
