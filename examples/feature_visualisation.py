@@ -3,7 +3,10 @@ under three parametrisations side by side (projected pixels, Lucid's Fourier bas
 phase-only spectrum), each checked against real inputs (plausibility in the penultimate
 features, the path through the layers, the class of the 5 nearest training images).
 
-Trains on Fashion-MNIST when it is installed, else on scikit-learn's 8x8 digits.
+Trains on Fashion-MNIST when it is installed, else on scikit-learn's 8x8 digits. Writes
+``feature_visualisation.png`` (classes under each parametrisation, channels of both
+convolutions) and, per convolution, its channels next to their four strongest dataset
+examples (``feature_visualisation_conv0.png``, ``..._conv2.png``).
 
     python examples/feature_visualisation.py --out figures
 """
@@ -58,6 +61,21 @@ def _class_checks(net, data, images: np.ndarray, k: int = 4) -> dict:
             "knn_correct": int(sum(int(k) == c for c, k in enumerate(knn)))}  # fmt: skip
 
 
+def _beside_examples(net, layer: str, images: np.ndarray, reference: np.ndarray, data) -> list:
+    """Figure rows: channel ``c``'s visualisation, then the 4 reference inputs that drive it
+    most; the label gives, at the channel's layer, the visualisation's correlation with the
+    examples' mean activations and the least typical example's (Geirhos et al.'s check)."""
+    top = checks.dataset_examples(net, layer, range(len(images)), reference, k=4)
+    until = [la.name for la in net.layers].index(layer)
+    path = checks.path_similarity(net, images, reference[top], until=until)
+    rows = []
+    for c, (image, ex) in enumerate(zip(images, top)):
+        label = f"{layer}:{c} r={path.visualisation[c, -1]:.2f} ({path.natural[c, -1]:.2f})"
+        rows.append((label, np.concatenate([image[None], reference[ex]]).reshape(
+            -1, *data.image_shape[-2:])))  # fmt: skip
+    return rows
+
+
 def main(epochs: int = 5, steps: int = 200, n_train=None, out: str | None = None) -> dict:
     data = subset(image_data(), n_train, None)
     side = data.image_shape[0]
@@ -90,6 +108,14 @@ def main(epochs: int = 5, steps: int = 200, n_train=None, out: str | None = None
         Path(out).mkdir(parents=True, exist_ok=True)
         plot.plot_image_rows(rows, path, title=f"test accuracy {accuracy:.3f}")
         wrote(path)
+        for layer, images in channels.items():
+            path = Path(out) / f"feature_visualisation_{layer}.png"
+            plot.plot_image_rows(_beside_examples(net, layer, images, reference, data), path,
+                                 titles=["visualisation", *(f"top {i}" for i in range(1, 5))],
+                                 title=f"{layer}: channels next to their dataset examples; r: "
+                                       "correlation with the examples' activations "
+                                       "(the least typical example's)")
+            wrote(path)
     return {"accuracy": accuracy, "scores": scores, "channels": channels, "network": net}
 
 

@@ -11,7 +11,12 @@ import pytest
 
 from symnn.datasets import load_digits
 from symnn.errors import SymnnValueError
-from symnn.inputopt.checks import layer_features, path_similarity, plausibility
+from symnn.inputopt.checks import (
+    dataset_examples,
+    layer_features,
+    path_similarity,
+    plausibility,
+)
 from symnn.layers import Dense, Graph, Input, from_arch
 from symnn.train import Trainer
 
@@ -89,6 +94,30 @@ def test_plausibility_is_the_mean_cosine_of_penultimate_features(trained):
     zeros = plausibility(net, test_fives, data.X_train[data.y_train == 0][:10], mode=FAST)
     # relu features are nonnegative, so every cosine is positive; the class ranks first
     assert fives.mean() > max(noise.mean(), zeros.mean()), (fives, noise, zeros)
+
+
+def test_dataset_examples_rank_rows_by_each_channels_mean_activation(trained):
+    """Against numpy: the conv layer's output per channel, averaged over positions, sorted
+    (stable, highest first); a dense layer's units count as channels."""
+    net, data = trained
+    X = data.X_train[:120]
+    X = np.concatenate([X, X[:5]])  # ties: the earlier row first
+    got = dataset_examples(net, "conv0", [0, 5, 2], X, k=6, mode=FAST)
+    at = [la.name for la in net.layers].index("conv0")
+    conv = layer_features(net, X, mode=FAST)[at].reshape(len(X), 6, -1).mean(axis=2)
+    want = np.stack([np.argsort(-conv[:, c], kind="stable")[:6] for c in (0, 5, 2)])
+    np.testing.assert_array_equal(got, want)
+    dense = dataset_examples(net, len(net.layers) - 2, range(24), X, k=3, mode=FAST)
+    feats = layer_features(net, X, mode=FAST)[len(net.layers) - 2]
+    assert dense.shape == (24, 3) and all(
+        feats[dense[u, 0], u] == feats[:, u].max() for u in range(24))  # fmt: skip
+    for bad, match in (({"channels": [6]}, r"channels=\[6\] must be indices below the "
+                                           "layer's 6 channels"),
+                       ({"k": 0}, "k=0 must be between 1 and the 125 rows"),
+                       ({"layer": "conv9"}, "layer='conv9' is not a layer name")):  # fmt: skip
+        args = {"layer": "conv0", "channels": [0], "k": 2, **bad}
+        with pytest.raises(SymnnValueError, match=match):
+            dataset_examples(net, args["layer"], args["channels"], X, k=args["k"], mode=FAST)
 
 
 def test_one_compiled_function_serves_every_call_and_thread(trained, monkeypatch):

@@ -193,3 +193,5 @@ def test_feature_visualisation_renders_classes_and_channels_under_three_parametr
         assert 0 < scores["plausibility"] <= 1 and 0 <= scores["knn_correct"] <= 10
     assert all(v.shape == (10, 64) for v in out["channels"].values())
     assert (tmp_path / "feature_visualisation.png").is_file()
+    for layer in ("conv0", "conv2"):  # each channel beside its dataset examples
+        assert (tmp_path / f"feature_visualisation_{layer}.png").stat().st_size > 1000

@@ -10,6 +10,8 @@
 - :func:`plausibility` (MaCo's benchmark, Fel et al. 2023): the cosine similarity, in the
   network's penultimate-layer features, between a visualisation and real inputs (of its class),
   averaged over those inputs.
+- :func:`dataset_examples`: the real inputs that drive each channel of a layer most (what a
+  visualisation is shown next to, and the examples :func:`path_similarity` takes).
 
 Both compile one function per network (every layer's output, inference mode) and reuse it.
 """
@@ -29,10 +31,11 @@ from ..errors import SymnnValueError
 from ..layers import Layer
 from ..utils import check_array
 from .objectives import _Outputs
-from .units import _check_network, _layers
+from .units import _check_network, _layers, _resolve_layer
 
 __all__ = [
     "PathSimilarity", "path_similarity", "plausibility", "layer_features", "annotate_rows",
+    "dataset_examples",
 ]  # fmt: skip
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -88,6 +91,49 @@ def layer_features(
             if p in keep:
                 keep[p].append(a)
     return {p: np.concatenate(blocks) for p, blocks in keep.items()}
+
+
+def dataset_examples(
+    network: Layer, layer: int | str, channels: Any, X: Any, *, k: int = 4, mode: Any = None
+) -> np.ndarray:
+    """``(len(channels), k)`` row indices of ``X``: per channel of ``layer`` (a name or a
+    position; a dense layer's units count as channels), the ``k`` rows whose mean activation
+    over the channel's positions is highest, highest first (ties: the earlier row).
+
+    >>> from symnn.layers import from_arch
+    >>> net = from_arch("conv4x3,pool2,8,3", (8, 8), rng=0)
+    >>> X = np.random.default_rng(0).random((20, 64))
+    >>> dataset_examples(net, "conv0", [0, 3], X, k=2, mode="FAST_COMPILE").shape
+    (2, 2)
+    """
+    where = _resolve_layer(network, layer)
+    if not isinstance(where, int):
+        raise SymnnValueError(f"layer={layer!r}: a sub-layer has no output of its own here; "
+                              "give a layer of the network.")  # fmt: skip
+    channels = np.atleast_1d(np.asarray(channels))
+    feats = layer_features(network, X, layers={where}, mode=mode)
+    if where not in feats:
+        raise SymnnValueError(f"layer={layer!r} is called more than once; pick another layer.")
+    n_channels = _n_channels_of(network, where)
+    per_channel = feats[where].reshape(len(feats[where]), n_channels, -1).mean(axis=2)
+    if channels.dtype.kind not in "iu" or channels.min() < 0 or channels.max() >= n_channels:
+        raise SymnnValueError(f"channels={channels.tolist()} must be indices below the layer's "
+                              f"{n_channels} channels.")  # fmt: skip
+    if not 1 <= k <= len(per_channel):
+        raise SymnnValueError(f"k={k} must be between 1 and the {len(per_channel)} rows of X.")
+    order = np.argsort(-per_channel[:, channels].T, axis=1, kind="stable")
+    return order[:, :k]
+
+
+def _n_channels_of(network: Layer, where: int) -> int:
+    """The channels of the layer at ``where`` (axis 1 of its output), from the graph's static
+    shapes (nothing compiled)."""
+    x = pt.matrix("x", dtype=network.dtype, shape=(None, network.n_in))
+    act = _Outputs(network, x).of(where)
+    if act.ndim not in (2, 4) or act.type.shape[1] is None:
+        raise SymnnValueError(f"layer {where}'s output {act.type} has no known channel axis "
+                              "(expected (n, units) or (n, C, H, W)).")  # fmt: skip
+    return int(act.type.shape[1])
 
 
 def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
