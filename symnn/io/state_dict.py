@@ -219,7 +219,7 @@ def _named(layer: Layer, groups: dict, taken: set) -> str | None:
     return prefix if prefix in groups and prefix not in taken else None
 
 
-def _folded(network: Layer, groups: dict, pairs: list, label: str) -> None:
+def _folded(groups: dict, pairs: list, label: str) -> None:
     """A network read by ``from_onnx`` without a layer for a source's BatchNorm (PyTorch's
     exporters fold BatchNorm into the convolution before it, and dynamo's keeps the
     convolution's key names for the folded weights): loading the unfolded weights would
@@ -262,7 +262,7 @@ def load_state_dict(
     groups = _groups(arrays)
     report, values = LoadReport(notes=_output_note(network)), {}
     pairs = _pairs(network, groups, key_map, label)
-    _folded(network, groups, pairs, label)
+    _folded(groups, pairs, label)
     for layer, prefix in pairs:
         if prefix is None:
             named = getattr(layer, "onnx_weights", ())

@@ -497,7 +497,7 @@ class _Pooling(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (9,)
+        return (10,)
 
 
 class Pool2D(_Pooling):
@@ -635,67 +635,15 @@ class Pool2DGrad(_Pooling):
         args = (self.mode, self.pool, self.stride, self.pad, self.ignore_border)
         return [pt.zeros_like(x), Pool2D(*args)(cotangents[0])]
 
-    def c_code(self, node, name, inames, onames, sub):
-        """The C code template of the pooling gradient (PyTensor fills in the names)."""
-        (x, gz), (out,), fail = inames, onames, sub["fail"]
-        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
-        # windows that do not overlap (stride >= pool) write their pixels' gradients instead
-        # of adding them, and the buffer is zeroed only where no inside window covers it; the
-        # first maximum of a window is found without branches (a branch per pixel on random
-        # data mispredicts half the time: 5x slower)
-        tiles = self.stride[0] >= self.pool[0] and self.stride[1] >= self.pool[1]
+    def _window_code(self, ctype: str, tiles: bool) -> tuple[str, str]:
+        """``(inside, border)``: the C code that adds one window's gradient ``g`` to
+        ``gplane``, for windows inside the image and at its border (see :meth:`_row_loops`).
+        Max pooling's gradient goes to the window's first maximum, or its last NaN. Windows
+        that do not overlap (``tiles``) write every pixel (``=``, no zeroing) and find the
+        maximum without branches (a branch per pixel on random data mispredicts half the
+        time: 5x slower); overlapping windows add once at the window's pick."""
         op = "=" if tiles else "+="
-        if self.mode == "max":
-            inside = f"""
-                {ctype} best = p[0];
-                for (npy_intp ky = 0; ky < KH; ++ky)
-                    for (npy_intp kx = 0; kx < KW; ++kx) {{
-                        const {ctype} v = p[ky * XSY + kx * XSX];
-                        best = (v > best || v != v) ? v : best;
-                    }}
-                if (best == best) {{
-                    int found = 0;
-                    for (npy_intp ky = 0; ky < KH; ++ky)
-                        for (npy_intp kx = 0; kx < KW; ++kx) {{
-                            const int e = (p[ky * XSY + kx * XSX] == best) & !found;
-                            found |= e;
-                            gplane[(ys + ky) * W + xs + kx] {op} e ? g : ({ctype})0;
-                        }}
-                }} else {{  /* a NaN in the window: its last NaN takes the gradient */
-                    npy_intp last = 0;
-                    for (npy_intp ky = 0; ky < KH; ++ky)
-                        for (npy_intp kx = 0; kx < KW; ++kx) {{
-                            const {ctype} v = p[ky * XSY + kx * XSX];
-                            if (v != v) last = ky * KW + kx;
-                        }}
-                    for (npy_intp ky = 0; ky < KH; ++ky)
-                        for (npy_intp kx = 0; kx < KW; ++kx)
-                            gplane[(ys + ky) * W + xs + kx] {op}
-                                ky * KW + kx == last ? g : ({ctype})0;
-                }}"""
-            if not tiles:  # overlapping windows: one add at the window's pick
-                inside = f"""
-                    {ctype} best = p[0];
-                    npy_intp pick_y = 0, pick_x = 0;
-                    for (npy_intp ky = 0; ky < KH; ++ky)
-                        for (npy_intp kx = 0; kx < KW; ++kx) {{
-                            const {ctype} v = p[ky * XSY + kx * XSX];
-                            const int take = (v > best) | (v != v);  /* first max, last NaN */
-                            best = take ? v : best;
-                            pick_y = take ? ky : pick_y;
-                            pick_x = take ? kx : pick_x;
-                        }}
-                    gplane[(ys + pick_y) * W + xs + pick_x] += g;"""
-            body = f"""
-                npy_intp at = y0 * W + x0;
-                {ctype} best = plane[y0 * XSY + x0 * XSX];
-                for (npy_intp y = y0; y < y1; ++y)
-                    for (npy_intp xx = x0; xx < x1; ++xx) {{
-                        const {ctype} v = plane[y * XSY + xx * XSX];
-                        if (v > best || v != v) {{ best = v; at = y * W + xx; }}
-                    }}
-                gplane[at] += g;"""
-        else:
+        if self.mode != "max":
             inside = f"""
                 const {ctype} share = g * ({ctype})(1.0 / (KH * KW));
                 for (npy_intp ky = 0; ky < KH; ++ky)
@@ -705,6 +653,72 @@ class Pool2DGrad(_Pooling):
                 const {ctype} share = ({ctype})(g / count);
                 for (npy_intp y = y0; y < y1; ++y)
                     for (npy_intp xx = x0; xx < x1; ++xx) gplane[y * W + xx] += share;"""
+            return inside, body
+        return self._max_window_code(ctype, tiles, op)
+
+    @staticmethod
+    def _max_window_code(ctype: str, tiles: bool, op: str) -> tuple[str, str]:
+        """:meth:`_window_code` for max pooling."""
+        body = f"""
+            npy_intp at = y0 * W + x0;
+            {ctype} best = plane[y0 * XSY + x0 * XSX];
+            for (npy_intp y = y0; y < y1; ++y)
+                for (npy_intp xx = x0; xx < x1; ++xx) {{
+                    const {ctype} v = plane[y * XSY + xx * XSX];
+                    if (v > best || v != v) {{ best = v; at = y * W + xx; }}
+                }}
+            gplane[at] += g;"""
+        if not tiles:
+            inside = f"""
+                {ctype} best = p[0];
+                npy_intp pick_y = 0, pick_x = 0;
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) {{
+                        const {ctype} v = p[ky * XSY + kx * XSX];
+                        const int take = (v > best) | (v != v);  /* first max, last NaN */
+                        best = take ? v : best;
+                        pick_y = take ? ky : pick_y;
+                        pick_x = take ? kx : pick_x;
+                    }}
+                gplane[(ys + pick_y) * W + xs + pick_x] += g;"""
+            return inside, body
+        inside = f"""
+            {ctype} best = p[0];
+            for (npy_intp ky = 0; ky < KH; ++ky)
+                for (npy_intp kx = 0; kx < KW; ++kx) {{
+                    const {ctype} v = p[ky * XSY + kx * XSX];
+                    best = (v > best || v != v) ? v : best;
+                }}
+            if (best == best) {{
+                int found = 0;
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) {{
+                        const int e = (p[ky * XSY + kx * XSX] == best) & !found;
+                        found |= e;
+                        gplane[(ys + ky) * W + xs + kx] {op} e ? g : ({ctype})0;
+                    }}
+            }} else {{  /* a NaN in the window: its last NaN takes the gradient */
+                npy_intp last = 0;
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx) {{
+                        const {ctype} v = p[ky * XSY + kx * XSX];
+                        if (v != v) last = ky * KW + kx;
+                    }}
+                for (npy_intp ky = 0; ky < KH; ++ky)
+                    for (npy_intp kx = 0; kx < KW; ++kx)
+                        gplane[(ys + ky) * W + xs + kx] {op}
+                            ky * KW + kx == last ? g : ({ctype})0;
+            }}"""
+        return inside, body
+
+    def c_code(self, node, name, inames, onames, sub):
+        """The C code template of the pooling gradient (PyTensor fills in the names)."""
+        (x, gz), (out,), fail = inames, onames, sub["fail"]
+        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        # windows that do not overlap (stride >= pool) cover the buffer: it is zeroed only
+        # where no inside window writes (see _window_code)
+        tiles = self.stride[0] >= self.pool[0] and self.stride[1] >= self.pool[1]
+        inside, body = self._window_code(ctype, tiles)
         loops = self._row_loops(ctype, f"const {ctype} g = gzp[oy * OW + ox];", inside, body)
         covered = (
             "PH == 0 && PW == 0 && SH == KH && SW == KW && H == OH * KH && W == OW * KW"
