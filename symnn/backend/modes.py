@@ -34,8 +34,9 @@ def _c_mode() -> Mode:
     return Mode(linker=ParallelCVMLinker(), optimizer="fast_run").including(REWRITE_TAG)
 
 
-#: symnn's rewrites that only pay off with C code (a flat loop for fused elementwise nodes)
-_C_ONLY_REWRITES = ("symnn_flat_elemwise",)
+#: symnn's rewrites that only pay off with C code (a flat loop for fused elementwise nodes, a
+#: convolution's input gradient by chunks)
+_C_ONLY_REWRITES = ("symnn_flat_elemwise", "symnn_col2im_gemm")
 
 #: the backends ``mode=`` and ``SYMNN_MODE`` name with one word
 BACKENDS = ("C", "NUMBA", "JAX")

@@ -8,7 +8,8 @@ that put them into users' graphs.
 - :mod:`~symnn.ops.gather`: the minibatch gather of a training step, checking for NaN and
   infinity as it copies.
 - :mod:`~symnn.ops.conv`: convolution as im2col + GEMM and 2-D pooling (with numba versions
-  in :mod:`~symnn.ops.conv_numba`).
+  in :mod:`~symnn.ops.conv_numba`); :mod:`~symnn.ops.corr`: a convolution's input gradient a
+  cache-sized chunk of images at a time (symnn's C mode).
 - :mod:`~symnn.ops.cells`: the elementwise half of an LSTM or GRU step and its gradient.
 - :mod:`~symnn.ops.rewrites`: symnn's compile mode rewrites the idioms users write
   (``log_softmax(z)[arange(n), y]``, PyTensor's ``Softmax``, ...) into these ops.

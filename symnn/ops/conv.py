@@ -134,6 +134,12 @@ class _Geometry(COp):
         return (4,)
 
 
+# the plane of output q = 0 .. N*C-1 in the input's memory order (channels outer when the
+# input is channels first in memory), ``nc = n * C + c`` its index in (N, C) order
+_PLANE = """
+            const npy_intp nc = CFIRST ? (q % N) * C + q / N : q;
+            const {ctype}* plane = in + (nc / C) * XS0 + (nc % C) * XS1;"""
+
 _SHAPE_CHECK = """
         if (OH <= 0 || OW <= 0) {{
             PyErr_Format(PyExc_ValueError, "{what}: the (%ld, %ld) kernel does not fit the "
@@ -432,7 +438,8 @@ class _Pooling(COp):
         const npy_intp XS0 = PyArray_STRIDES(src)[0] / esz, XS1 = PyArray_STRIDES(src)[1] / esz;
         const npy_intp XSY = PyArray_STRIDES(src)[2] / esz, XSX = PyArray_STRIDES(src)[3] / esz;
         const int INC_PAD = {int(self.mode == "average_inc_pad")};
-        {defines}"""
+        {defines}
+        const int CFIRST = N > 1 && C > 1 && XS1 > XS0;"""
 
     def _row_loops(self, ctype: str, prefix: str, inside: str, border: str) -> str:
         """C code: for every output position of one plane, ``prefix`` then ``inside`` (the
@@ -497,7 +504,7 @@ class _Pooling(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (10,)
+        return (12,)
 
 
 class Pool2D(_Pooling):
@@ -589,8 +596,8 @@ class Pool2D(_Pooling):
         }}
         const {ctype}* in = (const {ctype}*)PyArray_DATA(src);
         {ctype}* o = ({ctype}*)PyArray_DATA({out});
-        for (npy_intp nc = 0; nc < N * C; ++nc) {{
-            const {ctype}* plane = in + (nc / C) * XS0 + (nc % C) * XS1;
+        for (npy_intp q = 0; q < N * C; ++q) {{
+            {_PLANE.format(ctype=ctype)}
             {loops}
         }}
         Py_DECREF(src);
@@ -668,8 +675,10 @@ class Pool2DGrad(_Pooling):
                     if (v > best || v != v) {{ best = v; at = y * W + xx; }}
                 }}
             gplane[at] += g;"""
-        if not tiles:
-            inside = f"""
+        # the window's pick without branches (first maximum, last NaN); tiles then write
+        # every pixel of the window (g at the pick, 0 elsewhere), overlapping windows add g
+        # once at the pick
+        pick = f"""
                 {ctype} best = p[0];
                 npy_intp pick_y = 0, pick_x = 0;
                 for (npy_intp ky = 0; ky < KH; ++ky)
@@ -679,37 +688,15 @@ class Pool2DGrad(_Pooling):
                         best = take ? v : best;
                         pick_y = take ? ky : pick_y;
                         pick_x = take ? kx : pick_x;
-                    }}
-                gplane[(ys + pick_y) * W + xs + pick_x] += g;"""
-            return inside, body
-        inside = f"""
-            {ctype} best = p[0];
-            for (npy_intp ky = 0; ky < KH; ++ky)
-                for (npy_intp kx = 0; kx < KW; ++kx) {{
-                    const {ctype} v = p[ky * XSY + kx * XSX];
-                    best = (v > best || v != v) ? v : best;
-                }}
-            if (best == best) {{
-                int found = 0;
-                for (npy_intp ky = 0; ky < KH; ++ky)
-                    for (npy_intp kx = 0; kx < KW; ++kx) {{
-                        const int e = (p[ky * XSY + kx * XSX] == best) & !found;
-                        found |= e;
-                        gplane[(ys + ky) * W + xs + kx] {op} e ? g : ({ctype})0;
-                    }}
-            }} else {{  /* a NaN in the window: its last NaN takes the gradient */
-                npy_intp last = 0;
-                for (npy_intp ky = 0; ky < KH; ++ky)
-                    for (npy_intp kx = 0; kx < KW; ++kx) {{
-                        const {ctype} v = p[ky * XSY + kx * XSX];
-                        if (v != v) last = ky * KW + kx;
-                    }}
+                    }}"""
+        if not tiles:
+            return pick + """
+                gplane[(ys + pick_y) * W + xs + pick_x] += g;""", body
+        return pick + f"""
                 for (npy_intp ky = 0; ky < KH; ++ky)
                     for (npy_intp kx = 0; kx < KW; ++kx)
-                        gplane[(ys + ky) * W + xs + kx] {op}
-                            ky * KW + kx == last ? g : ({ctype})0;
-            }}"""
-        return inside, body
+                        gplane[(ys + ky) * W + xs + kx] =
+                            (ky == pick_y) & (kx == pick_x) ? g : ({ctype})0;""", body
 
     def c_code(self, node, name, inames, onames, sub):
         """The C code template of the pooling gradient (PyTensor fills in the names)."""
@@ -735,20 +722,35 @@ class Pool2DGrad(_Pooling):
         }}
         PyArrayObject* gsrc = (PyArrayObject*)PyArray_GETCONTIGUOUS({gz});
         if (!gsrc) {{ Py_DECREF(src); {fail} }}
-        if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == 4
+        /* the gradient in the input's memory order: channels first when the input is (a
+           convolution writes (C, N, H, W) and the network sees its (N, C, H, W) view), so
+           the convolution's weight gradient reads it without a copy */
+        const int CF_OUT = CFIRST && XSX == 1 && XSY == W && XS0 == H * W && XS1 == N * H * W;
+        const npy_intp GS0 = CF_OUT ? H * W : C * H * W, GS1 = CF_OUT ? N * H * W : H * W;
+        if (!({out} && PyArray_NDIM({out}) == 4 && PyArray_ISALIGNED({out})
               && PyArray_DIMS({out})[0] == N && PyArray_DIMS({out})[1] == C
-              && PyArray_DIMS({out})[2] == H && PyArray_DIMS({out})[3] == W)) {{
+              && PyArray_DIMS({out})[2] == H && PyArray_DIMS({out})[3] == W
+              && PyArray_STRIDES({out})[0] == GS0 * esz && PyArray_STRIDES({out})[1] == GS1 * esz
+              && PyArray_STRIDES({out})[2] == W * esz && PyArray_STRIDES({out})[3] == esz)) {{
             Py_XDECREF({out});
-            {out} = (PyArrayObject*)PyArray_EMPTY(4, PyArray_DIMS(src), {typenum}, 0);
+            if (CF_OUT) {{
+                npy_intp cdims[4] = {{C, N, H, W}}, order[4] = {{1, 0, 2, 3}};
+                PyArray_Dims perm = {{order, 4}};
+                PyArrayObject* base = (PyArrayObject*)PyArray_EMPTY(4, cdims, {typenum}, 0);
+                {out} = base ? (PyArrayObject*)PyArray_Transpose(base, &perm) : NULL;
+                Py_XDECREF(base);
+            }} else {{
+                {out} = (PyArrayObject*)PyArray_EMPTY(4, PyArray_DIMS(src), {typenum}, 0);
+            }}
             if (!{out}) {{ Py_DECREF(src); Py_DECREF(gsrc); {fail} }}
         }}
         if (!({covered})) memset(PyArray_DATA({out}), 0, PyArray_NBYTES({out}));
         const {ctype}* in = (const {ctype}*)PyArray_DATA(src);
         const {ctype}* gin = (const {ctype}*)PyArray_DATA(gsrc);
         {ctype}* gx = ({ctype}*)PyArray_DATA({out});
-        for (npy_intp nc = 0; nc < N * C; ++nc) {{
-            const {ctype}* plane = in + (nc / C) * XS0 + (nc % C) * XS1;
-            {ctype}* gplane = gx + nc * H * W;
+        for (npy_intp q = 0; q < N * C; ++q) {{
+            {_PLANE.format(ctype=ctype)}
+            {ctype}* gplane = gx + (nc / C) * GS0 + (nc % C) * GS1;
             const {ctype}* gzp = gin + nc * OH * OW;
             {loops}
         }}

@@ -51,6 +51,8 @@ except ImportError:  # PyTensor >= 3.3: an ``AdvancedIncSubtensor`` with ``idx_l
     AdvancedIncSubtensor1 = None
 
 from ..backend import REWRITE_TAG as TAG
+from .conv import Col2Im
+from .corr import Col2ImGemm
 from .flat_elemwise import flat_elemwise_for, wants_flat_loop
 from .indexing import IncPick, IncRows, PickRows
 from .rowsum import RowSum
@@ -423,6 +425,30 @@ optdb.register(
     WalkingGraphRewriter(flat_elemwise_rewrite),
     TAG,
     position=99,
+)
+
+
+@node_rewriter([Col2Im])
+def col2im_gemm_rewrite(fgraph, node):
+    """``Col2Im(Dot22(a, gz))`` -> :class:`~symnn.ops.corr.Col2ImGemm` ``(a.T, gz)`` (when
+    nothing else reads the product: the gradient of the whole batch's patch matrix)."""
+    cols, like = node.inputs
+    if cols.owner is None or cols.owner.op != _dot22 or len(fgraph.clients[cols]) != 1:
+        return None
+    a, gz = cols.owner.inputs
+    if like.type.dtype not in ("float32", "float64") or a.type.dtype != like.type.dtype:
+        return None
+    op = node.op
+    fused = Col2ImGemm(*op._geometry(), ones_row=op.ones_row)(a.T, gz, like)
+    return [pt.specify_shape(fused, node.outputs[0].type.shape)]
+
+
+# C mode only (no numba or JAX code), once PyTensor's BLAS rewrites have made the Dot22
+optdb.register(
+    "symnn_col2im_gemm",
+    WalkingGraphRewriter(col2im_gemm_rewrite),
+    TAG,
+    position=48.8,
 )
 
 
