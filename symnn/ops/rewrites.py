@@ -430,7 +430,7 @@ optdb.register(
 
 @node_rewriter([Col2Im])
 def col2im_gemm_rewrite(fgraph, node):
-    """``Col2Im(Dot22(a, gz))`` -> :class:`~symnn.ops.corr.Col2ImGemm` ``(a.T, gz)`` (when
+    """C mode: ``Col2Im(Dot22(a, gz))`` -> :class:`~symnn.ops.corr.Col2ImGemm` ``(a.T, gz)`` (when
     nothing else reads the product: the gradient of the whole batch's patch matrix)."""
     cols, like = node.inputs
     if cols.owner is None or cols.owner.op != _dot22 or len(fgraph.clients[cols]) != 1:
@@ -443,7 +443,6 @@ def col2im_gemm_rewrite(fgraph, node):
     return [pt.specify_shape(fused, node.outputs[0].type.shape)]
 
 
-# C mode only (no numba or JAX code), once PyTensor's BLAS rewrites have made the Dot22
 optdb.register(
     "symnn_col2im_gemm",
     WalkingGraphRewriter(col2im_gemm_rewrite),
