@@ -131,7 +131,32 @@ class _Geometry(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (4,)
+        return (5,)
+
+
+def _image_sizes(array: str, var, what: str, fail: str) -> str:
+    """C code: ``N``, ``C``, ``H``, ``W``, the sizes of the 4-D ``array``; ``C``, ``H`` and
+    ``W`` as constants where the variable's type knows them, checked against the array (the
+    loops over a row then have a length the compiler knows: a convolution's 8-pixel rows are
+    one vector instruction instead of a loop)."""
+    shape = var.type.shape
+    decls, checks = [f"const npy_intp N = PyArray_DIMS({array})[0];"], []
+    for i, name in enumerate("CHW", start=1):
+        if shape[i] is None:
+            decls.append(f"const npy_intp {name} = PyArray_DIMS({array})[{i}];")
+        else:
+            decls.append(f"const npy_intp {name} = {int(shape[i])};")
+            checks.append(f"PyArray_DIMS({array})[{i}] != {int(shape[i])}")
+    if checks:
+        decls.append(f"""
+        if ({" || ".join(checks)}) {{
+            PyErr_Format(PyExc_ValueError, "{what}: an input of shape (%ld, %ld, %ld, %ld); its "
+                         "type says {tuple(shape)}.", (long)PyArray_DIMS({array})[0],
+                         (long)PyArray_DIMS({array})[1], (long)PyArray_DIMS({array})[2],
+                         (long)PyArray_DIMS({array})[3]);
+            {fail}
+        }}""")
+    return "\n        ".join(decls)
 
 
 # the plane of output q = 0 .. N*C-1 in the input's memory order (channels outer when the
@@ -252,8 +277,7 @@ class Im2Col(_Geometry):
         {self._defines()}
         PyArrayObject* src = (PyArrayObject*)PyArray_GETCONTIGUOUS({x});
         if (!src) {fail}
-        const npy_intp N = PyArray_DIMS(src)[0], C = PyArray_DIMS(src)[1];
-        const npy_intp H = PyArray_DIMS(src)[2], W = PyArray_DIMS(src)[3];
+        {_image_sizes("src", node.inputs[0], "im2col", "Py_DECREF(src); " + fail)}
         const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
         const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
         {_SHAPE_CHECK.format(what="im2col", fail="Py_DECREF(src); " + fail)}
@@ -325,8 +349,7 @@ class Col2Im(_Geometry):
         return f"""
         {{
         {self._defines()}
-        const npy_intp N = PyArray_DIMS({like})[0], C = PyArray_DIMS({like})[1];
-        const npy_intp H = PyArray_DIMS({like})[2], W = PyArray_DIMS({like})[3];
+        {_image_sizes(like, node.inputs[1], "col2im", fail)}
         const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
         const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
         {_SHAPE_CHECK.format(what="col2im", fail=fail)}
@@ -393,13 +416,12 @@ class _Pooling(COp):
         args = zip((h, w), self.pool, self.stride, self.pad)
         return tuple(pool_output_size(*a, self.ignore_border) for a in args)
 
-    def _defines(self) -> str:
+    def _defines(self, x) -> str:
         (kh, kw), (sh, sw), (ph, pw) = self.pool, self.stride, self.pad
         ib = int(self.ignore_border)
         return f"""
         const npy_intp KH = {kh}, KW = {kw}, SH = {sh}, SW = {sw}, PH = {ph}, PW = {pw};
-        const npy_intp N = PyArray_DIMS(src)[0], C = PyArray_DIMS(src)[1];
-        const npy_intp H = PyArray_DIMS(src)[2], W = PyArray_DIMS(src)[3];
+        {_image_sizes("src", x, "pool_2d", "Py_DECREF(src); FAIL_HERE")}
         npy_intp OH, OW;
         if ({ib}) {{ OH = (H + 2 * PH - KH) / SH + 1; OW = (W + 2 * PW - KW) / SW + 1; }}
         else {{
@@ -424,10 +446,10 @@ class _Pooling(COp):
             const double count = INC_PAD ? (double)((ye - ys) * (xe - xs))
                                          : (double)((y1 - y0) * (x1 - x0));"""
 
-    def _prelude(self, x: str, ctype: str, fail: str) -> str:
+    def _prelude(self, node, x: str, ctype: str, fail: str) -> str:
         """C code: ``src``, the input read through its strides (``XS0``, ``XS1``, ``XSY``,
         ``XSX`` in elements; a contiguous copy only for a misaligned array), and the sizes."""
-        defines = self._defines().replace("FAIL_HERE", fail)
+        defines = self._defines(node.inputs[0]).replace("FAIL_HERE", fail)
         return f"""
         PyArrayObject* src = {x};
         const int esz = (int)sizeof({ctype});
@@ -504,7 +526,7 @@ class _Pooling(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (12,)
+        return (13,)
 
 
 class Pool2D(_Pooling):
@@ -585,7 +607,7 @@ class Pool2D(_Pooling):
         loops = self._row_loops(ctype, f"{ctype}* ob = o + (nc * OH + oy) * OW;", inside, body)
         return f"""
         {{
-        {self._prelude(x, ctype, fail)}
+        {self._prelude(node, x, ctype, fail)}
         npy_intp dims[4] = {{N, C, OH, OW}};
         if (!({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_DIMS({out})[0] == N
               && PyArray_DIMS({out})[1] == C && PyArray_DIMS({out})[2] == OH
@@ -714,7 +736,7 @@ class Pool2DGrad(_Pooling):
         )
         return f"""
         {{
-        {self._prelude(x, ctype, fail)}
+        {self._prelude(node, x, ctype, fail)}
         if (PyArray_DIMS({gz})[0] != N || PyArray_DIMS({gz})[1] != C
             || PyArray_DIMS({gz})[2] != OH || PyArray_DIMS({gz})[3] != OW) {{
             PyErr_SetString(PyExc_ValueError, "pool_2d gradient: gz has the wrong shape.");

@@ -21,7 +21,7 @@ from pytensor.graph.utils import MethodNotDefined
 from pytensor.tensor.blas import blas_header_text, blas_header_version, ldflags
 
 from ..errors import SymnnTypeError
-from .conv import _LOOP, _SHAPE_CHECK, Col2Im, Im2Col, _Geometry, _image, _zeroed
+from .conv import _LOOP, _SHAPE_CHECK, Col2Im, Im2Col, _Geometry, _image, _image_sizes, _zeroed
 
 __all__ = ["Col2ImGemm", "CHUNK_BYTES"]
 
@@ -54,7 +54,7 @@ class _Corr(_Geometry):
         return blas_header_text()
 
     def c_code_cache_version(self):
-        return (1, CHUNK_BYTES, blas_header_version())
+        return (2, CHUNK_BYTES, blas_header_version())
 
     def _prelude(self, node, image: str, weights: tuple[str, int] | None, fail: str) -> str:
         """C code: the sizes of the images (``N``, ``C``, ``H``, ``W``, ``OH``, ``OW``, ``P``
@@ -75,8 +75,7 @@ class _Corr(_Geometry):
         }}"""
         return f"""
         {self._defines()}
-        const npy_intp N = PyArray_DIMS({image})[0], C = PyArray_DIMS({image})[1];
-        const npy_intp H = PyArray_DIMS({image})[2], W = PyArray_DIMS({image})[3];
+        {_image_sizes(image, node.inputs[2], self._what, fail)}
         const npy_intp OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
         const npy_intp OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
         {_SHAPE_CHECK.format(what=self._what, fail=fail)}
