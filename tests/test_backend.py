@@ -117,3 +117,32 @@ def test_cli_rejects_unknown_command():
     )
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "invalid choice" in out.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator and getrusage page faults")
+def test_a_c_mode_step_reuses_the_memory_its_last_call_freed():
+    """The cvm linker frees a step's intermediates after each call (allow_gc); with glibc's
+    default thresholds the next call faulted its pages in again (5,700 pages per call for a
+    CNN step at batch 128, 1.5x slower). In symnn's C mode the freed memory is reused."""
+    import resource
+
+    from symnn.backend.memory import keep_freed_memory
+    from symnn.layers import from_arch
+
+    net = from_arch("conv8x5,pool2,16", (28, 28), rng=0)
+    x, y = pt.matrix("x", dtype="float32"), pt.ivector("y")
+    out = net(x)
+    cost = -pt.mean(pt.log(out[pt.arange(y.shape[0]), y]))
+    step = pytensor.function([x, y], pytensor.grad(cost, net.params), mode=backend.resolve_mode("C"))
+    if not keep_freed_memory():
+        pytest.skip("not glibc, or SYMNN_KEEP_FREED_MEMORY=0")
+    X = np.random.default_rng(0).random((256, 784), dtype=np.float32)
+    Y = np.zeros(256, dtype="int32")
+    for _ in range(3):
+        step(X, Y)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        step(X, Y)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+    # the step's intermediates are ~5 MB (1,200 pages): faulted in anew, they would show here
+    assert faults < 100

@@ -1,5 +1,6 @@
-"""Keeping freed memory for the next call, for backends that allocate every intermediate on
-every call (PyTensor's numba backend; its C backend reuses each node's output buffers).
+"""Keeping freed memory for the next call: PyTensor's backends allocate a step's intermediates
+on every call (numba always; the C backend's ``cvm`` linker frees each node's output once it
+has been read, PyTensor's ``allow_gc``, so the next call allocates it again).
 
 glibc returns freed blocks of the heap's top to the system once more than
 ``M_TRIM_THRESHOLD`` bytes are free there, and serves blocks larger than
@@ -7,7 +8,10 @@ glibc returns freed blocks of the heap's top to the system once more than
 tens of megabytes of intermediates (patch matrices, their gradients) and frees them before
 the next step, so with glibc's defaults every step faults its pages in again: a convolutional
 step here faulted 3,500 pages and spent a third of its time in the kernel
-(``docs/performance.md``). :func:`keep_freed_memory` raises both thresholds once per process,
+(``docs/performance.md``), and a C-backend CNN step at batch 128 faulted 5,700 pages and ran
+1.5x slower; when a large array comes from ``mmap`` also depends on what the process freed
+before (glibc moves its threshold), so the same step's speed varied from process to process.
+:func:`keep_freed_memory` raises both thresholds once per process,
 so freed blocks are reused: up to ``TRIM_BYTES`` of free memory stays with the process.
 ``SYMNN_KEEP_FREED_MEMORY=0`` leaves glibc's settings alone; other C libraries are left alone.
 """

@@ -28,9 +28,13 @@ REWRITE_TAG = "symnn"
 def _c_mode() -> Mode:
     # fast_run plus symnn's rewrites, which turn PyTensor's Softmax/LogSoftmax (graphs that
     # the C backend would run from Python) and the integer-indexing idioms into C ops
-    # ``cvm`` whose C modules are compiled on every core (:mod:`symnn.backend.parallel`)
+    # ``cvm`` whose C modules are compiled on every core (:mod:`symnn.backend.parallel`);
+    # the linker frees each intermediate once it is read (allow_gc), so a step allocates its
+    # large intermediates anew on every call: keep freed memory for the next
+    from .memory import keep_freed_memory
     from .parallel import ParallelCVMLinker
 
+    keep_freed_memory()
     return Mode(linker=ParallelCVMLinker(), optimizer="fast_run").including(REWRITE_TAG)
 
 
