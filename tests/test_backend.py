@@ -133,7 +133,8 @@ def test_a_c_mode_step_reuses_the_memory_its_last_call_freed():
     x, y = pt.matrix("x", dtype="float32"), pt.ivector("y")
     out = net(x)
     cost = -pt.mean(pt.log(out[pt.arange(y.shape[0]), y]))
-    step = pytensor.function([x, y], pytensor.grad(cost, net.params), mode=backend.resolve_mode("C"))
+    mode = backend.resolve_mode("C")
+    step = pytensor.function([x, y], pytensor.grad(cost, net.params), mode=mode)
     if not keep_freed_memory():
         pytest.skip("not glibc, or SYMNN_KEEP_FREED_MEMORY=0")
     X = np.random.default_rng(0).random((256, 784), dtype=np.float32)

@@ -727,7 +727,8 @@ class Pool2DGrad(_Pooling):
                 {ctype}* __restrict__ gw = gplane + ys * W + xs;
                 for (int ky = 0; ky < (int)KH; ++ky)
                     for (int kx = 0; kx < (int)KW; ++kx)
-                        gw[ky * W + kx] = ({ctype})(ky * (int)KW + kx) == pick ? g : ({ctype})0;""", body
+                        gw[ky * W + kx] =
+                            ({ctype})(ky * (int)KW + kx) == pick ? g : ({ctype})0;""", body
 
     def c_code(self, node, name, inames, onames, sub):
         """The C code template of the pooling gradient (PyTensor fills in the names)."""
