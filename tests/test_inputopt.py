@@ -193,6 +193,21 @@ def test_best_iterate_is_returned_when_the_ascent_oscillates(steps):
     assert np.all((r.x >= 0) & (r.x <= 1))
 
 
+def test_keep_last_returns_the_last_iterate_without_replaying():
+    x = pt.matrix("x", dtype="float64", shape=(None, 3))
+    objective = -pt.sum((x - np.array([0.3, 0.6, 0.5])) ** 2, axis=1)
+    opts = dict(n_starts=5, seed=2, steps=33, learning_rate=0.9, method="momentum")
+    best = maximize(objective, x, **opts)
+    last = maximize(objective, x, keep="last", **opts)
+    assert not np.array_equal(best.x, last.x)  # the run oscillates: best is not last
+    np.testing.assert_array_equal(last.x, best.x_last)  # the same ascent, its last iterate
+    np.testing.assert_allclose(evaluate_objective(objective, x, last.x), last.value, atol=1e-12)
+    with pytest.raises(SymnnValueError, match="keep"):
+        maximize(objective, x, keep="first")
+    with pytest.raises(SymnnValueError, match="keep='last' has no effect with method='tnc'"):
+        maximize(objective, x, keep="last", method="tnc")
+
+
 def test_tol_stops_early_and_none_runs_every_step():
     x = pt.matrix("x", dtype="float64", shape=(None, 2))
     objective = -pt.sum((x - 0.5) ** 2, axis=1)
@@ -571,7 +586,8 @@ def test_ascent_options_are_maximizes_and_checked_before_compiling(digits_net, m
     from symnn.inputopt.activation import ASCENT_OPTIONS
 
     trainer, _ = digits_net
-    assert set(ASCENT_OPTIONS) == {"steps", "learning_rate", "method", "tol", "blas_threads"}
+    assert set(ASCENT_OPTIONS) == {"steps", "learning_rate", "method", "tol", "blas_threads",
+                                   "keep"}  # fmt: skip
     with pytest.raises(SymnnTypeError, match="unexpected keyword 'stepz'.*steps, learning_rate"):
         activation_maximization(trainer.network, [0], stepz=3)
 

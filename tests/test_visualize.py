@@ -202,6 +202,24 @@ def test_warps_and_jitter_show_the_network_transformed_images_seeded_per_call(ne
     np.testing.assert_allclose(got, want, atol=1e-12)
 
 
+def test_random_views_return_the_last_iterate_and_plain_ascents_the_best(net, monkeypatch):
+    """Under random transformations each step's value is one random view's (Lucid returns
+    the last iterate); without them the best recorded iterate, unless ``keep`` says."""
+    import symnn.inputopt.render as render
+
+    opts = dict(image_shape=(6, 6), n=3, steps=40, learning_rate=0.5, param="pixel", mode=FAST)
+    jittered = visualize(net, "channel:conv0:0", jitter=2, **opts)
+    np.testing.assert_array_equal(jittered.images, jittered.result.x_last)
+    kept = []
+    ascent = render.maximize
+    record = lambda *a, **kw: kept.append(kw["keep"]) or ascent(*a, **kw)  # noqa: E731
+    monkeypatch.setattr(render, "maximize", record)
+    for extra in [{}, {"jitter": 2}, {"scale": 0.1}, {"noise": 0.1}, {"crop": (0.5, 1.0)},
+                  {"jitter": 2, "keep": "best"}, {"keep": "last"}]:  # fmt: skip
+        visualize(net, "channel:conv0:0", **opts, **extra)
+    assert kept == ["best", "last", "last", "last", "last", "best", "last"]
+
+
 def test_crops_and_noise_are_macos_seeded_per_call(net):
     """``crop``: the warps show random squares of the image resized to it (checked against
     numpy's bilinear sampling of the box); ``noise``: what the network sees moves by the

@@ -217,7 +217,7 @@ def activation_maximization(
         the weight is absolute, :data:`DEFAULT_PRIOR_WEIGHT` by default.
     **ascent
         :func:`~symnn.inputopt.maximize`'s options (:data:`ASCENT_OPTIONS`: ``steps``,
-        ``learning_rate``, ``method``, ``tol``, ``blas_threads``), forwarded unchanged;
+        ``learning_rate``, ``method``, ``tol``, ``blas_threads``, ``keep``), forwarded unchanged;
         the defaults here are :data:`ASCENT_DEFAULTS` and ``learning_rate=0.05`` for the
         projected methods.
 

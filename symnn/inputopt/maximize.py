@@ -174,6 +174,7 @@ def maximize(
     mode: Any = None,
     every: tuple[int, Callable[[np.ndarray], np.ndarray]] | None = None,
     blas_threads: int | str = "auto",
+    keep: str = "best",
 ) -> MaximizeResult:
     """Find inputs in the box ``bounds`` that maximise ``objective``, from several starts.
 
@@ -215,6 +216,11 @@ def maximize(
         the faster (:mod:`symnn.backend.threads`), the scipy methods use the library's default; the
         count can change the last bits of the iterates, so a number (``2``) makes runs from
         the same seed bit-identical.
+    keep
+        Which iterate of each start the projected methods return: ``"best"`` (the one with
+        the highest recorded objective, recovered by replaying the ascent from a snapshot)
+        or ``"last"`` (no replay; for objectives that change from step to step, e.g. under
+        random transformations, where the highest recorded value is partly noise).
 
     Returns
     -------
@@ -252,6 +258,7 @@ class Ascent:
     mode: Any
     every: tuple[int, Callable] | None
     fixed_threads: int | None  # None: tuned by timing
+    keep: str  # "best" or "last" iterate per start
 
     @property
     def width(self) -> int:
@@ -263,6 +270,7 @@ class Ascent:
         options = check_ascent_options(
             method=args["method"], steps=args["steps"], learning_rate=args["learning_rate"],
             tol=args["tol"], blas_threads=args["blas_threads"], every=args["every"],
+            keep=args["keep"],
         )  # fmt: skip
         width = _width(x, args["x0"])
         lo, hi = resolve_bounds(args["bounds"], width, x.type.dtype)
@@ -280,9 +288,10 @@ class Ascent:
                 if tuner.choice is not None and tuner.fixed is None:
                     fns.threads[len(self.starts)] = tuner.choice
                 x_last = np.array(fns.X.get_value())  # numpy also on JAX
-                X = _best_by_replay(
-                    fns, trace, np.asarray(fns.value()), x_last, tuner, self._advance
-                )
+                X = x_last
+                if self.keep == "best":
+                    final = np.asarray(fns.value())
+                    X = _best_by_replay(fns, trace, final, x_last, tuner, self._advance)
             finally:
                 tuner.restore()
             fns.X.set_value(X)
@@ -404,6 +413,7 @@ class _Trace:
 def check_ascent_options(
     *, method: str = "gradient", steps: int = 200, learning_rate: float | None = None,
     tol: float | None = None, blas_threads: int | str = "auto", every: Any = None,
+    keep: str = "best",
 ) -> dict[str, Any]:
     """:func:`maximize`'s ascent options checked (naming the bad one), as :class:`Ascent`
     holds them; callers that compile first (activation maximisation) check them before.
@@ -416,7 +426,9 @@ def check_ascent_options(
     method = check_choice(method, "method", METHODS)
     steps = check_positive(steps, "steps", integer=True)
     if method in SCIPY:
-        for name, value in (("learning_rate", learning_rate), ("every", every)):
+        given = (("learning_rate", learning_rate), ("every", every),
+                 ("keep", None if keep == "best" else keep))  # fmt: skip
+        for name, value in given:
             if value is not None:
                 raise SymnnValueError(
                     f"{name}={value!r} has no effect with method={method!r} (scipy chooses "
@@ -429,7 +441,8 @@ def check_ascent_options(
         check_positive(tol, "tol", allow_zero=True)
     _check_every(every)
     return dict(steps=steps, learning_rate=float(learning_rate), method=method, tol=tol,
-                every=every, fixed_threads=check_blas_threads(blas_threads))  # fmt: skip
+                every=every, fixed_threads=check_blas_threads(blas_threads),
+                keep=check_choice(keep, "keep", ("best", "last")))  # fmt: skip
 
 
 def _check_every(every) -> None:

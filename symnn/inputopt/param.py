@@ -185,9 +185,8 @@ class Parametrisation:
         scale = 1.0 / np.maximum(freqs, 1.0 / max(self.image_shape[1:]))
         dtype = grid.dtype
         scaled = grid * scale.astype(dtype)
-        return pt.matmul(pt.matmul(bh.astype(dtype), scaled), bw.T.astype(dtype)) / np.asarray(
-            _FOURIER_DIVISOR, dtype=dtype
-        )
+        z = _right(_left(bh.astype(dtype), scaled), bw.T.astype(dtype))
+        return z / np.asarray(_FOURIER_DIVISOR, dtype=dtype)
 
     def _maco(self, phase: Any) -> Any:
         c, h, w = self.image_shape
@@ -198,10 +197,24 @@ class Parametrisation:
         mag = self.magnitude.astype(dtype)
         re, im = mag * pt.cos(phase), mag * pt.sin(phase)
         # Re(F_H (re + i im) F_W) with F = C + iS, the inverse DFT up to 1 / (H W)
-        left_re = pt.matmul(cy, re) - pt.matmul(sy, im)
-        left_im = pt.matmul(cy, im) + pt.matmul(sy, re)
-        z = pt.matmul(left_re, cx) - pt.matmul(left_im, sx)
+        left_re = _left(cy, re) - _left(sy, im)
+        left_im = _left(cy, im) + _left(sy, re)
+        z = _right(left_re, cx) - _right(left_im, sx)
         flat = z.reshape((z.shape[0], -1))
         mean = flat.mean(axis=1, keepdims=True)
         std = pt.sqrt(pt.sqr(flat - mean).mean(axis=1, keepdims=True))
         return ((flat - mean) / (std + np.asarray(1e-4, dtype=dtype))).reshape(z.shape)
+
+
+def _left(m: np.ndarray, x: Any) -> Any:
+    """``m @ x`` for a matrix ``m`` (h, h) and images ``x`` (n, c, h, w), as one 2-D product
+    (a GEMM in C; PyTensor runs a matrix times a stack of images in Python)."""
+    n, c, h, w = x.shape
+    flat = x.transpose(2, 0, 1, 3).reshape((h, n * c * w))
+    return pt.dot(m, flat).reshape((m.shape[0], n, c, w)).transpose(1, 2, 0, 3)
+
+
+def _right(x: Any, m: np.ndarray) -> Any:
+    """``x @ m`` for images ``x`` (n, c, h, w) and a matrix ``m`` (w, w'), one 2-D product."""
+    n, c, h, w = x.shape
+    return pt.dot(x.reshape((n * c * h, w)), m).reshape((n, c, h, m.shape[1]))

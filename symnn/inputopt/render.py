@@ -108,7 +108,9 @@ def visualize(
         U(-noise/2, noise/2) noise, MaCo's (default 0);
         ``seed`` (the random starts and shifts, default 0) and
         :func:`~symnn.inputopt.maximize`'s ``steps`` (256), ``learning_rate`` (0.05),
-        ``method`` (``"adam"``: Lucid's), ``tol``, ``mode`` and ``blas_threads``.
+        ``method`` (``"adam"``: Lucid's), ``tol``, ``mode``, ``blas_threads`` and ``keep``
+        (default ``"last"``, Lucid's, with any random transformation: each step's value is
+        then that of one random view, and the highest of them partly noise; else ``"best"``).
 
     Returns
     -------
@@ -142,6 +144,8 @@ def visualize(
     jitter = check_positive(ascent.pop("jitter"), "jitter", integer=True, allow_zero=True)
     warp = _warp_setting(ascent.pop("scale"), ascent.pop("rotate"), ascent.pop("crop"))
     noise = float(check_positive(ascent.pop("noise"), "noise", allow_zero=True))
+    if ascent["keep"] is None:  # random views: the best recorded value is partly noise
+        ascent["keep"] = "last" if jitter or warp != (0.0, 0.0, None) or noise else "best"
     par = _parametrisation(param, image_shape, reference, network)
     rows = objective.rows
     if rows is not None and n not in (1, rows):
@@ -319,7 +323,7 @@ def _starts(par: Parametrisation, x0: Any, n: int, box, seed: Any, dtype: str):
 ASCENT_DEFAULTS = {"bounds": (0.0, 1.0), "seed_penalty": 0.0, "jitter": 0, "scale": 0.0,
                    "rotate": 0.0, "crop": None, "noise": 0.0, "seed": 0,
                    "steps": 256, "learning_rate": 0.05, "method": "adam", "tol": None, "mode": None,
-                   "blas_threads": "auto"}  # fmt: skip
+                   "blas_threads": "auto", "keep": None}  # fmt: skip
 
 
 def _ascent_options(options: dict[str, Any]) -> dict[str, Any]:
