@@ -9,12 +9,18 @@ inputs; medians, ms per step):
 - ``unknown image sizes``: an input of unknown height and width (the C loops read the sizes
   at run time instead of having them compiled in).
 
+Each row also gives the minor page faults per step (``getrusage``): with
+``SYMNN_KEEP_FREED_MEMORY=0`` glibc's default allocator settings are kept, and the step's
+large intermediates are faulted in again on every call.
+
     python benchmarks/conv_step_variants.py [--rounds 40] [--batch 32 128]
+    SYMNN_KEEP_FREED_MEMORY=0 python benchmarks/conv_step_variants.py
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -59,16 +65,18 @@ def main(argv=None):
         for v in variants[1:]:
             for a, b in zip(fns[v](X, Y), ref):
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=v)
-        times = {v: [] for v in variants}
+        times, faults = {v: [] for v in variants}, dict.fromkeys(variants, 0)
         for r in range(args.rounds):
             for v in variants if r % 2 else variants[::-1]:
-                t0 = time.perf_counter()
+                f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
                 fns[v](X, Y)
                 times[v].append(time.perf_counter() - t0)
+                faults[v] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
         base = median(times["default"])
         for v in variants:
             t = median(times[v])
-            print(f"  batch {batch:4d}  {v:28s} {t * 1e3:8.2f}  default / this {base / t:5.2f}")
+            print(f"  batch {batch:4d}  {v:28s} {t * 1e3:8.2f}  default / this {base / t:5.2f}"
+                  f"  page faults per step {faults[v] / args.rounds:7.0f}")
 
 
 if __name__ == "__main__":
