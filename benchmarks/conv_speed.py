@@ -4,7 +4,7 @@ weights, float32, plain SGD; symnn (one compiled step on its default C backend) 
 PyTorch CPU eager and a hand-written numpy network (im2col + GEMM), interleaved in one run.
 
 Prints, per configuration, the median of interleaved rounds and the ratio to PyTorch:
-training samples/s at batch 32 and 128, inference samples/s on 1000 rows (symnn: what users run,
+training samples/s at batch 32, 64 and 128, inference samples/s on 1000 rows (symnn: what users run,
 ``Trainer.predict_proba``, blocks of 64 rows; PyTorch: one call), and the time per
 step of projected gradient ascent on 32 inputs, each maximising the mean activation of one
 channel of the second convolution (activation maximisation of channels). Also the share of
@@ -269,6 +269,7 @@ def main(argv=None):
     x0 = np.random.default_rng(1).random((32, 784)).astype("float32")
     tasks = {
         "train b32 (samples/s)": lambda m: m.train(X, y, 32, args.steps),
+        "train b64 (samples/s)": lambda m: m.train(X, y, 64, args.steps),
         "train b128 (samples/s)": lambda m: m.train(X, y, 128, args.steps),
         "infer b1000 (samples/s)": lambda m: m.infer(X[:1000]),
         "AM 32 channels (us/step)": lambda m: m.ascend(x0, args.ascent_steps),
@@ -284,9 +285,12 @@ def main(argv=None):
         note = "  (time ratio)" if task.startswith("AM") else ""
         print(f"{task:<26}{cells}   {ratio:.2f}x{note}")
     print(f"\nAM final objective: symnn {impls[0].final:.4f}, pytorch {impls[1].final:.4f}")
-    print("\nshare of symnn's training step (batch 128, PyTensor profiler):")
-    for share, name in profile_shares(weights, X, y)[:10]:
-        print(f"  {share:6.1%}  {name}")
+    shares = {b: dict((k, v) for v, k in profile_shares(weights, X, y, b)) for b in (32, 64, 128)}
+    names = sorted(shares[128], key=shares[128].get, reverse=True)[:10]
+    print("\nshare of symnn's training step (PyTensor profiler), batch 32 / 64 / 128:")
+    for name in names:
+        cells = " ".join(f"{shares[b].get(name, 0.0):6.1%}" for b in (32, 64, 128))
+        print(f"  {cells}  {name}")
 
 
 if __name__ == "__main__":
