@@ -526,7 +526,7 @@ class _Pooling(COp):
         return ["<string.h>"]
 
     def c_code_cache_version(self):
-        return (14,)
+        return (15,)
 
 
 class Pool2D(_Pooling):
@@ -697,9 +697,8 @@ class Pool2DGrad(_Pooling):
                     if (v > best || v != v) {{ best = v; at = y * W + xx; }}
                 }}
             gplane[at] += g;"""
-        # the window's pick without branches (first maximum, last NaN): overlapping windows
-        # add g once at the pick, tiles write every pixel of the window (g at the pick)
-        pick = f"""
+        if not tiles:  # add g once at the window's pick, found without branches
+            return f"""
                 {ctype} best = p[0];
                 npy_intp pick_y = 0, pick_x = 0;
                 for (npy_intp ky = 0; ky < KH; ++ky)
@@ -709,12 +708,11 @@ class Pool2DGrad(_Pooling):
                         best = take ? v : best;
                         pick_y = take ? ky : pick_y;
                         pick_x = take ? kx : pick_x;
-                    }}"""
-        if not tiles:
-            return pick + """
+                    }}
                 gplane[(ys + pick_y) * W + xs + pick_x] += g;""", body
-        # tiles: the pick as a number of the window's own type (an integer one beside float
-        # compares kept the compiler from vectorising the loop over windows: 7x slower)
+        # tiles write every pixel of the window (g at the pick); the pick as a number of the
+        # window's own type (an integer one beside float compares kept the compiler from
+        # vectorising the loop over windows: 7x slower)
         return f"""
                 {ctype} best = p[0], pick = 0;
                 for (int ky = 0; ky < (int)KH; ++ky)

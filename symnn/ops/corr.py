@@ -30,10 +30,90 @@ __all__ = ["Col2ImGemm", "CHUNK_BYTES"]
 CHUNK_BYTES = 512 * 1024
 
 
-class _Corr(_Geometry):
-    """BLAS linked as PyTensor links its own GEMM ops; the chunk loop and its buffer."""
+_GEMM = {"npy_float32": "sgemm_", "npy_float64": "dgemm_"}
 
-    _what = "convolution"
+# the patches of a chunk, w[:, :KK].T @ gz[:, chunk], into buf (KK rows of MP): in BLAS's
+# column-major terms buf^T (MP x KK) = gz[:, chunk]^T (MP x F, leading dimension NP) times
+# w[:, :KK] (F x KK, leading dimension KR)
+_CHUNK_PRODUCT = """
+            {{
+                char ta = 'N', tb = 'T';
+                int m_ = (int)MP, n_ = (int)KK, k_ = (int)F;
+                int lda = (int)NP, ldb = (int)KR, ldc = (int)MP;
+                {ctype} one = 1, zero = 0;
+                {gemm}(&ta, &tb, &m_, &n_, &k_, &one, ({ctype}*)PyArray_DATA(gc) + n0 * P, &lda,
+                       ({ctype}*)PyArray_DATA(wc), &ldb, &zero, buf, &ldc);
+            }}"""
+
+
+def _check_weights(w, x):
+    w = pt.as_tensor_variable(w)
+    if w.type.ndim != 2 or w.type.dtype != x.type.dtype:
+        raise SymnnTypeError(f"w and gz must be {x.type.dtype} matrices; got {w.type}.")
+    return w
+
+
+class Col2ImGemm(_Geometry):
+    """``(weights (F, KR), gz (F, N*OH*OW), like (N, C, H, W)) -> col2im(dot(weights.T, gz))``
+    shaped like ``like`` (only its shape is read; the ones row's weight column is not used):
+    a convolution's input gradient, one GEMM and one scatter-add per chunk of images."""
+
+    _what = "convolution input gradient"
+
+    def make_node(self, w, gz, like):
+        like = _image(like)
+        w, gz = _check_weights(w, like), _check_weights(gz, like)
+        return Apply(self, [w, gz, like], [like.type()])
+
+    def perform(self, node, inputs, output_storage):
+        w, gz, like = inputs
+        cols = np.dot(w.T, gz).astype(like.dtype)
+        col2im = Col2Im(*self._geometry(), ones_row=self.ones_row)
+        col2im.perform(node, [cols, like], output_storage)
+
+    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
+        node, shapes = args[-2:]
+        return [shapes[2]]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        w, gz, like = inputs
+        (g,) = cotangents  # d<g, col2im(w.T @ gz)>: w -> gz @ im2col(g).T, gz -> w @ im2col(g)
+        cols = Im2Col(*self._geometry())(g)
+        kk = cols.shape[0]
+        gw = pt.dot(gz, cols.T)
+        if self.ones_row:  # the bias column does not reach the images
+            gw = pt.concatenate([gw, pt.zeros_like(gw[:, :1])], axis=1)
+        return [gw, pt.dot(w[:, :kk], cols), disconnected_type()]
+
+    def c_code(self, node, name, inames, onames, sub):
+        """C code template: for each chunk, ``patches = w.T @ gz[:, chunk]`` into the buffer,
+        added back into the chunk's images."""
+        if not self._blas_ok(node):
+            raise MethodNotDefined("Col2ImGemm: C code for float32 and float64 only")
+        (w_in, gz_in, like), (gx,), fail = inames, onames, sub["fail"]
+        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
+        get, release = self._contiguous({"wc": w_in, "gc": gz_in}, fail)
+        body = _CHUNK_PRODUCT.format(ctype=ctype, gemm=_GEMM[ctype]) + self._col2im(ctype, gx)
+        return f"""
+        {{
+        {get}
+        const npy_intp F = PyArray_DIMS(wc)[0];
+        {self._prelude(node, like, "wc", release + fail)}
+        if (PyArray_DIMS(gc)[0] != F || PyArray_DIMS(gc)[1] != NP) {{
+            PyErr_Format(PyExc_ValueError, "{self._what}: gradient of shape (%ld, %ld); expected "
+                         "(%ld, %ld).", (long)PyArray_DIMS(gc)[0], (long)PyArray_DIMS(gc)[1],
+                         (long)F, (long)NP);
+            free(buf); {release} {fail}
+        }}
+        {_zeroed(gx, f"PyArray_DIMS({like})", typenum, "free(buf); " + release + fail)}
+        if (F > 0) {{ {self._chunks(body)} }}
+        free(buf);
+        {release}
+        }}
+        """
 
     def c_headers(self, **kwargs):
         return ["<string.h>", "<stdlib.h>", "<limits.h>"]
@@ -54,22 +134,19 @@ class _Corr(_Geometry):
         return blas_header_text()
 
     def c_code_cache_version(self):
-        return (2, CHUNK_BYTES, blas_header_version())
+        return (3, CHUNK_BYTES, blas_header_version())
 
-    def _prelude(self, node, image: str, weights: tuple[str, int] | None, fail: str) -> str:
+    def _prelude(self, node, image: str, weights: str, fail: str) -> str:
         """C code: the sizes of the images (``N``, ``C``, ``H``, ``W``, ``OH``, ``OW``, ``P``
         positions per image, ``NP``, ``KK`` patch rows without the ones row, ``KR`` with it),
-        the chunk ``NC`` and its buffer ``buf``; ``weights`` ``(name, F)`` is checked to have
+        the chunk ``NC`` and its buffer ``buf``; the matrix ``weights`` is checked to have
         ``KR`` columns. ``fail`` runs on an error before the buffer exists."""
         ctype = node.inputs[0].type.dtype_specs()[1]
-        check = ""
-        if weights is not None:
-            name, _ = weights
-            check = f"""
-        if (PyArray_NDIM({name}) != 2 || PyArray_DIMS({name})[1] != KR) {{
+        check = f"""
+        if (PyArray_NDIM({weights}) != 2 || PyArray_DIMS({weights})[1] != KR) {{
             PyErr_Format(PyExc_ValueError, "{self._what}: weights of shape (%ld, %ld); "
                          "expected %ld columns (channels x kernel%s).",
-                         (long)PyArray_DIMS({name})[0], (long)PyArray_DIMS({name})[1],
+                         (long)PyArray_DIMS({weights})[0], (long)PyArray_DIMS({weights})[1],
                          (long)KR, {int(self.ones_row)} ? " + bias" : "");
             {fail}
         }}"""
@@ -136,89 +213,3 @@ class _Corr(_Geometry):
             )
             release.append(f"Py_DECREF({local});")
         return "\n".join(get), " ".join(release)
-
-
-_GEMM = {"npy_float32": "sgemm_", "npy_float64": "dgemm_"}
-
-# the patches of a chunk, w[:, :KK].T @ gz[:, chunk], into buf (KK rows of MP): in BLAS's
-# column-major terms buf^T (MP x KK) = gz[:, chunk]^T (MP x F, leading dimension NP) times
-# w[:, :KK] (F x KK, leading dimension KR)
-_CHUNK_PRODUCT = """
-            {{
-                char ta = 'N', tb = 'T';
-                int m_ = (int)MP, n_ = (int)KK, k_ = (int)F;
-                int lda = (int)NP, ldb = (int)KR, ldc = (int)MP;
-                {ctype} one = 1, zero = 0;
-                {gemm}(&ta, &tb, &m_, &n_, &k_, &one, ({ctype}*)PyArray_DATA(gc) + n0 * P, &lda,
-                       ({ctype}*)PyArray_DATA(wc), &ldb, &zero, buf, &ldc);
-            }}"""
-
-
-def _check_weights(w, x):
-    w = pt.as_tensor_variable(w)
-    if w.type.ndim != 2 or w.type.dtype != x.type.dtype:
-        raise SymnnTypeError(f"w and gz must be {x.type.dtype} matrices; got {w.type}.")
-    return w
-
-
-class Col2ImGemm(_Corr):
-    """``(weights (F, KR), gz (F, N*OH*OW), like (N, C, H, W)) -> col2im(dot(weights.T, gz))``
-    shaped like ``like`` (only its shape is read; the ones row's weight column is not used):
-    a convolution's input gradient, one GEMM and one scatter-add per chunk of images."""
-
-    _what = "convolution input gradient"
-
-    def make_node(self, w, gz, like):
-        like = _image(like)
-        w, gz = _check_weights(w, like), _check_weights(gz, like)
-        return Apply(self, [w, gz, like], [like.type()])
-
-    def perform(self, node, inputs, output_storage):
-        w, gz, like = inputs
-        cols = np.dot(w.T, gz).astype(like.dtype)
-        col2im = Col2Im(*self._geometry(), ones_row=self.ones_row)
-        col2im.perform(node, [cols, like], output_storage)
-
-    def infer_shape(self, *args):  # (fgraph, node, shapes) before PyTensor 3.3
-        node, shapes = args[-2:]
-        return [shapes[2]]
-
-    def connection_pattern(self, node):
-        return [[True], [True], [False]]
-
-    def pullback(self, inputs, outputs, cotangents):
-        w, gz, like = inputs
-        (g,) = cotangents  # d<g, col2im(w.T @ gz)>: w -> gz @ im2col(g).T, gz -> w @ im2col(g)
-        cols = Im2Col(*self._geometry())(g)
-        kk = cols.shape[0]
-        gw = pt.dot(gz, cols.T)
-        if self.ones_row:  # the bias column does not reach the images
-            gw = pt.concatenate([gw, pt.zeros_like(gw[:, :1])], axis=1)
-        return [gw, pt.dot(w[:, :kk], cols), disconnected_type()]
-
-    def c_code(self, node, name, inames, onames, sub):
-        """C code template: for each chunk, ``patches = w.T @ gz[:, chunk]`` into the buffer,
-        added back into the chunk's images."""
-        if not self._blas_ok(node):
-            raise MethodNotDefined("Col2ImGemm: C code for float32 and float64 only")
-        (w_in, gz_in, like), (gx,), fail = inames, onames, sub["fail"]
-        ctype, typenum = node.inputs[0].type.dtype_specs()[1], node.outputs[0].type.dtype_specs()[2]
-        get, release = self._contiguous({"wc": w_in, "gc": gz_in}, fail)
-        body = _CHUNK_PRODUCT.format(ctype=ctype, gemm=_GEMM[ctype]) + self._col2im(ctype, gx)
-        return f"""
-        {{
-        {get}
-        const npy_intp F = PyArray_DIMS(wc)[0];
-        {self._prelude(node, like, ("wc", "F"), release + fail)}
-        if (PyArray_DIMS(gc)[0] != F || PyArray_DIMS(gc)[1] != NP) {{
-            PyErr_Format(PyExc_ValueError, "{self._what}: gradient of shape (%ld, %ld); expected "
-                         "(%ld, %ld).", (long)PyArray_DIMS(gc)[0], (long)PyArray_DIMS(gc)[1],
-                         (long)F, (long)NP);
-            free(buf); {release} {fail}
-        }}
-        {_zeroed(gx, f"PyArray_DIMS({like})", typenum, "free(buf); " + release + fail)}
-        if (F > 0) {{ {self._chunks(body)} }}
-        free(buf);
-        {release}
-        }}
-        """
