@@ -6,21 +6,27 @@ features, the path through the layers, the class of the 5 nearest training image
 Trains on Fashion-MNIST when it is installed, else on scikit-learn's 8x8 digits. Writes
 ``feature_visualisation.png`` (classes under each parametrisation, channels of both
 convolutions) and, per convolution, its channels next to their four strongest dataset
-examples (``feature_visualisation_conv0.png``, ``..._conv2.png``).
+examples (``feature_visualisation_conv0.png``, ``..._conv2.png``). Then the same machinery
+on an imported network: a GoogLeNet-shaped ONNX file (stem and Inception blocks 3a to 4a,
+random weights: the mechanics, not what a trained GoogLeNet sees) read with ``from_onnx``,
+channels of ``mixed4a`` in colour under Lucid's recipe (Fourier basis, decorrelated colour,
+jitter, scale and rotation) in ``feature_visualisation_googlenet.png``.
 
     python examples/feature_visualisation.py --out figures
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _data import image_data, parser, subset, wrote
+from _googlenet import googlenet_onnx
 
 from symnn import plot
-from symnn.inputopt import checks, objectives, visualize
+from symnn.inputopt import Visualization, checks, objectives, visualize
 from symnn.layers import from_arch
 from symnn.train import Trainer
 
@@ -76,6 +82,52 @@ def _beside_examples(net, layer: str, images: np.ndarray, reference: np.ndarray,
     return rows
 
 
+def googlenet_channels(size: int = 224, steps: int = 128, n: int = 8,
+                       out: str | None = None) -> Visualization:  # fmt: skip
+    """The ``n`` channels of ``mixed4a`` of the GoogLeNet-shaped ONNX graph (random weights)
+    most active on noise images, one image each at ``3 x size x size``. With random weights
+    many channels are dead (zero on every input: nothing to ascend), hence the choice."""
+    from symnn.inputopt.checks import layer_features
+    from symnn.io import from_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "googlenet_to_4a.onnx"
+        path.write_bytes(googlenet_onnx(size))
+        net = from_onnx(path)
+    t0 = time.perf_counter()
+    noise = np.random.default_rng(0).uniform(size=(2, 3 * size * size)).astype(np.float32)
+    last = len(net.layers) - 1  # mixed4a's Concat
+    active = layer_features(net, noise, layers={last})[last].reshape(2, 512, -1).mean(axis=(0, 2))
+    chosen = np.sort(np.argsort(-active, kind="stable")[:n])
+    vis = visualize(net, objectives.channel("mixed4a", chosen), image_shape=(3, size, size),
+                    param="fourier", steps=steps, jitter=max(1, size // 28), scale=0.1,
+                    rotate=10)  # fmt: skip
+    print(f"GoogLeNet-shaped graph, channels {chosen.tolist()} of mixed4a at {size}x{size}: "
+          f"{time.perf_counter() - t0:.1f} s with compiling")
+    if out is not None:
+        path = Path(out) / "feature_visualisation_googlenet.png"
+        _colour_row(vis.images.reshape(n, 3, size, size),
+                    [f"channel {c}: {v:.3g}" for c, v in zip(chosen, vis.values)], path,
+                    "GoogLeNet-shaped ONNX graph, RANDOM weights (the mechanics, not what a "
+                    "trained network sees): mixed4a channels, Fourier basis")  # fmt: skip
+        wrote(path)
+    return vis
+
+
+def _colour_row(images: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    """One row of ``(n, 3, h, w)`` images in [0, 1] over their ``labels``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.6 * len(images), 2.0))
+    for c, image in enumerate(images):
+        ax = fig.add_subplot(1, len(images), c + 1)
+        ax.imshow(image.transpose(1, 2, 0), interpolation="nearest")
+        ax.set_title(labels[c], fontsize=7)
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=100)
+
+
 def main(epochs: int = 5, steps: int = 200, n_train=None, out: str | None = None) -> dict:
     data = subset(image_data(), n_train, None)
     side = data.image_shape[0]
@@ -124,5 +176,9 @@ if __name__ == "__main__":
     ap.add_argument("--epochs", type=int, default=5, help="training epochs")
     ap.add_argument("--steps", type=int, default=200, help="ascent steps per image")
     ap.add_argument("--out", default=".", help="folder for the figure")
+    ap.add_argument("--googlenet-size", type=int, default=224,
+                    help="image side of the GoogLeNet-shaped graph's figure (0: skip it)")
     args = ap.parse_args()
     main(epochs=args.epochs, steps=args.steps, out=args.out)
+    if args.googlenet_size:
+        googlenet_channels(args.googlenet_size, out=args.out)

@@ -195,3 +195,14 @@ def test_feature_visualisation_renders_classes_and_channels_under_three_parametr
     assert (tmp_path / "feature_visualisation.png").is_file()
     for layer in ("conv0", "conv2"):  # each channel beside its dataset examples
         assert (tmp_path / f"feature_visualisation_{layer}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_feature_visualisation_of_an_imported_googlenet_shaped_onnx_graph(tmp_path):
+    pytest.importorskip("onnx")
+    vis = load("feature_visualisation").googlenet_channels(size=32, steps=3, n=2,
+                                                           out=str(tmp_path))  # fmt: skip
+    images = vis.images
+    assert images.shape == (2, 3 * 32 * 32) and np.all(vis.values > 0)  # live channels
+    assert 0 <= images.min() < images.max() <= 1 and not np.allclose(images[0], images[1])
+    assert (tmp_path / "feature_visualisation_googlenet.png").stat().st_size > 1000

@@ -408,3 +408,38 @@ def test_castlike_shape_of_a_weight_and_an_exporters_zero_bias(tmp_path):
     nodes[5] = helper.make_node("Conv", ["x2", "c.weight", "bias0"], ["y"], pads=[1] * 4)
     with pytest.raises(SymnnValueError, match=r"unsupported op\(s\): \? \(CastLike\)"):
         from_onnx(model_file(tmp_path, nodes, inits, [2, 5, 5], "int.onnx"))
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [dict(group=2, strides=[2, 1], pads=[1, 0, 2, 1]),  # asymmetric: cropped after
+     dict(group=2, auto_pad="SAME_LOWER", strides=[2, 3]),
+     dict(output_shape=[13, 10], strides=[3, 2], dilations=[1, 2]),  # extends the end
+     dict(output_shape=[9, 6], strides=[3, 2], output_padding=[1, 0])],
+)  # fmt: skip
+def test_conv_transpose_groups_auto_pad_and_output_shape_as_onnxruntime(attrs, tmp_path):
+    ort = pytest.importorskip("onnxruntime")  # onnx's reference evaluator fails on these
+    group = attrs.get("group", 1)
+    nodes = chain(("ConvTranspose", ["W", "b"], attrs), ("Relu", [], {}))
+    path = model_file(tmp_path, nodes, {"W": f32(4, 6 // group, 3, 3), "b": f32(6)}, [4, 4, 3])
+    X = f32(3, 4 * 4 * 3)
+    want = ort.InferenceSession(str(path)).run(None, {"x": X.reshape(3, 4, 4, 3)})[0]
+    net = from_onnx(path)
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, atol=1e-5)
+    again = to_onnx(net, tmp_path / "again.onnx")  # a crop is written as Gather
+    got = ort.InferenceSession(str(again)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "attrs, match",
+    [(dict(output_shape=[12, 8], strides=[2, 2]),
+      r"an output larger than the full transposed convolution at the start \(pads \[-1, 0\]\)"),
+     (dict(output_shape=[11, 7], strides=[2, 2], output_padding=[1, 0]),
+      r"output_padding=\(2, 0\) must be smaller than stride=\(2, 2\)")],
+)  # fmt: skip
+def test_conv_transpose_outputs_it_cannot_make_are_refused_by_node(attrs, match, tmp_path):
+    nodes = chain(("ConvTranspose", ["W"], attrs))
+    path = model_file(tmp_path, nodes, {"W": f32(2, 2, 3, 3)}, [2, 4, 3])
+    with pytest.raises(SymnnValueError, match=r"n0 \(ConvTranspose\): " + match):
+        from_onnx(path)

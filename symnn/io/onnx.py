@@ -58,8 +58,10 @@ from ..layers import (
     Resize,
     Sequential,
     Softmax,
+    Take,
     Transpose,
     Upsample2D,
+    WindowPool,
 )
 from ..utils import as_float_dtype, describe
 from .onnx_ops import ATTRIBUTES, READERS
@@ -143,7 +145,7 @@ def _write_weighted(w: _Writer, layer: Layer, k: int) -> None:
         w.node("ConvTranspose", _weights(w, layer, layer.W.get_value(), k),
                kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                pads=[*layer.pad, *layer.pad], output_padding=list(layer.output_padding),
-               dilations=list(layer.dilation))  # fmt: skip
+               dilations=list(layer.dilation), group=layer.groups)  # fmt: skip
     else:
         w.node("Gemm", _weights(w, layer, layer.W.get_value(), k))
     w.activation(layer.activation)
@@ -160,6 +162,19 @@ def _write_pooling(w: _Writer, layer: Layer) -> None:
         if isinstance(layer, AvgPool2D):
             attrs["count_include_pad"] = int(layer.include_pad)
         w.node("MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool", **attrs)
+    elif isinstance(layer, WindowPool):
+        attrs = dict(kernel_shape=list(layer.kernel), strides=list(layer.stride),
+                     pads=list(layer.pads), ceil_mode=int(layer.ceil_mode))  # fmt: skip
+        if layer.mode != "max":
+            attrs["count_include_pad"] = int(layer.mode == "average_inc_pad")
+        if any(d != 1 for d in layer.dilation) and layer.mode != "max":
+            raise SymnnValueError(
+                f"WindowPool{layer._label()}: an average with dilation={layer.dilation} needs "
+                f"ONNX opset 19; symnn writes opset {OPSET}."
+            )
+        if layer.mode == "max":
+            attrs["dilations"] = list(layer.dilation)
+        w.node("MaxPool" if layer.mode == "max" else "AveragePool", **attrs)
     elif isinstance(layer, LocalResponseNorm):
         if layer.size % 2 == 0:
             raise SymnnValueError("LocalResponseNorm of an even size has no ONNX LRN here.")
@@ -184,7 +199,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         w.node("Div", [w.const(shaped(layer.std), f"std{k}")])
     elif isinstance(layer, Conv2D | ConvTranspose2D | Dense):
         _write_weighted(w, layer, k)
-    elif isinstance(layer, MaxPool2D | AvgPool2D | GlobalAvgPool2D | LocalResponseNorm):
+    elif isinstance(layer, MaxPool2D | AvgPool2D | GlobalAvgPool2D | LocalResponseNorm
+                    | WindowPool):  # fmt: skip
         _write_pooling(w, layer)
     elif isinstance(layer, Flatten):
         w.node("Flatten", axis=1)
@@ -209,7 +225,7 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
 _ELEMENTWISE_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus",
                     "leaky_relu": "LeakyRelu", "elu": "Elu", "selu": "Selu",
                     "hard_sigmoid": "HardSigmoid", "identity": "Identity"}  # fmt: skip
-_SHAPE_LAYERS = (Elementwise, Softmax, Arithmetic, Reduce, Transpose, Pad, Upsample2D)
+_SHAPE_LAYERS = (Elementwise, Softmax, Arithmetic, Reduce, Transpose, Pad, Upsample2D, Take)
 
 
 def _write_shape_layer(w: _Writer, layer: Layer, k: int) -> None:
@@ -235,6 +251,9 @@ def _write_shape_layer(w: _Writer, layer: Layer, k: int) -> None:
             w.node(op, axes=list(layer.axes), keepdims=int(layer.keepdims))
     elif isinstance(layer, Transpose):
         w.node("Transpose", perm=list(layer.axes))
+    elif isinstance(layer, Take):  # a scalar index drops the axis, as Gather's does
+        w.node("Gather", [w.const(np.asarray(layer.indices, np.int64), f"indices{k}")],
+               axis=layer.axis)  # fmt: skip
     elif isinstance(layer, Pad):
         left, right, top, bottom = layer.pad
         pads = w.const(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64), f"pads{k}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import nonlinearities
+from ..errors import SymnnValueError
 from ..layers import (
     GRU,
     LSTM,
@@ -29,6 +30,8 @@ from ..layers import (
     Pad,
     Reduce,
     Reshape,
+    Take,
+    WindowPool,
 )
 from .onnx_reader import Reader
 from .onnx_resize import RESIZE_ATTRIBUTES, RESIZE_READERS
@@ -40,7 +43,7 @@ __all__ = ["READERS", "ATTRIBUTES"]
 ATTRIBUTES: dict[str, set[str]] = {
     "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
     "ConvTranspose": {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
-                      "pads", "strides"},  # fmt: skip
+                      "output_shape", "pads", "strides"},  # fmt: skip
     "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
                 "strides"},  # fmt: skip
     "AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
@@ -130,12 +133,10 @@ def _geometry(r: Reader, node, kernel, images_only: bool = True):
 
 def _image_view(r: Reader, node, kernel, strides, pads) -> tuple | None:
     """A 1-D or 3-D pooling that acts on one axis (or on the last two) as a 2-D pooling of
-    the samples seen as images: ``(image shape, kernel, strides, pads, axes)`` (None for a
-    2-D pooling). PyTorch's LRN decomposition pools 5-D tensors over channels this way."""
+    the samples seen as images: ``(image shape, kernel, strides, pads, axes)`` (None when
+    it does not). PyTorch's LRN decomposition pools 5-D tensors over channels this way."""
     shape = r.shape(node)
     n = len(kernel)
-    if n == 2:
-        return None
     acting = [i for i in range(n) if kernel[i] != 1 or strides[i] != 1 or pads[i] or pads[n + i]]
     spatial = shape[1:]
     if len(acting) <= 1:
@@ -145,9 +146,7 @@ def _image_view(r: Reader, node, kernel, strides, pads) -> tuple | None:
     if acting == [n - 2, n - 1]:
         image = (shape[0] * int(np.prod(spatial[:-2])), *spatial[-2:])
         return image, kernel[-2:], strides[-2:], [*pads[n - 2 : n], *pads[-2:]], acting
-    axes = [i + 2 for i in acting]
-    raise r.error(node, f"pools over axes {axes} of inputs {(None, *shape)}; symnn pools "
-                        "over one axis or the last two.")  # fmt: skip
+    return None
 
 
 def _padded(r: Reader, node, pads: list[int], value: float = 0.0,
@@ -178,45 +177,84 @@ def _conv(r: Reader, node) -> None:
     _call_fused(r, node, layer, [source])
 
 
+def _transpose_pads(r: Reader, node, kernel, strides, dilations, extra) -> tuple[list, list]:
+    """A ConvTranspose's ``(begin pads, end pads)`` per axis: from ``pads``, or from the
+    output size that ``output_shape`` or ``auto_pad="SAME_*"`` (input times stride) asks
+    for, split as ONNX's definition splits it (a negative pad extends the output)."""
+    a, sizes = r.attrs(node), r.shape(node)[1:]
+    auto = a.get("auto_pad", "NOTSET")
+    if "output_shape" not in a and auto in ("NOTSET", "VALID"):
+        pads = _spatial_pads(r, node, sizes, kernel, strides, dilations)
+        return pads[:2], pads[2:]
+    if auto not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise r.error(node, f"auto_pad={auto!r} is not known.")
+    out = [int(v) for v in a["output_shape"]][-2:] if "output_shape" in a else [
+        n * s for n, s in zip(sizes, strides)]  # fmt: skip
+    geometry = zip(strides, sizes, extra, kernel, dilations, out)
+    total = [s * (n - 1) + e + (k - 1) * d + 1 - o for s, n, e, k, d, o in geometry]
+    half = [t // 2 for t in total]
+    if auto == "SAME_UPPER":
+        return half, [t - h for t, h in zip(total, half)]
+    return [t - h for t, h in zip(total, half)], half
+
+
 def _conv_transpose(r: Reader, node) -> None:
     a = r.attrs(node)
     w = r.const(node, node.input[1]).astype(np.float64)
-    if int(a.get("group", 1)) != 1 or a.get("auto_pad", "NOTSET") != "NOTSET":
-        raise r.error(node, f"group={a.get('group', 1)}, auto_pad={a.get('auto_pad')!r}: "
-                            "only group 1 and explicit pads are supported.")  # fmt: skip
-    strides, dilations, pads = _geometry(r, node, w.shape[2:])
-    if pads[:2] != pads[2:]:
-        raise r.error(node, f"asymmetric pads {pads} are not supported.")
-    layer = ConvTranspose2D(w.shape[0], w.shape[1], tuple(w.shape[2:]), strides, tuple(pads[:2]),
-                            W=w, b=r.optional_const(node, 2),
-                            output_padding=tuple(a.get("output_padding", [0, 0])),
-                            dilation=dilations, dtype=r.dtype, name=node.name or None)  # fmt: skip
+    group = int(a.get("group", 1))
+    strides, dilations, _ = _geometry(r, node, w.shape[2:])  # pads: a transpose's own
+    extra = [int(v) for v in a.get("output_padding", [0, 0])]
+    begin, end = _transpose_pads(r, node, w.shape[2:], strides, dilations, extra)
+    if min(begin) < 0:
+        raise r.error(node, f"an output larger than the full transposed convolution at the "
+                            f"start (pads {begin}) is not supported.")  # fmt: skip
+    extra = [e + max(0, -p) for e, p in zip(extra, end)]  # a negative end pad: more output
+    end = [max(0, p) for p in end]
+    crop = begin != end
+    try:
+        layer = ConvTranspose2D(w.shape[0], w.shape[1] * group, tuple(w.shape[2:]), strides,
+                                (0, 0) if crop else tuple(begin), W=w,
+                                b=r.optional_const(node, 2), output_padding=tuple(extra),
+                                dilation=dilations, groups=group, dtype=r.dtype,
+                                name=node.name or None)  # fmt: skip
+    except SymnnValueError as exc:
+        raise r.error(node, str(exc)) from None
     r.torch_names(layer, node, {1: "weight", 2: "bias"})
-    _call_fused(r, node, layer)
+    if not crop:
+        _call_fused(r, node, layer)
+        return
+    last = _fuse(r, node, layer)  # the activation commutes with the crop
+    var = r.call(node, layer, out=last.output[0] + "/full")
+    for axis, (b, e) in enumerate(zip(begin, end)):
+        size = r.shapes[var.name][axis + 1]
+        out = last.output[0] if axis == 1 else f"{last.output[0]}/crop{axis}"
+        var = r.call(node, Take(list(range(b, size - e)), axis=axis + 2), [var.name], out=out)
 
 
 def _pool(r: Reader, node) -> None:
     a = r.attrs(node)
     kernel = tuple(int(k) for k in a["kernel_shape"])
     strides, dilations, pads = _geometry(r, node, kernel, images_only=False)
-    if any(d != 1 for d in dilations):
-        raise r.error(node, f"dilations={list(dilations)} are not supported.")
     if len(node.output) > 1 and node.output[1]:
         raise r.error(node, "the Indices output is not supported.")
-    view = _image_view(r, node, kernel, strides, pads)
+    ceil = bool(a.get("ceil_mode", 0))
+    include = bool(a.get("count_include_pad", 0))
+    n, mode = len(kernel), "max" if node.op_type == "MaxPool" else "average_exc_pad"
+    mode = "average_inc_pad" if mode != "max" and include else mode
+    plain = all(d == 1 for d in dilations) and (mode != "average_exc_pad" or pads[:n] == pads[n:])
+    view = _image_view(r, node, kernel, strides, pads) if plain and n != 2 else None
+    if not plain or (n != 2 and view is None):  # slices: any axes, dilation, any pads
+        r.call(node, WindowPool(mode, kernel, strides, pads, dilations, ceil,
+                                name=node.name or None))  # fmt: skip
+        return
     source = node.input[0]
     if view is not None:
         image, kernel, strides, pads, axes = view
         source = node.output[0] + "/image"
         r.call(node, Reshape(image), out=source)
-    ceil = bool(a.get("ceil_mode", 0))
-    include = bool(a.get("count_include_pad", 0))
-    if node.op_type == "AveragePool" and not include and pads[:2] != pads[2:]:
-        raise r.error(node, f"asymmetric pads {pads} without count_include_pad are not "
-                            "supported.")  # fmt: skip
-    value = -np.inf if node.op_type == "MaxPool" else 0.0
+    value = -np.inf if mode == "max" else 0.0
     pad, source = _padded(r, node, pads, value, source)
-    if node.op_type == "MaxPool":
+    if mode == "max":
         layer = MaxPool2D(kernel, strides, pad, ceil_mode=ceil, name=node.name or None)
     else:
         layer = AvgPool2D(kernel, strides, pad, ceil_mode=ceil, include_pad=include,

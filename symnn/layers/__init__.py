@@ -38,6 +38,7 @@ from .resize import Interpolation, Resize
 from .shape import Flatten, Normalize, Reshape
 from .spatial import ChannelShuffle, Pad, Transpose, Upsample2D
 from .transposed import ConvTranspose2D
+from .window_pool import WindowPool
 from .zoo import inception_block, residual_block, resnet
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "AvgPool2D",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
+    "WindowPool",
     "ConvTranspose2D",
     "LocalResponseNorm",
     "Transpose",

@@ -12,6 +12,7 @@ from .. import nonlinearities
 from ..errors import SymnnValueError
 from ..init import Constant
 from ..ops.conv import Col2Im, _pair
+from ..utils import check_positive
 from .base import Layer, register, tag_call
 from .conv import _add_weights, _check_images, _image_shape, _set_geometry
 
@@ -23,8 +24,9 @@ class ConvTranspose2D(Layer):
     """Transposed 2-D convolution: each input pixel adds ``W`` times its value into a window
     of the output (PyTorch's ``ConvTranspose2d``: weights ``(in_channels, out_channels //
     groups, kh, kw)``, output size ``(H - 1) * stride - 2 * pad + dilation * (k - 1) +
-    output_padding + 1``). One GEMM and :class:`~symnn.ops.conv.Col2Im`, the scatter-add that
-    is the adjoint of the convolution's patch matrix.
+    output_padding + 1``; with ``groups`` the input channels of group ``g`` feed only its
+    output channels, as in PyTorch). One GEMM per group and :class:`~symnn.ops.conv.Col2Im`,
+    the scatter-add that is the adjoint of the convolution's patch matrix.
 
     >>> import pytensor.tensor as pt
     >>> up = ConvTranspose2D(8, 4, 4, stride=2, pad=1, rng=0)
@@ -48,11 +50,18 @@ class ConvTranspose2D(Layer):
         *,
         output_padding: Any = 0,
         dilation: Any = 1,
+        groups: int = 1,
         rng: Any = None,
         dtype: Any = None,
     ):
         super().__init__(name, dtype)
         _set_geometry(self, (in_channels, out_channels), kernel_size, stride, dilation)
+        self.groups = check_positive(groups, "groups", integer=True)
+        if in_channels % self.groups or out_channels % self.groups:
+            raise SymnnValueError(
+                f"groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}."
+            )
         self.pad = _pair(pad, "pad", minimum=0)
         self.output_padding = _pair(output_padding, "output_padding", minimum=0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
@@ -60,7 +69,8 @@ class ConvTranspose2D(Layer):
                 f"output_padding={output_padding!r} must be smaller than stride={self.stride}."
             )
         self.activation = nonlinearities.get(activation)
-        _add_weights(self, (self.in_channels, self.out_channels, *self.kernel_size), W, b, rng)
+        shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+        _add_weights(self, shape, W, b, rng)
         self._col2im = Col2Im(self.kernel_size, self.stride, self.pad, self.dilation)
 
     def _check_input(self, x):
@@ -87,10 +97,15 @@ class ConvTranspose2D(Layer):
         x = self._check_input(x)
         n, _, h, w = x.shape
         cols = x.dimshuffle(1, 0, 2, 3).reshape((self.in_channels, -1))  # (in, N*H*W)
-        weights = self.W.reshape((self.in_channels, -1)).T  # (out*kh*kw, in)
+        g, per = self.groups, self.in_channels // self.groups
+        weights = self.W.reshape((self.in_channels, -1)).T  # (out/g*kh*kw, in)
+        # group k: its input channels times its weights, the groups' rows one after another
+        parts = [pt.dot(weights[:, k * per : (k + 1) * per], cols[k * per : (k + 1) * per])
+                 for k in range(g)] if g > 1 else [pt.dot(weights, cols)]  # fmt: skip
+        patches = pt.concatenate(parts) if g > 1 else parts[0]
         oh, ow = self._out_hw(h, w)
         like = pt.zeros((n, self.out_channels, oh, ow), dtype=x.dtype)  # its shape only
-        out = self._col2im(pt.dot(weights, cols), like)
+        out = self._col2im(patches, like)
         if self.b is not None:
             out = out + self.b.dimshuffle("x", 0, "x", "x")
         if None not in x.type.shape[1:]:
@@ -116,7 +131,7 @@ class ConvTranspose2D(Layer):
             "kernel_size": list(self.kernel_size), "stride": list(self.stride),
             "pad": list(self.pad), "activation": name, "bias": self.b is not None,
             "name": self.name, "output_padding": list(self.output_padding),
-            "dilation": list(self.dilation), "dtype": self.dtype,
+            "dilation": list(self.dilation), "groups": self.groups, "dtype": self.dtype,
         }  # fmt: skip
 
     @classmethod
@@ -124,5 +139,5 @@ class ConvTranspose2D(Layer):
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
         bias = cfg.pop("bias", True)
         kernel = np.broadcast_to(cfg["kernel_size"], 2)
-        shape = (cfg["in_channels"], cfg["out_channels"], *kernel)
+        shape = (cfg["in_channels"], cfg["out_channels"] // cfg.get("groups", 1), *kernel)
         return cls(**cfg, W=np.zeros(shape), b=Constant(0.0) if bias else None)
