@@ -443,3 +443,44 @@ def test_conv_transpose_outputs_it_cannot_make_are_refused_by_node(attrs, match,
     path = model_file(tmp_path, nodes, {"W": f32(2, 2, 3, 3)}, [2, 4, 3])
     with pytest.raises(SymnnValueError, match=r"n0 \(ConvTranspose\): " + match):
         from_onnx(path)
+
+
+@pytest.mark.parametrize(
+    "op, attrs, w_shape",
+    [("Conv", dict(strides=[2], pads=[1, 2], dilations=[2], group=2), (6, 2, 3)),
+     ("Conv", dict(auto_pad="SAME_UPPER", strides=[3]), (6, 4, 4)),
+     ("ConvTranspose", dict(strides=[2], pads=[1, 0], output_padding=[1]), (4, 3, 3)),
+     ("ConvTranspose", dict(output_shape=[17], strides=[2], group=2), (4, 2, 3))],
+)  # fmt: skip
+def test_one_d_convolutions_as_onnxruntime_and_written_back(op, attrs, w_shape, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out_channels = w_shape[1] * attrs.get("group", 1) if op == "ConvTranspose" else w_shape[0]
+    nodes = chain((op, ["W", "b"], attrs), ("Relu", [], {}))
+    path = model_file(tmp_path, nodes, {"W": f32(*w_shape), "b": f32(out_channels)}, [4, 9])
+    X = f32(3, 4 * 9)
+    want = ort.InferenceSession(str(path)).run(None, {"x": X.reshape(3, 4, 9)})[0]
+    net = from_onnx(path)
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, atol=1e-5)
+    again = to_onnx(net, tmp_path / "again.onnx")
+    got = ort.InferenceSession(str(again)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-5)
+
+
+def test_a_pytorch_conv1d_reads_and_loads_its_state_dict_by_name(tmp_path):
+    torch = import_torch()
+    from symnn.io import load_state_dict
+
+    def module(seed):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Conv1d(3, 5, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.ConvTranspose1d(5, 2, 4, stride=2)).eval()  # fmt: skip
+
+    path = tmp_path / "c1d.onnx"
+    torch.onnx.export(module(0), torch.zeros(1, 3, 10), str(path), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
+    net = from_onnx(path)
+    X = f32(4, 30)
+    other = module(1)
+    load_state_dict(net, other.state_dict())
+    want = other(torch.from_numpy(X.reshape(4, 3, 10))).detach().numpy()
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, rtol=1e-4, atol=1e-6)

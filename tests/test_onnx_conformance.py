@@ -56,9 +56,9 @@ REFUSED = [
         'reduce_max_empty_set reduce_min_empty_set reduce_prod_empty_set reduce_sum_empty_set '
         'reduce_sum_empty_set_non_reduced_axis_zero reduce_sum_square_empty_set_expanded '
     )),
-    ('1-D and 3-D convolutions and pooling are not implemented',
-     r"1-D and 3-D versions", _names(
-        'convtranspose_1d convtranspose_3d '
+    ('3-D convolutions are not implemented',
+     r"3-D versions are not supported", _names(
+        'convtranspose_3d '
     )),
     ('training-mode batch statistics and dropout',
      r"training_mode", _names(
@@ -169,7 +169,7 @@ def test_the_conformance_cases_are_many_and_most_pass():
     """The numbers the issue and the docs quote: cases of supported ops, and how many pass
     (every other one is refused for a listed reason, see the parametrised test)."""
     refused = sum(bool(_refusal(c.name)) for c in CASES)
-    assert len(CASES) >= 406 and len(CASES) - refused >= 247, (len(CASES), refused)
+    assert len(CASES) >= 406 and len(CASES) - refused >= 248, (len(CASES), refused)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

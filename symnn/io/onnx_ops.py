@@ -119,8 +119,8 @@ def _geometry(r: Reader, node, kernel, images_only: bool = True):
     shape = r.shape(node)
     n = len(shape) - 1
     if n < 1 or (images_only and n != 2):
-        raise r.error(node, f"takes images (N, C, H, W); the input is {(None, *shape)} "
-                            "(1-D and 3-D versions are not supported).")  # fmt: skip
+        raise r.error(node, f"takes images (N, C, H, W) or sequences (N, C, L); the input is "
+                            f"{(None, *shape)} (3-D versions are not supported).")  # fmt: skip
     if len(kernel) != n:
         raise r.error(node, f"a kernel of {len(kernel)} axes for inputs {(None, *shape)}.")
     strides = tuple(int(s) for s in a.get("strides", [1] * n))
@@ -229,6 +229,37 @@ def _conv_transpose(r: Reader, node) -> None:
         size = r.shapes[var.name][axis + 1]
         out = last.output[0] if axis == 1 else f"{last.output[0]}/crop{axis}"
         var = r.call(node, Take(list(range(b, size - e)), axis=axis + 2), [var.name], out=out)
+
+
+def _as_2d(read: Callable) -> Callable:
+    """The reader of a 2-D op extended to its 1-D version: the input ``(C, L)`` seen as
+    ``(C, 1, L)``, the weights and every geometry attribute given a leading axis of size 1,
+    the output seen back as ``(C', L')``."""
+
+    def read_1d_or_2d(r: Reader, node) -> None:
+        w = r.const(node, node.input[1])
+        if w.ndim != 3:
+            return read(r, node)
+        from onnx import helper
+
+        a, out = r.attrs(node), node.output[0]
+        lead = {"kernel_shape": 1, "strides": 1, "dilations": 1, "output_padding": 0,
+                "output_shape": 1}  # fmt: skip
+        attrs = {k: [lead[k], *v] if k in lead else v for k, v in a.items()}
+        if "pads" in attrs:
+            attrs["pads"] = [0, a["pads"][0], 0, a["pads"][1]]
+        view = r.call(node, Reshape((r.shape(node)[0], 1, r.shape(node)[1])), out=f"{out}/2d")
+        node_2d = helper.make_node(node.op_type, [view.name, *node.input[1:]], [f"{out}/2d-out"],
+                                   name=node.name, **attrs)  # fmt: skip
+        r.consts[node.input[1]] = w[:, :, None]  # for this node only
+        try:
+            read(r, node_2d)
+        finally:
+            r.consts[node.input[1]] = w
+        channels, _, length = r.shapes[f"{out}/2d-out"]
+        r.call(node, Reshape((channels, length)), [f"{out}/2d-out"])
+
+    return read_1d_or_2d
 
 
 def _pool(r: Reader, node) -> None:
@@ -439,7 +470,8 @@ def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str]):
 
 READERS: dict[str, Callable] = {
     "LSTM": _recurrent, "GRU": _recurrent, "RNN": _recurrent,
-    "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool, "AveragePool": _pool,
+    "Conv": _as_2d(_conv), "ConvTranspose": _as_2d(_conv_transpose), "MaxPool": _pool,
+    "AveragePool": _pool,
     "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool,
     "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "LRN": _lrn,
     "Dropout": _dropout, **TENSOR_READERS, **RESIZE_READERS,

@@ -133,6 +133,8 @@ def _convert(layer: Layer, group: dict, prefix: str, label: str) -> dict:
     def take(name, var, transpose=False):
         value = _take(group, name, prefix, label)
         want = var.get_value(borrow=True).shape
+        if isinstance(layer, Conv2D | ConvTranspose2D) and value.ndim == 3 and want[2] == 1:
+            value = value[:, :, None]  # a Conv1d's weight: a kernel one pixel high
         return _fit(value, want[::-1] if transpose else want, key(name), label, layer)
 
     out = {}
