@@ -484,3 +484,46 @@ def test_a_pytorch_conv1d_reads_and_loads_its_state_dict_by_name(tmp_path):
     load_state_dict(net, other.state_dict())
     want = other(torch.from_numpy(X.reshape(4, 3, 10))).detach().numpy()
     np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, rtol=1e-4, atol=1e-6)
+
+
+def test_per_channel_prelu_of_images_as_onnxruntime_and_written_back(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    nodes = chain(("Conv", ["W"], dict(pads=[1, 1, 1, 1])), ("PRelu", ["slope"], {}))
+    inits = {"W": f32(3, 2, 3, 3), "slope": f32(3, 1, 1)}
+    path = model_file(tmp_path, nodes, inits, [2, 5, 4])
+    X = f32(4, 40)
+    want = ort.InferenceSession(str(path)).run(None, {"x": X.reshape(4, 2, 5, 4)})[0]
+    net = from_onnx(path)
+    assert net.layers[-1].axis == 1
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, atol=1e-6)
+    again = to_onnx(net, tmp_path / "again.onnx")
+    got = ort.InferenceSession(str(again)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-6)
+    inits["slope"] = f32(2, 1, 1)  # neither per channel nor per feature: named
+    with pytest.raises(SymnnValueError, match=r"n1 \(PRelu\): slope of shape \(2, 1, 1\) is not"):
+        from_onnx(model_file(tmp_path, nodes, inits, [2, 5, 4], "bad.onnx"))
+
+
+def test_a_pytorch_prelu_per_channel_reads_and_loads_by_name(tmp_path):
+    torch = import_torch()
+    from symnn.io import load_state_dict
+
+    def module(seed):
+        torch.manual_seed(seed)
+        m = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.PReLU(4)).eval()
+        with torch.no_grad():
+            m[1].weight.uniform_(-1, 1)
+        return m
+
+    path = tmp_path / "prelu.onnx"
+    torch.onnx.export(module(0), torch.zeros(1, 2, 6, 6), str(path), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
+    net = from_onnx(path)
+    other = module(1)
+    with pytest.raises(SymnnValueError, match=r"keys not used \['1.weight'\]; pass key_map"):
+        load_state_dict(net, other.state_dict())  # the exporter renamed the reshaped slope
+    prelu = net.layers[-1]
+    load_state_dict(net, other.state_dict(), key_map={prelu.name: "1"})
+    X = f32(3, 72)
+    want = other(torch.from_numpy(X.reshape(3, 2, 6, 6))).detach().numpy()
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, rtol=1e-5, atol=1e-6)

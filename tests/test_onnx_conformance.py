@@ -113,8 +113,8 @@ REFUSED = [
      r"takes \(N, K\) @ \(K, M\)|tensors of matrices per sample", _names(
         'matmul_1d_1d matmul_1d_3d matmul_4d_1d matmul_bcast '
     )),
-    ('per-channel PRelu slopes of images',
-     r"per-channel image slopes", _names(
+    ('PRelu slopes that differ along the batch axis',
+     r"is not one value, one per feature", _names(
         'prelu_example '
     )),
     ("Reshape's allowzero with a zero",

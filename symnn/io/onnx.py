@@ -53,6 +53,7 @@ from ..layers import (
     Normalize,
     Pad,
     Power,
+    PReLU,
     Reduce,
     Reshape,
     Resize,
@@ -212,6 +213,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         w.node("BatchNormalization", names, epsilon=layer.epsilon)
     elif isinstance(layer, Activation):
         w.activation(layer.activation)
+    elif isinstance(layer, PReLU):
+        _write_prelu(w, layer, in_shape, k)
     elif isinstance(layer, RNN | LSTM | GRU | Bidirectional):
         _write_recurrent(w, layer, k)
     elif isinstance(layer, _SHAPE_LAYERS):
@@ -225,6 +228,17 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
 _ELEMENTWISE_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus",
                     "leaky_relu": "LeakyRelu", "elu": "Elu", "selu": "Selu",
                     "hard_sigmoid": "HardSigmoid", "identity": "Identity"}  # fmt: skip
+def _write_prelu(w: _Writer, layer: PReLU, in_shape, k: int) -> None:
+    """PRelu with a slope per feature of the last axis, or (C, 1, ..., 1) per channel."""
+    alpha = layer.alpha.get_value()
+    if layer.axis == 1:
+        if in_shape is None:
+            raise SymnnValueError(f"PReLU{layer._label()} per channel needs a known input "
+                                  "shape to write its slopes' shape.")  # fmt: skip
+        alpha = alpha.reshape(-1, *[1] * (len(in_shape) - 1))
+    w.node("PRelu", [w.const(alpha, f"slope{k}")])
+
+
 _SHAPE_LAYERS = (Elementwise, Softmax, Arithmetic, Reduce, Transpose, Pad, Upsample2D, Take)
 
 

@@ -78,14 +78,17 @@ def _clip(r: Reader, node) -> None:
 def _prelu(r: Reader, node) -> None:
     slope = r.const(node, node.input[1]).astype(np.float64)
     shape = r.shape(node)
-    n = shape[-1]
-    if slope.size == 1:
+    n, axis = shape[-1], -1
+    per_channel = (shape[0], *[1] * (len(shape) - 1))  # (C, 1, ..., 1): nn.PReLU(C) on images
+    if len(shape) > 1 and slope.shape in (per_channel, (1, *per_channel)) and shape[0] > 1:
+        n, axis = shape[0], 1
+    elif slope.size == 1:
         slope = np.full(n, float(slope.reshape(-1)[0]))
     elif slope.reshape(-1).shape != (n,) or slope.shape[-1] != n:
-        raise r.error(node, f"slope of shape {slope.shape} is not one value or one per feature "
-                            f"of the last axis ({n}); per-channel image slopes are not "
-                            "supported.")  # fmt: skip
-    layer = PReLU(n, alpha=slope.reshape(-1), name=node.name or None, dtype=r.dtype)
+        raise r.error(node, f"slope of shape {slope.shape} is not one value, one per feature "
+                            f"of the last axis ({n}) or one per channel {per_channel} of inputs "
+                            f"{(None, *shape)}.")  # fmt: skip
+    layer = PReLU(n, alpha=slope.reshape(-1), name=node.name or None, axis=axis, dtype=r.dtype)
     r.torch_names(layer, node, {1: "weight"})
     r.call(node, layer)
 

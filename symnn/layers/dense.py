@@ -112,25 +112,53 @@ class Dense(Layer):
 @register
 class PReLU(Layer):
     """Parametric rectifier: ``x`` for ``x > 0``, ``alpha * x`` otherwise, one learnable
-    ``alpha`` per feature (not regularised).
+    ``alpha`` per feature of the last axis, or with ``axis=1`` per channel of ``(N, C, ...)``
+    images (PyTorch's ``nn.PReLU(num_parameters=C)``); not regularised.
 
     >>> import numpy as np, pytensor.tensor as pt
     >>> x = pt.matrix("x", dtype="float32")
     >>> PReLU(2, alpha=0.5)(x).eval({x: np.array([[-2.0, 3.0]], dtype="float32")})
     array([[-1.,  3.]], dtype=float32)
+    >>> images = pt.tensor4("images", dtype="float32")
+    >>> PReLU(3, alpha=[0.0, 0.5, 1.0], axis=1)(images).eval({images: -np.ones((1, 3, 1, 1),
+    ...     dtype="float32")}).ravel()
+    array([-0. , -0.5, -1. ], dtype=float32)
     """
 
-    def __init__(self, n_units: int, alpha: Any = 0.25, name: str | None = None, *, dtype=None):
+    def __init__(self, n_units: int, alpha: Any = 0.25, name: str | None = None, *,
+                 axis: int = -1, dtype=None):  # fmt: skip
         super().__init__(name, dtype)
-        self.n_in = check_positive(n_units, "n_units", integer=True)
+        n_units = check_positive(n_units, "n_units", integer=True)
+        if axis not in (-1, 1):
+            raise SymnnValueError(f"axis={axis!r}: expected -1 (the last axis) or 1 (channels).")
+        self.axis = axis
+        self.n_in = n_units if axis == -1 else None
+        self.n_units = n_units
         spec = Constant(float(alpha)) if np.isscalar(alpha) else alpha
         self.alpha = self.add_param(spec, (n_units,), "alpha", None, regularizable=False)
 
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        if self.axis == 1 and (x.type.ndim < 2 or x.type.shape[1] not in (None, self.n_units)):
+            raise SymnnValueError(f"PReLU{self._label()} has {self.n_units} channel slopes; the "
+                                  f"input is {x.type}.")  # fmt: skip
+        return x
+
+    def output_shape(self, input_shape):
+        if self.axis == 1 and input_shape is not None and input_shape[0] != self.n_units:
+            raise SymnnValueError(f"has {self.n_units} channel slopes; the layer before gives "
+                                  f"{input_shape}.")  # fmt: skip
+        return input_shape if self.axis == 1 else super().output_shape(input_shape)
+
     def get_output_for(self, x, *, deterministic: bool = False):
-        return pt.switch(x > 0, x, self.alpha * x)
+        alpha = self.alpha
+        if self.axis == 1:
+            alpha = alpha.dimshuffle("x", 0, *["x"] * (x.type.ndim - 2))
+        return pt.switch(x > 0, x, alpha * x)
 
     def get_config(self) -> dict[str, Any]:
-        return {"n_units": self.n_in, "name": self.name, "dtype": self.dtype}
+        return {"n_units": self.n_units, "name": self.name, "axis": self.axis,
+                "dtype": self.dtype}  # fmt: skip
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PReLU:
