@@ -1,6 +1,7 @@
 """The layers real architectures use (grouped and transposed convolutions, ceil-mode pooling,
-global max pooling, LRN, padding, upsampling, channel shuffles, transposes): values against
-numpy and PyTorch, gradients against finite differences, save and load."""
+global max pooling, LRN, padding, upsampling, channel shuffles, transposes, per-channel
+PReLU): values against numpy and PyTorch, gradients against finite differences, save and
+load."""
 
 import numpy as np
 import pytensor
@@ -20,6 +21,7 @@ from symnn.layers import (
     LocalResponseNorm,
     MaxPool2D,
     Pad,
+    PReLU,
     Sequential,
     Transpose,
     Upsample2D,
@@ -36,6 +38,9 @@ def _layers():
         (Conv2D(6, 4, 3, pad=1, groups=2, rng=1, **d), _grouped_conv),
         (Conv2D(6, 6, 3, groups=6, rng=2, **d), _grouped_conv),  # depthwise
         (ConvTranspose2D(6, 3, 3, stride=2, pad=1, output_padding=1, rng=3, **d), _conv_transpose),
+        (ConvTranspose2D(6, 4, 3, stride=2, pad=1, groups=2, rng=4, **d), _conv_transpose),
+        (PReLU(6, alpha=RNG.uniform(-1, 1, 6), axis=1, **d),
+         lambda la, x: np.where(x > 0, x, la.alpha.get_value()[None, :, None, None] * x)),
         (MaxPool2D(3, stride=2, ceil_mode=True), _pool),
         (MaxPool2D(2, stride=2, pad=1, ceil_mode=True), _pool),
         (AvgPool2D(3, stride=2, ceil_mode=True), _pool),
@@ -74,12 +79,14 @@ def _conv_transpose(layer, x):
     W, s, p = layer.W.get_value(), layer.stride[0], layer.pad[0]
     k, op = layer.kernel_size[0], layer.output_padding[0]
     n, _, h, w = x.shape
+    g, cin, cout = layer.groups, x.shape[1] // layer.groups, layer.out_channels // layer.groups
     full = np.zeros((n, layer.out_channels, (h - 1) * s + k + op, (w - 1) * s + k + op))
     for i in range(h):
         for j in range(w):
-            full[:, :, i * s : i * s + k, j * s : j * s + k] += np.einsum(
-                "nc,cokl->nokl", x[:, :, i, j], W
-            )
+            for q in range(g):  # group q: its input channels into its output channels
+                full[:, q * cout : (q + 1) * cout, i * s : i * s + k, j * s : j * s + k] += (
+                    np.einsum("nc,cokl->nokl", x[:, q * cin : (q + 1) * cin, i, j],
+                              W[q * cin : (q + 1) * cin]))  # fmt: skip
     oh, ow = (h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op
     return full[:, :, p : p + oh, p : p + ow] + layer.b.get_value()[None, :, None, None]
 
@@ -160,7 +167,10 @@ def _torch_reference(torch, layer, x):
         return F.conv2d(t, W, b, padding=layer._pad, groups=layer.groups)
     if name == "ConvTranspose2D":
         return F.conv_transpose2d(t, W, b, stride=layer.stride, padding=layer.pad,
-                                  output_padding=layer.output_padding)  # fmt: skip
+                                  output_padding=layer.output_padding,
+                                  groups=layer.groups)  # fmt: skip
+    if name == "PReLU":
+        return F.prelu(t, torch.from_numpy(layer.alpha.get_value()))
     if name == "MaxPool2D":
         return F.max_pool2d(t, layer.pool_size, layer.stride, layer.pad, ceil_mode=True)
     if name == "AvgPool2D":
