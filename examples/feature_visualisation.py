@@ -179,6 +179,12 @@ if __name__ == "__main__":
     ap.add_argument("--googlenet-size", type=int, default=224,
                     help="image side of the GoogLeNet-shaped graph's figure (0: skip it)")
     args = ap.parse_args()
+    if args.googlenet_size:  # say it before training, not after
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            ap.error("the GoogLeNet-shaped graph is an ONNX file: pip install 'symnn[onnx]', "
+                     "or pass --googlenet-size 0")  # fmt: skip
     main(epochs=args.epochs, steps=args.steps, out=args.out)
     if args.googlenet_size:
         googlenet_channels(args.googlenet_size, out=args.out)
