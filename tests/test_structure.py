@@ -57,7 +57,8 @@ EXCEPTIONS = {
     "ops/gather.py:c_code": "returns a C code template",
     "ops/conv.py:c_code": "returns a C code template (Im2Col, Col2Im, Pool2D, Pool2DGrad)",
     "layers/conv.py:__init__": "Conv2D: Lasagne's Conv2DLayer signature (a contract, issue 18)",
-    "layers/transposed.py:__init__": "ConvTranspose2D: Conv2D's signature + output_padding",
+    "layers/transposed.py:__init__": "ConvTranspose2D: Conv2D's signature + output_padding "
+    "(PyTorch's ConvTranspose2d, groups included)",
     "layers/recurrent.py:__init__": (
         "RNN/LSTM/GRU: Lasagne's recurrent keywords (only_return_final, backwards, "
         "gradient_steps, grad_clipping, precompute_input, learn_init; a contract, issue 32)"

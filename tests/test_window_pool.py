@@ -155,6 +155,7 @@ def test_written_to_onnx_and_read_back(tmp_path):
 @pytest.mark.parametrize(
     "args, match",
     [(("mean", (2, 2)), r"mode='mean' is not one of"),
+     (("max", 2), r"kernel must be a sequence of window sizes, one per pooled axis; got 2"),
      (("max", (2, 0)), r"kernel=\(2, 0\): expected 2 integers >= 1"),
      (("max", (2, 2), (1,)), r"stride=\(1,\): expected 2 integers"),
      (("max", (2, 2), None, (1, 1)), r"pads=\(1, 1\): expected 4 integers"),

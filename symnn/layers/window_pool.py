@@ -60,7 +60,10 @@ class WindowPool(Layer):
         if mode not in MODES:
             raise SymnnValueError(f"mode={mode!r} is not one of {MODES}.")
         self.mode = mode
-        self.kernel = _ints(kernel, "kernel", len(tuple(kernel)), 1)
+        if not isinstance(kernel, list | tuple) or not kernel:
+            raise SymnnValueError(f"kernel must be a sequence of window sizes, one per pooled "
+                                  f"axis; got {kernel!r}.")  # fmt: skip
+        self.kernel = _ints(kernel, "kernel", len(kernel), 1)
         n = len(self.kernel)
         self.stride = _ints(stride or [1] * n, "stride", n, 1)
         self.dilation = _ints(dilation or [1] * n, "dilation", n, 1)
