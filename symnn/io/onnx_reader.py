@@ -19,8 +19,9 @@ import numpy as np
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Graph, Input, Layer, MergeLayer, Reshape, Sequential
+from .onnx_samples import batched_node
 
-__all__ = ["onnx_modules", "Reader", "read_graph", "BATCH"]
+__all__ = ["onnx_modules", "Reader", "read_graph", "data_inputs", "BATCH"]
 
 #: the batch size the folding of ``Shape`` ops puts for the batch axis (a ``Reshape``
 #: checks its target's per-sample size against the input, so a wrong use is refused)
@@ -44,9 +45,12 @@ def onnx_modules():
 class Reader:
     """One pass over a graph's nodes in order: constants folded, layers called."""
 
-    def __init__(self, model: Any, path: Path, dtype: str):
+    def __init__(self, model: Any, path: Path, dtype: str, batch_axis: bool = True):
         onnx, numpy_helper = onnx_modules()
         self.model, self.path, self.dtype = model, path, dtype
+        #: False: the file's tensors are samples, read as batches of them
+        #: (:mod:`symnn.io.onnx_samples`)
+        self.batch_axis = batch_axis
         self.graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           1)  # fmt: skip
@@ -171,6 +175,8 @@ class Reader:
 
     def read_node(self, node) -> None:
         """Fold the node if its inputs are constants, else call its reader."""
+        if not self.batch_axis:
+            node = batched_node(self, node)
         if self.foldable(node):
             self.fold(node)
         elif node.op_type in self.readers:
@@ -234,7 +240,7 @@ def _evaluate(model: Any, node: Any, feeds: dict[str, np.ndarray]) -> list:
 
 
 # -- the whole graph -----------------------------------------------------------------------
-def _data_inputs(graph, path: Path) -> list:
+def data_inputs(graph, path: Path) -> list:
     """The graph inputs that are data: those without an initializer (files of IR < 4 list
     every weight as a graph input too)."""
     weights = {t.name for t in graph.initializer}
@@ -248,7 +254,7 @@ def _data_inputs(graph, path: Path) -> list:
 _FLOAT_TYPES = {1: "float32", 11: "float64"}
 
 
-def _input_shape(data, path: Path) -> tuple[int, ...]:
+def _input_shape(data, path: Path, batch_axis: bool) -> tuple[int, ...]:
     kind = data.type.tensor_type.elem_type
     if not data.type.HasField("tensor_type"):
         raise SymnnValueError(
@@ -263,7 +269,12 @@ def _input_shape(data, path: Path) -> tuple[int, ...]:
             "or float64 data."
         )
     dims = data.type.tensor_type.shape.dim
-    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][int(batch_axis):]
+    if not batch_axis and None in shape:
+        raise SymnnValueError(
+            f"{path}: the input {data.name!r} must have a fixed shape (a sample's, "
+            f"batch_axis=False); got {shape}."
+        )
     if not dims or None in shape:
         raise SymnnValueError(
             f"{path}: the input {data.name!r} must have a batch axis and a fixed per-sample "
@@ -273,12 +284,13 @@ def _input_shape(data, path: Path) -> tuple[int, ...]:
 
 
 def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
-               attributes: dict[str, set[str]]):  # fmt: skip
+               attributes: dict[str, set[str]], batch_axis: bool = True):  # fmt: skip
     """The network of ``model``: a Sequential for a chain, else a Graph. Unsupported ops and
-    attributes are refused (naming them) before any layer is built."""
-    r = Reader(model, path, dtype)
-    data = _data_inputs(r.graph, path)
-    shapes = [_input_shape(d, path) for d in data]
+    attributes are refused (naming them) before any layer is built. ``batch_axis=False``:
+    the file's tensors are samples (:mod:`symnn.io.onnx_samples`)."""
+    r = Reader(model, path, dtype, batch_axis)
+    data = data_inputs(r.graph, path)
+    shapes = [_input_shape(d, path, batch_axis) for d in data]
     _check_ops(r, readers, attributes)
     xs = []
     for d, shape in zip(data, shapes):
@@ -312,7 +324,7 @@ def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
 def _check_ops(r: Reader, readers: dict[str, Callable], attributes: dict[str, set]) -> None:
     """Refuse, naming them, the ops that are neither constants to fold nor readable, and
     the attributes their readers do not implement."""
-    tensors = {d.name for d in _data_inputs(r.graph, r.path)}
+    tensors = {d.name for d in data_inputs(r.graph, r.path)}
     known, bad = set(r.consts) | tensors, []
     for node in r.graph.node:
         inputs = [i for i in node.input if i]
