@@ -527,3 +527,44 @@ def test_a_pytorch_prelu_per_channel_reads_and_loads_by_name(tmp_path):
     X = f32(3, 72)
     want = other(torch.from_numpy(X.reshape(3, 2, 6, 6))).detach().numpy()
     np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, w_shape, post", [
+    ((4, 3), (3, 2), [("Relu", {})]),  # a dense layer on each step of a sequence
+    ((2, 4, 3), (3, 5), [("Softmax", {})]),  # the softmax over the last axis, read apart
+    ((4, 3), (3, 2), [("Softmax", {"axis": 1})]),  # over the steps: not fused into the layer
+    ((2, 4, 3), (3,), []),  # by a vector: the last axis goes
+    ((5, 3), (3,), [("Sigmoid", {})]),
+    ((3,), (3,), []),  # one value per sample
+])  # fmt: skip
+def test_matmul_by_a_constant_on_the_last_axis_of_any_sample(shape, w_shape, post, tmp_path):
+    """``MatMul`` + ``Add`` as ``nn.Linear`` exports it on samples of several axes,
+    against onnx's reference evaluator and onnxruntime, written back and read again."""
+    bias = f32(w_shape[1]) if len(w_shape) == 2 else f32(1).reshape(())
+    nodes = chain(("MatMul", ["W"], {}), ("Add", ["b"], {}), *[(op, [], a) for op, a in post])
+    model_path = model_file(tmp_path, nodes, {"W": f32(*w_shape), "b": bias}, list(shape))
+    X = f32(4, int(np.prod(shape)))
+    model = onnx.load(str(model_path))
+    want = ReferenceEvaluator(model).run(None, {"x": X.reshape(4, *shape)})[0]
+    net = from_onnx(model_path)
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, atol=1e-6)
+    again = to_onnx(net, tmp_path / "again.onnx")
+    ort = pytest.importorskip("onnxruntime")
+    got = ort.InferenceSession(str(again)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-6)
+    np.testing.assert_allclose(symnn_out(from_onnx(again), X).reshape(want.shape), want,
+                               atol=1e-6)  # fmt: skip
+
+
+def test_a_pytorch_linear_on_every_step_of_a_sequence(tmp_path):
+    torch = import_torch()
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3),
+                                 torch.nn.LogSoftmax(-1)).eval()  # fmt: skip
+    path = tmp_path / "steps.onnx"
+    torch.onnx.export(module, torch.zeros(1, 5, 6), str(path), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
+    net = from_onnx(path)
+    X = f32(3, 30)
+    want = module(torch.from_numpy(X.reshape(3, 5, 6))).detach().numpy()
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, rtol=1e-5, atol=1e-6)

@@ -88,9 +88,9 @@ REFUSED = [
      r"transA=1|differs between rows", _names(
         'gemm_all_attributes gemm_default_matrix_bias gemm_transposeA '
     )),
-    ('MatMul of vectors, or of a tensor by a constant beyond (N, K) @ (K, M)',
-     r"takes \(N, K\) @ \(K, M\)|tensors of matrices per sample", _names(
-        'matmul_1d_1d matmul_1d_3d matmul_4d_1d matmul_bcast '
+    ('MatMul of a vector by a stack of matrices, or by a constant of several matrices',
+     r"takes \(\.\.\., K\) @ \(K, M\) or \(K,\)|tensors of matrices per sample", _names(
+        'matmul_1d_1d matmul_1d_3d matmul_bcast '
     )),
     ('PRelu slopes that differ along the batch axis',
      r"is not one value, one per feature", _names(

@@ -60,6 +60,7 @@ from ..layers import (
     Sequential,
     Softmax,
     Take,
+    TimeDistributed,
     Transpose,
     Upsample2D,
     WindowPool,
@@ -183,6 +184,19 @@ def _write_weighted(w: _Writer, layer: Layer, k: int) -> None:
     w.activation(layer.activation)
 
 
+def _write_steps(w: _Writer, dense: Dense, k: int) -> None:
+    """A dense layer on every step of ``(N, T, K)``: MatMul (+ Add), a softmax over the
+    last axis."""
+    w.node("MatMul", [w.const(dense.W.get_value(), f"W{k}")])
+    if dense.b is not None:
+        w.node("Add", [w.const(dense.b.get_value(), f"b{k}")])
+    name = nonlinearities.name_of(dense.activation)
+    if name == "softmax":
+        w.node("Softmax", axis=-1)
+    else:
+        w.activation(dense.activation)
+
+
 def _write_pooling(w: _Writer, layer: Layer) -> None:
     """MaxPool/AveragePool, the global poolings (then Flatten) and LRN."""
     if isinstance(layer, MaxPool2D | AvgPool2D):
@@ -231,6 +245,8 @@ def _write_layer(w: _Writer, layer: Layer, in_shape) -> None:
         w.node("Div", [w.const(shaped(layer.std), f"std{k}")])
     elif isinstance(layer, Conv2D | ConvTranspose2D | Dense):
         _write_weighted(w, layer, k)
+    elif isinstance(layer, TimeDistributed) and isinstance(layer.layer, Dense):
+        _write_steps(w, layer.layer, k)
     elif isinstance(layer, MaxPool2D | AvgPool2D | GlobalAvgPool2D | LocalResponseNorm
                     | WindowPool):  # fmt: skip
         _write_pooling(w, layer)

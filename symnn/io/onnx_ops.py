@@ -31,6 +31,7 @@ from ..layers import (
     Reduce,
     Reshape,
     Take,
+    TimeDistributed,
     WindowPool,
 )
 from .onnx_reader import Reader
@@ -62,9 +63,10 @@ ATTRIBUTES: dict[str, set[str]] = {
 _FUSABLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
-def _fuse(r: Reader, node, layer: Dense | Conv2D | ConvTranspose2D) -> Any:
+def _fuse(r: Reader, node, layer: Dense | Conv2D | ConvTranspose2D, softmax: bool = True) -> Any:
     """Fold into ``layer`` the activation that alone reads the node's output (as symnn's
-    layers carry it); returns the node whose output the layer's output is."""
+    layers carry it; a softmax only if ``softmax``); returns the node whose output the
+    layer's output is."""
     found = r.sole_consumer(node.output[0])
     if found is None:
         return node
@@ -74,6 +76,7 @@ def _fuse(r: Reader, node, layer: Dense | Conv2D | ConvTranspose2D) -> Any:
     if nxt.op_type == "LeakyRelu" and set(a) <= {"alpha"} and a.get("alpha", 0.01) == 0.01:
         name = "leaky_relu"
     ends_dense = isinstance(layer, Dense) and set(a) <= {"axis"} and a.get("axis", -1) in (-1, 1)
+    ends_dense = ends_dense and softmax
     if nxt.op_type in ("Softmax", "LogSoftmax") and ends_dense:
         name = "softmax" if nxt.op_type == "Softmax" else "log_softmax"
     if name is None:
@@ -330,6 +333,10 @@ def _gemm(r: Reader, node) -> None:
 
 
 def _matmul(r: Reader, node) -> None:
+    """A tensor times a tensor (``MatMul`` layer), or times a constant ``(K, M)`` or
+    ``(K,)`` on its last axis: a ``Dense`` layer (PyTorch's ``nn.Linear`` exports
+    ``MatMul`` + ``Add``), over the rows of samples of several axes (``(T, K)``: an
+    ``nn.Linear`` on each step of a sequence) as a ``TimeDistributed`` one."""
     if all(i in r.vars for i in node.input[:2]):
         r.call(node, MatMul(name=node.name or None), list(node.input[:2]))
         return
@@ -337,8 +344,12 @@ def _matmul(r: Reader, node) -> None:
         raise r.error(node, "MatMul of a constant and a tensor is not supported (of a tensor "
                             "and a constant matrix it is).")  # fmt: skip
     w = r.const(node, node.input[1]).astype(np.float64)
-    if w.ndim != 2 or len(r.shape(node)) != 1:
-        raise r.error(node, f"takes (N, K) @ (K, M); got {(None, *r.shape(node))} @ {w.shape}.")
+    shape = r.shape(node)
+    if w.ndim not in (1, 2) or shape[-1] != w.shape[0]:
+        raise r.error(node, f"takes (..., K) @ (K, M) or (K,); got {(None, *shape)} @ "
+                            f"{w.shape}.")  # fmt: skip
+    vector = w.ndim == 1
+    w = w.reshape(len(w), -1)
     b, bias_node = None, None
     found = r.sole_consumer(node.output[0])
     if found and found[1].op_type == "Add":
@@ -347,11 +358,30 @@ def _matmul(r: Reader, node) -> None:
             b, bias_node = np.asarray(r.consts[other[0]], np.float64).reshape(-1), found
     layer = Dense(w.shape[0], w.shape[1], W=w, b=b, dtype=r.dtype, name=node.name or None)
     r.torch_names(layer, node, {1: "?"})  # (in, out): not nn.Linear's layout
-    if bias_node is None:
-        _call_fused(r, node, layer)
+    if bias_node is not None:
+        r.fused.add(bias_node[0])
+    last = bias_node[1] if bias_node is not None else node
+    if len(shape) == 1 and not vector:
+        r.call(node, layer, out=_fuse(r, last, layer).output[0])
         return
-    r.fused.add(bias_node[0])
-    r.call(node, layer, out=_fuse(r, bias_node[1], layer).output[0])
+    last = _fuse(r, last, layer, softmax=False)
+    _rows(r, node, layer, shape, vector, last.output[0])
+
+
+def _rows(r: Reader, node, layer: Dense, shape: tuple, vector: bool, out: str) -> None:
+    """``layer`` on the last axis of samples of ``shape``: samples of several axes seen as
+    rows ``(T, K)`` under a ``TimeDistributed`` layer and seen back, without the last axis
+    for a ``(K,)`` vector."""
+    name, current = node.output[0], node.input[0]
+    if len(shape) > 2:
+        current = r.call(node, Reshape((int(np.prod(shape[:-1])), shape[-1])), [current],
+                         out=f"{name}/rows").name  # fmt: skip
+    wrapped = layer if len(shape) == 1 else TimeDistributed(layer)
+    final = (*shape[:-1], layer.n_out) if not vector else shape[:-1]
+    direct = len(shape) <= 2 and not vector
+    y = r.call(node, wrapped, [current], out=out if direct else f"{name}/dense")
+    if not direct:
+        r.call(node, Reshape(final), [y.name], out=out)
 
 
 def _batchnorm(r: Reader, node) -> None:
