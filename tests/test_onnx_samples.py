@@ -121,6 +121,17 @@ def test_a_sample_graph_with_two_outputs_and_a_tensor_sum(tmp_path):
         np.testing.assert_allclose(z[i], want_z, rtol=1e-6)
 
 
+@pytest.mark.parametrize("c_shape", [(2, 5), (5,), ()])
+def test_gemm_of_a_sample_matrix_with_every_attribute(c_shape, tmp_path):
+    """``alpha * A^T @ B^T + beta * C`` of each sample's ``(3, 2)`` matrix ``A``."""
+    node = helper.make_node("Gemm", ["x", "B", "C"], ["y"], alpha=0.5, beta=2.0, transA=1,
+                            transB=1)  # fmt: skip
+    inits = {"B": RNG.normal(size=(5, 3)).astype("float32"),
+             "C": RNG.normal(size=c_shape).astype("float32")}  # fmt: skip
+    path, model = sample_file(tmp_path, [node], (3, 2), inits.items())
+    rows_match_the_reference(from_onnx(path, batch_axis=False), model, (3, 2))
+
+
 @pytest.mark.parametrize("nodes, inits, match", [
     ([("Conv", ["x", "w"], {})], {"w": np.ones((1, 2, 1, 1), "float32")},
      r"n0 \(Conv\).*its first axis is a batch.*batch_axis=False"),
@@ -129,6 +140,8 @@ def test_a_sample_graph_with_two_outputs_and_a_tensor_sum(tmp_path):
     ([("Concat", ["x", "c"], {"axis": 0})], {"c": np.ones((2, 3, 4), "float32")},
      "a Concat of tensors and constants"),
     ([("Cos", ["x"], {})], {}, r"unsupported op\(s\): n0 \(Cos\)"),
+    ([("Gemm", ["c", "x"], {})], {"c": np.ones((3, 2), "float32")},
+     "B and C computed from the data"),
 ])  # fmt: skip
 def test_ops_without_a_batch_version_are_refused_by_node(nodes, inits, match, tmp_path):
     made = [helper.make_node(op, ins, [f"t{i}"], name=f"n{i}", **a)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import SymnnTypeError, SymnnValueError
 from ..layers import Graph, Input, Layer, MergeLayer, Reshape, Sequential
-from .onnx_samples import batched_node
+from .onnx_samples import batched_nodes
 
 __all__ = ["onnx_modules", "Reader", "read_graph", "data_inputs", "BATCH"]
 
@@ -174,15 +174,15 @@ class Reader:
         return None
 
     def read_node(self, node) -> None:
-        """Fold the node if its inputs are constants, else call its reader."""
-        if not self.batch_axis:
-            node = batched_node(self, node)
-        if self.foldable(node):
-            self.fold(node)
-        elif node.op_type in self.readers:
-            self.readers[node.op_type](self, node)
-        else:
-            raise self.error(node, "the op is not supported.")
+        """Fold the node if its inputs are constants, else call its reader (a graph of one
+        sample: the nodes of its batch version, :func:`batched_nodes`)."""
+        for part in [node] if self.batch_axis else batched_nodes(self, node):
+            if self.foldable(part):
+                self.fold(part)
+            elif part.op_type in self.readers:
+                self.readers[part.op_type](self, part)
+            else:
+                raise self.error(part, "the op is not supported.")
 
     # -- constants --------------------------------------------------------------------
     def foldable(self, node) -> bool:

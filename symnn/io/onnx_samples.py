@@ -4,12 +4,13 @@ Some ONNX graphs compute one sample: their tensors have no batch axis (a vector 
 out; the per-op conformance cases of ONNX, whose first axis is often not a batch). symnn
 networks take batches, so such a graph is read as its batch version, as ``jax.vmap`` would
 map it: the reader gives every tensor computed from the data a leading batch axis, and
-:func:`batched_node` rewrites each node that reads one, when the reader reaches it (the
+:func:`batched_nodes` rewrites each node that reads one, when the reader reaches it (the
 samples' shapes and the folded constants known), into the node of the batch version: each
 axis of a sample moved by one, ``Flatten`` the ``Reshape`` that keeps the batch, ``Shape``
 the sample's shape. The reader then reads it as any node of a batched graph. Only the ops
 whose batch version is such a rewrite are read this way (:data:`SAMPLE_OPS`); an op whose
-first axis is a batch of its own (``Conv``, pooling, ``Gemm``, ...) is refused by node."""
+first axis is a batch of its own (``Conv``, pooling, ``BatchNormalization``, ...) is refused
+by node."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..layers import Reshape
 
-__all__ = ["batched_node", "SAMPLE_OPS"]
+__all__ = ["batched_nodes", "SAMPLE_OPS"]
 
 #: ops computed entry by entry (with numpy's broadcasting): unchanged with a batch axis
 _ELEMENTWISE = {
@@ -32,7 +33,8 @@ _REDUCE = {f"Reduce{op}" for op in ("Mean", "Max", "Min", "Sum", "Prod")}
 #: the ops read with ``batch_axis=False`` (``If`` on a constant: its branch's nodes are)
 SAMPLE_OPS = frozenset(
     _ELEMENTWISE | set(_AXIS_DEFAULTS) | _REDUCE
-    | {"Flatten", "Reshape", "Shape", "Transpose", "Squeeze", "Unsqueeze", "Pad", "MatMul", "If"}
+    | {"Flatten", "Reshape", "Shape", "Transpose", "Squeeze", "Unsqueeze", "Pad", "MatMul", "Gemm",
+       "If"}
 )  # fmt: skip
 
 
@@ -76,18 +78,20 @@ class _Batcher:
         node.attribute.append(self.helper.make_attribute(key, value))
 
 
-def batched_node(r: Any, node: Any) -> Any:
-    """The node computing ``node``'s batch version, for a reader ``r`` of a graph of one
+def batched_nodes(r: Any, node: Any) -> list:
+    """The nodes computing ``node``'s batch version, for a reader ``r`` of a graph of one
     sample whose tensors from the data have a leading batch axis (see the module
-    docstring); ``node`` itself when it reads no such tensor."""
+    docstring); ``[node]`` when it reads no such tensor."""
     if not any(i in r.vars for i in [*node.input, *_inner_inputs(node)] if i):
-        return node
+        return [node]
     b = _Batcher(r)
     op = node.op_type
     if op not in SAMPLE_OPS:
         raise b.error(node, f"{op} is not read this way (it is not supported, or its first "
                             "axis is a batch of its own: read the file with its batch axis); "
                             f"the ops that are: {', '.join(sorted(SAMPLE_OPS))}")  # fmt: skip
+    if op == "Gemm":
+        return _gemm(b, node)
     new = type(node)()
     new.CopyFrom(node)
     if op in _ELEMENTWISE:
@@ -98,7 +102,31 @@ def batched_node(r: Any, node: Any) -> Any:
         {"Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Shape": _shape,
          "Squeeze": _axes, "Unsqueeze": _axes, "Pad": _pad, "MatMul": _matmul,
          **dict.fromkeys(_REDUCE, _reduce)}[op](b, new)  # fmt: skip
-    return new
+    return [new]
+
+
+def _gemm(b: _Batcher, node) -> list:
+    """``alpha * A' @ B' + beta * C`` of a sample's matrix ``A``: a Transpose for
+    ``transA``, a MatMul by the constant ``alpha * B'`` and an Add of ``beta * C`` (any
+    shape that broadcasts to the sample's output)."""
+    a = b.r.attrs(node)
+    if node.input[1] in b.batched or (len(node.input) > 2 and node.input[2] in b.batched):
+        raise b.error(node, "B and C computed from the data are not supported")
+    out, name, make = node.output[0], node.name, b.helper.make_node
+    current, parts = node.input[0], []
+    if a.get("transA", 0):
+        parts.append(make("Transpose", [current], [f"{out}/A"], name=name, perm=[0, 2, 1]))
+        current = f"{out}/A"
+    weights = b.value(node, 1).astype(np.float64)
+    weights = float(a.get("alpha", 1.0)) * (weights.T if a.get("transB", 0) else weights)
+    b.consts[f"{out}/B"] = weights
+    bias = b.value(node, 2)
+    product = out if bias is None else f"{out}/AB"
+    parts.append(make("MatMul", [current, f"{out}/B"], [product], name=name))
+    if bias is not None:
+        b.consts[f"{out}/C"] = float(a.get("beta", 1.0)) * bias.astype(np.float64)
+        parts.append(make("Add", [product, f"{out}/C"], [out], name=name))
+    return parts
 
 
 def _broadcast(b: _Batcher, node) -> None:
