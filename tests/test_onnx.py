@@ -568,3 +568,68 @@ def test_a_pytorch_linear_on_every_step_of_a_sequence(tmp_path):
     X = f32(3, 30)
     want = module(torch.from_numpy(X.reshape(3, 5, 6))).detach().numpy()
     np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+
+
+def _rnn_file(tmp_path, op, gates, attrs, bias, shape=(5, 3, 4), hidden=6, out="Y_h"):
+    """A time-major recurrent op on the graph's input ``(time, batch, features)``."""
+    T, _, n_in = shape
+    w = {"W": f32(1, gates * hidden, n_in), "R": f32(1, gates * hidden, hidden), "B": bias}
+    node = helper.make_node(op, ["x", "W", "R", "B"], ["Y", "Y_h"][: 2 if out == "Y_h" else 1],
+                            hidden_size=hidden, **attrs)  # fmt: skip
+    graph = helper.make_graph(
+        [node], "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [T, "N", n_in])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in w.items()],
+    )  # fmt: skip
+    path = tmp_path / f"{op}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.mark.parametrize("op, gates, out", [("LSTM", 4, "Y_h"), ("GRU", 3, "Y"), ("RNN", 1, "Y")])
+def test_a_time_major_file_reads_with_batch_axis_1(op, gates, out, tmp_path):
+    """Inputs ``(time, batch, features)`` (ONNX's default layout, PyTorch's ``nn.LSTM``
+    without ``batch_first``): the network takes batch-first sequences and gives its outputs
+    batch first; with the batch axis first, the refusal says how to read it."""
+    attrs = {"linear_before_reset": 1} if op == "GRU" else {}  # PyTorch's GRU
+    path = _rnn_file(tmp_path, op, gates, attrs, f32(1, 2 * gates * 6), out=out)
+    with pytest.raises(SymnnValueError, match=r"\[5, None, 4\] \(time-major: from_onnx\(batch"):
+        from_onnx(path)
+    net = from_onnx(path, batch_axis=1)
+    X = f32(3, 5, 4)  # (batch, time, features)
+    want = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": X.transpose(1, 0, 2)})[0]
+    want = np.moveaxis(want, 2 if out == "Y" else 1, 0)  # batch first
+    np.testing.assert_allclose(symnn_out(net, X.reshape(3, -1)).reshape(want.shape), want,
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize("attrs", [{}, {"linear_before_reset": 0}])
+def test_onnxs_own_gru_variant_is_refused(attrs, tmp_path):
+    """ONNX's default GRU resets the state before the product with R (PyTorch's, after):
+    another function, refused whether the attribute is left out or given."""
+    path = _rnn_file(tmp_path, "GRU", 3, attrs, f32(1, 36))
+    with pytest.raises(SymnnValueError, match=r"linear_before_reset=0 .*not supported"):
+        from_onnx(path, batch_axis=1)
+
+
+def test_a_pytorch_lstm_without_batch_first_reads_with_batch_axis_1(tmp_path):
+    torch = import_torch()
+    torch.manual_seed(0)
+
+    class Tagger(torch.nn.Module):  # the last step's state classified
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.fc = torch.nn.LSTM(4, 8), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[-1])
+
+    module = Tagger().eval()
+    path = tmp_path / "lstm.onnx"
+    torch.onnx.export(module, torch.zeros(6, 1, 4), str(path), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {1: "N"}})  # fmt: skip
+    net = from_onnx(path, batch_axis=1)
+    X = f32(2, 6, 4)  # batch-first
+    want = module(torch.from_numpy(X.transpose(1, 0, 2).copy())).detach().numpy()
+    np.testing.assert_allclose(symnn_out(net, X.reshape(2, -1)), want, rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Graphs of one sample read as networks of batches (``from_onnx(batch_axis=False)``):
+"""Graphs of one sample read as networks of batches (``from_onnx(batch_axis=None)``):
 each row of a batch gives what onnx's reference evaluator gives for that sample alone.
 (ONNX's conformance cases whose first axis is not a batch run this way too, see
 ``tests/test_onnx_conformance.py``.)"""
@@ -12,7 +12,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-from symnn.errors import SymnnTypeError, SymnnValueError  # noqa: E402
+from symnn.errors import SymnnValueError  # noqa: E402
 from symnn.io import from_onnx, to_onnx  # noqa: E402
 
 RNG = np.random.default_rng(7)
@@ -76,19 +76,19 @@ def chain_file(tmp_path_factory):
 
 def test_a_chain_of_sample_ops_reads_as_a_batch_of_samples(chain_file):
     path, model = chain_file
-    net = from_onnx(path, batch_axis=False)
+    net = from_onnx(path, batch_axis=None)
     rows_match_the_reference(net, model, (2, 3, 4))
 
 
 def test_the_same_chain_on_the_default_c_backend(chain_file):
     path, model = chain_file
-    net = from_onnx(path, batch_axis=False)
+    net = from_onnx(path, batch_axis=None)
     rows_match_the_reference(net, model, (2, 3, 4), batch=2, mode=None)
 
 
 def test_a_batch_of_one_keeps_its_batch_axis_and_the_graph_writes_back(chain_file, tmp_path):
     path, model = chain_file
-    net = from_onnx(path, batch_axis=False)
+    net = from_onnx(path, batch_axis=None)
     got = rows_match_the_reference(net, model, (2, 3, 4), batch=1)
     assert got.shape[0] == 1
     to_onnx(net, tmp_path / "back.onnx")  # the batch version, read back with its batch axis
@@ -103,7 +103,7 @@ def test_softmax_defaults_and_reduce_attributes_of_older_opsets(opset, tmp_path)
     path, model = sample_file(tmp_path, nodes, (3, 2, 2), opset=opset)
     ort = pytest.importorskip("onnxruntime")  # onnx's evaluator gives opset 13's softmax
     ref = ort.InferenceSession(str(path))
-    rows_match_the_reference(from_onnx(path, batch_axis=False), model, (3, 2, 2), ref=ref)
+    rows_match_the_reference(from_onnx(path, batch_axis=None), model, (3, 2, 2), ref=ref)
 
 
 def test_a_sample_graph_with_two_outputs_and_a_tensor_sum(tmp_path):
@@ -111,7 +111,7 @@ def test_a_sample_graph_with_two_outputs_and_a_tensor_sum(tmp_path):
     nodes = [n("Relu", ["x"], ["r"]), n("Sigmoid", ["x"], ["s"]), n("Sum", ["r", "s"], ["y"]),
              n("ReduceMean", ["y"], ["z"], axes=[-1], keepdims=0)]  # fmt: skip
     path, model = sample_file(tmp_path, nodes, (4, 5), outputs=["y", "z"])
-    net = from_onnx(path, batch_axis=False)
+    net = from_onnx(path, batch_axis=None)
     X = RNG.normal(size=(2, 4, 5)).astype("float32")
     x = pt.matrix("x", dtype="float32")
     y, z = pytensor.function([x], net(x), mode="FAST_COMPILE")(X.reshape(2, -1))
@@ -129,12 +129,12 @@ def test_gemm_of_a_sample_matrix_with_every_attribute(c_shape, tmp_path):
     inits = {"B": RNG.normal(size=(5, 3)).astype("float32"),
              "C": RNG.normal(size=c_shape).astype("float32")}  # fmt: skip
     path, model = sample_file(tmp_path, [node], (3, 2), inits.items())
-    rows_match_the_reference(from_onnx(path, batch_axis=False), model, (3, 2))
+    rows_match_the_reference(from_onnx(path, batch_axis=None), model, (3, 2))
 
 
 @pytest.mark.parametrize("nodes, inits, match", [
     ([("Conv", ["x", "w"], {})], {"w": np.ones((1, 2, 1, 1), "float32")},
-     r"n0 \(Conv\).*its first axis is a batch.*batch_axis=False"),
+     r"n0 \(Conv\).*its first axis is a batch.*batch_axis=None"),
     ([("Reshape", ["x", "s"], {"allowzero": 1})], {"s": np.array([0, 12], np.int64)},
      "allowzero=1"),
     ([("Concat", ["x", "c"], {"axis": 0})], {"c": np.ones((2, 3, 4), "float32")},
@@ -148,14 +148,14 @@ def test_ops_without_a_batch_version_are_refused_by_node(nodes, inits, match, tm
             for i, (op, ins, a) in enumerate(nodes)]  # fmt: skip
     path, _ = sample_file(tmp_path, made, (2, 3, 4), inits.items())
     with pytest.raises(SymnnValueError, match=match):
-        from_onnx(path, batch_axis=False)
+        from_onnx(path, batch_axis=None)
 
 
 def test_a_reader_refusal_says_how_the_graph_was_read(tmp_path):
     nodes = [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)]
     path, _ = sample_file(tmp_path, nodes, (2, 3, 4), {"i": np.ones((2, 2), np.int64)}.items())
-    with pytest.raises(SymnnValueError, match=r"axis=2 .*batch_axis=False.*numbered from it"):
-        from_onnx(path, batch_axis=False)
+    with pytest.raises(SymnnValueError, match=r"axis=2 .*batch_axis=None.*numbered from it"):
+        from_onnx(path, batch_axis=None)
 
 
 def test_an_if_branch_and_broadcasts_of_tensors_of_several_ranks(tmp_path):
@@ -170,10 +170,11 @@ def test_an_if_branch_and_broadcasts_of_tensors_of_several_ranks(tmp_path):
              n("Mul", ["top", "m"], ["y"])]  # () * (2, 3): (2, 3)  # fmt: skip
     inits = {"cond": np.array(True), "m": RNG.normal(size=(2, 3)).astype("float32")}
     path, model = sample_file(tmp_path, nodes, (3,), inits.items(), opset=17)
-    rows_match_the_reference(from_onnx(path, batch_axis=False), model, (3,), batch=4)
+    rows_match_the_reference(from_onnx(path, batch_axis=None), model, (3,), batch=4)
 
 
-def test_batch_axis_takes_a_bool(tmp_path):
+@pytest.mark.parametrize("given", [False, True, 2, "no"])
+def test_batch_axis_takes_0_1_or_none(given, tmp_path):
     path, _ = sample_file(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], (3,))
-    with pytest.raises(SymnnTypeError, match=r"batch_axis must be True or False; got 'no'"):
-        from_onnx(path, batch_axis="no")
+    with pytest.raises(SymnnValueError, match=rf"batch_axis must be 0, 1 or None; got {given!r}"):
+        from_onnx(path, batch_axis=given)

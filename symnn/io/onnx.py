@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import nonlinearities
-from ..errors import SymnnTypeError, SymnnValueError
+from ..errors import SymnnValueError
 from ..layers import (
     GRU,
     LSTM,
@@ -80,16 +80,20 @@ SUPPORTED_OPS = tuple(sorted(READERS))
 
 # -- reading ---------------------------------------------------------------------------------
 def from_onnx(path: str | os.PathLike, *, dtype: Any = "float32",
-              batch_axis: bool = True) -> Sequential | Graph:  # fmt: skip
+              batch_axis: int | None = 0) -> Sequential | Graph:  # fmt: skip
     """The network of an ONNX file: a :class:`~symnn.layers.Sequential` when its nodes form
     one chain, else a :class:`~symnn.layers.Graph` (skip connections, concatenations,
     several outputs); see the module docstring. Unsupported ops and attributes are refused
     by name before anything is built.
 
-    ``batch_axis=False`` reads a graph of one sample (its tensors have no batch axis) as
-    the network of batches of such samples, each computed alone (``jax.vmap``'s meaning; the
-    ops :data:`symnn.io.onnx_samples.SAMPLE_OPS`): an input of shape ``(3, 4)`` in the file
-    is a network taking rows of 12 values.
+    ``batch_axis`` is the axis of the file's inputs that is the batch. ``1`` reads a
+    time-major file (inputs ``(time, batch, ...)``, as PyTorch exports an ``nn.LSTM`` without
+    ``batch_first``): the network takes batch-first sequences and gives batch-first outputs
+    (an output's batch axis moved first, its other axes in their order). ``None`` reads a
+    graph of one sample (its tensors have no batch axis) as the network of batches of such
+    samples, each computed alone (``jax.vmap``'s meaning; the ops
+    :data:`symnn.io.onnx_samples.SAMPLE_OPS`): an input of shape ``(3, 4)`` in the file is
+    a network taking rows of 12 values.
 
     >>> import onnx, numpy as np
     >>> from onnx import helper, TensorProto
@@ -99,7 +103,7 @@ def from_onnx(path: str | os.PathLike, *, dtype: Any = "float32",
     ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])])
     >>> import tempfile, os; path = os.path.join(tempfile.mkdtemp(), "s.onnx")
     >>> onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
-    >>> net = from_onnx(path, batch_axis=False)  # axis 0 of a sample, not the batch
+    >>> net = from_onnx(path, batch_axis=None)  # axis 0 of a sample, not the batch
     >>> import pytensor, pytensor.tensor as pt
     >>> x = pt.matrix("x", dtype="float32")
     >>> f = pytensor.function([x], net(x), mode="FAST_COMPILE")
@@ -108,18 +112,18 @@ def from_onnx(path: str | os.PathLike, *, dtype: Any = "float32",
     """
     onnx, _ = onnx_modules()
     path = Path(path)
-    if not isinstance(batch_axis, bool):
-        raise SymnnTypeError(f"batch_axis must be True or False; got {batch_axis!r}.")
+    if isinstance(batch_axis, bool) or batch_axis not in (0, 1, None):
+        raise SymnnValueError(f"batch_axis must be 0, 1 or None; got {batch_axis!r}.")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a file of another kind
         raise SymnnValueError(f"{path}: not a readable ONNX model ({exc}).") from None
-    if batch_axis:
-        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES)
+    if batch_axis is not None:
+        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES, batch_axis)
     try:
-        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES, False)
+        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES, None)
     except SymnnValueError as exc:
-        raise SymnnValueError(f"{exc} (Read with batch_axis=False: the graph's tensors from the "
+        raise SymnnValueError(f"{exc} (Read with batch_axis=None: the graph's tensors from the "
                               "data have a leading batch axis, and its axes are numbered from "
                               "it.)") from None
 

@@ -436,6 +436,10 @@ def _recurrent(r: Reader, node) -> None:
         if key in a and a[key] != ok:
             raise r.error(node, f"{key}={a[key]!r} is not supported (symnn reads PyTorch's "
                                 "GRU and no clipping).")  # fmt: skip
+    if op == "GRU" and "linear_before_reset" not in a:
+        raise r.error(node, "linear_before_reset=0 (ONNX's default: the reset gate applied "
+                            "before the product with R) is not supported: symnn's GRU is "
+                            "PyTorch's (linear_before_reset=1).")  # fmt: skip
     acts = [(x.decode() if isinstance(x, bytes) else x).lower() for x in a.get("activations", [])]
     default = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}.get(op)
     if default and acts and acts[: len(default)] != default:
@@ -459,7 +463,8 @@ def _recurrent(r: Reader, node) -> None:
     time_major = a.get("layout", 0) == 0
     if time_major and r.perms.get(node.input[0]) != (1, 0, 2):
         raise r.error(node, "layout=0 takes (time, batch, features): symnn reads it when X is "
-                            "a Transpose(perm=[1, 0, 2]) of batch-first sequences.")  # fmt: skip
+                            "a Transpose(perm=[1, 0, 2]) of batch-first sequences, or the "
+                            "file's time-major input with from_onnx(batch_axis=1).")  # fmt: skip
     name = node.output[1 if final else 0]
     var = r.call(node, layer, out=name + "/flat", view=True)
     d, h = len(layers), int(a["hidden_size"])

@@ -45,11 +45,11 @@ def onnx_modules():
 class Reader:
     """One pass over a graph's nodes in order: constants folded, layers called."""
 
-    def __init__(self, model: Any, path: Path, dtype: str, batch_axis: bool = True):
+    def __init__(self, model: Any, path: Path, dtype: str, batch_axis: int | None = 0):
         onnx, numpy_helper = onnx_modules()
         self.model, self.path, self.dtype = model, path, dtype
-        #: False: the file's tensors are samples, read as batches of them
-        #: (:mod:`symnn.io.onnx_samples`)
+        #: the axis of the file's inputs that is the batch; None: the file's tensors are
+        #: samples, read as batches of them (:mod:`symnn.io.onnx_samples`)
         self.batch_axis = batch_axis
         self.graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
@@ -176,7 +176,7 @@ class Reader:
     def read_node(self, node) -> None:
         """Fold the node if its inputs are constants, else call its reader (a graph of one
         sample: the nodes of its batch version, :func:`batched_nodes`)."""
-        for part in [node] if self.batch_axis else batched_nodes(self, node):
+        for part in [node] if self.batch_axis is not None else batched_nodes(self, node):
             if self.foldable(part):
                 self.fold(part)
             elif part.op_type in self.readers:
@@ -254,7 +254,7 @@ def data_inputs(graph, path: Path) -> list:
 _FLOAT_TYPES = {1: "float32", 11: "float64"}
 
 
-def _input_shape(data, path: Path, batch_axis: bool) -> tuple[int, ...]:
+def _input_shape(data, path: Path, batch_axis: int | None) -> tuple[int, ...]:
     kind = data.type.tensor_type.elem_type
     if not data.type.HasField("tensor_type"):
         raise SymnnValueError(
@@ -268,26 +268,30 @@ def _input_shape(data, path: Path, batch_axis: bool) -> tuple[int, ...]:
             f"{path}: the input {data.name!r} holds {name} values; symnn networks take float32 "
             "or float64 data."
         )
-    dims = data.type.tensor_type.shape.dim
-    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims][int(batch_axis):]
-    if not batch_axis and None in shape:
+    dims = [d.dim_value if d.HasField("dim_value") else None
+            for d in data.type.tensor_type.shape.dim]  # fmt: skip
+    if batch_axis is None:
+        if None in dims:
+            raise SymnnValueError(f"{path}: the input {data.name!r} must have a fixed shape (a "
+                                  f"sample's, batch_axis=None); got {dims}.")  # fmt: skip
+        return tuple(dims)
+    shape = dims[:batch_axis] + dims[batch_axis + 1 :]
+    if len(dims) <= batch_axis or None in shape:
+        hint = " (time-major: from_onnx(batch_axis=1))" if dims[1:2] == [None] else ""
         raise SymnnValueError(
-            f"{path}: the input {data.name!r} must have a fixed shape (a sample's, "
-            f"batch_axis=False); got {shape}."
-        )
-    if not dims or None in shape:
-        raise SymnnValueError(
-            f"{path}: the input {data.name!r} must have a batch axis and a fixed per-sample "
-            f"shape; got {shape}."
+            f"{path}: the input {data.name!r} must have a batch axis (axis {batch_axis}) and a "
+            f"fixed per-sample shape; got {dims}{hint}."
         )
     return tuple(shape)
 
 
 def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
-               attributes: dict[str, set[str]], batch_axis: bool = True):  # fmt: skip
+               attributes: dict[str, set[str]], batch_axis: int | None = 0):  # fmt: skip
     """The network of ``model``: a Sequential for a chain, else a Graph. Unsupported ops and
-    attributes are refused (naming them) before any layer is built. ``batch_axis=False``:
-    the file's tensors are samples (:mod:`symnn.io.onnx_samples`)."""
+    attributes are refused (naming them) before any layer is built. ``batch_axis``: the
+    axis of the file's inputs that is the batch (1: time-major sequences, read as views of
+    batch-first ones); None: the file's tensors are samples
+    (:mod:`symnn.io.onnx_samples`)."""
     r = Reader(model, path, dtype, batch_axis)
     data = data_inputs(r.graph, path)
     shapes = [_input_shape(d, path, batch_axis) for d in data]
@@ -298,27 +302,38 @@ def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
         xs.append(r.bind(d.name, Input((size,), name=d.name, dtype=dtype), (size,)))
         if len(shape) != 1:  # images, sequences; a 1-D input is a batch of scalars
             r.bind(d.name, Reshape(shape)(xs[-1]), shape)
+        if batch_axis == 1:  # the file's (time, batch, ...): a view of our (batch, time, ...)
+            r.perms[d.name] = (1, 0, *range(2, len(shape) + 1))
         r.preprocessing.add(d.name)
     r.readers = readers
     for k, node in enumerate(r.graph.node):
         if k not in r.fused:
             r.read_node(node)
-    outputs = []
-    for o in r.graph.output:
-        if o.name not in r.vars:
-            raise SymnnValueError(f"{path}: the graph output {o.name!r} is a constant or missing.")
-        if o.name in r.perms:
-            raise SymnnValueError(
-                f"{path}: the graph output {o.name!r} has its batch axis moved (axes "
-                f"{r.perms[o.name]}); symnn networks give the batch axis first."
-            )
-        outputs.append(r.vars[o.name])
+    outputs = [_output(r, o.name) for o in r.graph.output]
     try:
         net = Graph(xs[0] if len(xs) == 1 else xs, outputs[0] if len(outputs) == 1 else outputs,
                     name=r.graph.name or None)  # fmt: skip
     except SymnnValueError as exc:
         raise SymnnValueError(f"{path}: {exc}") from None
     return _as_sequential(net)
+
+
+def _output(r: Reader, name: str) -> Any:
+    """The tensor of the graph output ``name``, batch first: with ``batch_axis=1``, an
+    output whose batch axis is elsewhere comes with it moved first (its other axes in their
+    order: an RNN's ``(time, directions, batch, units)`` as ``(batch, time, directions,
+    units)``)."""
+    if name not in r.vars:
+        raise SymnnValueError(f"{r.path}: the graph output {name!r} is a constant or missing.")
+    perm = r.perms.get(name)
+    moved_first = perm is not None and [p for p in perm if p] == list(range(1, len(perm)))
+    if perm is not None and not (r.batch_axis == 1 and moved_first):
+        raise SymnnValueError(
+            f"{r.path}: the graph output {name!r} has its batch axis moved (axes {perm}); "
+            "symnn networks give the batch axis first"
+            + (" (read a time-major file with batch_axis=1)." if moved_first else ".")
+        )
+    return r.vars[name]
 
 
 def _check_ops(r: Reader, readers: dict[str, Callable], attributes: dict[str, set]) -> None:

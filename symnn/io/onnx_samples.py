@@ -1,4 +1,4 @@
-"""Reading a graph of one sample as a network of batches (``from_onnx(batch_axis=False)``).
+"""Reading a graph of one sample as a network of batches (``from_onnx(batch_axis=None)``).
 
 Some ONNX graphs compute one sample: their tensors have no batch axis (a vector in, a vector
 out; the per-op conformance cases of ONNX, whose first axis is often not a batch). symnn
@@ -30,7 +30,7 @@ _ELEMENTWISE = {
 #: ops with an ``axis`` attribute naming an axis of their (first) input, and its default
 _AXIS_DEFAULTS = {"Concat": None, "Gather": 0, "Softmax": -1, "LogSoftmax": -1}
 _REDUCE = {f"Reduce{op}" for op in ("Mean", "Max", "Min", "Sum", "Prod")}
-#: the ops read with ``batch_axis=False`` (``If`` on a constant: its branch's nodes are)
+#: the ops read with ``batch_axis=None`` (``If`` on a constant: its branch's nodes are)
 SAMPLE_OPS = frozenset(
     _ELEMENTWISE | set(_AXIS_DEFAULTS) | _REDUCE
     | {"Flatten", "Reshape", "Shape", "Transpose", "Squeeze", "Unsqueeze", "Pad", "MatMul", "Gemm",
@@ -51,7 +51,7 @@ class _Batcher:
 
     def error(self, node, why: str):
         return self.r.error(node, f"{why} (reading the file's tensors as samples, "
-                                  "batch_axis=False).")  # fmt: skip
+                                  "batch_axis=None).")  # fmt: skip
 
     def rank(self, name: str) -> int:
         return len(self.r.shapes[name]) if name in self.batched else np.ndim(self.consts[name])
