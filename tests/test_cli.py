@@ -399,3 +399,33 @@ def test_train_stores_the_class_names_with_the_model(trained):
 
     out, _ = trained
     assert symnn.load(out / "model.npz").network.class_names == [str(d) for d in range(10)]
+
+
+def test_an_onnx_graph_of_one_sample_with_batch_axis_none(tmp_path):
+    """``--batch-axis none``: a file whose tensors have no batch axis (from_onnx's
+    ``batch_axis=None``); the flag on a symnn file or a bad value: usage errors."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Relu", ["m"], ["y"])],
+        "sample", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [numpy_helper.from_array(w, "W")],
+    )  # fmt: skip
+    path = tmp_path / "sample.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    res = run("info", str(path))
+    assert res.returncode == 2 and "time-major" not in res.stderr, res.stderr
+    res = run("info", str(path), "--batch-axis", "none")
+    assert res.returncode == 0 and "6 inputs" in res.stdout, res.stderr
+    res = run("maximize", str(path), "--batch-axis", "none", "--units", "0-3", "--steps", "5",
+              "--image-shape", "2x3", "--out", str(tmp_path / "m"))  # fmt: skip
+    assert res.returncode == 0 and (tmp_path / "m" / "report.json").is_file(), res.stderr
+    res = run("info", str(path), "--batch-axis", "2")
+    assert res.returncode == 2 and "expected 0, 1 or none; got '2'" in res.stderr
+    (tmp_path / "x.npz").write_bytes(b"")
+    res = run("info", str(tmp_path / "x.npz"), "--batch-axis", "1")
+    assert res.returncode == 2 and "--batch-axis has no effect" in res.stderr

@@ -14,7 +14,7 @@ from ._common import _Parser, _UsageError, usage_message
 from .compare import _compare_arguments
 from .demo import _demo_arguments
 from .info import _cmd_info
-from .maximize import _maximize_arguments
+from .maximize import _maximize_arguments, add_batch_axis
 from .train import _train_arguments
 
 __all__ = ["main", "build_parser"]
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default=None, help="a model file: print its layers")
     p.add_argument("--arch", default=None, help="the network of a .safetensors file")
     p.add_argument("--image-shape", default=None, help="its input image, e.g. 28x28")
+    add_batch_axis(p)
     p.set_defaults(func=_cmd_info)
     _train_arguments(command("train", "train an MLP and write the model, history and plots"))
     _maximize_arguments(command("maximize", "activation maximisation on a saved model"))

@@ -11,7 +11,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from ..backend import info
 
     if args.model is not None:  # a model's layers instead of the machine
-        network = _load_network(args.model, args.arch, args.image_shape)
+        network = _load_network(args.model, args.arch, args.image_shape, args.batch_axis)
         print(f"{args.model}: {network.n_in} inputs")
         print(network.summary() if hasattr(network, "summary") else repr(network))
         return 0

@@ -45,18 +45,22 @@ def _report_am(report, out: Path, classes: list[str] | None, title: str) -> None
         print(f"wrote {out / 'report.json'}")
 
 
-def _load_network(model: str, arch: str | None, image_shape: str | None) -> Any:
-    """The network in ``model``: a symnn file, an ONNX graph, or a ``.safetensors`` of
-    PyTorch-layout weights for the network ``arch`` describes (on ``image_shape`` inputs)."""
+def _load_network(model: str, arch: str | None, image_shape: str | None,
+                  batch_axis: int | None = 0) -> Any:  # fmt: skip
+    """The network in ``model``: a symnn file, an ONNX graph (its inputs' batch axis
+    ``batch_axis``), or a ``.safetensors`` of PyTorch-layout weights for the network
+    ``arch`` describes (on ``image_shape`` inputs)."""
     from .. import io
     from ..layers import Layer, from_arch
 
     suffix = Path(model).suffix
     if arch is not None and suffix != ".safetensors":
         raise _UsageError("--arch has no effect: it describes the network of a .safetensors file")
+    if batch_axis != 0 and suffix != ".onnx":
+        raise _UsageError("--batch-axis has no effect: it is the batch axis of an .onnx file")
     try:
         if suffix == ".onnx":
-            return io.from_onnx(model)
+            return io.from_onnx(model, batch_axis=batch_axis)
         if suffix == ".safetensors":
             shape = _shape(image_shape)
             if arch is None or shape is None:
@@ -90,7 +94,7 @@ def _cmd_maximize(args: argparse.Namespace) -> int:
     from ..inputopt import activation_maximization
 
     out = _out_dir(args.out)
-    network = _load_network(args.model, args.arch, args.image_shape)
+    network = _load_network(args.model, args.arch, args.image_shape, args.batch_axis)
     if args.objective is not None:
         return _cmd_visualize(args, network, out)
     for flag, value in (("--param", args.param), ("--crop", args.crop), ("--noise", args.noise)):
@@ -225,6 +229,21 @@ def _spatial(text: str) -> str | tuple[int, int]:
     return (y, x)
 
 
+def _batch_axis(text: str) -> int | None:
+    values = {"0": 0, "1": 1, "none": None}
+    if text.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected 0, 1 or none; got {text!r}")
+    return values[text.lower()]
+
+
+def add_batch_axis(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batch-axis", type=_batch_axis, default=0, metavar="{0,1,none}",
+        help="the batch axis of an .onnx file's inputs: 1 for time-major sequences, none for a "
+        "graph of one sample (symnn.io.from_onnx's batch_axis)",
+    )  # fmt: skip
+
+
 def _maximize_arguments(p: argparse.ArgumentParser) -> None:
     from ..inputopt.maximize import METHODS
     from ..layers.arch import ARCH_HELP
@@ -235,6 +254,7 @@ def _maximize_arguments(p: argparse.ArgumentParser) -> None:
         "PyTorch-layout weights (.safetensors, with --arch and --image-shape)",
     )
     p.add_argument("--arch", default=None, help="the network of a .safetensors file: " + ARCH_HELP)
+    add_batch_axis(p)
     p.add_argument("--units", default="0-9", help="units, e.g. 0-9, 1,3,5 or all")
     p.add_argument(
         "--layer",

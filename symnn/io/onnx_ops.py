@@ -345,7 +345,7 @@ def _matmul(r: Reader, node) -> None:
                             "and a constant matrix it is).")  # fmt: skip
     w = r.const(node, node.input[1]).astype(np.float64)
     shape = r.shape(node)
-    if w.ndim not in (1, 2) or shape[-1] != w.shape[0]:
+    if not shape or w.ndim not in (1, 2) or shape[-1] != w.shape[0]:
         raise r.error(node, f"takes (..., K) @ (K, M) or (K,); got {(None, *shape)} @ "
                             f"{w.shape}.")  # fmt: skip
     vector = w.ndim == 1

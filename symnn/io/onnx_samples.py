@@ -50,11 +50,14 @@ class _Batcher:
         self.batched, self.consts, self.opset = r.vars, r.consts, r.opset
 
     def error(self, node, why: str):
-        return self.r.error(node, f"{why} (reading the file's tensors as samples, "
-                                  "batch_axis=None).")  # fmt: skip
+        return self.r.error(node, why + ".")  # from_onnx says how the graph was read
 
     def rank(self, name: str) -> int:
-        return len(self.r.shapes[name]) if name in self.batched else np.ndim(self.consts[name])
+        """The rank of a sample of tensor ``name``, of constant ``name`` (0 for a name the
+        reader does not know yet: it refuses it by name)."""
+        if name in self.batched:
+            return len(self.r.shapes[name])
+        return np.ndim(self.consts.get(name, 0))
 
     def value(self, node, index: int) -> np.ndarray | None:
         """The constant at input ``index`` (None when left out)."""
