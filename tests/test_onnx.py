@@ -633,3 +633,18 @@ def test_a_pytorch_lstm_without_batch_first_reads_with_batch_axis_1(tmp_path):
     X = f32(2, 6, 4)  # batch-first
     want = module(torch.from_numpy(X.transpose(1, 0, 2).copy())).detach().numpy()
     np.testing.assert_allclose(symnn_out(net, X.reshape(2, -1)), want, rtol=1e-5, atol=1e-6)
+
+
+def test_gather_by_indices_of_several_axes(tmp_path):
+    """Entries of a sample's axis 2 by (2, 3) indices, negative ones too: the axis becomes
+    the indices' two axes; written back and read again."""
+    idx = np.array([[0, -1, 2], [3, 1, -2]], np.int64)
+    nodes = chain(("Gather", ["i"], {"axis": 2}), ("Relu", [], {}))
+    path = model_file(tmp_path, nodes, {"i": idx}, [2, 4, 3])
+    X = f32(3, 24)
+    want = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": X.reshape(3, 2, 4, 3)})[0]
+    assert want.shape == (3, 2, 2, 3, 3)
+    net = from_onnx(path)
+    np.testing.assert_allclose(symnn_out(net, X).reshape(want.shape), want)
+    again = from_onnx(to_onnx(net, tmp_path / "again.onnx"))
+    np.testing.assert_allclose(symnn_out(again, X).reshape(want.shape), want)

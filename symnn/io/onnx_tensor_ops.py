@@ -349,9 +349,12 @@ def _gather(r: Reader, node) -> None:
     rank = len(r.shape(node, view=True)) + 1
     axis = int(r.attrs(node).get("axis", 0)) % rank
     var_axis = perm[axis] if perm else axis
-    if var_axis == 0 or indices.ndim > 1:
+    if var_axis == 0 or (indices.ndim > 1 and perm):
         raise r.error(node, f"axis={axis} with indices of shape {indices.shape} gathers across "
                             "the batch; symnn takes entries along an axis of the samples.")
+    if indices.ndim > 1:  # the entries in a row, then the indices' shape in the axis' place
+        _gather_block(r, node, indices, var_axis)
+        return
     picked = int(indices) if indices.ndim == 0 else [int(i) for i in indices]
     var = r.call(node, Take(picked, var_axis, name=node.name or None), view=True)
     if perm:
@@ -360,6 +363,16 @@ def _gather(r: Reader, node) -> None:
         view = tuple(order.index(p) for p in kept)
         if view != tuple(range(len(view))):
             r.perms[var.name] = view
+
+
+def _gather_block(r: Reader, node, indices: np.ndarray, axis: int) -> None:
+    """``Gather`` by indices of several axes: ``Take`` of the flat indices, the taken axis
+    then reshaped to the indices' shape."""
+    shape, name = r.shape(node), node.output[0]
+    flat = [int(i) for i in indices.reshape(-1)]
+    r.call(node, Take(flat, axis, name=node.name or None), out=name + "/flat")
+    out = (*shape[: axis - 1], *indices.shape, *shape[axis:])
+    r.call(node, Reshape(out), [name + "/flat"])
 
 
 def _concat(r: Reader, node) -> None:
