@@ -574,11 +574,12 @@ def _rnn_file(tmp_path, op, gates, attrs, bias, shape=(5, 3, 4), hidden=6, out="
     """A time-major recurrent op on the graph's input ``(time, batch, features)``."""
     T, _, n_in = shape
     w = {"W": f32(1, gates * hidden, n_in), "R": f32(1, gates * hidden, hidden), "B": bias}
-    node = helper.make_node(op, ["x", "W", "R", "B"], ["Y", "Y_h"][: 2 if out == "Y_h" else 1],
+    outs = ["Y", "Y_h"] if out == "both" else [out]
+    node = helper.make_node(op, ["x", "W", "R", "B"], ["Y", "Y_h"][: 2 if out != "Y" else 1],
                             hidden_size=hidden, **attrs)  # fmt: skip
     graph = helper.make_graph(
         [node], "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [T, "N", n_in])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
         [numpy_helper.from_array(v, k) for k, v in w.items()],
     )  # fmt: skip
     path = tmp_path / f"{op}.onnx"
@@ -601,6 +602,25 @@ def test_a_time_major_file_reads_with_batch_axis_1(op, gates, out, tmp_path):
     want = np.moveaxis(want, 2 if out == "Y" else 1, 0)  # batch first
     np.testing.assert_allclose(symnn_out(net, X.reshape(3, -1)).reshape(want.shape), want,
                                rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize("op, gates, direction", [("LSTM", 4, "reverse"), ("RNN", 1, "forward")])
+def test_y_and_y_h_both_used_in_one_direction(op, gates, direction, tmp_path):
+    """``out, h = lstm(x)`` with both used: Y_h is Y's last step (a reverse pass: its
+    first); a bidirectional pair is refused."""
+    path = _rnn_file(tmp_path, op, gates, {"direction": direction}, f32(1, 2 * gates * 6),
+                     out="both")  # fmt: skip
+    net = from_onnx(path, batch_axis=1)
+    X = f32(3, 5, 4)
+    want = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": X.transpose(1, 0, 2)})
+    x = pt.matrix("x", dtype="float32")
+    got = pytensor.function([x], net(x), mode="FAST_COMPILE")(X.reshape(3, -1))
+    for g, w, batch in zip(got, want, (2, 1)):
+        np.testing.assert_allclose(g.reshape(np.moveaxis(w, batch, 0).shape),
+                                   np.moveaxis(w, batch, 0), rtol=1e-5, atol=1e-6)  # fmt: skip
+    both = _rnn_file(tmp_path, "RNN", 1, {"direction": "bidirectional"}, f32(1, 12), out="both")
+    with pytest.raises(SymnnValueError, match=r"a bidirectional Y_h with Y are not supported"):
+        from_onnx(both, batch_axis=1)
 
 
 @pytest.mark.parametrize("attrs", [{}, {"linear_before_reset": 0}])

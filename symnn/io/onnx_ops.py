@@ -450,9 +450,11 @@ def _recurrent(r: Reader, node) -> None:
                                                      and node.input[4]):  # fmt: skip
             raise r.error(node, f"the {what} input is not supported (symnn takes masks).")
     uses = [bool(o) and r.uses[o] > 0 for o in node.output] + [False] * (3 - len(node.output))
-    if sum(uses[:2]) != 1 or any(uses[2:]):
-        raise r.error(node, "exactly one of the outputs Y and Y_h must be used.")
-    final = uses[1]
+    both = all(uses[:2]) and a.get("direction", "forward") != "bidirectional"
+    if (sum(uses[:2]) != 1 and not both) or any(uses[2:]):
+        raise r.error(node, "the outputs used must be Y or Y_h, or both for one direction "
+                            "(Y_c and a bidirectional Y_h with Y are not supported).")  # fmt: skip
+    final = uses[1] and not both
     layers = [_recurrent_layer(r, node, d, final, acts) for d in range(
         2 if a.get("direction") == "bidirectional" else 1)]  # fmt: skip
     layer = Bidirectional(layers[0]) if len(layers) == 2 else layers[0]
@@ -472,6 +474,11 @@ def _recurrent(r: Reader, node) -> None:
     r.call(node, Reshape(shape), [var.name], out=name)
     if time_major:  # Y is (time, directions, batch, units), Y_h (directions, batch, units)
         r.perms[name] = (1, 0, 2) if final else (1, 2, 0, 3)
+    if both:  # Y_h: Y's last step (the first for a reverse pass)
+        last = 0 if a.get("direction") == "reverse" else shape[0] - 1
+        var = r.call(node, Take(last, 1), [name], out=node.output[1], view=True)
+        if time_major:
+            r.perms[var.name] = (1, 0, 2)
 
 
 def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str]):
