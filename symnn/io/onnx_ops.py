@@ -428,7 +428,8 @@ _GATES = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
 def _recurrent(r: Reader, node) -> None:
     """ONNX's LSTM/GRU/RNN (batch-first, or time-major behind a ``Transpose``), with
     PyTorch's GRU variant (``linear_before_reset=1``), no initial state and no sequence
-    lengths (symnn takes masks); the output used (Y or Y_h) decides ``only_return_final``."""
+    lengths (symnn takes masks); the output used (Y or Y_h) decides ``only_return_final``
+    (both: Y_h is a step of Y)."""
     a, op = r.attrs(node), node.op_type
     refused = {"clip": None, "input_forget": 0, "activation_alpha": None,
                "activation_beta": None, "linear_before_reset": 1 if op == "GRU" else None}
