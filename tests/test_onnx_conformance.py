@@ -197,6 +197,7 @@ def test_a_conformance_case_passes_or_is_refused_for_a_listed_reason(case, tmp_p
 
 C_CASES = [
     "test_lstm_defaults", "test_simple_rnn_with_initial_bias",  # time-major: batch_axis=1
+    "test_matmul_4d_1d",  # a constant on the last axis of samples of several axes
     "test_transpose_all_permutations_3", "test_flatten_axis0",  # read as graphs of one sample
     "test_reduce_mean_default_axes_keepdims_random",
     "test_conv_with_strides_and_asymmetric_padding", "test_maxpool_2d_same_upper",

@@ -118,11 +118,11 @@ def from_onnx(path: str | os.PathLike, *, dtype: Any = "float32",
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a file of another kind
         raise SymnnValueError(f"{path}: not a readable ONNX model ({exc}).") from None
-    if batch_axis is not None:
-        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES, batch_axis)
     try:
-        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES, None)
+        return read_graph(model, path, as_float_dtype(dtype), READERS, ATTRIBUTES, batch_axis)
     except SymnnValueError as exc:
+        if batch_axis is not None:
+            raise
         raise SymnnValueError(f"{exc} (Read with batch_axis=None: the graph's tensors from the "
                               "data have a leading batch axis, and its axes are numbered from "
                               "it.)") from None
