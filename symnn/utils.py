@@ -51,6 +51,11 @@ def as_float_dtype(dtype: Any = None, *, name: str = "dtype") -> str:
     return d
 
 
+#: the integer and boolean types of tensors that layers with ``integer_ok`` compute on
+INTEGER_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                  "uint64")  # fmt: skip
+
+
 def floatX(value: Any, dtype: Any = None) -> np.ndarray:  # noqa: N802 - Theano's name
     """Convert ``value`` to a numpy array of the float type (float32 by default).
 

@@ -152,9 +152,9 @@ def test_ops_without_a_batch_version_are_refused_by_node(nodes, inits, match, tm
 
 
 def test_a_reader_refusal_says_how_the_graph_was_read(tmp_path):
-    nodes = [helper.make_node("Pad", ["x", "p"], ["y"], mode="wrap")]
+    nodes = [helper.make_node("Pad", ["x", "p"], ["y"], mode="mirror")]
     path, _ = sample_file(tmp_path, nodes, (2, 3, 4), {"p": np.ones(6, np.int64)}.items())
-    with pytest.raises(SymnnValueError, match=r"mode='wrap' .*batch_axis=None.*numbered from"):
+    with pytest.raises(SymnnValueError, match=r"mode='mirror' .*batch_axis=None.*numbered from"):
         from_onnx(path, batch_axis=None)
 
 

@@ -322,6 +322,9 @@ def _write_shape_layer(w: _Writer, layer: Layer, k: int) -> None:
     elif isinstance(layer, Pad):
         left, right, top, bottom = layer.pad
         pads = w.const(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64), f"pads{k}")
+        if layer.mode == "circular":
+            raise SymnnValueError(f"Pad{layer._label()} mode='circular' is ONNX's wrap, of "
+                                  f"opset 19; symnn writes opset {OPSET}.")  # fmt: skip
         mode = {"replicate": "edge"}.get(layer.mode, layer.mode)
         w.node("Pad", [pads, w.const(np.asarray(layer.value), f"value{k}")], mode=mode)
     else:
@@ -492,6 +495,12 @@ def to_onnx(network: Sequential | Graph, path: str | os.PathLike) -> Path:
     gives one output per output (``Concat``, ``Add``, ``Multiply`` and ``Maximum`` as ONNX's
     ``Concat``, ``Add``, ``Mul`` and ``Max``)."""
     if isinstance(network, Graph):
+        integer = [s for s in network.input_specs if not s.dtype.startswith("float")]
+        if integer:
+            raise SymnnValueError(
+                f"to_onnx writes networks of float data; the input {integer[0].name!r} is "
+                f"{integer[0].dtype} (integer graphs are read, not written); nothing was written."
+            )
         w = _Writer(network.dtype)
         specs = network.input_specs
         outs = _write_graph(w, network, [s.name for s in specs])

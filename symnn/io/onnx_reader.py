@@ -250,24 +250,31 @@ def data_inputs(graph, path: Path) -> list:
     return data
 
 
-#: ONNX element types of the data a symnn network takes (FLOAT, DOUBLE)
-_FLOAT_TYPES = {1: "float32", 11: "float64"}
+#: ONNX element types of the data a symnn network takes: FLOAT, DOUBLE (read as the
+#: ``dtype`` asked for), and the integer and boolean types (token ids, integer graphs)
+_DATA_TYPES = {1: "float32", 11: "float64", 9: "bool", 2: "uint8", 3: "int8", 4: "uint16",
+               5: "int16", 6: "int32", 7: "int64", 12: "uint32", 13: "uint64"}  # fmt: skip
 
 
-def _input_shape(data, path: Path, batch_axis: int | None) -> tuple[int, ...]:
+def input_dtype(data, path: Path, dtype: str) -> str:
+    """The dtype of the data input ``data``: ``dtype`` for float data, else its own."""
     kind = data.type.tensor_type.elem_type
     if not data.type.HasField("tensor_type"):
         raise SymnnValueError(
             f"{path}: the input {data.name!r} holds {data.type.WhichOneof('value')} values; "
-            "symnn networks take float32 or float64 tensors."
+            "symnn networks take tensors."
         )
-    if kind not in _FLOAT_TYPES:
+    if kind not in _DATA_TYPES:
         onnx, _ = onnx_modules()
         name = onnx.TensorProto.DataType.Name(kind) if kind else "undefined"
         raise SymnnValueError(
             f"{path}: the input {data.name!r} holds {name} values; symnn networks take float32 "
-            "or float64 data."
+            "or float64 data, or integer or boolean tensors."
         )
+    return dtype if kind in (1, 11) else _DATA_TYPES[kind]
+
+
+def _input_shape(data, path: Path, batch_axis: int | None) -> tuple[int, ...]:
     dims = [d.dim_value if d.HasField("dim_value") else None
             for d in data.type.tensor_type.shape.dim]  # fmt: skip
     if batch_axis is None:
@@ -294,12 +301,13 @@ def read_graph(model: Any, path: Path, dtype: str, readers: dict[str, Callable],
     (:mod:`symnn.io.onnx_samples`)."""
     r = Reader(model, path, dtype, batch_axis)
     data = data_inputs(r.graph, path)
+    dtypes = [input_dtype(d, path, dtype) for d in data]
     shapes = [_input_shape(d, path, batch_axis) for d in data]
     _check_ops(r, readers, attributes)
     xs = []
-    for d, shape in zip(data, shapes):
+    for d, shape, kind in zip(data, shapes, dtypes):
         size = int(np.prod(shape))
-        xs.append(r.bind(d.name, Input((size,), name=d.name, dtype=dtype), (size,)))
+        xs.append(r.bind(d.name, Input((size,), name=d.name, dtype=kind), (size,)))
         if len(shape) != 1:  # images, sequences; a 1-D input is a batch of scalars
             r.bind(d.name, Reshape(shape)(xs[-1]), shape)
         if batch_axis == 1:  # the file's (time, batch, ...): a view of our (batch, time, ...)
@@ -371,9 +379,11 @@ def _check_ops(r: Reader, readers: dict[str, Callable], attributes: dict[str, se
 
 
 def _as_sequential(net: Graph) -> Graph | Sequential:
-    """A graph whose nodes form one chain, each layer used once, as a Sequential."""
+    """A graph whose nodes form one chain, each layer used once, as a Sequential (of float
+    data: a Graph keeps its input's integer type)."""
     last = ("node", len(net.nodes) - 1)
     chain = len(net.input_specs) == 1 and len(net.output_refs) == 1
+    chain = chain and net.input_specs[0].dtype.startswith("float")
     chain = chain and net.output_refs[0][:2] == last
     for j, node in enumerate(net.nodes):
         before = ("input", 0) if j == 0 else ("node", j - 1)

@@ -29,6 +29,7 @@ from ..layers import (
     Take,
     Transpose,
 )
+from ..utils import INTEGER_DTYPES
 from .onnx_reader import BATCH, Reader
 
 __all__ = ["TENSOR_READERS", "TENSOR_ATTRIBUTES"]
@@ -130,7 +131,7 @@ def _binary(r: Reader, node) -> None:
 
 
 def _with_constant(r: Reader, node, tensor: str, const: str) -> None:
-    value = r.const(node, const).astype(np.float64)
+    value = _constant_for(r, node, tensor, const)
     op = node.op_type
     if op in ("Max", "Min"):
         if value.size != 1:
@@ -149,15 +150,34 @@ def _with_constant(r: Reader, node, tensor: str, const: str) -> None:
         r.preprocessing.add(node.output[0])
         r.normalizers[node.output[0]] = (normalize, source)
         return
-    layer = Arithmetic(_ARITHMETIC_OPS[op], value, constant_first=first, dtype=r.dtype,
-                       name=node.name or None)  # fmt: skip
+    integer = r.vars[tensor].dtype in INTEGER_DTYPES  # constants held exactly, in float64
+    layer = Arithmetic(_ARITHMETIC_OPS[op], value, constant_first=first,
+                       dtype="float64" if integer else r.dtype, name=node.name or None)
     r.call(node, layer, [tensor])
+
+
+def _constant_for(r: Reader, node, tensor: str, const: str) -> np.ndarray:
+    """The constant operand, in float64; for integer data, one its type holds (a power's
+    exponent: any number), below 2**53 (exact in float64)."""
+    raw = r.const(node, const)
+    value = raw.astype(np.float64)
+    kind = r.vars[tensor].dtype
+    if kind not in INTEGER_DTYPES or (node.op_type == "Pow" and node.input[0] == tensor):
+        return value
+    info = np.iinfo(kind) if kind != "bool" else np.iinfo(np.uint8)
+    exact = np.all(value == np.round(value)) and np.all(np.abs(value) <= 2**53)
+    if not exact or value.min(initial=0) < info.min or value.max(initial=0) > info.max:
+        raise r.error(node, f"the constant {const!r} ({raw.dtype}) is not of the data's type "
+                            f"{kind} (integers below 2**53 are read).")  # fmt: skip
+    return value
 
 
 def _as_normalize(r: Reader, node, tensor: str, value: np.ndarray, first: bool):
     """``Sub``/``Div`` by per-channel constants on the data input: a ``Normalize`` (input
     optimisation then keeps its box in raw units), merged with one just before it."""
     if first or node.op_type not in ("Sub", "Div") or tensor not in r.preprocessing:
+        return None
+    if r.vars[tensor].dtype in INTEGER_DTYPES:
         return None
     shape = r.shapes[tensor]
     per = shape[0] if len(shape) == 3 else shape[-1]
@@ -389,14 +409,16 @@ def _concat(r: Reader, node) -> None:
         r.call(node, Concat(axis, name=node.name or None), names)
 
 
-_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
+              "wrap": "circular"}
 
 
 def _pad(r: Reader, node) -> None:
     a = r.attrs(node)
     mode = a.get("mode", "constant")
     if mode not in _PAD_MODES:
-        raise r.error(node, f"mode={mode!r} is not supported (constant, reflect, edge are).")
+        raise r.error(node, f"mode={mode!r} is not supported (constant, reflect, edge, wrap "
+                            "are).")
     pads = a.get("pads")
     pads = [int(p) for p in (pads if pads is not None else r.const(node, node.input[1]))]
     value = a.get("value", 0.0)

@@ -17,7 +17,7 @@ from pytensor.tensor.basic import tensor_copy
 from ..errors import SymnnTypeError, SymnnValueError
 from ..init import Initializer
 from ..init import get as get_init
-from ..utils import as_float_dtype, as_rng, describe
+from ..utils import INTEGER_DTYPES, as_float_dtype, as_rng, describe
 
 __all__ = [
     "Layer",
@@ -208,6 +208,9 @@ class Layer:
     n_in: int | None = None
     #: a layer without parameters (pooling, reshaping) takes either float type
     any_dtype: bool = False
+    #: with ``any_dtype``, integer and boolean tensors too (numpy's and ONNX's integer
+    #: semantics: wrapping arithmetic, division truncated towards zero)
+    integer_ok: bool = False
     #: the output has the input's shape (dropout, normalisation of the input)
     keeps_shape: bool = False
 
@@ -405,6 +408,7 @@ class Layer:
             )
         if x.type.dtype != self.dtype and not (
             self.any_dtype and x.type.dtype in ("float32", "float64")
+            or self.any_dtype and self.integer_ok and x.type.dtype in INTEGER_DTYPES
         ):
             raise SymnnTypeError(
                 f"{type(self).__name__}{self._label()} input has dtype {x.type.dtype}; expected "

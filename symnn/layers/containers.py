@@ -6,11 +6,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pytensor.tensor as pt
 
 from .. import init as inits
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
-from ..utils import as_float_dtype, as_rng, describe
+from ..utils import INTEGER_DTYPES, as_float_dtype, as_rng, describe
 from .base import Layer, layer_from_spec, layer_to_spec, register
 from .dense import Activation, Dense
 from .noise import Dropout
@@ -84,6 +85,11 @@ class Sequential(Layer):
 
     def __getitem__(self, index: int) -> Layer:
         return self.layers[index]
+
+    def _check_input(self, x):
+        if isinstance(x, pt.TensorVariable) and x.type.dtype in INTEGER_DTYPES:
+            return x  # the first layer takes integers (Embedding, integer_ok) or says it does not
+        return super()._check_input(x)
 
     def get_outputs(self, x, *, deterministic: bool = False) -> list:
         """Every layer's output, in order (the last one is the network's output)."""

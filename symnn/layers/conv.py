@@ -8,10 +8,10 @@ import numpy as np
 import pytensor.tensor as pt
 
 from .. import nonlinearities
-from ..errors import SymnnValueError
+from ..errors import SymnnTypeError, SymnnValueError
 from ..init import Constant, GlorotUniform
 from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
-from ..utils import check_positive
+from ..utils import INTEGER_DTYPES, check_positive
 from .base import Layer, pad_constant, register, tag_call
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
@@ -368,9 +368,26 @@ class MaxPool2D(_Pool):
     >>> import pytensor.tensor as pt
     >>> MaxPool2D(2)(pt.tensor4("x", dtype="float32", shape=(None, 8, 24, 24))).type
     TensorType(float32, shape=(None, 8, 12, 12))
+
+    Integer images of at most 32 bits are pooled too (in float64, exactly), as ONNX's
+    ``MaxPool`` of ``uint8`` images.
     """
 
     mode = "max"
+    integer_ok = True
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        if x.type.dtype in INTEGER_DTYPES and x.type.dtype[-2:] == "64":
+            raise SymnnTypeError(f"MaxPool2D{self._label()} takes integers of at most 32 bits "
+                                 f"(pooled in float64, exactly); got {x.type.dtype}.")  # fmt: skip
+        return x
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        if x.type.dtype not in INTEGER_DTYPES:
+            return super().get_output_for(x, deterministic=deterministic)
+        pooled = super().get_output_for(pt.cast(x, "float64"), deterministic=deterministic)
+        return pt.cast(pooled, x.type.dtype)
 
 
 @register

@@ -12,7 +12,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..errors import SymnnTypeError, SymnnValueError
-from ..utils import check_choice, describe
+from ..utils import INTEGER_DTYPES, check_choice, describe
 from .base import Layer, register
 
 __all__ = ["Elementwise", "Softmax", "Arithmetic", "Reduce", "Take", "ELEMENTWISE"]
@@ -45,6 +45,10 @@ ELEMENTWISE: dict[str, tuple[Callable, dict[str, Any]]] = {
 }
 
 
+#: the functions that compute on integer tensors too
+_INTEGER_ELEMENTWISE = ("relu", "clip", "identity")
+
+
 @register
 class Elementwise(Layer):
     """A function applied to every element, with ONNX's name and parameters: ``"relu"``,
@@ -57,9 +61,13 @@ class Elementwise(Layer):
     >>> x = pt.tensor3("x", dtype="float32")
     >>> Elementwise("clip", min=0, max=6)(x).eval({x: np.full((1, 1, 2), 7, "float32")})
     array([[[6., 6.]]], dtype=float32)
+
+    ``"relu"``, ``"clip"`` and ``"identity"`` compute on integer tensors too (ONNX's
+    integer ``Relu`` and ``Clip``); the others take floats.
     """
 
     any_dtype = True
+    integer_ok = True
     keeps_shape = True
 
     def __init__(self, op: str, name: str | None = None, **params: Any):
@@ -77,6 +85,15 @@ class Elementwise(Layer):
             if value is not None and not np.isfinite(_number(value, key)):
                 raise SymnnValueError(f"{key}={value!r} must be a finite number.")
         self._fn = fn
+
+    def _check_input(self, x):
+        x = super()._check_input(x)
+        if x.type.dtype in INTEGER_DTYPES and self.op not in _INTEGER_ELEMENTWISE:
+            raise SymnnTypeError(
+                f"Elementwise({self.op!r}){self._label()} takes float tensors; got "
+                f"{x.type.dtype} (on integers: {', '.join(_INTEGER_ELEMENTWISE)})."
+            )
+        return x
 
     def get_output_for(self, x, *, deterministic: bool = False):
         return self._fn(x, **self.params_)
@@ -125,12 +142,42 @@ class Softmax(Layer):
         return input_shape
 
 
+def divide(a, b):
+    """``a / b`` with ONNX's ``Div`` semantics: true division of floats; of integers,
+    division truncated towards zero (C's, ``torch.div(a, b, rounding_mode="trunc")``); an
+    integer divided by zero gives 0, numpy's result (ONNX leaves it undefined, PyTorch raises).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> divide(pt.as_tensor(np.int32([7, -7])), pt.as_tensor(np.int32([2, 2]))).eval()
+    array([ 3, -3], dtype=int32)
+    """
+    if a.dtype not in INTEGER_DTYPES:
+        return a / b
+    q = pt.int_div(a, b)  # floor division: one more than truncation when inexact, signs differ
+    inexact = pt.neq(q * b, a) & pt.neq(b, 0)
+    opposite = pt.neq(pt.lt(a, 0), pt.lt(b, 0))
+    return q + pt.cast(inexact & opposite, q.dtype)
+
+
+def power(a, b):
+    """``a ** b`` with ONNX's ``Pow`` semantics: the result has ``a``'s type; integer
+    powers are computed in float64 and truncated to it (exact below 2**53).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> power(pt.as_tensor(np.int32([2, 4])), pt.as_tensor(np.float32([3, 0.5]))).eval()
+    array([8, 2], dtype=int32)
+    """
+    if a.dtype not in INTEGER_DTYPES:
+        return a ** pt.cast(b, a.dtype)
+    return pt.cast(pt.cast(a, "float64") ** pt.cast(b, "float64"), a.dtype)
+
+
 _ARITHMETIC = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "pow": lambda a, b: a**b,
+    "div": divide,
+    "pow": power,
 }
 
 
@@ -139,7 +186,9 @@ class Arithmetic(Layer):
     """``x <op> constant`` (or ``constant <op> x`` with ``constant_first``) for ``op`` in
     add, sub, mul, div, pow, broadcast as numpy (and ONNX) broadcast, the constant aligned
     with the input's last axes (a leading axis of size 1 may stand for the batch). The
-    constant is a fixed (not trainable) parameter, saved with the weights.
+    constant is a fixed (not trainable) parameter, saved with the weights. The output has
+    the input's type: on integer inputs the constant is cast to it (a power's exponent
+    excepted, see :func:`power`) and division truncates (:func:`divide`).
 
     >>> import numpy as np, pytensor.tensor as pt
     >>> x = pt.matrix("x", dtype="float32")
@@ -148,6 +197,7 @@ class Arithmetic(Layer):
     """
 
     any_dtype = True
+    integer_ok = True
 
     def __init__(self, op: str, constant: Any, constant_first: bool = False,
                  name: str | None = None, *, dtype: Any = None):  # fmt: skip
@@ -185,7 +235,8 @@ class Arithmetic(Layer):
             ) from None
 
     def get_output_for(self, x, *, deterministic: bool = False):
-        c = pt.cast(self.constant, x.dtype)
+        exponent = self.op == "pow" and not self.constant_first  # of its own type (ONNX's T1)
+        c = self.constant if exponent else pt.cast(self.constant, x.dtype)
         a, b = (c, x) if self.constant_first else (x, c)
         return _ARITHMETIC[self.op](a, b)
 
@@ -221,9 +272,12 @@ class Reduce(Layer):
     >>> x = pt.tensor4("x", dtype="float32")
     >>> Reduce("mean", (2, 3), keepdims=False)(x).eval({x: np.ones((1, 2, 3, 3), "float32")})
     array([[1., 1.]], dtype=float32)
+
+    On integer and boolean tensors: sum, max, min and prod, of the input's type.
     """
 
     any_dtype = True
+    integer_ok = True
 
     def __init__(self, op: str, axes: Sequence[int], keepdims: bool = True,
                  name: str | None = None):  # fmt: skip
@@ -237,11 +291,16 @@ class Reduce(Layer):
     def _check_input(self, x):
         x = super()._check_input(x)
         _batch_free(self, self.axes, x.type.ndim)
+        if x.type.dtype in INTEGER_DTYPES and self.op == "mean":
+            raise SymnnTypeError(f"Reduce('mean'){self._label()} takes float tensors; got "
+                                 f"{x.type.dtype}.")  # fmt: skip
         return x
 
     def get_output_for(self, x, *, deterministic: bool = False):
         axes = sorted(a % x.ndim for a in self.axes)
         out = _REDUCE[self.op](x, axis=axes, keepdims=self.keepdims)
+        if x.dtype in INTEGER_DTYPES:
+            return pt.cast(out, x.dtype)  # a sum of int8 is int64 in PyTensor, int8 in ONNX
         if self.op in ("max", "min"):  # PyTensor's max/min skip NaN; PyTorch's give NaN
             nan = pt.any(pt.isnan(x), axis=axes, keepdims=self.keepdims)
             out = pt.switch(nan, np.asarray(np.nan, dtype=x.dtype), out)
@@ -270,6 +329,7 @@ class Take(Layer):
     """
 
     any_dtype = True
+    integer_ok = True
 
     def __init__(self, indices: int | Sequence[int], axis: int, name: str | None = None):
         super().__init__(name, None)

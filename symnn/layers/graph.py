@@ -18,7 +18,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..errors import SymnnTypeError, SymnnValueError
-from ..utils import as_float_dtype, describe
+from ..utils import INTEGER_DTYPES, as_float_dtype, describe
 from .base import Call, Layer, calls_of, layer_from_spec, layer_to_spec, register, tag_call
 from .containers import Sequential
 
@@ -55,7 +55,11 @@ def Input(shape: Sequence[int], name: str | None = None, dtype: Any = None):
         )
     if name is not None and not isinstance(name, str):
         raise SymnnTypeError(f"name must be a string or None; got {describe(name)}.")
-    dtype = dtype if dtype in ("int32", "int64") else as_float_dtype(dtype)
+    try:
+        named = None if dtype is None else np.dtype(dtype).name
+    except TypeError:
+        named = None
+    dtype = named if named in INTEGER_DTYPES else as_float_dtype(dtype)
     var = pt.tensor(name=name or "input", dtype=dtype, shape=(None, *shape))
     setattr(var.tag, _INPUT_TAG, InputSpec(name or "input", shape, dtype))
     return var

@@ -10,17 +10,21 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..errors import SymnnTypeError, SymnnValueError
-from ..utils import describe
+from ..utils import INTEGER_DTYPES, describe
 from .base import Layer, register, tag_call
+from .elementwise import divide, power
 
 __all__ = ["MergeLayer", "Concat", "Add", "Multiply", "Maximum", "Minimum", "Divide",
            "Power", "MatMul"]
 
 
 class MergeLayer(Layer):
-    """Base class of layers called on a list of tensors of one float type."""
+    """Base class of layers called on a list of tensors of one type (float; integer and
+    boolean ones too for the layers with ``integer_ok``)."""
 
     any_dtype = True
+    #: the second input may have another type than the first (Power's exponent)
+    mixed_types = False
 
     def __call__(self, xs, *, deterministic: bool = False):
         xs = self._check_inputs(xs)
@@ -35,10 +39,10 @@ class MergeLayer(Layer):
             )
         xs = [Layer._check_input(self, x) for x in xs]
         dtypes = {x.type.dtype for x in xs}
-        if len(dtypes) > 1:
+        if len(dtypes) > 1 and not (self.mixed_types and len(xs) == 2):
             raise SymnnTypeError(
                 f"{type(self).__name__}{self._label()} inputs mix {sorted(dtypes)}; expected one "
-                "float type."
+                "type."
             )
         self._check_shapes([x.type.shape for x in xs])
         return xs
@@ -85,6 +89,8 @@ class Concat(MergeLayer):
     (None, 5)
     """
 
+    integer_ok = True
+
     def __init__(self, axis: int = 1, name: str | None = None):
         super().__init__(name)
         if not isinstance(axis, int | np.integer) or axis == 0:
@@ -121,6 +127,8 @@ class Add(MergeLayer):
     array([[2.]])
     """
 
+    integer_ok = True
+
     def __init__(self, coeffs: float | Sequence[float] = 1, name: str | None = None):
         super().__init__(name)
         values = [coeffs] if np.isscalar(coeffs) else list(coeffs)
@@ -141,6 +149,12 @@ class Add(MergeLayer):
             )
         total = None
         for c, x in zip(coeffs, xs):
+            if total is not None and c == -1:  # exact for unsigned integers too
+                total = total - x
+                continue
+            if x.dtype in INTEGER_DTYPES and c != int(c):
+                raise SymnnValueError(f"Add{self._label()} coefficient {c} of an integer "
+                                      f"tensor ({x.dtype}) must be an integer.")  # fmt: skip
             term = x if c == 1 else x * np.asarray(c, dtype=x.dtype)
             total = term if total is None else total + term
         return total
@@ -149,6 +163,8 @@ class Add(MergeLayer):
 @register
 class Multiply(MergeLayer):
     """The elementwise product of tensors of one shape."""
+
+    integer_ok = True
 
     def __init__(self, name: str | None = None):
         super().__init__(name)
@@ -164,6 +180,8 @@ class Multiply(MergeLayer):
 class Maximum(MergeLayer):
     """The elementwise maximum of tensors of one shape (NaN propagates, as ``torch.maximum``)."""
 
+    integer_ok = True
+
     def __init__(self, name: str | None = None):
         super().__init__(name)
 
@@ -178,6 +196,8 @@ class Maximum(MergeLayer):
 class Minimum(MergeLayer):
     """The elementwise minimum of tensors of one shape (NaN propagates, as ``torch.minimum``)."""
 
+    integer_ok = True
+
     def __init__(self, name: str | None = None):
         super().__init__(name)
 
@@ -191,7 +211,10 @@ class Minimum(MergeLayer):
 @register
 class Divide(MergeLayer):
     """The elementwise quotient ``a / b`` of two tensors of one shape (ONNX's ``Div`` of two
-    tensors; division by 0 gives infinity or NaN, as ``torch.div``)."""
+    tensors; division by 0 gives infinity or NaN, as ``torch.div``; integers: truncated, see
+    :func:`~symnn.layers.elementwise.divide`)."""
+
+    integer_ok = True
 
     def __init__(self, name: str | None = None):
         super().__init__(name)
@@ -204,19 +227,24 @@ class Divide(MergeLayer):
         super()._check_shapes(shapes)
 
     def get_output_for(self, xs, *, deterministic: bool = False):
-        return xs[0] / xs[1]
+        return divide(xs[0], xs[1])
 
 
 @register
 class Power(MergeLayer):
-    """The elementwise power ``a ** b`` of two tensors of one shape (ONNX's ``Pow`` of two
-    tensors; a negative base with a fractional exponent gives NaN, as ``torch.pow``).
+    """The elementwise power ``a ** b`` of two tensors of one shape, of ``a``'s type
+    (ONNX's ``Pow`` of two tensors, ``b`` of any type, see
+    :func:`~symnn.layers.elementwise.power`; a negative base with a fractional exponent gives
+    NaN, as ``torch.pow``).
 
     >>> import numpy as np, pytensor.tensor as pt
     >>> a, b = pt.matrix("a", dtype="float64"), pt.matrix("b", dtype="float64")
     >>> Power()([a, b]).eval({a: np.array([[2.0, -1.0]]), b: np.array([[3.0, 0.5]])})
     array([[ 8., nan]])
     """
+
+    integer_ok = True
+    mixed_types = True
 
     def __init__(self, name: str | None = None):
         super().__init__(name)
@@ -229,7 +257,7 @@ class Power(MergeLayer):
         super()._check_shapes(shapes)
 
     def get_output_for(self, xs, *, deterministic: bool = False):
-        return xs[0] ** xs[1]
+        return power(xs[0], xs[1])
 
 
 @register

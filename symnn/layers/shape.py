@@ -25,6 +25,7 @@ class Flatten(Layer):
     """
 
     any_dtype = True
+    integer_ok = True
 
     def __init__(self, name: str | None = None):
         super().__init__(name, None)
@@ -56,6 +57,7 @@ class Reshape(Layer):
     """
 
     any_dtype = True
+    integer_ok = True
 
     def __init__(self, shape: Any, name: str | None = None):
         super().__init__(name, None)

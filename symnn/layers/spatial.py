@@ -17,7 +17,7 @@ from .conv import _check_images, _image_shape
 
 __all__ = ["Transpose", "ChannelShuffle", "Pad", "Upsample2D", "PAD_MODES", "UPSAMPLE_MODES"]
 
-PAD_MODES = ("constant", "reflect", "replicate")
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
@@ -41,6 +41,7 @@ class Transpose(Layer):
     """
 
     any_dtype = True
+    integer_ok = True
 
     def __init__(self, axes: Any, name: str | None = None):
         super().__init__(name)
@@ -125,14 +126,17 @@ def _four(pad: Any) -> tuple[int, int, int, int]:
 @register
 class Pad(_ImageLayer):
     """Pad images on each side: ``mode="constant"`` (``value``, zeros by default),
-    ``"reflect"`` (mirrored without repeating the edge) or ``"replicate"`` (the edge
-    repeated); ``pad`` an int or ``(left, right, top, bottom)`` as PyTorch's.
+    ``"reflect"`` (mirrored without repeating the edge), ``"replicate"`` (the edge
+    repeated) or ``"circular"`` (the image repeated, ONNX's ``wrap``); ``pad`` an int or
+    ``(left, right, top, bottom)`` as PyTorch's.
 
     >>> import numpy as np, pytensor.tensor as pt
     >>> x = pt.tensor4("x", dtype="float64")
     >>> Pad((1, 1, 0, 0), "reflect")(x).eval({x: np.arange(3.0).reshape(1, 1, 1, 3)}).ravel()
     array([1., 0., 1., 2., 1.])
     """
+
+    integer_ok = True
 
     def __init__(self, pad: Any, mode: str = "constant", value: float = 0.0, name=None):
         super().__init__(name)
@@ -170,6 +174,8 @@ class Pad(_ImageLayer):
         i = pt.arange(-before, size + after)
         if self.mode == "replicate":
             return pt.clip(i, 0, size - 1)
+        if self.mode == "circular":
+            return i % size
         return pt.switch(i < 0, -i, pt.switch(i >= size, 2 * (size - 1) - i, i))
 
     def output_shape(self, input_shape):
