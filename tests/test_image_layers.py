@@ -51,6 +51,8 @@ def _layers():
         (Pad(2, "reflect"), lambda la, x: np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), "reflect")),
         (Pad((0, 1, 2, 0), "replicate"),
          lambda la, x: np.pad(x, ((0, 0), (0, 0), (2, 0), (0, 1)), "edge")),
+        (Pad((2, 1, 3, 1), "circular"),
+         lambda la, x: np.pad(x, ((0, 0), (0, 0), (3, 1), (2, 1)), "wrap")),
         (Upsample2D((2, 3)), lambda la, x: x.repeat(2, axis=2).repeat(3, axis=3)),
         (Upsample2D(2, "bilinear"), _bilinear),
         (ChannelShuffle(3), lambda la, x: x.reshape(2, 3, 2, 7, 5).swapaxes(1, 2).reshape(x.shape)),
@@ -290,6 +292,6 @@ def test_every_image_layer_keeps_its_input_float_type(dtype):
     layers = [MaxPool2D(2, ceil_mode=True), AvgPool2D(3, 2, 1, ceil_mode=True),
               AvgPool2D(2, ceil_mode=True, include_pad=False), LocalResponseNorm(3),
               Pad(1), Pad((1, 0, 2, 1), value=-1.0), Pad(1, "reflect"), Pad(2, "replicate"),
-              Upsample2D(2, "bilinear")]  # fmt: skip
+              Pad(1, "circular"), Upsample2D(2, "bilinear")]  # fmt: skip
     for layer in layers:
         assert layer(x).dtype == dtype, layer
