@@ -624,12 +624,19 @@ def test_y_and_y_h_both_used_in_one_direction(op, gates, direction, tmp_path):
 
 
 @pytest.mark.parametrize("attrs", [{}, {"linear_before_reset": 0}])
-def test_onnxs_own_gru_variant_is_refused(attrs, tmp_path):
+def test_onnxs_own_gru_variant_reads_as_a_gru_resetting_before(attrs, tmp_path):
     """ONNX's default GRU resets the state before the product with R (PyTorch's, after):
-    another function, refused whether the attribute is left out or given."""
+    read as ``GRU(reset_after=False)``, as the reference evaluator computes it."""
     path = _rnn_file(tmp_path, "GRU", 3, attrs, f32(1, 36))
-    with pytest.raises(SymnnValueError, match=r"linear_before_reset=0 .*not supported"):
-        from_onnx(path, batch_axis=1)
+    net = from_onnx(path, batch_axis=1)
+    assert [la.reset_after for la in net.layers if hasattr(la, "reset_after")] == [False]
+    X = f32(3, 5, 4)
+    (want,) = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": X.transpose(1, 0, 2)})
+    np.testing.assert_allclose(symnn_out(net, X.reshape(3, -1)).reshape(3, 6), want[0],
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    odd = _rnn_file(tmp_path, "GRU", 3, {"linear_before_reset": 2}, f32(1, 36))
+    with pytest.raises(SymnnValueError, match=r"linear_before_reset=2 is not supported"):
+        from_onnx(odd, batch_axis=1)
 
 
 def test_a_pytorch_lstm_without_batch_first_reads_with_batch_axis_1(tmp_path):

@@ -155,7 +155,8 @@ def test_masks_equal_a_loop_over_each_sequences_true_length(kind):
 @pytest.mark.parametrize("kind, options", [
     ("rnn", {}), ("lstm", {}), ("gru", {}), ("lstm", {"peepholes": True}),
     ("gru", {"backwards": True}), ("lstm", {"precompute_input": False, "learn_init": True}),
-    ("rnn", {"only_return_final": True}),
+    ("rnn", {"only_return_final": True}), ("gru", {"reset_after": False}),
+    ("gru", {"reset_after": False, "precompute_input": False, "backwards": True}),
 ])  # fmt: skip
 def test_gradients_equal_finite_differences(kind, options):
     layer = _layer(kind, **options)
@@ -192,6 +193,40 @@ def test_options_change_what_they_say():
     cost = clipped(x)[:, -1].sum()
     g = pytensor.function([x], pytensor.grad(cost, x), mode=FAST)(X)
     assert not np.allclose(g, grads[-1]) and np.allclose(_run(clipped, X), _run(layer, X))
+
+
+def _gru_reset_before(layer, x):
+    """A numpy loop of the GRU of Cho et al. (reset gate before the product with W_hn)."""
+    W, R = layer.W_in.get_value(), layer.W_hid.get_value()
+    b, c = layer.b_in.get_value(), layer.b_hid.get_value()
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    h, out = np.zeros((x.shape[0], H)), []
+    for t in range(x.shape[1]):
+        zi = x[:, t] @ W + b
+        r = sig(zi[:, :H] + h @ R[:, :H] + c[:H])
+        z = sig(zi[:, H : 2 * H] + h @ R[:, H : 2 * H] + c[H : 2 * H])
+        n = np.tanh(zi[:, 2 * H :] + (r * h) @ R[:, 2 * H :] + c[2 * H :])
+        h = (1 - z) * n + z * h
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("mode", [FAST, None, "NUMBA"])
+def test_a_gru_with_the_reset_gate_before_the_product_as_numpy(mode):
+    """``reset_after=False``: Keras' option, ONNX's default GRU; PyTorch has none, so its
+    weights are refused."""
+    if mode == "NUMBA":
+        pytest.importorskip("numba")
+    layer = _layer("gru", reset_after=False)
+    layer.b_hid.set_value(np.random.default_rng(2).normal(size=3 * H))
+    want = _gru_reset_before(layer, X)
+    np.testing.assert_allclose(_run(layer, X, mode=mode), want, rtol=1e-10)
+    assert not np.allclose(_run(_layer("gru"), X), want, atol=1e-3)  # another function
+    torch = import_torch()
+    with pytest.raises(SymnnValueError, match=r"reset_after=False has no PyTorch counterpart"):
+        load_state_dict(layer, _torch_twin(torch, "gru").state_dict())
+    with pytest.raises(SymnnTypeError, match="reset_after must be True or False"):
+        GRU(F, H, reset_after="no")
 
 
 @pytest.mark.parametrize("mode", [None, "NUMBA"])
@@ -277,7 +312,9 @@ def test_bad_input_is_refused_by_name():
     lambda: RNN(F, H, rng=1, backwards=True),  # onnx's reference RNN has no Relu
     lambda: Bidirectional(LSTM(F, H, rng=1), rng=2),
     lambda: Bidirectional(GRU(F, H, rng=1, only_return_final=True), rng=2),
-], ids=["lstm_peepholes", "gru_final", "rnn_backwards", "bi_lstm", "bi_gru_final"])  # fmt: skip
+    lambda: Bidirectional(GRU(F, H, rng=1, reset_after=False), rng=2),
+], ids=["lstm_peepholes", "gru_final", "rnn_backwards", "bi_lstm", "bi_gru_final",
+        "bi_gru_reset_before"])  # fmt: skip
 def test_exported_to_onnx_and_read_back(make, tmp_path):
     pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator

@@ -399,7 +399,7 @@ def _write_recurrent(w: _Writer, layer: Layer, k: int) -> None:
              "direction": "bidirectional" if len(cells) == 2 else (
                  "reverse" if cell.backwards else "forward")}  # fmt: skip
     if op == "GRU":
-        attrs["linear_before_reset"] = 1
+        attrs["linear_before_reset"] = int(cell.reset_after)
     if op == "RNN":
         attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu"}[
             nonlinearities.name_of(cell.nonlinearity)]] * len(cells)  # fmt: skip

@@ -426,21 +426,22 @@ _GATES = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
 
 
 def _recurrent(r: Reader, node) -> None:
-    """ONNX's LSTM/GRU/RNN (batch-first, or time-major behind a ``Transpose``), with
-    PyTorch's GRU variant (``linear_before_reset=1``), no initial state and no sequence
-    lengths (symnn takes masks); the output used (Y or Y_h) decides ``only_return_final``
-    (both: Y_h is a step of Y)."""
+    """ONNX's LSTM/GRU/RNN (batch-first, or time-major behind a ``Transpose``), either GRU
+    variant (``linear_before_reset=1``: PyTorch's, ``reset_after=True``; 0, ONNX's default:
+    ``reset_after=False``), no initial state and no sequence lengths (symnn takes masks);
+    the output used (Y or Y_h) decides ``only_return_final`` (both: Y_h is a step of Y)."""
     a, op = r.attrs(node), node.op_type
     refused = {"clip": None, "input_forget": 0, "activation_alpha": None,
-               "activation_beta": None, "linear_before_reset": 1 if op == "GRU" else None}
+               "activation_beta": None}
     for key, ok in refused.items():
         if key in a and a[key] != ok:
-            raise r.error(node, f"{key}={a[key]!r} is not supported (symnn reads PyTorch's "
-                                "GRU and no clipping).")  # fmt: skip
-    if op == "GRU" and "linear_before_reset" not in a:
-        raise r.error(node, "linear_before_reset=0 (ONNX's default: the reset gate applied "
-                            "before the product with R) is not supported: symnn's GRU is "
-                            "PyTorch's (linear_before_reset=1).")  # fmt: skip
+            raise r.error(node, f"{key}={a[key]!r} is not supported (symnn reads no "
+                                "clipping, no coupled gates, default activations' "
+                                "parameters).")  # fmt: skip
+    if a.get("linear_before_reset", 0) not in (0, 1) or (op != "GRU" and "linear_before_reset"
+                                                          in a):  # fmt: skip
+        raise r.error(node, f"linear_before_reset={a['linear_before_reset']!r} is not "
+                            "supported (a GRU's 0 or 1).")  # fmt: skip
     acts = [(x.decode() if isinstance(x, bytes) else x).lower() for x in a.get("activations", [])]
     default = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}.get(op)
     if default and acts and acts[: len(default)] != default:
@@ -500,7 +501,7 @@ def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str]):
     if op == "RNN":
         layer = RNN(W.shape[1], h, acts[d] if acts else "tanh", **kw)
     elif op == "GRU":
-        layer = GRU(W.shape[1], h, **kw)
+        layer = GRU(W.shape[1], h, reset_after=a.get("linear_before_reset", 0) == 1, **kw)
     else:
         P = r.optional_const(node, 7) if len(node.input) > 7 and node.input[7] else None
         layer = LSTM(W.shape[1], h, peepholes=P is not None, **kw)

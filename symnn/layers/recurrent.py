@@ -155,7 +155,10 @@ class _Recurrent(Layer):
 
     def _hidden(self, h, params):
         """``h @ W_hid + b_hid``, its gradient clipped to ``grad_clipping`` if set."""
-        out = pt.dot(h, params[0]) + params[1]
+        return self._clip(pt.dot(h, params[0]) + params[1])
+
+    def _clip(self, out):
+        """``out`` with its gradient clipped to ``grad_clipping`` if set."""
         return grad_clip(out, -self.grad_clipping, self.grad_clipping) if self.grad_clipping \
             else out  # fmt: skip
 
@@ -270,6 +273,9 @@ class LSTM(_Recurrent):
 class GRU(_Recurrent):
     """Gated recurrent unit (PyTorch's ``nn.GRU`` equations and gate order r, z, n):
     ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.
+    ``reset_after=False`` is the other GRU (Cho et al. 2014; Keras' ``reset_after=False``,
+    ONNX's default ``linear_before_reset=0``): the reset gate applied before the product,
+    ``n = tanh(x W_in + b_in + (r * h) W_hn + b_hn)``; PyTorch has no such GRU.
 
     >>> import pytensor.tensor as pt
     >>> GRU(3, 5, rng=0)(pt.tensor3("x", dtype="float32")).type.shape
@@ -278,10 +284,32 @@ class GRU(_Recurrent):
 
     gates = 3
 
+    def __init__(self, n_in: int, n_units: int, *, reset_after: bool = True, **kwargs: Any):
+        if not isinstance(reset_after, bool | np.bool_):
+            raise SymnnTypeError(f"reset_after must be True or False; got {describe(reset_after)}.")
+        self.reset_after = bool(reset_after)
+        super().__init__(n_in, n_units, **kwargs)
+
     def _cell(self, x_t, states, params):
         h = states[0]
-        zi, zh = self._inputs(x_t, params), self._hidden(h, params)
-        return gru_cell(zi, zh, h)  # one op with vectorised gates (symnn.ops.cells)
+        zi = self._inputs(x_t, params)
+        if self.reset_after:
+            return gru_cell(zi, self._hidden(h, params), h)  # one op (symnn.ops.cells)
+        u, (W_hid, b_hid) = self.n_units, params[:2]
+        rz = pt.sigmoid(zi[:, : 2 * u] + self._clip(pt.dot(h, W_hid[:, : 2 * u]) + b_hid[: 2 * u]))
+        r, z = rz[:, :u], rz[:, u:]
+        n = pt.tanh(zi[:, 2 * u :] + self._clip(pt.dot(r * h, W_hid[:, 2 * u :]) + b_hid[2 * u :]))
+        return (1 - z) * n + z * h
+
+    def torch_keys(self, suffix: str = "") -> list[tuple[str, Any, bool]]:
+        if not self.reset_after:
+            raise SymnnValueError(f"GRU{self._label()} reset_after=False has no PyTorch "
+                                  "counterpart (nn.GRU applies the reset gate after the "
+                                  "product); its weights are not PyTorch's.")  # fmt: skip
+        return super().torch_keys(suffix)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "reset_after": self.reset_after}
 
 
 @register
