@@ -573,10 +573,11 @@ def test_a_pytorch_linear_on_every_step_of_a_sequence(tmp_path):
 def _rnn_file(tmp_path, op, gates, attrs, bias, shape=(5, 3, 4), hidden=6, out="Y_h"):
     """A time-major recurrent op on the graph's input ``(time, batch, features)``."""
     T, _, n_in = shape
-    w = {"W": f32(1, gates * hidden, n_in), "R": f32(1, gates * hidden, hidden), "B": bias}
-    outs = ["Y", "Y_h"] if out == "both" else [out]
-    node = helper.make_node(op, ["x", "W", "R", "B"], ["Y", "Y_h"][: 2 if out != "Y" else 1],
-                            hidden_size=hidden, **attrs)  # fmt: skip
+    d = 2 if attrs.get("direction") == "bidirectional" else 1
+    w = {"W": f32(d, gates * hidden, n_in), "R": f32(d, gates * hidden, hidden), "B": bias}
+    outs = {"both": ["Y", "Y_h"], "all": ["Y", "Y_h", "Y_c"]}.get(out, [out])
+    names = {"Y": ["Y"], "Y_c": ["", "", "Y_c"], "all": ["Y", "Y_h", "Y_c"]}.get(out, ["Y", "Y_h"])
+    node = helper.make_node(op, ["x", "W", "R", "B"], names, hidden_size=hidden, **attrs)
     graph = helper.make_graph(
         [node], "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [T, "N", n_in])],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
@@ -604,12 +605,16 @@ def test_a_time_major_file_reads_with_batch_axis_1(op, gates, out, tmp_path):
                                rtol=1e-5, atol=1e-6)  # fmt: skip
 
 
-@pytest.mark.parametrize("op, gates, direction", [("LSTM", 4, "reverse"), ("RNN", 1, "forward")])
-def test_y_and_y_h_both_used_in_one_direction(op, gates, direction, tmp_path):
+@pytest.mark.parametrize("op, gates, direction", [
+    ("LSTM", 4, "reverse"), ("RNN", 1, "forward"), ("LSTM", 4, "bidirectional"),
+    ("GRU", 3, "bidirectional"),
+])  # fmt: skip
+def test_y_and_y_h_both_used(op, gates, direction, tmp_path):
     """``out, h = lstm(x)`` with both used: Y_h is Y's last step (a reverse pass: its
-    first); a bidirectional pair is refused."""
-    path = _rnn_file(tmp_path, op, gates, {"direction": direction}, f32(1, 2 * gates * 6),
-                     out="both")  # fmt: skip
+    first; bidirectional: each direction's); Y_c is refused."""
+    attrs = {"direction": direction, **({"linear_before_reset": 1} if op == "GRU" else {})}
+    d = 2 if direction == "bidirectional" else 1
+    path = _rnn_file(tmp_path, op, gates, attrs, f32(d, 2 * gates * 6), out="both")
     net = from_onnx(path, batch_axis=1)
     X = f32(3, 5, 4)
     want = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": X.transpose(1, 0, 2)})
@@ -618,9 +623,27 @@ def test_y_and_y_h_both_used_in_one_direction(op, gates, direction, tmp_path):
     for g, w, batch in zip(got, want, (2, 1)):
         np.testing.assert_allclose(g.reshape(np.moveaxis(w, batch, 0).shape),
                                    np.moveaxis(w, batch, 0), rtol=1e-5, atol=1e-6)  # fmt: skip
-    both = _rnn_file(tmp_path, "RNN", 1, {"direction": "bidirectional"}, f32(1, 12), out="both")
-    with pytest.raises(SymnnValueError, match=r"a bidirectional Y_h with Y are not supported"):
-        from_onnx(both, batch_axis=1)
+
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("out", ["Y_c", "all"])
+def test_an_lstms_cell_state_y_c(direction, out, tmp_path):
+    """Y_c alone or with Y and Y_h: the LSTM read with ``with_cell`` (h and c side by side),
+    as the reference evaluator computes it; such an LSTM is not written back."""
+    d = 2 if direction == "bidirectional" else 1
+    path = _rnn_file(tmp_path, "LSTM", 4, {"direction": direction}, f32(d, 48), out=out)
+    net = from_onnx(path, batch_axis=1)
+    X = f32(3, 5, 4)
+    want = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": X.transpose(1, 0, 2)})
+    x = pt.matrix("x", dtype="float32")
+    got = pytensor.function([x], net(x), mode="FAST_COMPILE")(X.reshape(3, -1))
+    got = got if isinstance(got, list) else [got]
+    for g, w in zip(got, want):
+        w = np.moveaxis(w, 2 if w.ndim == 4 else 1, 0)  # Y: batch on axis 2; Y_h, Y_c: 1
+        np.testing.assert_allclose(g.reshape(w.shape), w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SymnnValueError, match="with_cell=True .* is not written"):
+        to_onnx(net, tmp_path / "back.onnx")
 
 
 @pytest.mark.parametrize("attrs", [{}, {"linear_before_reset": 0}])

@@ -74,6 +74,32 @@ def test_values_and_input_gradients_equal_pytorchs_with_its_weights(kind):
     assert final.shape == (N, H)
 
 
+@pytest.mark.parametrize("mode", [FAST, None])
+def test_an_lstm_with_its_cell_state_equals_pytorchs_h_and_c(mode):
+    """``with_cell``: h and c side by side; final: PyTorch's ``(h_n, c_n)``; every step:
+    PyTorch's ``out`` beside cell states whose last is ``c_n`` (bidirectional: per direction)."""
+    torch = import_torch()
+    theirs = _torch_twin(torch, "lstm", bidirectional=True)
+    state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    with torch.no_grad():
+        out, (h_n, c_n) = theirs(torch.from_numpy(X))
+    out, h_n, c_n = out.numpy(), h_n.numpy(), c_n.numpy()
+    final = Bidirectional(_layer("lstm", with_cell=True, only_return_final=True), rng=2)
+    steps = Bidirectional(_layer("lstm", with_cell=True), rng=2)
+    for layer in (final, steps):
+        load_state_dict(layer, state)
+    got = _run(final, X, mode=mode).reshape(N, 2, 2, H)  # direction, (h, c), units
+    np.testing.assert_allclose(got[:, :, 0], h_n.transpose(1, 0, 2), rtol=1e-10)
+    np.testing.assert_allclose(got[:, :, 1], c_n.transpose(1, 0, 2), rtol=1e-10)
+    seq = _run(steps, X, mode=mode).reshape(N, T, 2, 2, H)
+    np.testing.assert_allclose(seq[:, :, :, 0], out.reshape(N, T, 2, H), rtol=1e-10)
+    np.testing.assert_allclose(seq[:, -1, 0, 1], c_n[0], rtol=1e-10)  # forward: the last step
+    np.testing.assert_allclose(seq[:, 0, 1, 1], c_n[1], rtol=1e-10)  # backward: the first
+    assert final.output_shape((T, F)) == (4 * H,) and steps.output_shape((T, F)) == (T, 4 * H)
+    with pytest.raises(SymnnTypeError, match="with_cell must be True or False"):
+        LSTM(F, H, with_cell=1)
+
+
 def test_bidirectional_equals_pytorchs_bidirectional_lstm():
     torch = import_torch()
     theirs = _torch_twin(torch, "lstm", bidirectional=True)
@@ -156,6 +182,7 @@ def test_masks_equal_a_loop_over_each_sequences_true_length(kind):
     ("rnn", {}), ("lstm", {}), ("gru", {}), ("lstm", {"peepholes": True}),
     ("gru", {"backwards": True}), ("lstm", {"precompute_input": False, "learn_init": True}),
     ("rnn", {"only_return_final": True}), ("gru", {"reset_after": False}),
+    ("lstm", {"with_cell": True, "backwards": True}),
     ("gru", {"reset_after": False, "precompute_input": False, "backwards": True}),
 ])  # fmt: skip
 def test_gradients_equal_finite_differences(kind, options):

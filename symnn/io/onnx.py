@@ -381,6 +381,10 @@ def _write_recurrent(w: _Writer, layer: Layer, k: int) -> None:
     cells = [layer.forward, layer.backward] if isinstance(layer, Bidirectional) else [layer]
     cell = cells[0]
     op, order = type(cell).__name__, _ONNX_GATES[type(cell).__name__]
+    if getattr(cell, "with_cell", False):
+        raise SymnnValueError(f"LSTM{cell._label()} with_cell=True (h and c side by side) is "
+                              "not written: ONNX's LSTM gives c as a separate output (Y_c), "
+                              "its final step only.")  # fmt: skip
     if any(np.any(c.hid_init.get_value()) for c in cells):
         raise SymnnValueError(f"{op}{cell._label()} has a nonzero initial state; ONNX's {op} "
                               "takes it per batch row, which a file cannot hold.")  # fmt: skip

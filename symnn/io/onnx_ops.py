@@ -21,6 +21,7 @@ from ..layers import (
     AvgPool2D,
     BatchNorm,
     Bidirectional,
+    Concat,
     Conv2D,
     ConvTranspose2D,
     Dense,
@@ -451,13 +452,12 @@ def _recurrent(r: Reader, node) -> None:
         if (value is not None and np.any(value)) or (i == 4 and len(node.input) > 4
                                                      and node.input[4]):  # fmt: skip
             raise r.error(node, f"the {what} input is not supported (symnn takes masks).")
-    uses = [bool(o) and r.uses[o] > 0 for o in node.output] + [False] * (3 - len(node.output))
-    both = all(uses[:2]) and a.get("direction", "forward") != "bidirectional"
-    if (sum(uses[:2]) != 1 and not both) or any(uses[2:]):
-        raise r.error(node, "the outputs used must be Y or Y_h, or both for one direction "
-                            "(Y_c and a bidirectional Y_h with Y are not supported).")  # fmt: skip
-    final = uses[1] and not both
-    layers = [_recurrent_layer(r, node, d, final, acts) for d in range(
+    outs = [*node.output, "", ""][:3]
+    uses = [bool(o) and r.uses[o] > 0 for o in outs]
+    if not any(uses):
+        raise r.error(node, "none of the outputs Y, Y_h, Y_c is used.")
+    final = not uses[0]
+    layers = [_recurrent_layer(r, node, d, final, acts, uses[2]) for d in range(
         2 if a.get("direction") == "bidirectional" else 1)]  # fmt: skip
     layer = Bidirectional(layers[0]) if len(layers) == 2 else layers[0]
     r.torch_names(layer, node, {1: "?", 2: "?", 3: "?"})  # ONNX's gate layout, not PyTorch's
@@ -469,21 +469,49 @@ def _recurrent(r: Reader, node) -> None:
         raise r.error(node, "layout=0 takes (time, batch, features): symnn reads it when X is "
                             "a Transpose(perm=[1, 0, 2]) of batch-first sequences, or the "
                             "file's time-major input with from_onnx(batch_axis=1).")  # fmt: skip
-    name = node.output[1 if final else 0]
+    name = outs[0 if uses[0] else 1] or f"{outs[2]}/h"  # Y, else Y_h
     var = r.call(node, layer, out=name + "/flat", view=True)
     d, h = len(layers), int(a["hidden_size"])
     shape = (d, h) if final else (r.shape(node, view=True)[0], d, h)
-    r.call(node, Reshape(shape), [var.name], out=name)
-    if time_major:  # Y is (time, directions, batch, units), Y_h (directions, batch, units)
-        r.perms[name] = (1, 0, 2) if final else (1, 2, 0, 3)
-    if both:  # Y_h: Y's last step (the first for a reverse pass)
-        last = 0 if a.get("direction") == "reverse" else shape[0] - 1
-        var = r.call(node, Take(last, 1), [name], out=node.output[1], view=True)
-        if time_major:
-            r.perms[var.name] = (1, 0, 2)
+    cells = outs[2] if final else f"{outs[2]}/steps"  # c: final, or every step's
+    _states(r, node, var.name, shape, {name: 0, cells: 1} if uses[2] else {name: None})
+    if not final:  # Y_h, Y_c: a step of the sequences
+        for source, out, used in ((name, outs[1], uses[1]), (cells, outs[2], uses[2])):
+            if used:
+                _final_states(r, node, source, out, shape[0], a.get("direction", "forward"))
+    if time_major:  # Y is (time, directions, batch, units), Y_h and Y_c (directions, ...)
+        for o, used in zip(outs, uses):
+            if used:
+                r.perms[o] = (1, 2, 0, 3) if o == outs[0] else (1, 0, 2)
 
 
-def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str]):
+def _states(r: Reader, node, flat: str, shape: tuple, parts: dict) -> None:
+    """The layer's output ``flat`` (h, or h and c side by side per direction) as tensors
+    of ``shape`` (``(time, directions, units)`` or ``(directions, units)``): ``parts`` maps
+    each name to its half (0: h, 1: c; None: all)."""
+    if list(parts.values()) == [None]:
+        r.call(node, Reshape(shape), [flat], out=next(iter(parts)))
+        return
+    both = r.call(node, Reshape((*shape[:-1], 2, shape[-1])), [flat], out=flat + "/hc")
+    for name, k in parts.items():
+        r.call(node, Take(k, -2), [both.name], out=name)
+
+
+def _final_states(r: Reader, node, y: str, out: str, steps: int, direction: str):
+    """Y_h (or Y_c) from the states of every step ``(time, directions, units)`` per sample:
+    each direction's state after its last step (a forward pass: the last step; a reverse
+    one: the first)."""
+    if direction != "bidirectional":
+        return r.call(node, Take(0 if direction == "reverse" else steps - 1, 1), [y], out=out,
+                      view=True)  # fmt: skip
+    ends = []
+    for d, step in ((0, steps - 1), (1, 0)):  # (directions, units) at that step, then d
+        at = r.call(node, Take(step, 1), [y], out=f"{out}/step{step}", view=True)
+        ends.append(r.call(node, Take([d], 1), [at.name], out=f"{out}/{d}", view=True).name)
+    return r.call(node, Concat(1), ends, out=out, view=True)
+
+
+def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str], cell: bool):
     op, a = node.op_type, r.attrs(node)
     order = np.argsort(_GATES[op])  # ONNX's blocks back in symnn's order
     h = int(a["hidden_size"])
@@ -504,7 +532,7 @@ def _recurrent_layer(r: Reader, node, d: int, final: bool, acts: list[str]):
         layer = GRU(W.shape[1], h, reset_after=a.get("linear_before_reset", 0) == 1, **kw)
     else:
         P = r.optional_const(node, 7) if len(node.input) > 7 and node.input[7] else None
-        layer = LSTM(W.shape[1], h, peepholes=P is not None, **kw)
+        layer = LSTM(W.shape[1], h, peepholes=P is not None, with_cell=cell, **kw)
         if P is not None:
             layer.W_cell.set_value(np.asarray(P[d], np.float64).reshape(3, h)[[0, 2, 1]]
                                    .astype(r.dtype))  # fmt: skip

@@ -123,11 +123,15 @@ class _Recurrent(Layer):
             go_backwards=self.backwards, truncate_gradient=self.gradient_steps,
             strict=True, return_updates=False,
         )  # fmt: skip
-        hid = outs[0] if isinstance(outs, list | tuple) else outs
+        hid = self._states_out(outs) if isinstance(outs, list | tuple) else outs
         if self.only_return_final:
             return hid[-1]
         hid = hid[::-1] if self.backwards else hid  # aligned with the input's steps
         return hid.dimshuffle(1, 0, 2)
+
+    def _states_out(self, outs):
+        """The output's states from the loop's (the hidden state)."""
+        return outs[0]
 
     def _non_sequences(self) -> list:
         """The shared variables the step reads: ``W_hid, b_hid``, then ``W_in, b_in`` when
@@ -231,7 +235,9 @@ class LSTM(_Recurrent):
     """Long short-term memory (PyTorch's ``nn.LSTM`` equations and gate order i, f, g, o):
     ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``; with ``peepholes`` the input and
     forget gates also see ``c_{t-1}`` and the output gate ``c_t`` (Lasagne's ``LSTMLayer``).
-    The layer's output is the hidden state ``h``.
+    The layer's output is the hidden state ``h``; with ``with_cell=True``, ``h`` and the
+    cell state ``c`` concatenated on the last axis (``2 * n_units``: with
+    ``only_return_final``, PyTorch's ``(h_n, c_n)`` side by side).
 
     >>> import pytensor.tensor as pt
     >>> LSTM(3, 5, only_return_final=True, rng=0)(pt.tensor3("x", dtype="float32")).type.shape
@@ -241,7 +247,11 @@ class LSTM(_Recurrent):
     gates = 4
     n_states = 2
 
-    def __init__(self, n_in: int, n_units: int, peepholes: bool = False, **kwargs: Any):
+    def __init__(self, n_in: int, n_units: int, peepholes: bool = False, *,
+                 with_cell: bool = False, **kwargs: Any):  # fmt: skip
+        if not isinstance(with_cell, bool | np.bool_):
+            raise SymnnTypeError(f"with_cell must be True or False; got {describe(with_cell)}.")
+        self.with_cell = bool(with_cell)
         super().__init__(n_in, n_units, **kwargs)
         self.peepholes = bool(peepholes)
         if self.peepholes:
@@ -265,8 +275,15 @@ class LSTM(_Recurrent):
             o = o + c_new * w_cell[2]
         return [pt.sigmoid(o) * pt.tanh(c_new), c_new]
 
+    def _states_out(self, outs):
+        return pt.concatenate(outs, axis=-1) if self.with_cell else outs[0]
+
+    def output_shape(self, input_shape):
+        shape = super().output_shape(input_shape)
+        return shape if shape is None or not self.with_cell else (*shape[:-1], 2 * shape[-1])
+
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "peepholes": self.peepholes}
+        return {**super().get_config(), "peepholes": self.peepholes, "with_cell": self.with_cell}
 
 
 @register
