@@ -646,6 +646,69 @@ def test_an_lstms_cell_state_y_c(direction, out, tmp_path):
         to_onnx(net, tmp_path / "back.onnx")
 
 
+@pytest.mark.parametrize("training, ratio", [(None, None), (False, 0.4), (True, 0.0)])
+def test_dropouts_that_keep_everything_and_their_masks(training, ratio, tmp_path):
+    """Inference, or training at a rate of 0: the input, and a mask of True (a KeepMask
+    layer, not written back); training at a rate is random and refused by node."""
+    extra = {"ratio": np.float32(0.0 if ratio is None else ratio)}
+    if training is not None:
+        extra["training"] = np.bool_(training)
+    node = helper.make_node("Dropout", ["x", *extra], ["y", "mask"], name="drop")
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("mask", TensorProto.BOOL, None)],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in extra.items()])  # fmt: skip
+    path = tmp_path / "drop.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    X = f32(2, 3, 4)
+    X[0, 0, 0] = np.nan
+    want = ReferenceEvaluator(str(path)).run(None, {"x": X})
+    net = from_onnx(path)
+    x = pt.matrix("x", dtype="float32")
+    got = pytensor.function([x], net(x), mode="FAST_COMPILE")(X.reshape(2, -1))
+    np.testing.assert_array_equal(got[0].reshape(X.shape), want[0])
+    assert got[1].dtype == bool and got[1].all() and want[1].all()
+    with pytest.raises(SymnnValueError, match="KeepMask has no ONNX export"):
+        to_onnx(net, tmp_path / "back.onnx")
+    random = onnx.load(str(path))
+    del random.graph.initializer[:]
+    random.graph.initializer.extend([numpy_helper.from_array(np.float32(0.3), "ratio"),
+                                     numpy_helper.from_array(np.bool_(True), "training")])
+    del random.graph.node[0].input[1:]
+    random.graph.node[0].input.extend(["ratio", "training"])
+    onnx.save(random, path)
+    with pytest.raises(SymnnValueError, match=r"drop \(Dropout\): training_mode=True with "
+                                              r"ratio=0.3\d* is not supported"):
+        from_onnx(path)
+
+
+def test_constant_sequence_lengths_of_full_sequences_and_zero_initial_states(tmp_path):
+    """What exporters write for an LSTM without masks or states is read; anything else
+    is refused by name."""
+    path = _rnn_file(tmp_path, "LSTM", 4, {}, f32(1, 48))
+    model = onnx.load(str(path))
+    node = model.graph.node[0]
+    node.input.extend(["lens", "h0", "c0"])
+    extra = {"lens": np.full(3, 5, np.int32), "h0": np.zeros((1, 3, 6), np.float32),
+             "c0": np.zeros((1, 3, 6), np.float32)}  # fmt: skip
+    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in extra.items())
+    onnx.save(model, path)
+    X = f32(3, 5, 4)
+    (want,) = ReferenceEvaluator(str(path)).run(None, {"x": X.transpose(1, 0, 2)})
+    got = symnn_out(from_onnx(path, batch_axis=1), X.reshape(3, -1))
+    np.testing.assert_allclose(got.reshape(3, 6), want[0], rtol=1e-5, atol=1e-6)
+    for name, value, what in (("lens", np.int32([5, 4, 5]), "sequence_lens"),
+                              ("h0", np.ones((1, 3, 6), np.float32), "initial_h")):  # fmt: skip
+        bad = onnx.load(str(path))
+        for init in bad.graph.initializer:
+            if init.name == name:
+                init.CopyFrom(numpy_helper.from_array(value, name))
+        onnx.save(bad, tmp_path / "bad.onnx")
+        with pytest.raises(SymnnValueError, match=f"the {what} input is not supported"):
+            from_onnx(tmp_path / "bad.onnx", batch_axis=1)
+
+
 @pytest.mark.parametrize("attrs", [{}, {"linear_before_reset": 0}])
 def test_onnxs_own_gru_variant_reads_as_a_gru_resetting_before(attrs, tmp_path):
     """ONNX's default GRU resets the state before the product with R (PyTorch's, after):

@@ -31,7 +31,7 @@ from .merge import (
     Multiply,
     Power,
 )
-from .noise import Dropout
+from .noise import Dropout, KeepMask
 from .normalization import BatchNorm, LocalResponseNorm
 from .recurrent import GRU, LSTM, RNN, Bidirectional
 from .resize import Interpolation, Resize
@@ -62,6 +62,7 @@ __all__ = [
     "layer_to_spec",
     "register",
     "Dropout",
+    "KeepMask",
     "BatchNorm",
     "Conv2D",
     "MaxPool2D",

@@ -11,7 +11,7 @@ from ..errors import SymnnValueError
 from ..utils import as_rng
 from .base import Layer, attach_updates, register
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "KeepMask"]
 
 
 @register
@@ -69,3 +69,32 @@ class Dropout(Layer):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Dropout:
         return cls(**config)
+
+
+@register
+class KeepMask(Layer):
+    """The mask of the inputs a dropout keeps when it keeps every one (inference, or a rate
+    of 0): True for every element, of the input's shape (ONNX's ``Dropout`` ``mask`` output
+    outside training).
+
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> x = pt.matrix("x", dtype="float32")
+    >>> KeepMask()(x).eval({x: np.full((1, 2), np.nan, "float32")})
+    array([[ True,  True]])
+    """
+
+    any_dtype = True
+    integer_ok = True
+    keeps_shape = True
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name, None)
+
+    def get_output_for(self, x, *, deterministic: bool = False):
+        return pt.ones_like(x, dtype="bool")
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
