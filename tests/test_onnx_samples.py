@@ -135,8 +135,6 @@ def test_gemm_of_a_sample_matrix_with_every_attribute(c_shape, tmp_path):
 @pytest.mark.parametrize("nodes, inits, match", [
     ([("Conv", ["x", "w"], {})], {"w": np.ones((1, 2, 1, 1), "float32")},
      r"n0 \(Conv\).*its first axis is a batch.*batch_axis=None"),
-    ([("Reshape", ["x", "s"], {"allowzero": 1})], {"s": np.array([0, 12], np.int64)},
-     "allowzero=1"),
     ([("Concat", ["x", "c"], {"axis": 0})], {"c": np.ones((2, 3, 4), "float32")},
      "a Concat of tensors and constants"),
     ([("Cos", ["x"], {})], {}, r"unsupported op\(s\): n0 \(Cos\)"),

@@ -174,9 +174,8 @@ def _flatten(b: _Batcher, node) -> None:
 
 
 def _reshape(b: _Batcher, node) -> None:
-    if b.r.attrs(node).get("allowzero", 0):
-        raise b.error(node, "allowzero=1 is not supported")
-    b.set_input(node, 1, np.concatenate([[0], b.value(node, 1)]).astype(np.int64))
+    batch = -1 if b.r.attrs(node).get("allowzero", 0) else 0  # allowzero: a 0 is a size
+    b.set_input(node, 1, np.concatenate([[batch], b.value(node, 1)]).astype(np.int64))
 
 
 def _shape(b: _Batcher, node) -> None:

@@ -238,9 +238,10 @@ def _reshape(r: Reader, node) -> None:
         _reshape_view(r, node, target)
         return
     shape = r.shape(node)
-    if r.attrs(node).get("allowzero", 0) and 0 in target:
-        raise r.error(node, f"allowzero=1 with a 0 in the shape {target} is not supported.")
-    full = [(1, *shape)[i] if t == 0 else t for i, t in enumerate(target)]
+    allow = r.attrs(node).get("allowzero", 0)  # a 0 is a size (an empty axis), not a copy
+    if allow and target[:1] == [0]:
+        raise r.error(node, f"allowzero=1 with the shape {target} makes an empty batch.")
+    full = [(1, *shape)[i] if t == 0 and not allow else t for i, t in enumerate(target)]
     rest = full[1:]
     size = int(np.prod(shape))
     if rest.count(-1) == 1:

@@ -298,6 +298,8 @@ class Reduce(Layer):
 
     def get_output_for(self, x, *, deterministic: bool = False):
         axes = sorted(a % x.ndim for a in self.axes)
+        if any(x.type.shape[a] == 0 for a in axes):
+            return self._of_nothing(x, axes)
         out = _REDUCE[self.op](x, axis=axes, keepdims=self.keepdims)
         if x.dtype in INTEGER_DTYPES:
             return pt.cast(out, x.dtype)  # a sum of int8 is int64 in PyTensor, int8 in ONNX
@@ -305,6 +307,18 @@ class Reduce(Layer):
             nan = pt.any(pt.isnan(x), axis=axes, keepdims=self.keepdims)
             out = pt.switch(nan, np.asarray(np.nan, dtype=x.dtype), out)
         return out
+
+    def _of_nothing(self, x, axes: list[int]):
+        """The reduction over an empty axis: the op's identity (0 for a sum, 1 for a
+        product, the lowest value for a max, the highest for a min, NaN for a mean), as
+        numpy's and ONNX's, on every backend."""
+        kind = np.dtype(x.dtype)
+        low, high = ((np.iinfo(kind).min, np.iinfo(kind).max) if kind.kind in "iu" else
+                     (False, True) if kind.kind == "b" else (-np.inf, np.inf))  # fmt: skip
+        value = {"sum": 0, "prod": 1, "max": low, "min": high, "mean": np.nan}[self.op]
+        dims = [1 if i in axes else x.shape[i] for i in range(x.ndim)
+                if self.keepdims or i not in axes]  # fmt: skip
+        return pt.full(dims, np.asarray(value, dtype=kind), dtype=kind)
 
     def output_shape(self, input_shape):
         if input_shape is None:

@@ -48,10 +48,10 @@ def Input(shape: Sequence[int], name: str | None = None, dtype: Any = None):
         shape = tuple(int(s) for s in shape)
     except TypeError:
         raise SymnnTypeError(f"shape must be a sequence of ints; got {describe(shape)}.") from None
-    if not shape or min(shape) < 1:
+    if not shape or min(shape) < 0:
         raise SymnnValueError(
-            f"shape={shape} is not a per-sample shape; expected positive sizes such as (784,) "
-            "or (1, 28, 28) (the batch axis is left out)."
+            f"shape={shape} is not a per-sample shape; expected sizes >= 0 such as (784,) "
+            "or (1, 28, 28) (the batch axis is left out; a size 0 is an empty axis)."
         )
     if name is not None and not isinstance(name, str):
         raise SymnnTypeError(f"name must be a string or None; got {describe(name)}.")

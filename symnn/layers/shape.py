@@ -65,8 +65,8 @@ class Reshape(Layer):
             self.shape = tuple(int(s) for s in shape)
         except (TypeError, ValueError):
             raise SymnnTypeError(f"shape must be a sequence of ints; got {shape!r}.") from None
-        if self.shape and min(self.shape) < 1:  # () makes a batch of scalars
-            raise SymnnValueError(f"shape={shape!r} is not valid; expected positive sizes.")
+        if self.shape and min(self.shape) < 0:  # () makes a batch of scalars; 0: empty axes
+            raise SymnnValueError(f"shape={shape!r} is not valid; expected sizes >= 0.")
         self.size = int(np.prod(self.shape))
         #: the width of a flat input (a network starting with Reshape takes (N, size) matrices)
         self.n_in = self.size
