@@ -1,5 +1,6 @@
-"""Speed of imported models: ResNet-18, MobileNetV2 and SqueezeNet 1.1 (written here as
-``torch.nn`` modules with torchvision's layer shapes, random weights, eval mode), exported by
+"""Speed of imported models: ResNet-18, MobileNetV2, SqueezeNet 1.1, and AlexNet,
+GoogLeNet, DenseNet-121 and ShuffleNet (``_more_models.py``; written as ``torch.nn``
+modules with torchvision's or their papers' layer shapes, random weights, eval mode), exported by
 PyTorch's TorchScript exporter and read with ``symnn.io.from_onnx``. Per architecture, on
 224x224 RGB inputs: inference at batch 1 and 16 (images/s) and one activation-maximisation
 step of a channel of an inner layer at batch 1 (ms/step: forward, gradient to the input,
@@ -8,7 +9,7 @@ Adam update and the [0, 1] projection; symnn's compiled ascent step, the one
 threads, inference only), interleaved rounds; prints medians, the ratios to PyTorch and
 symnn's compile times (a user cost too).
 
-    python benchmarks/onnx_speed.py [--rounds 3] [--arch resnet18,mobilenet_v2,squeezenet]
+    python benchmarks/onnx_speed.py [--rounds 3] [--arch resnet18,mobilenet_v2,...]
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 from _common import interleaved, machine, median
+from _more_models import INNER as MORE
+from _more_models import more_model
 
 SIZE = 224
 #: per architecture: the inner module whose output the AM step maximises (channel 0), and
 #: the prefix of the ONNX node names of that module (the last such node is its output)
 INNER = {"resnet18": ("layer3", "/layer3/"),
          "mobilenet_v2": ("features.10", "/features/features.10/"),
-         "squeezenet": ("features.7", "/features/features.7/")}  # fmt: skip
+         "squeezenet": ("features.7", "/features/features.7/"), **MORE}  # fmt: skip
 
 
 def torch_model(name: str, torch):
@@ -116,7 +119,8 @@ def torch_model(name: str, torch):
             return self.head(self.features(x))
 
     torch.manual_seed(0)
-    model = {"resnet18": ResNet18, "mobilenet_v2": MobileNetV2, "squeezenet": SqueezeNet11}[name]()
+    own = {"resnet18": ResNet18, "mobilenet_v2": MobileNetV2, "squeezenet": SqueezeNet11}
+    model = own[name]() if name in own else more_model(name, torch)
     for m in model.modules():  # running statistics that are not the identity
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
