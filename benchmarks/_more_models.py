@@ -71,6 +71,10 @@ def more_model(name: str, torch):
             x = self.inception5b(self.inception5a(self.pool4(x)))
             return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
+    def stem(cout, k):  # a strided convolution, normalised, then max pooling: a quarter size
+        return nn.Sequential(nn.Conv2d(3, cout, k, 2, k // 2, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(), nn.MaxPool2d(3, 2, 1))  # fmt: skip
+
     def bn_relu_conv(cin, cout, k):
         return [nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, k, padding=k // 2,
                                                          bias=False)]  # fmt: skip
@@ -87,9 +91,7 @@ def more_model(name: str, torch):
     class DenseNet121(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
-                                      nn.ReLU(), nn.MaxPool2d(3, 2, 1))  # fmt: skip
-            c = 64
+            self.stem, c = stem(64, 7), 64
             for i, n in enumerate((6, 12, 24, 16), 1):
                 layers = []
                 for _ in range(n):
@@ -131,9 +133,7 @@ def more_model(name: str, torch):
     class ShuffleNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24),
-                                      nn.ReLU(), nn.MaxPool2d(3, 2, 1))  # fmt: skip
-            c = 24
+            self.stem, c = stem(24, 3), 24
             for i, (cout, n) in enumerate(((240, 4), (480, 8), (960, 4)), 2):
                 units = [ShuffleUnit(c, cout, 2)] + [ShuffleUnit(cout, cout, 1)
                                                       for _ in range(n - 1)]  # fmt: skip

@@ -300,9 +300,14 @@ class Reduce(Layer):
         axes = sorted(a % x.ndim for a in self.axes)
         if any(x.type.shape[a] == 0 for a in axes):
             return self._of_nothing(x, axes)
+        if x.dtype in INTEGER_DTYPES and x.dtype != "bool" and self.op in ("sum", "prod"):
+            # accumulated in the input's type, wrapping as numpy's and ONNX's (PyTensor's
+            # default accumulates int8 in int64)
+            return _REDUCE[self.op](x, axis=axes, keepdims=self.keepdims, dtype=x.dtype,
+                                    acc_dtype=x.dtype)  # fmt: skip
         out = _REDUCE[self.op](x, axis=axes, keepdims=self.keepdims)
         if x.dtype in INTEGER_DTYPES:
-            return pt.cast(out, x.dtype)  # a sum of int8 is int64 in PyTensor, int8 in ONNX
+            return pt.cast(out, x.dtype)
         if self.op in ("max", "min"):  # PyTensor's max/min skip NaN; PyTorch's give NaN
             nan = pt.any(pt.isnan(x), axis=axes, keepdims=self.keepdims)
             out = pt.switch(nan, np.asarray(np.nan, dtype=x.dtype), out)
