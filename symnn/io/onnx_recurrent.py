@@ -25,8 +25,10 @@ _GATES = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
 def read_recurrent(r: Reader, node) -> None:
     """ONNX's LSTM/GRU/RNN (batch-first, or time-major behind a ``Transpose``), either GRU
     variant (``linear_before_reset=1``: PyTorch's, ``reset_after=True``; 0, ONNX's default:
-    ``reset_after=False``), no initial state and no sequence lengths (symnn takes masks);
-    the output used (Y or Y_h) decides ``only_return_final`` (both: Y_h is a step of Y)."""
+    ``reset_after=False``), initial states of zeros and sequence lengths of the full length
+    only (symnn takes masks). The outputs used decide the layer: without Y it returns the
+    final states only (``only_return_final``); with Y_c it is an ``LSTM(with_cell=True)``;
+    Y_h and Y_c beside Y are steps of the sequences of states."""
     a, op = r.attrs(node), node.op_type
     refused = {"clip": None, "input_forget": 0, "activation_alpha": None,
                "activation_beta": None}
