@@ -10,8 +10,10 @@ independently trained scikit-learn ``MLPClassifier`` gives it (judge agreement);
 cosine of its penultimate-layer features with its class's real inputs (plausibility) and,
 per layer, the correlation of its activations with its top real inputs' (path similarity:
 the smallest over layers, and how many units leave the natural path), with what real test
-images of the class score for scale. Writes a figure (per class: plain, with the prior, the
-top three real inputs). Run:
+images of the class score for scale; and the same cosine with the features centred on the
+reference's mean feature (relu features are all non-negative, so uncentred cosines of any
+confident input are high: the centred figure separates more). Writes a figure (per class:
+plain, with the default prior, the top three real inputs). Run:
 
     python benchmarks/am_realism.py [--out docs/am_realism_fashion.png] [--steps 300]
     python benchmarks/am_realism.py --arch cnn [--out docs/am_realism_cnn.png]
@@ -36,8 +38,29 @@ def load():
     return load_digits(), (8, 8), "digits"
 
 
-def summary(name: str, report) -> dict[str, float]:
+def centred_features(net, X, mean=None):
+    """Penultimate-layer features of the rows of ``X`` minus ``mean`` (their own mean if None),
+    scaled to unit length, and the mean."""
+    from symnn.inputopt.checks import layer_features
+    from symnn.inputopt.units import _layers
+
+    position = len(_layers(net)) - 2
+    f = layer_features(net, X, layers={position})[position].astype(np.float64)
+    mean = f.mean(axis=0) if mean is None else mean
+    f = f - mean
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12), mean
+
+
+def centred_plausibility(net, ref, X, units) -> np.ndarray:
+    """Per row of ``X``, the mean centred cosine with the reference inputs of its unit's class."""
+    feats, mean = centred_features(net, ref.data)
+    found, _ = centred_features(net, np.asarray(X, dtype=ref.data.dtype), mean)
+    return np.array([(feats[ref.labels == u] @ f).mean() for f, u in zip(found, units)])
+
+
+def summary(name: str, report, net, ref) -> dict[str, float]:
     rows = report.rows
+    centred = centred_plausibility(net, ref, report.x, [r.unit for r in rows])
     return {
         "rows": name,
         "beats best real": sum(bool(r.exceeds_reference) for r in rows),
@@ -46,6 +69,7 @@ def summary(name: str, report) -> dict[str, float]:
         "judge agrees": sum(r.judge_label == r.unit for r in rows),
         "at bounds (mean)": float(np.mean([r.at_bounds for r in rows])),
         "plausibility (mean)": float(np.mean([r.plausibility for r in rows])),
+        "centred plaus. (mean)": float(centred.mean()),
         "path corr (min)": float(min(min(r.path_corr) for r in rows)),
         "leave the path": sum(r.path_leaves_at >= 0 for r in rows),
     }
@@ -58,7 +82,9 @@ def real_plausibility(net, ref, X_test, y_test, n: int = 100) -> float:
 
     per_class = [checks.plausibility(net, X_test[y_test == c][:n], ref.data[ref.labels == c])
                  for c in range(10)]  # fmt: skip
-    return float(np.mean(np.concatenate(per_class)))
+    picked = np.concatenate([X_test[y_test == c][:n] for c in range(10)])
+    centred = centred_plausibility(net, ref, picked, np.repeat(np.arange(10), n))
+    return float(np.mean(np.concatenate(per_class))), float(centred.mean())
 
 
 def network(arch: str, shape: tuple[int, int], n_in: int):
@@ -80,6 +106,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from sklearn.neural_network import MLPClassifier
 
+    import symnn.inputopt.activation as am
     from symnn.inputopt import InputPenalties, Reference, activation_maximization
     from symnn.plot import plot_image_rows
     from symnn.train import Trainer
@@ -103,23 +130,30 @@ def main(argv=None):
     common = dict(steps=args.steps, learning_rate=0.05, image_shape=shape, reference=ref,
                   blas_threads=2)
     reports = {}
+    weights = am.AUTO_PRIOR_WEIGHTS
     for name, kw in (
         ("plain", dict(prior=None)),
-        ("prior", dict(x0="class-mean")),
-        ("gmm prior", dict(x0="class-mean", prior="gmm")),
+        ("prior", dict(x0="class-mean")),  # the default: gmm, weights up to 16
+        ("gaussian prior", dict(x0="class-mean", prior="gaussian")),
+        ("gmm prior, weights to 4", dict(x0="class-mean", prior="gmm", upto=4.0)),
+        ("gaussian, weights to 4", dict(x0="class-mean", prior="gaussian", upto=4.0)),
         ("prior, top-input start", dict(x0="facets")),
         ("prior, per-row jitter", dict(x0="class-mean", penalties=InputPenalties(jitter=1))),
         ("prior, scale+rotate",
          dict(x0="class-mean", penalties=InputPenalties(scale=0.05, rotate=5))),
         ("plain, 1/f precond.", dict(prior=None, penalties=InputPenalties(precondition=True))),
     ):
+        upto = kw.pop("upto", np.inf)
+        am.AUTO_PRIOR_WEIGHTS = tuple(w for w in weights if w <= upto)
         t0 = time.perf_counter()
         reports[name] = activation_maximization(trainer.network, range(10), **common, **kw)
         print(f"\n{name} AM ({time.perf_counter() - t0:.1f} s with compiling):")
         print(reports[name].to_table())
-    real = real_plausibility(trainer.network, ref, data.X_test, data.y_test)
-    print(f"\nreal test images' plausibility (the scale of that column): {real:.2f}")
-    table = [summary(name, r) for name, r in reports.items()]
+    am.AUTO_PRIOR_WEIGHTS = weights
+    real, centred = real_plausibility(trainer.network, ref, data.X_test, data.y_test)
+    print(f"\nreal test images' plausibility (the scale of those columns): {real:.2f}, "
+          f"centred {centred:.2f}")
+    table = [summary(name, r, trainer.network, ref) for name, r in reports.items()]
     keys = list(table[0])
     print("  ".join(f"{k:>23}" for k in keys))
     for row in table:

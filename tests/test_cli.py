@@ -288,14 +288,15 @@ def test_maximize_with_a_prior_from_class_means_reports_dataset_examples(model_f
     import json
 
     from symnn import cli
+    from symnn.inputopt.activation import AUTO_PRIOR_WEIGHTS
 
     out = tmp_path / "out"
     args = ["maximize", str(model_file), "--units", "0-2", "--x0", "class-mean", "--steps", "20"]
     assert cli.main([*args, "--top-k", "3", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["prior"] == "gaussian"
+    assert report["settings"]["prior"] == "gmm"
     for row in report["units"]:
-        assert row["prior_weight"] in (0.5, 1.0, 2.0, 4.0) and len(row["top_examples"]) == 3
+        assert row["prior_weight"] in AUTO_PRIOR_WEIGHTS and len(row["top_examples"]) == 3
 
 
 def test_train_a_convolutional_network_from_arch_and_maximise_its_channels(tmp_path):

@@ -374,7 +374,7 @@ def test_activation_maximization_with_a_prior_and_warps_in_threads(trained, digi
 
     def run(unit):
         report = activation_maximization(trained.network_, [unit], seed=unit, **kw)
-        assert report.settings["prior"] == "gaussian"
+        assert report.settings["prior"] == "gmm"
         return [report.x, np.asarray([r.prior_weight for r in report.rows])]
 
     units = [(u,) for u in range(n)]

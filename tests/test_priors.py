@@ -85,7 +85,7 @@ def test_with_a_reference_the_default_prior_makes_inputs_look_like_their_class(d
     X, y = data.X_train, data.y_train
     plain = activation_maximization(net, range(10), reference=X, prior=None, steps=200)
     prior = activation_maximization(net, range(10), reference=X, x0="mean", steps=200)
-    assert plain.settings["prior"] is None and prior.settings["prior"] == "gaussian"
+    assert plain.settings["prior"] is None and prior.settings["prior"] == "gmm"
     assert _class_mean_corr(prior.x, X, y) > _class_mean_corr(plain.x, X, y) + 0.1
     assert all(row.exceeds_reference for row in prior.rows)  # still beyond every real input
 
@@ -206,3 +206,34 @@ def test_gmm_prior_and_the_realism_columns(digits_net):
         pytest.raises(SymnnValueError, match="judge needs reference inputs"),
     ):
         activation_maximization(net, [0], steps=2, judge=judge)
+
+
+def test_a_named_prior_is_fitted_once_per_reference_content(monkeypatch):
+    """``fitted_prior`` fits once per content (copies share the fit), fits again after an
+    in-place change, and its callers in several threads get one fit each content."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from symnn.inputopt import priors
+
+    calls = []
+    fit = GaussianPrior.fit.__func__
+
+    def counting(cls, X, *a, **k):
+        calls.append(len(X))
+        return fit(cls, X, *a, **k)
+
+    monkeypatch.setattr(GaussianPrior, "fit", classmethod(counting))
+    monkeypatch.setattr(priors, "_CACHE", type(priors._CACHE)())
+    X = np.random.default_rng(3).normal(size=(60, 5))
+    first = priors.fitted_prior("gaussian", X)
+    assert priors.fitted_prior("gaussian", X.copy()) is first and calls == [60]
+    X[0, 0] += 1.0
+    changed = priors.fitted_prior("gaussian", X)
+    assert changed is not first and len(calls) == 2
+    assert not np.allclose(changed.mean, first.mean)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: priors.fitted_prior("gaussian", X), range(8)))
+    assert all(g is changed for g in got) and len(calls) == 2
+    for i in range(priors.CACHE_SIZE + 1):  # the least recently used is dropped
+        priors.fitted_prior("gaussian", X + i + 1)
+    assert priors.fitted_prior("gaussian", X) is not changed

@@ -349,7 +349,7 @@ def _reference_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "gaussian", "gmm", "none"],
         help="density prior on the input: a Gaussian or a Gaussian mixture fitted to the "
-        "reference (auto: gaussian when there is a reference)",
+        "reference (auto: gmm when there is a reference)",
     )
     p.add_argument(
         "--prior-weight",

@@ -21,7 +21,7 @@ from .checks import annotate_rows
 from .engine import SCIPY
 from .maximize import check_ascent_options, maximize
 from .objective import InputPenalties, _Graph, _graph, _penalties, _Rows
-from .priors import PRIORS, GaussianPrior, MixturePrior
+from .priors import PRIORS, GaussianPrior, MixturePrior, fitted_prior
 from .realism import _realism
 from .reference import Reference, as_reference
 from .report import ActivationReport, UnitResult, _subset, _warn_if_stuck
@@ -46,8 +46,9 @@ __all__ = [
 
 
 #: the relative prior weights tried per unit when none is given (one compiled call): each
-#: unit keeps the strongest under which it still beats its best reference input
-AUTO_PRIOR_WEIGHTS = (0.5, 1.0, 2.0, 4.0)
+#: unit keeps the strongest under which it still beats its best reference input (measured:
+#: docs/performance.md, "The same checks on a CNN")
+AUTO_PRIOR_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 #: the least distinctness a chosen weight's picture keeps: its correlation with the typical
@@ -203,11 +204,12 @@ def activation_maximization(
         A density prior on the input: ``"gaussian"`` (a :class:`~symnn.inputopt.priors.
         GaussianPrior` fitted to the reference inputs), ``"gmm"`` (a :class:`~symnn.inputopt.
         priors.MixturePrior`: ten diagonal Gaussians on the principal components), a fitted
-        prior, or None (plain activation maximisation). ``"auto"`` (default) is
-        ``"gaussian"`` when ``reference`` is given, else None. The ascent maximises
-        ``activation - prior_weight * penalty``, the penalty being about 0.5 for a real
-        input. ``prior_weight`` is relative to the unit's activation spread on the reference
-        (its best minus its mean), so one value suits units of any scale. By default each
+        prior, or None (plain activation maximisation). ``"auto"`` (default) is ``"gmm"``
+        when ``reference`` is given, else None; a prior named here is fitted once per
+        reference content and reused (:func:`~symnn.inputopt.priors.fitted_prior`). The
+        ascent maximises ``activation - prior_weight * penalty``, the penalty being about 0.5
+        for a real input. ``prior_weight`` is relative to the unit's activation spread on the
+        reference (its best minus its mean), so one value suits units of any scale. By default each
         unit and start runs with every weight of :data:`AUTO_PRIOR_WEIGHTS` in the same
         compiled call and keeps the strongest under which it still beats its best reference
         input and its picture stays its own: ``row.distinctness``, one minus its largest
@@ -315,7 +317,7 @@ DEFAULT_PRIOR_WEIGHT = 2.0
 def _resolve_prior(prior: Any, weight: Any, reference: Reference | None, width: int):
     """``(prior model, weight)`` or None."""
     if isinstance(prior, str) and prior == "auto":
-        prior = "gaussian" if reference is not None else None
+        prior = "gmm" if reference is not None else None
     if prior is None:
         if weight is not None:
             raise SymnnValueError(f"prior_weight={weight!r} has no effect without a prior.")
@@ -328,7 +330,7 @@ def _resolve_prior(prior: Any, weight: Any, reference: Reference | None, width: 
             )
         if reference is None:
             raise SymnnValueError(f"prior={prior!r} needs reference inputs to fit it to.")
-        prior = PRIORS[prior].fit(reference.data)
+        prior = fitted_prior(prior, reference.data)
     if not isinstance(prior, tuple(PRIORS.values())) or prior.width != width:
         raise SymnnTypeError(
             f"prior must be a GaussianPrior or MixturePrior of width {width}; got "
