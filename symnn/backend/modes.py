@@ -39,8 +39,8 @@ def _c_mode() -> Mode:
 
 
 #: symnn's rewrites that only pay off with C code (a flat loop for fused elementwise nodes, a
-#: convolution's input gradient by chunks)
-_C_ONLY_REWRITES = ("symnn_flat_elemwise", "symnn_col2im_gemm")
+#: convolution's input gradient by chunks, one-row products by gemv)
+_C_ONLY_REWRITES = ("symnn_flat_elemwise", "symnn_col2im_gemm", "symnn_row_aware_dot22")
 
 #: the backends ``mode=`` and ``SYMNN_MODE`` name with one word
 BACKENDS = ("C", "NUMBA", "JAX")

@@ -11,11 +11,12 @@ that put them into users' graphs.
   in :mod:`~symnn.ops.conv_numba`); :mod:`~symnn.ops.corr`: a convolution's input gradient a
   cache-sized chunk of images at a time (symnn's C mode).
 - :mod:`~symnn.ops.cells`: the elementwise half of an LSTM or GRU step and its gradient.
+- :mod:`~symnn.ops.dot_rows`: matrix products of one row by ``gemv``.
 - :mod:`~symnn.ops.rewrites`: symnn's compile mode rewrites the idioms users write
   (``log_softmax(z)[arange(n), y]``, PyTensor's ``Softmax``, ...) into these ops.
 """
 
-from . import cells, cells_numba, conv_numba, jax_ops, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
+from . import cells, cells_numba, conv_numba, dot_rows, jax_ops, rewrites, rows_numba  # noqa: F401  (rewrites: registered for symnn's mode)
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad, col2im, im2col, pool_2d
 from .gather import TakeRows, take_rows
 from .indexing import IncPick, IncRows, PickRows, inc_pick, inc_rows, pick_rows
