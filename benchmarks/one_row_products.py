@@ -1,10 +1,12 @@
-"""Products of one row: PyTensor's ``Dot22`` (``gemm``) against symnn's ``RowAwareDot22``
-(``gemv`` for one row), numpy and PyTorch, on AlexNet's dense layers (9216-4096-4096-1000,
-relu between) and on one 784x100 layer, at 1 row (and 2 rows, where both symnn ops call
-``gemm``: the row shows the branch costs nothing). Medians of interleaved rounds, 0.5 s pause
-between implementations. Run:
+"""Products of few rows: PyTensor's ``Dot22`` (``gemm``) against symnn's ``RowAwareDot22``
+(one ``gemv`` per row), numpy and PyTorch, on AlexNet's dense layers (9216-4096-4096-1000,
+relu between), one 784x100 layer and an LSTM's 256x1024 recurrent product, at 1 to 8 rows.
+``--gemv-rows`` sets the most rows the ``gemv`` op takes in this run, for every matrix size
+(symnn's defaults: ``GEMV_ROWS`` and, for large matrices, ``GEMV_ROWS_LARGE`` of
+``symnn.ops.dot_rows``; above them both symnn rows call ``gemm``). Medians of
+interleaved rounds, 0.5 s pause between implementations. Run:
 
-    python benchmarks/one_row_products.py [--rounds 7] [--repeat 20]
+    python benchmarks/one_row_products.py [--rounds 7] [--repeat 20] [--gemv-rows 8]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 import numpy as np
 from _common import machine, median
 
-NETS = {"alexnet dense": (9216, 4096, 4096, 1000), "784-100": (784, 100)}
+NETS = {"alexnet dense": (9216, 4096, 4096, 1000), "784-100": (784, 100), "256-1024": (256, 1024)}
 
 
 def symnn_forward(widths, weights, row_aware: bool):
@@ -68,8 +70,15 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--gemv-rows", type=int, default=None)
+    ap.add_argument("--rows", default="1,2")
     args = ap.parse_args(argv)
-    print(f"machine: {machine()}")
+    from symnn.ops import dot_rows
+
+    if args.gemv_rows is not None:
+        dot_rows.GEMV_ROWS = dot_rows.GEMV_ROWS_LARGE = args.gemv_rows
+    print(f"machine: {machine()}; gemv for up to {dot_rows.GEMV_ROWS} rows, "
+          f"{dot_rows.GEMV_ROWS_LARGE} for matrices of {dot_rows.LARGE} elements or more")
     rng = np.random.default_rng(0)
     for name, widths in NETS.items():
         weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32)
@@ -84,7 +93,7 @@ def main(argv=None) -> None:
             impls["PyTorch"] = torch_forward(weights)
         except ImportError:
             pass
-        for rows in (1, 2):
+        for rows in map(int, args.rows.split(",")):
             x = rng.random((rows, widths[0]), dtype=np.float32)
             want = impls["numpy"](x)
             times = {k: [] for k in impls}

@@ -69,6 +69,23 @@ def test_other_row_counts_and_alternating_shapes(product):
     assert f(np.ones((1, 4), dtype), np.ones((4, 0), dtype)).shape == (1, 0)
 
 
+def test_few_rows_by_a_large_matrix(product):
+    """A right matrix of ``LARGE`` elements takes up to ``GEMV_ROWS_LARGE`` rows one ``gemv``
+    each (C- and F-ordered, a strided left matrix), more rows ``gemm``: the same values."""
+    from symnn.ops.dot_rows import GEMV_ROWS_LARGE, LARGE
+
+    f, dtype = product
+    rng = np.random.default_rng(4)
+    side = int(np.sqrt(LARGE))
+    y = rng.standard_normal((side, side)).astype(dtype)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    for rows in range(1, GEMV_ROWS_LARGE + 2):
+        x = rng.standard_normal((rows, 2 * side)).astype(dtype)[:, ::2]
+        for right in (y, y.T):
+            want = x.astype(np.float64) @ right.astype(np.float64)
+            np.testing.assert_allclose(f(x, right), want, rtol=tol, atol=tol * np.abs(want).max())
+
+
 def test_nan_and_infinity_as_numpy(product):
     """0 * inf is NaN and NaN spreads along its row and column, as in numpy and PyTorch: gemv
     with a zeroed output (beta 0) does not skip zero coefficients."""
