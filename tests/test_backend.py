@@ -33,7 +33,7 @@ def test_c_mode_compiles_a_gemm_that_calls_blas(rng):
     xv = rng.standard_normal((10, 30)).astype("float32")
     np.testing.assert_allclose(f(xv), xv @ w.get_value(), rtol=1e-5, atol=1e-5)
     ops = {type(node.op).__name__ for node in f.maker.fgraph.toposort()}
-    assert ops & {"Gemm", "CGemv", "Dot22", "Dot22Scalar", "Gemv"}, ops
+    assert ops & {"Gemm", "CGemv", "Dot22", "RowAwareDot22", "Dot22Scalar", "Gemv"}, ops
 
 
 def test_function_applies_the_default_mode_and_updates_dict():
