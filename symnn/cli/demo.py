@@ -78,8 +78,9 @@ def _demo_train(args: argparse.Namespace, data):
 
 
 def _demo_maximize(args: argparse.Namespace, trainer, data):
-    """The ten class units maximised in one compiled call, under a Gaussian prior fitted to
-    the training images (its weight chosen per unit), from their class means."""
+    """The ten class units maximised in one compiled call, under the default density prior (a
+    Gaussian mixture fitted to the training images, its weight chosen per unit), from their
+    class means."""
     from ..inputopt import activation_maximization
 
     _compile_note("the activation-maximisation step", "about 7 s")

@@ -59,7 +59,7 @@ DISTINCT_MIN = 0.1
 
 def _distinctness(x: np.ndarray, rows: _Rows, typical: np.ndarray | None) -> np.ndarray:
     """Per row, ``1 -`` its largest Pearson correlation with the typical reference input (the
-    Gaussian prior's mean) and with the pictures of the other units under the same weight: near
+    reference's mean) and with the pictures of the other units under the same weight: near
     0 for a picture the prior or another unit already shows, about 1 or more for its own."""
     z = x - x.mean(axis=1, keepdims=True)
     z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
