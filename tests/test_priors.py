@@ -237,3 +237,5 @@ def test_a_named_prior_is_fitted_once_per_reference_content(monkeypatch):
     for i in range(priors.CACHE_SIZE + 1):  # the least recently used is dropped
         priors.fitted_prior("gaussian", X + i + 1)
     assert priors.fitted_prior("gaussian", X) is not changed
+    with pytest.raises(SymnnValueError, match="kind='pca' is not a prior's name"):
+        priors.fitted_prior("pca", X)

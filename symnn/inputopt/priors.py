@@ -241,6 +241,9 @@ def fitted_prior(kind: str, reference) -> GaussianPrior | MixturePrior:
     >>> fitted_prior("gaussian", X) is fitted_prior("gaussian", X.copy())
     True
     """
+    if kind not in PRIORS:
+        raise SymnnValueError(f"kind={kind!r} is not a prior's name; expected one of "
+                              f"{', '.join(map(repr, PRIORS))}.")  # fmt: skip
     X = np.ascontiguousarray(reference)
     key = (kind, X.shape, X.dtype.str, zlib.crc32(memoryview(X).cast("B")))
     with _CACHE_LOCK:
