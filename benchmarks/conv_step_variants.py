@@ -7,7 +7,11 @@ inputs; medians, ms per step):
 - ``no chunked input gradient``: the same without the rewrite to
   :class:`symnn.ops.corr.Col2ImGemm` (``Col2Im`` of one ``Dot22`` over the whole batch);
 - ``unknown image sizes``: an input of unknown height and width (the C loops read the sizes
-  at run time instead of having them compiled in).
+  at run time instead of having them compiled in);
+- ``rectify before pooling``: the convolutions' relu written as ``pt.maximum(h, 0)``, which
+  the pooling layer does not recognise: relu over the whole convolution output, then max
+  pooling (the default pools first and rectifies the pooled values, see
+  :class:`symnn.layers.MaxPool2D`).
 
 Each row also gives the minor page faults per step (``getrusage``): with
 ``SYMNN_KEEP_FREED_MEMORY=0`` glibc's default allocator settings are kept, and the step's
@@ -37,6 +41,10 @@ def step(variant: str):
     from symnn.layers import from_arch
 
     net = from_arch(ARCH, (28, 28), rng=0)
+    if variant == "rectify before pooling":
+        for layer in net.layers:
+            if type(layer).__name__ == "Conv2D":
+                layer.activation = lambda h: pt.maximum(h, 0)
     shape = (None, None, None, None) if variant == "unknown image sizes" else (None, 1, 28, 28)
     x, y = pt.tensor("x", dtype="float32", shape=shape), pt.ivector("y")
     h = x
@@ -54,7 +62,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     args = ap.parse_args(argv)
-    variants = ["default", "no chunked input gradient", "unknown image sizes"]
+    variants = ["default", "no chunked input gradient", "unknown image sizes",
+                "rectify before pooling"]
     fns = {v: step(v) for v in variants}
     print(f"machine: {machine()}; ms per step, medians of {args.rounds} interleaved rounds")
     rng = np.random.default_rng(0)

@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pytensor.scalar as ps
 import pytensor.tensor as pt
-from pytensor.gradient import zero_grad
+from pytensor.gradient import DisconnectedGrad, disconnected_grad, zero_grad
 from pytensor.tensor import TensorLike, TensorVariable
+from pytensor.tensor.basic import get_underlying_scalar_constant_value
+from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.exceptions import NotScalarConstantError
 
 from .errors import SymnnTypeError, SymnnValueError
 
@@ -50,8 +54,45 @@ def tanh(x: TensorLike) -> TensorVariable:
 
 
 def relu(x: TensorLike) -> TensorVariable:
-    """Rectified linear unit ``max(x, 0)`` (gradient 0 at 0)."""
-    return pt.maximum(x, 0)
+    """Rectified linear unit ``max(x, 0)``; NaN stays NaN, and the gradient is PyTorch's:
+    0 at and below 0, 1 above it and at NaN.
+
+    >>> import numpy as np, pytensor, pytensor.tensor as pt
+    >>> x = pt.vector("x", dtype="float32")
+    >>> v = np.array([-1, 0, 2, np.nan], dtype="float32")
+    >>> relu(x).eval({x: v}), pytensor.grad(relu(x).sum(), x).eval({x: v})
+    (array([ 0.,  0.,  2., nan], dtype=float32), array([0., 0., 1., 1.], dtype=float32))
+    """
+    x = pt.as_tensor_variable(x)
+    # no gradient through the test (PyTensor's zero gradient of a comparison is float64)
+    return pt.switch(disconnected_grad(x) <= 0, 0, x)
+
+
+def relu_input(y: TensorVariable) -> TensorVariable | None:
+    """``x`` when ``y`` is :func:`relu` ``(x)`` as built by that function, else None (for
+    rewrites that move a rectifier, e.g. after a max pooling, with which it commutes)."""
+    node = y.owner
+    if node is None or not _is_scalar_op(node, ps.Switch):
+        return None
+    cond, zero, x = node.inputs
+    test = cond.owner
+    if test is None or not _is_scalar_op(test, ps.LE):
+        return None
+    tested = test.inputs[0].owner
+    if tested is None or not isinstance(tested.op, DisconnectedGrad) or tested.inputs[0] is not x:
+        return None
+    return x if _is_zero(zero) and _is_zero(test.inputs[1]) else None
+
+
+def _is_scalar_op(node, kind) -> bool:
+    return isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, kind)
+
+
+def _is_zero(v) -> bool:
+    try:
+        return get_underlying_scalar_constant_value(v) == 0
+    except NotScalarConstantError:
+        return False
 
 
 def leaky_relu(x: TensorLike, alpha: float = 0.01) -> TensorVariable:

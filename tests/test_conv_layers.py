@@ -181,3 +181,46 @@ def test_a_cnn_trains_and_its_channels_are_maximised_on_the_default_backend(user
     assert centre.rows[0].best > 0
     with pytest.raises(SymnnValueError, match="spatial='center' has no effect"):
         activation_maximization(net, [0], layer=-1, spatial="center", steps=1)
+
+
+
+#: pooling layers whose windows tile, overlap, reach into padding or past the image
+RELU_POOLS = [
+    dict(pool_size=2),
+    dict(pool_size=3, stride=2, pad=1),
+    dict(pool_size=2, ignore_border=False),
+    dict(pool_size=2, ceil_mode=True),
+]
+
+
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", "C", "NUMBA"])
+def test_max_pooling_of_a_relu_pools_first_with_the_same_values_and_gradients(mode, rng):
+    """``MaxPool2D`` on ``relu(z)`` computes ``relu(pool(z))``: equal values and gradients to
+    pooling the rectified values (the unfused graph), with NaN, infinities, zeros, -0.0,
+    windows of negatives only and ties at zero."""
+    from pytensor.graph.traversal import ancestors
+
+    from symnn.layers.conv import _Pool
+    from symnn.nonlinearities import relu, relu_input
+
+    z = pt.tensor4("z", dtype="float64", shape=(None, 3, 7, 7))
+    g = pt.tensor4("g", dtype="float64")
+    outs = []
+    for kw in RELU_POOLS:
+        layer = MaxPool2D(**kw)
+        fused, plain = layer(relu(z)), _Pool.get_output_for(layer, relu(z))
+        assert relu_input(fused) is not None  # the rectifier comes last ...
+        assert not any(relu_input(v) is z for v in ancestors([fused]))  # ... and only there
+        for out in (fused, plain):
+            outs += [out, pytensor.grad((out * g[:, :, : out.shape[2], : out.shape[3]]).sum(), z)]
+    zv = rng.integers(-2, 3, (2, 3, 7, 7)).astype("float64")
+    zv[0, 0, 0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    zv[0, 1, :3, :3] = -1.0  # a window of negatives only
+    zv[1, 2, 4:, 4:] = np.nan
+    gv = rng.standard_normal((2, 3, 8, 8))
+    got = symnn.function([z, g], outs, mode=mode)(zv, gv)
+    for k, kw in enumerate(RELU_POOLS):
+        fused_out, fused_grad, plain_out, plain_grad = got[4 * k : 4 * k + 4]
+        np.testing.assert_array_equal(fused_out, plain_out, err_msg=str(kw))
+        np.testing.assert_array_equal(fused_grad, plain_grad, err_msg=str(kw))
+    assert np.isnan(got[0]).any() and (got[1] != 0).any()

@@ -90,3 +90,36 @@ def test_get_resolves_names_and_rejects_unknown():
     assert nl.get(None) is nl.linear
     with pytest.raises(SymnnValueError, match="activation='swish' is not known"):
         nl.get("swish")
+
+
+@pytest.mark.parametrize("layer", [False, True])
+def test_relu_values_and_gradient_are_pytorchs_at_zero_nan_and_infinities(layer):
+    """PyTorch's relu, as a function and as ONNX's ``Elementwise("relu")``: NaN stays NaN;
+    the gradient is 0 at and below 0 (also at -0.0 and -inf) and passes the incoming
+    gradient unchanged above 0 and at NaN (inf included); values and gradient float32."""
+    import pytensor
+
+    from symnn.layers import Elementwise
+
+    relu = Elementwise("relu") if layer else nl.relu
+    x = pt.vector("x", dtype="float32")
+    v = np.array([-1.0, 0.0, -0.0, 2.0, np.nan, np.inf, -np.inf], dtype="float32")
+    g = pt.vector("g", dtype="float32")
+    incoming = np.array([5.0, 5.0, 5.0, np.inf, 3.0, np.nan, np.inf], dtype="float32")
+    out, grad = pytensor.function(
+        [x, g], [relu(x), pytensor.grad((relu(x) * g).sum(), x)], mode="FAST_COMPILE"
+    )(v, incoming)
+    assert out.dtype == grad.dtype == "float32"
+    np.testing.assert_array_equal(out, [0, 0, 0, 2, np.nan, np.inf, 0])
+    np.testing.assert_array_equal(grad, [0, 0, 0, np.inf, 3, np.nan, 0])
+
+
+def test_relu_input_recognises_only_relus_own_graph():
+    import pytensor
+
+    x, y = pt.matrix("x"), pt.matrix("y")
+    assert nl.relu_input(nl.relu(x)) is x
+    for other in [pt.maximum(x, 0), pt.switch(x <= 0, 0, y), pt.switch(x <= 1, 0, x),
+                  pt.switch(pytensor.gradient.disconnected_grad(y) <= 0, 0, x),
+                  pt.switch(x <= 0, 1, x), pt.switch(x < 0, 0, x), x, nl.elu(x)]:  # fmt: skip
+        assert nl.relu_input(other) is None

@@ -364,6 +364,9 @@ class MaxPool2D(_Pool):
     """Max pooling over ``pool_size`` windows (stride defaults to the window, Lasagne's
     ``MaxPool2DLayer``); the gradient goes to the first maximum of each window, as in
     PyTorch. ``ignore_border=False`` keeps partial windows at the bottom and right edges.
+    On the output of :func:`symnn.nonlinearities.relu` it pools the values before the
+    rectifier and rectifies the pooled ones (the same values and gradients, a quarter of
+    the rectifier's work at pool 2, and no full-size rectified array to keep).
 
     >>> import pytensor.tensor as pt
     >>> MaxPool2D(2)(pt.tensor4("x", dtype="float32", shape=(None, 8, 24, 24))).type
@@ -385,6 +388,10 @@ class MaxPool2D(_Pool):
 
     def get_output_for(self, x, *, deterministic: bool = False):
         if x.type.dtype not in INTEGER_DTYPES:
+            before = nonlinearities.relu_input(x)
+            if before is not None:  # max commutes with relu: rectify the pooled values only
+                pooled = super().get_output_for(before, deterministic=deterministic)
+                return nonlinearities.relu(pooled)
             return super().get_output_for(x, deterministic=deterministic)
         pooled = super().get_output_for(pt.cast(x, "float64"), deterministic=deterministic)
         return pt.cast(pooled, x.type.dtype)

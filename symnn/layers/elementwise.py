@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytensor.tensor as pt
 
+from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..utils import INTEGER_DTYPES, check_choice, describe
 from .base import Layer, register
@@ -28,9 +29,17 @@ def _clip(x, min=None, max=None):  # noqa: A002 - ONNX's and torch.clamp's names
     return x
 
 
+def _relu(x):
+    """symnn's relu (PyTorch's values and gradient, float gradients of the input's type) on
+    floats; integers keep their type."""
+    if x.type.dtype in INTEGER_DTYPES:
+        return pt.switch(x > 0, x, 0 * x)
+    return nonlinearities.relu(x)
+
+
 #: op -> (function of x and the parameters, the parameters' defaults): ONNX's operators
 ELEMENTWISE: dict[str, tuple[Callable, dict[str, Any]]] = {
-    "relu": (lambda x: pt.switch(x > 0, x, pt.switch(pt.isnan(x), x, 0 * x)), {}),
+    "relu": (_relu, {}),
     "sigmoid": (pt.sigmoid, {}),
     "tanh": (pt.tanh, {}),
     "softplus": (pt.softplus, {}),
