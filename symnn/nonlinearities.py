@@ -64,7 +64,8 @@ def relu(x: TensorLike) -> TensorVariable:
     (array([ 0.,  0.,  2., nan], dtype=float32), array([0., 0., 1., 1.], dtype=float32))
     """
     x = pt.as_tensor_variable(x)
-    # no gradient through the test (PyTensor's zero gradient of a comparison is float64)
+    # no gradient through the tests of this module's functions: PyTensor's zero gradient
+    # of a comparison is of floatX (float64 by default) and would upcast a float32 gradient
     return pt.switch(disconnected_grad(x) <= 0, 0, x)
 
 
@@ -96,15 +97,17 @@ def _is_zero(v) -> bool:
 
 
 def leaky_relu(x: TensorLike, alpha: float = 0.01) -> TensorVariable:
-    """Leaky rectifier: ``x`` for ``x > 0``, ``alpha * x`` otherwise."""
+    """Leaky rectifier: ``x`` for ``x > 0``, ``alpha * x`` otherwise (the gradient is
+    ``alpha`` at 0 and at NaN, as PyTorch's)."""
     alpha = pt.as_tensor_variable(np.asarray(alpha, dtype=x.dtype))
-    return pt.switch(x > 0, x, alpha * x)
+    return pt.switch(disconnected_grad(x) > 0, x, alpha * x)
 
 
 def elu(x: TensorLike, alpha: float = 1.0) -> TensorVariable:
-    """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise."""
+    """Exponential linear unit: ``alpha * (exp(x) - 1)`` for ``x <= 0``, ``x`` otherwise (the
+    gradient is ``alpha`` at 0 and 1 at NaN, as PyTorch's)."""
     alpha = pt.as_tensor_variable(np.asarray(alpha, dtype=x.dtype))
-    return pt.switch(x > 0, x, alpha * pt.expm1(pt.minimum(x, 0)))
+    return pt.switch(disconnected_grad(x) <= 0, alpha * pt.expm1(pt.minimum(x, 0)), x)
 
 
 def softplus(x: TensorLike) -> TensorVariable:

@@ -221,3 +221,42 @@ def test_matmul_of_two_tensors_matches_pytorch_gradients_and_onnx(tmp_path):
     fa, fb = pt.matrix("fa", dtype="float32"), pt.matrix("fb", dtype="float32")
     again = pytensor.function([fa, fb], back([fa, fb]), mode=FAST)(feeds["a"], feeds["b"])
     np.testing.assert_allclose(again, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_activation_keeps_the_input_type_in_values_and_gradients(dtype):
+    """A float32 network stays float32: no parameter or comparison upcasts the values or the
+    gradient (PyTensor's zero gradient of a comparison is float64)."""
+    from symnn import nonlinearities as nl
+    from symnn.layers.elementwise import ELEMENTWISE
+
+    x = pt.matrix("x", dtype=dtype)
+    fns = {**{f"nl.{k}": v for k, v in nl.NAMES.items()},
+           **{f"Elementwise({k!r})": Elementwise(k) for k in ELEMENTWISE}}  # fmt: skip
+    for name, fn in fns.items():
+        y = fn(x)
+        assert (y.dtype, pytensor.grad(y.sum(), x).dtype) == (dtype, dtype), name
+
+
+def test_rectifier_gradients_match_pytorch_at_zero_nan_and_infinities():
+    torch = import_torch()
+    F = torch.nn.functional
+    from symnn import nonlinearities as nl
+
+    v = np.array([-np.inf, -2.0, -0.0, 0.0, 0.5, 3.0, np.inf, np.nan])
+    theirs = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
+              "elu": lambda t: F.elu(t, 0.7), "selu": F.selu}  # fmt: skip
+    ours = {
+        "relu": [nl.relu, Elementwise("relu")],
+        "leaky_relu": [lambda h: nl.leaky_relu(h, 0.2), Elementwise("leaky_relu", alpha=0.2)],
+        "elu": [lambda h: nl.elu(h, 0.7), Elementwise("elu", alpha=0.7)],
+        "selu": [Elementwise("selu")],
+    }
+    x = pt.vector("x", dtype="float64")
+    for name, fns in ours.items():
+        t = torch.tensor(v, requires_grad=True)
+        theirs[name](t).sum().backward()
+        want = t.grad.numpy()
+        for fn in fns:
+            got = pytensor.function([x], pytensor.grad(fn(x).sum(), x), mode=FAST)(v)
+            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True, err_msg=name)

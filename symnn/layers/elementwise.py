@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.gradient import disconnected_grad
 
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
@@ -22,10 +23,10 @@ _SELU = (1.6732632423543772, 1.0507009873554805)
 
 
 def _clip(x, min=None, max=None):  # noqa: A002 - ONNX's and torch.clamp's names
-    if min is not None:
-        x = pt.switch(x < min, pt.cast(min, x.dtype), x)  # NaN stays NaN, as in torch.clamp
+    if min is not None:  # NaN stays NaN, as in torch.clamp
+        x = pt.switch(disconnected_grad(x) < min, pt.cast(min, x.dtype), x)
     if max is not None:
-        x = pt.switch(x > max, pt.cast(max, x.dtype), x)
+        x = pt.switch(disconnected_grad(x) > max, pt.cast(max, x.dtype), x)
     return x
 
 
@@ -43,9 +44,9 @@ ELEMENTWISE: dict[str, tuple[Callable, dict[str, Any]]] = {
     "sigmoid": (pt.sigmoid, {}),
     "tanh": (pt.tanh, {}),
     "softplus": (pt.softplus, {}),
-    "leaky_relu": (lambda x, alpha: pt.switch(x >= 0, x, alpha * x), {"alpha": 0.01}),
-    "elu": (lambda x, alpha: pt.switch(x > 0, x, alpha * pt.expm1(x)), {"alpha": 1.0}),
-    "selu": (lambda x, alpha, gamma: gamma * pt.switch(x > 0, x, alpha * pt.expm1(x)),
+    "leaky_relu": (nonlinearities.leaky_relu, {"alpha": 0.01}),
+    "elu": (nonlinearities.elu, {"alpha": 1.0}),
+    "selu": (lambda x, alpha, gamma: gamma * nonlinearities.elu(x, alpha),
              {"alpha": _SELU[0], "gamma": _SELU[1]}),  # fmt: skip
     "hard_sigmoid": (lambda x, alpha, beta: _clip(alpha * x + beta, 0.0, 1.0),
                      {"alpha": 0.2, "beta": 0.5}),  # fmt: skip
@@ -105,7 +106,12 @@ class Elementwise(Layer):
         return x
 
     def get_output_for(self, x, *, deterministic: bool = False):
-        return self._fn(x, **self.params_)
+        if x.type.dtype in INTEGER_DTYPES:
+            return self._fn(x, **self.params_)
+        # the parameters in the input's type: a float32 input gives float32 values
+        params = {k: None if v is None else np.asarray(v, dtype=x.type.dtype)
+                  for k, v in self.params_.items()}  # fmt: skip
+        return self._fn(x, **params)
 
     def output_shape(self, input_shape):
         return input_shape
