@@ -23,11 +23,19 @@ _SELU = (1.6732632423543772, 1.0507009873554805)
 
 
 def _clip(x, min=None, max=None):  # noqa: A002 - ONNX's and torch.clamp's names
-    if min is not None:  # NaN stays NaN, as in torch.clamp
-        x = pt.switch(disconnected_grad(x) < min, pt.cast(min, x.dtype), x)
+    """torch.clamp: NaN stays NaN; the gradient is 1 inside ``[min, max]`` (bounds included)
+    and 0 outside and at NaN."""
+    if min is None and max is None:
+        return x
+    fixed = disconnected_grad(x)
+    inside, out = None, fixed
+    if min is not None:
+        inside = fixed >= min
+        out = pt.switch(fixed < min, pt.cast(min, x.dtype), out)
     if max is not None:
-        x = pt.switch(disconnected_grad(x) > max, pt.cast(max, x.dtype), x)
-    return x
+        inside = fixed <= max if inside is None else inside & (fixed <= max)
+        out = pt.switch(out > max, pt.cast(max, x.dtype), out)  # max wins over min, as there
+    return pt.switch(inside, x, out)
 
 
 def _relu(x):
