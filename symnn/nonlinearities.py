@@ -19,11 +19,9 @@ import pytensor.scalar as ps
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedGrad, disconnected_grad, zero_grad
 from pytensor.tensor import TensorLike, TensorVariable
-from pytensor.tensor.basic import get_underlying_scalar_constant_value
-from pytensor.tensor.elemwise import Elemwise
-from pytensor.tensor.exceptions import NotScalarConstantError
 
 from .errors import SymnnTypeError, SymnnValueError
+from .ops.rewrites import _constant, _is_elemwise
 
 __all__ = [
     "sigmoid",
@@ -72,28 +70,15 @@ def relu(x: TensorLike) -> TensorVariable:
 def relu_input(y: TensorVariable) -> TensorVariable | None:
     """``x`` when ``y`` is :func:`relu` ``(x)`` as built by that function, else None (for
     rewrites that move a rectifier, e.g. after a max pooling, with which it commutes)."""
-    node = y.owner
-    if node is None or not _is_scalar_op(node, ps.Switch):
+    if not _is_elemwise(y, ps.Switch):
         return None
-    cond, zero, x = node.inputs
-    test = cond.owner
-    if test is None or not _is_scalar_op(test, ps.LE):
+    cond, zero, x = y.owner.inputs
+    if not _is_elemwise(cond, ps.LE):
         return None
-    tested = test.inputs[0].owner
+    tested = cond.owner.inputs[0].owner
     if tested is None or not isinstance(tested.op, DisconnectedGrad) or tested.inputs[0] is not x:
         return None
-    return x if _is_zero(zero) and _is_zero(test.inputs[1]) else None
-
-
-def _is_scalar_op(node, kind) -> bool:
-    return isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, kind)
-
-
-def _is_zero(v) -> bool:
-    try:
-        return get_underlying_scalar_constant_value(v) == 0
-    except NotScalarConstantError:
-        return False
+    return x if _constant(zero) == 0 and _constant(cond.owner.inputs[1]) == 0 else None
 
 
 def leaky_relu(x: TensorLike, alpha: float = 0.01) -> TensorVariable:
