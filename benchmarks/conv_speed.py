@@ -8,7 +8,7 @@ training samples/s at batch 32, 64 and 128, inference samples/s on 1000 rows (sy
 ``Trainer.predict_proba``, blocks of 64 rows; PyTorch: one call), and the time per
 step of projected gradient ascent on 32 inputs, each maximising the mean activation of one
 channel of the second convolution (activation maximisation of channels). Also the share of
-each op in symnn's training step (PyTensor's profiler, separate run).
+each op in symnn's training step and in its ascent step (PyTensor's profiler, separate runs).
 
     python benchmarks/conv_speed.py [--rounds 5] [--steps 20]
 """
@@ -31,6 +31,12 @@ def symnn_net(seed=0):
     from symnn.layers import from_arch
 
     return from_arch(ARCH, (28, 28), rng=seed)
+
+
+def ascent_objective(net, x):
+    """Row ``i`` maximises the mean of channel ``i`` of the second convolution (after relu)."""
+    channels = net.get_outputs(x, deterministic=True)[3].mean(axis=(2, 3))
+    return channels[pt.arange(x.shape[0]), np.arange(32)]
 
 
 class Symnn:
@@ -56,8 +62,7 @@ class Symnn:
         # what users run: Trainer.predict_proba (blocks of 64 rows, symnn's C mode)
         self.trainer = Trainer(self.net, optimizer="sgd", learning_rate=LR, blas_threads=2)
         self.trainer.predict_proba(np.zeros((2, 784), dtype="float32"))  # compile
-        channels = self.net.get_outputs(x, deterministic=True)[3].mean(axis=(2, 3))
-        self.objective = channels[pt.arange(x.shape[0]), np.arange(32)]
+        self.objective = ascent_objective(self.net, x)
         self.x, self.maximize = x, maximize
 
     def train(self, X, y, batch, steps):
@@ -244,6 +249,27 @@ def profile_shares(weights, X, y, batch=128, steps=20):
     fn = pytensor.function([x, t], cost, updates=ups, mode=resolve_mode("C"), profile=True)
     for s in range(steps):
         fn(X[s * batch : (s + 1) * batch], y[s * batch : (s + 1) * batch])
+    return _shares(fn)
+
+
+def profile_ascent_shares(weights, x0, steps=50):
+    """Op shares of the ascent's step: the objective and its gradient with respect to the
+    input (what ``maximize`` compiles, without the projection)."""
+    from symnn.backend import resolve_mode
+
+    net = symnn_net()
+    net.set_values(weights)
+    x = pt.matrix("x", dtype="float32", shape=(None, 784))
+    objective = ascent_objective(net, x)
+    grad = pytensor.grad(objective.sum(), x)
+    fn = pytensor.function([x], [objective, grad], mode=resolve_mode("C"), profile=True)
+    for _ in range(steps):
+        fn(x0)
+    return _shares(fn)
+
+
+def _shares(fn):
+    """``[(share, op class name)]`` of a profiled function, largest first."""
     times: dict[str, float] = {}
     for node, seconds in fn.profile.apply_time.items():
         name = type(node[1].op).__name__ if isinstance(node, tuple) else type(node.op).__name__
@@ -291,6 +317,9 @@ def main(argv=None):
     for name in names:
         cells = " ".join(f"{shares[b].get(name, 0.0):6.1%}" for b in (32, 64, 128))
         print(f"  {cells}  {name}")
+    print("\nshare of symnn's ascent step (objective and input gradient, 32 rows):")
+    for share, name in profile_ascent_shares(weights, x0)[:8]:
+        print(f"  {share:6.1%}  {name}")
 
 
 if __name__ == "__main__":
