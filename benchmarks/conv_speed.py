@@ -7,7 +7,10 @@ Prints, per configuration, the median of interleaved rounds and the ratio to PyT
 training samples/s at batch 32, 64 and 128, inference samples/s on 1000 rows (symnn: what users run,
 ``Trainer.predict_proba``, blocks of 64 rows; PyTorch: one call), and the time per
 step of projected gradient ascent on 32 inputs, each maximising the mean activation of one
-channel of the second convolution (activation maximisation of channels). Also the share of
+channel of the second convolution (activation maximisation of channels): with symnn's
+``channel`` objective, which computes only the channel each row reads, and with the layer's
+whole output read as PyTorch does (``AM, whole layer``; PyTorch's row is the same
+computation twice). Also the share of
 each op in symnn's training step and in its ascent step (PyTensor's profiler, separate runs).
 
     python benchmarks/conv_speed.py [--rounds 5] [--steps 20]
@@ -33,8 +36,14 @@ def symnn_net(seed=0):
     return from_arch(ARCH, (28, 28), rng=seed)
 
 
-def ascent_objective(net, x):
-    """Row ``i`` maximises the mean of channel ``i`` of the second convolution (after relu)."""
+def ascent_objective(net, x, whole_layer=False):
+    """Row ``i`` maximises the mean of channel ``i`` of the second convolution (after relu):
+    symnn's ``channel`` objective (which computes only the channel each row reads), or with
+    ``whole_layer`` the layer's output read as a whole, as PyTorch does."""
+    from symnn.inputopt.objectives import channel
+
+    if not whole_layer:
+        return channel(3, range(32), preactivation=False)(net, x)
     channels = net.get_outputs(x, deterministic=True)[3].mean(axis=(2, 3))
     return channels[pt.arange(x.shape[0]), np.arange(32)]
 
@@ -62,7 +71,7 @@ class Symnn:
         # what users run: Trainer.predict_proba (blocks of 64 rows, symnn's C mode)
         self.trainer = Trainer(self.net, optimizer="sgd", learning_rate=LR, blas_threads=2)
         self.trainer.predict_proba(np.zeros((2, 784), dtype="float32"))  # compile
-        self.objective = ascent_objective(self.net, x)
+        self.objectives = [ascent_objective(self.net, x, whole) for whole in (False, True)]
         self.x, self.maximize = x, maximize
 
     def train(self, X, y, batch, steps):
@@ -77,8 +86,9 @@ class Symnn:
         self.trainer.predict_proba(X)
         return len(X) / (time.perf_counter() - t0)
 
-    def ascend(self, x0, steps):
-        r = self.maximize(self.objective, self.x, x0=x0, steps=steps, learning_rate=LR)
+    def ascend(self, x0, steps, whole_layer=False):
+        objective = self.objectives[whole_layer]
+        r = self.maximize(objective, self.x, x0=x0, steps=steps, learning_rate=LR)
         self.final = float(r.value.mean())
         return r.seconds / steps * 1e6
 
@@ -124,7 +134,7 @@ class Torch:
             torch.softmax(self.model(torch.from_numpy(X).reshape(-1, 1, 28, 28)), 1)
         return len(X) / (time.perf_counter() - t0)
 
-    def ascend(self, x0, steps):
+    def ascend(self, x0, steps, whole_layer=False):  # PyTorch computes the whole layer
         torch = self.torch
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -253,8 +263,9 @@ def profile_shares(weights, X, y, batch=128, steps=20):
 
 
 def profile_ascent_shares(weights, x0, steps=50):
-    """Op shares of the ascent's step: the objective and its gradient with respect to the
-    input (what ``maximize`` compiles, without the projection)."""
+    """Op shares of the ascent's step with symnn's ``channel`` objective: the objective and
+    its gradient with respect to the input (what ``maximize`` compiles, without the
+    projection)."""
     from symnn.backend import resolve_mode
 
     net = symnn_net()
@@ -299,6 +310,7 @@ def main(argv=None):
         "train b128 (samples/s)": lambda m: m.train(X, y, 128, args.steps),
         "infer b1000 (samples/s)": lambda m: m.infer(X[:1000]),
         "AM 32 channels (us/step)": lambda m: m.ascend(x0, args.ascent_steps),
+        "AM, whole layer (us/step)": lambda m: m.ascend(x0, args.ascent_steps, True),
     }
     print(f"\n{'task':<26}" + "".join(f"{m.name:>12}" for m in impls) + "   symnn/pytorch")
     for task, run in tasks.items():

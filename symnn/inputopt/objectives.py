@@ -54,8 +54,9 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.traversal import ancestors
 
+from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Layer
+from ..layers import Conv2D, Layer
 from ..layers.base import calls_of
 from .units import Target, _check_network, _default_preactivation, _layer_at, _resolve_layer
 
@@ -69,6 +70,9 @@ __all__ = [
     "diversity",
     "parse_objective",
 ]
+
+#: nonlinearities that act on each value alone (a channel's values need no other channel)
+_ELEMENTWISE = frozenset(n for n in nonlinearities.NAMES if "softmax" not in n)
 
 
 @dataclass(frozen=True)
@@ -202,9 +206,8 @@ class _Outputs:
                 if all(v is not var for v, _ in self._found[id(call.layer)]):
                     self._found[id(call.layer)].append((var, call))
 
-    def of(self, where: int | str, preactivation: bool = False) -> Any:
-        """The output of the layer at ``where`` (or, with ``preactivation``, its value
-        before the nonlinearity)."""
+    def call(self, where: int | str) -> tuple[Layer, Any, Any]:
+        """``(layer, its output, its call)`` for the layer at ``where`` (called once)."""
         layer = _layer_at(self.network, _resolve_layer(self.network, where))
         found = self._found.get(id(layer), [])
         if len(found) != 1:
@@ -212,7 +215,12 @@ class _Outputs:
                 f"layer={where!r} is called {len(found)} times in the network; an objective "
                 "reads a layer called once."
             )
-        var, call = found[0]
+        return layer, *found[0]
+
+    def of(self, where: int | str, preactivation: bool = False) -> Any:
+        """The output of the layer at ``where`` (or, with ``preactivation``, its value
+        before the nonlinearity)."""
+        layer, var, call = self.call(where)
         if not preactivation:
             return var
         if not hasattr(layer, "preactivation"):
@@ -263,7 +271,31 @@ def _pick(matrix: Any, index: int | tuple[int, ...]) -> Any:
 
 
 def _channel(outputs: _Outputs, term: _Term) -> Any:
+    rows = _channel_per_row(outputs, term)
+    if rows is not None:
+        return rows
     return _pick(_channels_first(_built(outputs, term)).mean(axis=-1), term.args[0])
+
+
+def _channel_per_row(outputs: _Outputs, term: _Term) -> Any:
+    """A channel per row of a convolution (``groups=1``, an elementwise nonlinearity or
+    none): only the channel each row reads is computed (:meth:`~symnn.layers.Conv2D.
+    channel_per_row`); None for any other term, which reads the whole layer."""
+    channels = term.args[0]
+    if not isinstance(channels, tuple):
+        return None
+    layer, _, call = outputs.call(term.layer)
+    if not isinstance(layer, Conv2D) or layer.groups != 1:
+        return None
+    pre = term.preactivation
+    if pre is None:
+        pre = _default_preactivation(outputs.network, _resolve_layer(outputs.network,
+                                                                     term.layer), False)
+    if not pre and nonlinearities.name_of(layer.activation) not in _ELEMENTWISE:
+        return None
+    _check_index(channels, layer.out_channels, "channel", term)
+    z = layer.channel_per_row(call.inputs[0], channels)
+    return (z if pre else layer.activation(z)).mean(axis=(1, 2))
 
 
 def _neuron(outputs: _Outputs, term: _Term) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
 from ..init import Constant, GlorotUniform
 from ..ops.conv import Im2Col, Pool2D, _pair, conv_output_size, pool_output_size
+from ..ops.rowcorr import RowCorr
 from ..utils import INTEGER_DTYPES, check_positive
 from .base import Layer, pad_constant, register, tag_call
 
@@ -215,6 +217,38 @@ class Conv2D(Layer):
     def preactivation(self, x):
         """``conv(x, W) + b``: the layer's output before its nonlinearity."""
         return self._images(x, activation=False)
+
+    def channel_per_row(self, x, channels: Sequence[int]):
+        """Row ``i``'s channel ``channels[i]`` of :meth:`preactivation`, ``(n, OH, OW)``,
+        computing that channel only (:mod:`symnn.ops.rowcorr`: an ascent of many channels
+        at once does ``1 / out_channels`` of the convolution's products); ``x`` must have
+        ``len(channels)`` rows.
+
+        >>> import numpy as np, pytensor.tensor as pt
+        >>> conv = Conv2D(2, 4, 3, pad=1, rng=0)
+        >>> x = pt.tensor4("x", dtype="float32")
+        >>> X = np.random.default_rng(0).random((3, 2, 5, 5), dtype="float32")
+        >>> rows = conv.channel_per_row(x, [3, 0, 3]).eval({x: X})
+        >>> full = conv.preactivation(x).eval({x: X})
+        >>> bool(np.allclose(rows, full[[0, 1, 2], [3, 0, 3]], atol=1e-6))
+        True
+        """
+        if self.groups != 1:
+            raise SymnnValueError(
+                f"Conv2D{self._label()}: channel_per_row needs groups=1; the layer has "
+                f"groups={self.groups}."
+            )
+        index = np.asarray(channels, dtype="int64").ravel()
+        if not len(index) or index.min() < 0 or index.max() >= self.out_channels:
+            raise SymnnValueError(
+                f"channels={list(channels)!r}: expected one channel in 0..{self.out_channels - 1} "
+                "per row."
+            )
+        x = self._check_input(x)
+        W = self.W[:, :, ::-1, ::-1] if self.flip_filters else self.W
+        geometry = (self.kernel_size, self.stride, self._pad, self.dilation)
+        z = RowCorr(*geometry)(x, W[index])
+        return z if self.b is None else z + self.b[index].dimshuffle(0, "x", "x")
 
     def __call__(self, x, *, deterministic: bool = False):
         x = self._check_input(x)

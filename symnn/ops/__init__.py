@@ -9,7 +9,8 @@ that put them into users' graphs.
   infinity as it copies.
 - :mod:`~symnn.ops.conv`: convolution as im2col + GEMM and 2-D pooling (with numba versions
   in :mod:`~symnn.ops.conv_numba`); :mod:`~symnn.ops.corr`: a convolution's input gradient a
-  cache-sized chunk of images at a time (symnn's C mode).
+  cache-sized chunk of images at a time (symnn's C mode); :mod:`~symnn.ops.rowcorr`: one
+  output channel per image, each image with its own kernel (an ascent of many channels).
 - :mod:`~symnn.ops.cells`: the elementwise half of an LSTM or GRU step and its gradient.
 - :mod:`~symnn.ops.dot_rows`: matrix products of one row by ``gemv``.
 - :mod:`~symnn.ops.rewrites`: symnn's compile mode rewrites the idioms users write
@@ -20,6 +21,7 @@ from . import cells, cells_numba, conv_numba, dot_rows, jax_ops, rewrites, rows_
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad, col2im, im2col, pool_2d
 from .gather import TakeRows, take_rows
 from .indexing import IncPick, IncRows, PickRows, inc_pick, inc_rows, pick_rows
+from .rowcorr import RowCorr, RowCorrT, row_corr
 from .softmax import LogSoftmaxRows, SoftmaxRows, log_softmax_rows, softmax_rows
 from .softmax_xent import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
 
@@ -35,6 +37,8 @@ __all__ = [
     "IncRows",
     "LogSoftmaxRows",
     "PickRows",
+    "RowCorr",
+    "RowCorrT",
     "SoftmaxCrossEntropy",
     "SoftmaxCrossEntropyGrad",
     "SoftmaxRows",
@@ -43,6 +47,7 @@ __all__ = [
     "inc_rows",
     "log_softmax_rows",
     "pick_rows",
+    "row_corr",
     "softmax_cross_entropy",
     "softmax_rows",
     "take_rows",

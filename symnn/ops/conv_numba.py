@@ -12,6 +12,7 @@ import numpy as np
 
 from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
 from .dispatch import register_numba
+from .rowcorr import RowCorr, RowCorrT
 
 
 def _pool_size(size, pool, stride, pad, ignore_border):
@@ -205,7 +206,74 @@ def _pool_grad(nb, op):
     return pool_grad
 
 
+def _row_loop(nb, op, forward: bool):
+    """The loops of :mod:`symnn.ops.rowcorr`: ``out += w * x`` over each image's windows
+    (``forward``), or the image gradient ``img += w * out`` (its adjoint)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
+
+    @nb.numba_njit
+    def loop(img, w, plane):
+        n, c, h, wd = img.shape
+        oh, ow = plane.shape[1:]
+        for i in range(n):
+            for ch in range(c):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        wv = w[i, ch, ky, kx]
+                        off = kx * dw - pw
+                        lo = 0 if off >= 0 else min((-off + sw - 1) // sw, ow)
+                        hi = 0 if wd - 1 - off < 0 else min((wd - 1 - off) // sw + 1, ow)
+                        for oy in range(oh):
+                            iy = oy * sh - ph + ky * dh
+                            if iy < 0 or iy >= h:
+                                continue
+                            for ox in range(lo, hi):
+                                if forward:
+                                    plane[i, oy, ox] += wv * img[i, ch, iy, ox * sw + off]
+                                else:
+                                    img[i, ch, iy, ox * sw + off] += wv * plane[i, oy, ox]
+
+    return loop
+
+
+def _row_corr(nb, op):
+    loop = _row_loop(nb, op, True)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
+    size = nb.numba_njit(_out_size)
+
+    @nb.numba_njit
+    def row_corr(x, w):
+        n, c, h, wd = x.shape
+        if w.shape != (n, c, kh, kw):
+            raise ValueError("RowCorr: expected one (C, kh, kw) kernel per image")
+        out = np.zeros((n, size(h, kh, sh, ph, dh), size(wd, kw, sw, pw, dw)), dtype=x.dtype)
+        loop(np.ascontiguousarray(x), np.ascontiguousarray(w), out)
+        return out
+
+    return row_corr
+
+
+def _row_corr_t(nb, op):
+    loop = _row_loop(nb, op, False)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op.kernel, op.stride, op.pad, op.dilation
+    size = nb.numba_njit(_out_size)
+
+    @nb.numba_njit
+    def row_corr_t(g, w, like):
+        n, c, h, wd = like.shape
+        if w.shape != (n, c, kh, kw):
+            raise ValueError("RowCorrT: expected one (C, kh, kw) kernel per image")
+        if g.shape != (n, size(h, kh, sh, ph, dh), size(wd, kw, sw, pw, dw)):
+            raise ValueError("RowCorrT: g does not have the output's shape")
+        out = np.zeros(like.shape, dtype=g.dtype)
+        loop(out, np.ascontiguousarray(w), np.ascontiguousarray(g))
+        return out
+
+    return row_corr_t
+
+
 def register() -> None:
     """Register the numba implementations (called when :mod:`symnn.ops` is imported)."""
-    makers = {Im2Col: _im2col, Col2Im: _col2im, Pool2D: _pool, Pool2DGrad: _pool_grad}
+    makers = {Im2Col: _im2col, Col2Im: _col2im, Pool2D: _pool, Pool2DGrad: _pool_grad,
+              RowCorr: _row_corr, RowCorrT: _row_corr_t}  # fmt: skip
     register_numba({cls: (lambda nb, op, node, m=m: m(nb, op)) for cls, m in makers.items()})

@@ -25,6 +25,7 @@ from .conv import Col2Im, Im2Col, Pool2D, Pool2DGrad
 from .dispatch import register_jax
 from .gather import TakeRows
 from .indexing import IncPick, IncRows, PickRows
+from .rowcorr import RowCorr, RowCorrT
 from .rowsum import RowSum
 from .softmax import LogSoftmaxRows, SoftmaxRows
 from .softmax_xent import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
@@ -254,6 +255,37 @@ def _jax_grad(op, node):
     return grad
 
 
+def _jax_row_corr_fn(op):
+    """Image ``i`` correlated with kernel ``i``: one grouped convolution, a group per image."""
+    from jax import lax
+
+    def row_corr(x, w):
+        n, c, h, wd = x.shape
+        out = lax.conv_general_dilated(
+            x.reshape(1, n * c, h, wd), w, window_strides=op.stride,
+            padding=[(p, p) for p in op.pad], rhs_dilation=op.dilation,
+            feature_group_count=n,
+        )  # fmt: skip
+        return out[0]
+
+    return row_corr
+
+
+def _jax_row_corr(op, node):
+    return _jax_row_corr_fn(op)
+
+
+def _jax_row_corr_t(op, node):
+    import jax
+
+    forward = _jax_row_corr_fn(op)
+
+    def row_corr_t(g, w, like):
+        return jax.vjp(lambda x: forward(x, w), like)[1](g)[0]
+
+    return row_corr_t
+
+
 def _jax_gru_gates(zi, zh):
     import jax
     import jax.numpy as jnp
@@ -296,6 +328,8 @@ def register() -> None:
         IncPick: _inc_pick,
         IncRows: _inc_rows,
         RowSum: _row_sum,
+        RowCorr: _jax_row_corr,
+        RowCorrT: _jax_row_corr_t,
         SoftmaxRows: _softmax,
         LogSoftmaxRows: _softmax,
         SoftmaxCrossEntropy: _xent,
