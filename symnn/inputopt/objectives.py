@@ -402,7 +402,10 @@ def channel(layer: int | str, c: int | Any, *, preactivation: bool | None = None
     sequence ``c`` gives row ``i`` of the batch channel ``c[i]`` (many channels, one step).
     ``preactivation``: read the channel before the layer's nonlinearity; by default (None)
     as ``activation_maximization`` does, before a rectifier (relu, leaky_relu, elu,
-    softplus: a channel that is off at the start gets no gradient) and after any other."""
+    softplus: a channel that is off at the start gets no gradient) and after any other.
+    With one index per row of a :class:`~symnn.layers.Conv2D` (``groups=1``, an
+    elementwise nonlinearity), only the channel each row reads is computed
+    (:meth:`~symnn.layers.Conv2D.channel_per_row`), with the same values and gradients."""
     c = _index_arg(c, "c", per_row=True)
     return _single("channel", layer, c, preactivation=preactivation)
 

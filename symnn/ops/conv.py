@@ -174,17 +174,18 @@ _SHAPE_CHECK = """
         }}"""
 
 
-def _zeroed(out: str, dims: str, typenum: int, fail: str) -> str:
-    """C code: ``out`` a zeroed C-contiguous 4-D array of ``dims``, the previous call's
-    buffer reused when it fits (a fresh buffer pays a page fault per 4 KiB at first touch)."""
+def _zeroed(out: str, dims: str, typenum: int, fail: str, ndim: int = 4) -> str:
+    """C code: ``out`` a zeroed C-contiguous ``ndim``-D array of ``dims``, the previous
+    call's buffer reused when it fits (a fresh buffer pays a page fault per 4 KiB at first
+    touch)."""
+    same = " && ".join(f"PyArray_DIMS({out})[{i}] == {dims}[{i}]" for i in range(ndim))
     return f"""
-        if ({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == 4
-            && PyArray_DIMS({out})[0] == {dims}[0] && PyArray_DIMS({out})[1] == {dims}[1]
-            && PyArray_DIMS({out})[2] == {dims}[2] && PyArray_DIMS({out})[3] == {dims}[3]) {{
+        if ({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == {ndim}
+            && {same}) {{
             memset(PyArray_DATA({out}), 0, PyArray_NBYTES({out}));
         }} else {{
             Py_XDECREF({out});
-            {out} = (PyArrayObject*)PyArray_ZEROS(4, {dims}, {typenum}, 0);
+            {out} = (PyArrayObject*)PyArray_ZEROS({ndim}, {dims}, {typenum}, 0);
             if (!{out}) {{ {fail} }}
         }}"""
 

@@ -37,7 +37,7 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 
 from ..errors import SymnnTypeError
-from .conv import _SHAPE_CHECK, Im2Col, _Geometry, _image, _image_sizes
+from .conv import _SHAPE_CHECK, Im2Col, _Geometry, _image, _image_sizes, _zeroed
 
 __all__ = ["RowCorr", "RowCorrT", "row_corr"]
 
@@ -174,15 +174,7 @@ class RowCorr(_RowGeometry):
         {_SHAPE_CHECK.format(what="row_corr", fail=free + fail)}
         {self._check_c("ker", "images", free + fail)}
         npy_intp dims[3] = {{N, OH, OW}};
-        if ({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == 3
-            && PyArray_DIMS({out})[0] == N && PyArray_DIMS({out})[1] == OH
-            && PyArray_DIMS({out})[2] == OW) {{
-            memset(PyArray_DATA({out}), 0, PyArray_NBYTES({out}));
-        }} else {{
-            Py_XDECREF({out});
-            {out} = (PyArrayObject*)PyArray_ZEROS(3, dims, {typenum}, 0);
-            if (!{out}) {{ {free} {fail} }}
-        }}
+        {_zeroed(out, "dims", typenum, free + fail, ndim=3)}
         {ctype}* img = ({ctype}*)PyArray_DATA(src);
         const {ctype}* wd = (const {ctype}*)PyArray_DATA(ker);
         {ctype}* plane = ({ctype}*)PyArray_DATA({out});
@@ -258,15 +250,7 @@ class RowCorrT(_RowGeometry):
             {free} {fail}
         }}
         npy_intp dims[4] = {{N, C, H, W}};
-        if ({out} && PyArray_IS_C_CONTIGUOUS({out}) && PyArray_NDIM({out}) == 4
-            && PyArray_DIMS({out})[0] == N && PyArray_DIMS({out})[1] == C
-            && PyArray_DIMS({out})[2] == H && PyArray_DIMS({out})[3] == W) {{
-            memset(PyArray_DATA({out}), 0, PyArray_NBYTES({out}));
-        }} else {{
-            Py_XDECREF({out});
-            {out} = (PyArrayObject*)PyArray_ZEROS(4, dims, {typenum}, 0);
-            if (!{out}) {{ {free} {fail} }}
-        }}
+        {_zeroed(out, "dims", typenum, free + fail)}
         {ctype}* img = ({ctype}*)PyArray_DATA({out});
         const {ctype}* wd = (const {ctype}*)PyArray_DATA(ker);
         {ctype}* plane = ({ctype}*)PyArray_DATA(gs);
