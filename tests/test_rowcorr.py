@@ -167,22 +167,29 @@ def test_kernels_of_another_type_are_refused():
         RowCorr(3)(pt.tensor4(dtype="float32"), pt.tensor4(dtype="float64"))
 
 
-def test_two_threads_share_one_compiled_function(compiled):
-    fn = compiled(3, "float32", "C")
-    data = [_data(3, "float32", seed=s) for s in range(2)]
-    results = [None, None]
+def test_two_threads_running_two_compiled_functions_at_once_give_the_serial_results():
+    _, kernel, stride, pad, dilation = CASES[3]
+    x, w = pt.tensor4("x", dtype="float32"), pt.tensor4("w", dtype="float32")
+    g = pt.tensor3("g", dtype="float32")
+    out = row_corr(x, w, kernel, stride, pad, dilation)
+    grads = [pytensor.grad(pt.sum(out * g), x)]  # RowCorrT too
+    fns = [symnn.function([x, w, g], [out, *grads], mode="C") for _ in range(2)]
+    inputs = [_data(3, "float32", seed=s)[:3] for s in range(2)]
+    want = [[a.copy() for a in fn(*args)] for fn, args in zip(fns, inputs)]
+    wrong = []
 
     def run(i):
         for _ in range(20):
-            results[i] = fn(*data[i][:3])[0].copy()
+            got = fns[i](*inputs[i])
+            if not all(np.array_equal(a, b) for a, b in zip(got, want[i])):
+                wrong.append(i)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for i in range(2):
-        np.testing.assert_allclose(results[i], data[i][3], rtol=1e-4, atol=1e-4)
+    assert wrong == []
 
 
 # -- the layer and the objective ----------------------------------------------------------
@@ -250,3 +257,51 @@ def test_which_channel_objectives_compute_one_channel_per_row(cnn, objective, pe
     graph = objective(cnn, x)
     nodes = [v.owner for v in pytensor.graph.traversal.ancestors([graph]) if v.owner]
     assert any(isinstance(n.op, RowCorr) for n in nodes) == per_row
+
+
+def _graph_cnn():
+    from symnn.layers import Graph, Input, Reshape
+
+    inp = Input((144,), name="x")
+    h = Reshape((1, 12, 12), name="image")(inp)
+    h = Conv2D(1, 6, 3, activation="relu", rng=0, name="conv")(h)
+    return Graph(inp, h)
+
+
+@pytest.mark.parametrize("which, preactivation, spatial", [
+    ("sequential", None, None),  # before the relu, by default
+    ("sequential", False, "center"),
+    ("sequential", True, (2, 1)),
+    ("graph", False, None),
+])  # fmt: skip
+def test_activation_maximization_computes_only_each_rows_channel(cnn, which, preactivation,
+                                                                  spatial):  # fmt: skip
+    from symnn.inputopt.units import Target
+
+    net, layer = (cnn, 3) if which == "sequential" else (_graph_cnn(), "conv")
+    target = Target.resolve(net, layer, preactivation=preactivation, spatial=spatial)
+    x = pt.matrix("x", dtype="float32", shape=(None, 144))
+    units = pytensor.shared(np.array([4, 0, 4], dtype="int64"))
+    rows = target.unit_per_row(x, units)
+    whole = target.activations(x)[pt.arange(x.shape[0]), units]
+    fn = symnn.function([x], [rows, pytensor.grad(rows.sum(), x),
+                              whole, pytensor.grad(whole.sum(), x)], mode="C")  # fmt: skip
+    assert sum(isinstance(n.op, RowCorr) for n in fn.maker.fgraph.apply_nodes) == 1
+    X = np.random.default_rng(7).random((3, 144), dtype="float32")
+    got, got_grad, want, want_grad = fn(X)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_activation_maximization_of_conv_channels_runs_through_it(cnn):
+    from symnn.inputopt import activation_maximization
+
+    result = activation_maximization(cnn, units=[0, 2, 4], layer=3, steps=30, mode="C")
+    assert result.x.shape == (3, 144) and np.isfinite(result.x).all()
+    # each row's own channel is what rose: the activations of the result, read whole
+    x = pt.matrix("x", dtype="float32", shape=(None, 144))
+    layer = cnn.layers[3]
+    acts = symnn.function([x], layer.preactivation(cnn.get_outputs(x)[2]).mean(axis=(2, 3)))
+    start = acts(np.full((3, 144), 0.5, dtype="float32"))
+    end = acts(result.x)
+    assert (end[[0, 1, 2], [0, 2, 4]] > start[[0, 1, 2], [0, 2, 4]]).all()

@@ -247,7 +247,7 @@ def _build(target: Target, key: _GraphKey, mode) -> _Graph:
         for k in ("l2", "l1", "tv", "diversity")
     }
     xo, inp, rng, warp, rng_updates = _step_input(x, key, target)
-    objective = target.activations(inp)[pt.arange(x.shape[0]), unit_index]
+    objective = target.unit_per_row(inp, unit_index)
     objective = objective - _penalty_terms(xo, coef, same_unit, key.image_shape)
     prior = _prior_arrays(key.prior, dtype) if key.prior else None
     if prior is not None:

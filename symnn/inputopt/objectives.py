@@ -54,11 +54,17 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.traversal import ancestors
 
-from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Conv2D, Layer
+from ..layers import Layer
 from ..layers.base import calls_of
-from .units import Target, _check_network, _default_preactivation, _layer_at, _resolve_layer
+from .units import (
+    Target,
+    _check_network,
+    _default_preactivation,
+    _layer_at,
+    _resolve_layer,
+    per_row_channels,
+)
 
 __all__ = [
     "Objective",
@@ -70,9 +76,6 @@ __all__ = [
     "diversity",
     "parse_objective",
 ]
-
-#: nonlinearities that act on each value alone (a channel's values need no other channel)
-_ELEMENTWISE = frozenset(n for n in nonlinearities.NAMES if "softmax" not in n)
 
 
 @dataclass(frozen=True)
@@ -285,13 +288,11 @@ def _channel_per_row(outputs: _Outputs, term: _Term) -> Any:
     if not isinstance(channels, tuple):
         return None
     layer, _, call = outputs.call(term.layer)
-    if not isinstance(layer, Conv2D) or layer.groups != 1:
-        return None
     pre = term.preactivation
     if pre is None:
         pre = _default_preactivation(outputs.network, _resolve_layer(outputs.network,
                                                                      term.layer), False)
-    if not pre and nonlinearities.name_of(layer.activation) not in _ELEMENTWISE:
+    if not per_row_channels(layer, pre):
         return None
     _check_index(channels, layer.out_channels, "channel", term)
     z = layer.channel_per_row(call.inputs[0], channels)

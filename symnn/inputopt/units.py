@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytensor.tensor as pt
 from pytensor.graph.traversal import ancestors
 
 from .. import nonlinearities
 from ..errors import SymnnTypeError, SymnnValueError
-from ..layers import Graph, Layer, Sequential
+from ..layers import Conv2D, Graph, Layer, Sequential
 from ..layers.base import calls_of
 from ..nonlinearities import softmax
 from ..utils import describe
@@ -70,6 +71,17 @@ def _output_layer(network: Layer) -> Layer | None:
 
 _RECTIFIERS = ("relu", "leaky_relu", "elu", "softplus")
 
+#: nonlinearities that act on each value alone (one channel's values need no other channel)
+ELEMENTWISE = frozenset(n for n in nonlinearities.NAMES if "softmax" not in n)
+
+
+def per_row_channels(layer: Layer, preactivation: bool) -> bool:
+    """Whether a unit per row of ``layer`` can be computed alone: a convolution with
+    ``groups=1`` read before its nonlinearity or after an elementwise one."""
+    if not isinstance(layer, Conv2D) or layer.groups != 1:
+        return False
+    return preactivation or nonlinearities.name_of(layer.activation) in ELEMENTWISE
+
 
 def _default_preactivation(network: Layer, where: int | str, probability: bool) -> bool:
     """Pre-activation for a classifier's logits and for a rectifier layer (a ReLU unit that
@@ -93,6 +105,20 @@ def _tagged(network: Layer, layer: Layer, x, preactivation: bool, spatial: Any):
     """``(the activations of layer, the network's output)`` read from the graph of
     ``network(x)``: the tensor the layer's call returned (or its pre-activation, from the
     tensor it was called on)."""
+    var, call, output = _call_of(network, layer, x)
+    if preactivation:
+        if not hasattr(layer, "preactivation"):
+            raise SymnnValueError(
+                f"{type(layer).__name__}{layer._label()}: preactivation needs a Dense or "
+                "Conv2D layer."
+            )
+        var = layer.preactivation(call.inputs[0])
+    return _reduce_spatial(var, spatial), output
+
+
+def _call_of(network: Layer, layer: Layer, x) -> tuple[Any, Any, Any]:
+    """``(layer's output, its call, the network's output)`` in the graph of ``network(x)``
+    (inference mode); the layer must be called once."""
     out = network(x, deterministic=True)
     outs = out if isinstance(out, list) else [out]
     found = [(v, c) for v in ancestors(outs) for c in calls_of(v) if c.layer is layer]
@@ -101,15 +127,7 @@ def _tagged(network: Layer, layer: Layer, x, preactivation: bool, spatial: Any):
             f"{type(layer).__name__}{layer._label()} is called {len(found)} times in the "
             "network; its units are those of one call: maximise a layer called once."
         )
-    var, call = found[0]
-    if preactivation:
-        if not hasattr(layer, "preactivation"):
-            raise SymnnValueError(
-                f"{type(layer).__name__}{layer._label()}: preactivation needs a Dense or "
-                "Conv2D layer."
-            )
-        var = layer.preactivation(call.inputs[0])
-    return _reduce_spatial(var, spatial), outs[0]
+    return (*found[0], outs[0])
 
 
 def unit_activations(
@@ -300,6 +318,24 @@ class Target:
         else:
             units, out = _tagged(self.network, self.layer, x, pre, self.spatial)
         return (units, out) if with_output else units
+
+    def unit_per_row(self, x: Any, units: Any) -> Any:
+        """Row ``i``'s unit ``units[i]`` (a symbolic or constant int vector), ``(n,)``: of
+        a :class:`~symnn.layers.Conv2D` (``groups=1``, an elementwise nonlinearity or the
+        pre-activation) only that channel is computed (:meth:`~symnn.layers.Conv2D.
+        channel_per_row`); otherwise picked from :meth:`activations`."""
+        layer, pre = self.layer, self.preactivation and not self.probability
+        if not per_row_channels(layer, pre) or self.probability:
+            return self.activations(x)[pt.arange(x.shape[0]), units]
+        if isinstance(self.network, Sequential) and isinstance(self.index, int):
+            h = x
+            for la in list(self.layers)[: self.index]:
+                h = la(h, deterministic=True)
+        else:
+            h = _call_of(self.network, layer, x)[1].inputs[0]
+        z = layer.channel_per_row(h, units)
+        z = z if pre else layer.activation(z)
+        return _reduce_spatial(z[:, None], self.spatial)[:, 0]
 
     def n_units(self) -> int | None:
         """The layer's unit count when known without compiling."""

@@ -218,11 +218,12 @@ class Conv2D(Layer):
         """``conv(x, W) + b``: the layer's output before its nonlinearity."""
         return self._images(x, activation=False)
 
-    def channel_per_row(self, x, channels: Sequence[int]):
+    def channel_per_row(self, x, channels: Sequence[int] | pt.TensorVariable):
         """Row ``i``'s channel ``channels[i]`` of :meth:`preactivation`, ``(n, OH, OW)``,
         computing that channel only (:mod:`symnn.ops.rowcorr`: an ascent of many channels
         at once does ``1 / out_channels`` of the convolution's products); ``x`` must have
-        ``len(channels)`` rows.
+        ``len(channels)`` rows. ``channels`` may be a symbolic int vector (its values are
+        not checked: a negative index counts from the end, as numpy's).
 
         >>> import numpy as np, pytensor.tensor as pt
         >>> conv = Conv2D(2, 4, 3, pad=1, rng=0)
@@ -238,12 +239,15 @@ class Conv2D(Layer):
                 f"Conv2D{self._label()}: channel_per_row needs groups=1; the layer has "
                 f"groups={self.groups}."
             )
-        index = np.asarray(channels, dtype="int64").ravel()
-        if not len(index) or index.min() < 0 or index.max() >= self.out_channels:
-            raise SymnnValueError(
-                f"channels={list(channels)!r}: expected one channel in 0..{self.out_channels - 1} "
-                "per row."
-            )
+        if isinstance(channels, pt.TensorVariable):  # checked where its values are set
+            index = channels
+        else:
+            index = np.asarray(channels, dtype="int64").ravel()
+            if not len(index) or index.min() < 0 or index.max() >= self.out_channels:
+                raise SymnnValueError(
+                    f"channels={list(channels)!r}: expected one channel in "
+                    f"0..{self.out_channels - 1} per row."
+                )
         x = self._check_input(x)
         W = self.W[:, :, ::-1, ::-1] if self.flip_filters else self.W
         geometry = (self.kernel_size, self.stride, self._pad, self.dilation)
