@@ -20,6 +20,14 @@ import symnn  # noqa: E402
 symnn.set_default_mode("FAST_COMPILE")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist still runs
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject.toml): a worker per core, at most 4 (each imports JAX and holds
+    its own compiled functions, about 3 GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261124)

@@ -6,8 +6,7 @@ its best-iterate replay, the non-finite rollback, exact resume and determinism."
 import numpy as np
 import pytensor.tensor as pt
 import pytest
-from _sklearn_checks import with_check_params
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from _sklearn_checks import parametrize_checks, with_check_params
 
 import symnn
 from symnn import MLPClassifier, MLPRegressor, NetClassifier
@@ -26,7 +25,7 @@ def digits():
 
 
 # -- scikit-learn's own checks, every one, default hyperparameters ---------------------------
-@parametrize_with_checks(
+@parametrize_checks(
     [MLPClassifier(), MLPRegressor(), NetClassifier(dense_network)],
 )
 def test_sklearn_checks_on_the_default_backend(estimator, check):

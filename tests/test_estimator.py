@@ -3,14 +3,13 @@ import warnings
 
 import numpy as np
 import pytest
-from _sklearn_checks import with_check_params
+from _sklearn_checks import parametrize_checks, with_check_params
 from sklearn.base import clone
 from sklearn.datasets import load_iris, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from symnn import MLPClassifier, MLPRegressor
 from symnn.errors import SymnnValueError
@@ -22,7 +21,7 @@ FAST = dict(
 
 
 @pytest.mark.slow  # every scikit-learn check
-@parametrize_with_checks([MLPClassifier(**FAST), MLPRegressor(**FAST)])
+@parametrize_checks([MLPClassifier(**FAST), MLPRegressor(**FAST)])
 def test_sklearn_compatible_estimator(estimator, check):
     check(with_check_params(estimator, check))
 

@@ -1,4 +1,5 @@
-"""Every example's ``main`` on a tiny budget (as Lasagne's test_examples does)."""
+"""Every example's ``main`` on a tiny budget (as Lasagne's test_examples does), on the backend
+a user running the example gets (symnn's default C mode, not the suite's FAST_COMPILE)."""
 
 import importlib.util
 import sys
@@ -10,7 +11,8 @@ from _torch import import_torch
 
 from symnn.layers import Graph
 
-pytestmark = pytest.mark.slow  # every example's main on a small budget
+# every example's main on a small budget, compiled as `python examples/<name>.py` compiles it
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("users_backend")]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -4,12 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
-from _sklearn_checks import with_check_params
+from _sklearn_checks import parametrize_checks, with_check_params
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from symnn import MLPClassifier, NetClassifier, NetRegressor
 from symnn.errors import SymnnTypeError, SymnnValueError
@@ -20,7 +19,7 @@ FAST = dict(learning_rate_init=0.02, batch_size=32, max_iter=60, random_state=0)
 
 
 @pytest.mark.slow  # every scikit-learn check
-@parametrize_with_checks(
+@parametrize_checks(
     [
         NetClassifier(dense_network, network__hidden=(16,), **FAST),
         NetRegressor(dense_network, network__hidden=(16,), **FAST),
